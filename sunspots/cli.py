@@ -31,7 +31,9 @@ def env_flag(
         except (TypeError, ValueError) as exc:
             parser.error(f"environment variable {env}={raw!r} is not valid for {flag}: {exc}")
     shown = f" (default: {default})" if default not in (None, "") else ""
-    parser.add_argument(flag, default=value, type=type, help=f"{help}{shown} [env: {env}]", **kwargs)
+    parser.add_argument(
+        flag, default=value, type=type, help=f"{help}{shown} [env: {env}]", **kwargs
+    )
 
 
 def add_logging_flag(parser: argparse.ArgumentParser | Any) -> None:

@@ -142,7 +142,9 @@ def trim_unobserved(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.iloc[last_unobserved_index(frame) + 1 :]
 
 
-def select_range(frame: pd.DataFrame, start: str | None = None, end: str | None = None) -> pd.DataFrame:
+def select_range(
+    frame: pd.DataFrame, start: str | None = None, end: str | None = None
+) -> pd.DataFrame:
     """Rows with start <= date <= end (ISO dates, either may be None)."""
     mask = pd.Series(True, index=frame.index)
     if start:

@@ -80,11 +80,15 @@ def _load_object(raw: bytes | str | None) -> dict[str, Any]:
         raise SchemaError("not_object", f"expected a JSON object, got {type(obj).__name__}")
     version = obj.get("schema_version", SCHEMA_VERSION)
     if version != SCHEMA_VERSION or isinstance(version, bool):
-        raise SchemaError("unknown_version", f"schema_version {version!r}, expected {SCHEMA_VERSION}")
+        raise SchemaError(
+            "unknown_version", f"schema_version {version!r}, expected {SCHEMA_VERSION}"
+        )
     return obj
 
 
-def _check_fields(obj: dict[str, Any], required: set[str], optional: set[str], strict: bool) -> None:
+def _check_fields(
+    obj: dict[str, Any], required: set[str], optional: set[str], strict: bool
+) -> None:
     missing = sorted(required - obj.keys())
     if missing:
         raise SchemaError("missing_field", f"missing {', '.join(missing)}")
@@ -332,7 +336,9 @@ def _flatten_sequence(value: Any, max_value: int) -> tuple[int, ...]:
     if not value:
         raise SchemaError("bad_sequence", "sequence is empty")
     if len(value) > MAX_SEQUENCE_LENGTH:
-        raise SchemaError("oversized", f"sequence has {len(value)} steps, limit {MAX_SEQUENCE_LENGTH}")
+        raise SchemaError(
+            "oversized", f"sequence has {len(value)} steps, limit {MAX_SEQUENCE_LENGTH}"
+        )
     steps = []
     for item in value:
         # The lesson writes sequences as [[0],[1],...]: one feature per time step.

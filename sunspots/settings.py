@@ -62,12 +62,22 @@ class KafkaSettings:
 
 def add_kafka_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("kafka")
-    env_flag(group, "--bootstrap-servers", "KAFKA_BOOTSTRAP_SERVERS", DEFAULT_BOOTSTRAP,
-             "comma-separated Kafka brokers")
+    env_flag(
+        group,
+        "--bootstrap-servers",
+        "KAFKA_BOOTSTRAP_SERVERS",
+        DEFAULT_BOOTSTRAP,
+        "comma-separated Kafka brokers",
+    )
     defaults = Topics()
     for name, env in TOPIC_ENV.items():
-        env_flag(group, f"--topic-{name.replace('_', '-')}", env, getattr(defaults, name),
-                 f"topic for {name.replace('_', ' ')}")
+        env_flag(
+            group,
+            f"--topic-{name.replace('_', '-')}",
+            env,
+            getattr(defaults, name),
+            f"topic for {name.replace('_', ' ')}",
+        )
 
 
 def kafka_settings_from_args(args: argparse.Namespace) -> KafkaSettings:

@@ -65,8 +65,14 @@ def classpath_dir(version: str = KAFKA_VERSION, cache_dir: Path | None = None) -
     pom = pom.replace("@KAFKA_VERSION@", version).replace("@LOG4J_VERSION@", LOG4J_VERSION)
     (root / "pom.xml").write_text(pom)
     log.info("fetching Kafka %s jars with Maven into %s", version, lib)
-    cmd = [mvn, "-q", "-B", "dependency:copy-dependencies", f"-DoutputDirectory={lib}",
-           "-DincludeScope=runtime"]
+    cmd = [
+        mvn,
+        "-q",
+        "-B",
+        "dependency:copy-dependencies",
+        f"-DoutputDirectory={lib}",
+        "-DincludeScope=runtime",
+    ]
     done = subprocess.run(cmd, cwd=root, capture_output=True, text=True)
     if done.returncode != 0:
         raise BrokerError(f"mvn could not fetch Kafka {version}:\n{done.stdout}{done.stderr}")
@@ -141,9 +147,16 @@ class LocalBroker:
 
     def _java(self, lib: Path, main: str, *args: str, heap: str = "256m") -> list[str]:
         return [
-            "java", f"-Xmx{heap}", "-Xms128m", "-XX:+UseG1GC", "-Djava.awt.headless=true",
+            "java",
+            f"-Xmx{heap}",
+            "-Xms128m",
+            "-XX:+UseG1GC",
+            "-Djava.awt.headless=true",
             f"-Dlog4j2.configurationFile={self.workdir / 'log4j2.properties'}",
-            "-cp", f"{lib}/*", main, *args,
+            "-cp",
+            f"{lib}/*",
+            main,
+            *args,
         ]
 
     def _format(self, lib: Path) -> None:
@@ -151,8 +164,9 @@ class LocalBroker:
         props.write_text(server_properties(self.port, self.controller_port, self.workdir / "data"))
         log4j = resources.files("sunspots.broker").joinpath("log4j2.properties").read_text()
         (self.workdir / "log4j2.properties").write_text(log4j)
-        cmd = self._java(lib, "kafka.tools.StorageTool", "format", "-t", _cluster_id(),
-                         "-c", str(props))
+        cmd = self._java(
+            lib, "kafka.tools.StorageTool", "format", "-t", _cluster_id(), "-c", str(props)
+        )
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode != 0:
             raise BrokerError(f"formatting Kafka storage failed:\n{done.stdout}{done.stderr}")
@@ -164,11 +178,15 @@ class LocalBroker:
         if not self._formatted:
             self._format(lib)
         offset = self.log_file.stat().st_size if self.log_file.exists() else 0
-        cmd = self._java(lib, "kafka.Kafka", str(self.workdir / "server.properties"),
-                         heap=self.heap)
+        cmd = self._java(
+            lib, "kafka.Kafka", str(self.workdir / "server.properties"), heap=self.heap
+        )
         out = open(self.log_file, "ab")  # noqa: SIM115 - handed to the child process
         self.process = subprocess.Popen(
-            cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            cmd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
             start_new_session=detach,
         )
         out.close()
@@ -184,7 +202,9 @@ class LocalBroker:
                 if READY_LINE.encode() in fh.read():
                     return
             if self.process.poll() is not None:
-                raise BrokerError(f"Kafka exited with {self.process.returncode}; see {self.log_file}")
+                raise BrokerError(
+                    f"Kafka exited with {self.process.returncode}; see {self.log_file}"
+                )
             time.sleep(0.2)
         self.stop()
         raise BrokerError(f"Kafka did not start within {timeout:.0f} s; see {self.log_file}")

@@ -52,11 +52,17 @@ def start(port: int, heap: str) -> int:
     broker = LocalBroker(port=port, heap=heap).start(detach=True)
     assert broker.process is not None
     _state_file().parent.mkdir(parents=True, exist_ok=True)
-    _state_file().write_text(json.dumps(
-        {"pid": broker.process.pid, "port": broker.port, "workdir": str(broker.workdir)}))
-    log.info("Kafka %s ready on %s in %.1f s (pid %s, log %s)", broker.version,
-             broker.bootstrap_servers, time.monotonic() - started, broker.process.pid,
-             broker.log_file)
+    _state_file().write_text(
+        json.dumps({"pid": broker.process.pid, "port": broker.port, "workdir": str(broker.workdir)})
+    )
+    log.info(
+        "Kafka %s ready on %s in %.1f s (pid %s, log %s)",
+        broker.version,
+        broker.bootstrap_servers,
+        time.monotonic() - started,
+        broker.process.pid,
+        broker.log_file,
+    )
     return 0
 
 

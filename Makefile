@@ -1,0 +1,69 @@
+# One entry point for people and CI. Every target does its own set-up on a fresh machine:
+# the virtualenv, the package with its extras, and the Kafka jars (fetched with Maven, cached
+# outside git in ~/.cache/sunspots).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+DATA ?= $(firstword $(wildcard ../shared/data/SN_d_tot_V2.0.csv) https://www.sidc.be/SILSO/INFO/sndtotcsv.php)
+export SUNSPOTS_DATA ?= $(DATA)
+
+.PHONY: help venv jars kafka kafka-stop test test-unit test-model test-integration lint format train demo bench clean
+
+help:
+	@echo "make demo   - replay sunspots through Kafka, the forecaster and the classifier"
+	@echo "make test   - every test tier (unit, model, integration on a real broker)"
+	@echo "make train  - retrain the committed model artifacts"
+	@echo "make bench  - benchmarks (tables in bench/results)"
+	@echo "make kafka / kafka-stop - a local broker on 127.0.0.1:9092"
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[train,dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+jars: $(STAMP)
+	$(PY) -m sunspots.broker fetch
+
+kafka: jars
+	$(PY) -m sunspots.broker start
+
+kafka-stop: $(STAMP)
+	$(PY) -m sunspots.broker stop
+
+test: jars
+	$(PY) -m pytest
+
+test-unit: $(STAMP)
+	$(PY) -m pytest -m unit
+
+test-model: $(STAMP)
+	$(PY) -m pytest -m model
+
+test-integration: jars
+	$(PY) -m pytest -m integration
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+train: $(STAMP)
+	$(PY) -m training forecaster --data $(DATA) --seed 1
+	$(PY) -m training forecaster --data $(DATA) --seed 1 --window 27
+	$(PY) -m training classifier
+
+demo: jars
+	$(PY) -m demo --data $(DATA)
+
+bench: jars
+	$(PY) -m bench --data $(DATA)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache reports/demo bench/results

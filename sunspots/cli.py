@@ -18,8 +18,8 @@ def env_flag(
     flag: str,
     env: str,
     default: Any = None,
-    help: str = "",  # noqa: A002 - mirrors argparse
-    type: Callable[[str], Any] = str,  # noqa: A002
+    help: str = "",
+    type: Callable[[str], Any] = str,
     **kwargs: Any,
 ) -> None:
     """Add `flag` whose default comes from `env` when that variable is set."""

@@ -53,7 +53,7 @@ def resolve_source(source: str | os.PathLike[str], cache_dir: Path | None = None
         return target
     cache.mkdir(parents=True, exist_ok=True)
     log.info("downloading %s", url)
-    with urllib.request.urlopen(url, timeout=60) as response:  # noqa: S310 - the URL is the user's
+    with urllib.request.urlopen(url, timeout=60) as response:
         payload = response.read()
     # Parse before caching so that an error page never poisons the cache.
     fd, tmp = tempfile.mkstemp(dir=cache, suffix=".part")

@@ -1,0 +1,1 @@
+"""The consumers: the sunspot forecaster and the toy sequence classifier, on Kafka."""

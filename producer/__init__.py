@@ -1,0 +1,1 @@
+"""The producers: the SILSO replay and a small client for the classifier service."""

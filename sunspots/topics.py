@@ -1,0 +1,82 @@
+"""Topic set-up: create the service's topics with the right partitions and configs.
+
+The forecaster's state changelog must have as many partitions as the observations topic
+(changelog partition p holds the windows of source partition p) and is compacted, so only the
+last state of each series is kept.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import sys
+
+from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.errors import TopicAlreadyExistsError
+
+from sunspots.cli import add_logging_flag, env_flag, setup_logging
+from sunspots.settings import KafkaSettings, Topics, add_kafka_flags, kafka_settings_from_args
+
+log = logging.getLogger(__name__)
+
+CHANGELOG_CONFIGS = {
+    "cleanup.policy": "compact",
+    "segment.ms": "60000",
+    "min.cleanable.dirty.ratio": "0.1",
+}
+
+
+def create_topics(kafka: KafkaSettings, partitions: int = 1) -> list[str]:
+    """Create any of the service's topics that do not exist yet; return the ones created."""
+    t = kafka.topics
+    admin = KafkaAdminClient(**kafka.client_kwargs())
+    try:
+        existing = set(admin.list_topics())
+        if t.observations in existing:
+            # The changelog mirrors the observations topic, however many partitions it has.
+            partitions = _partitions(admin, t.observations) or partitions
+        wanted = _wanted(t, partitions)
+        missing = [topic for topic in wanted if topic.name not in existing]
+        if missing:
+            # Another instance may win the race to create them; that is fine.
+            with contextlib.suppress(TopicAlreadyExistsError):
+                admin.create_topics(missing)
+        return [topic.name for topic in missing]
+    finally:
+        admin.close()
+
+
+def _wanted(t: Topics, partitions: int) -> list[NewTopic]:
+    return [
+        NewTopic(t.observations, partitions, 1),
+        NewTopic(t.forecasts, partitions, 1),
+        NewTopic(t.evaluations, partitions, 1),
+        NewTopic(t.dead_letter, 1, 1),
+        NewTopic(t.state, partitions, 1, topic_configs=CHANGELOG_CONFIGS),
+        NewTopic(t.classifier_requests, partitions, 1),
+        NewTopic(t.classifier_predictions, partitions, 1),
+    ]
+
+
+def _partitions(admin: KafkaAdminClient, topic: str) -> int | None:
+    described = admin.describe_topics([topic])
+    if not described or described[0].get("error_code", 0) != 0:
+        return None
+    return len(described[0]["partitions"])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="sunspots-topics", description=__doc__)
+    env_flag(parser, "--partitions", "TOPIC_PARTITIONS", 1, "partitions per data topic", type=int)
+    add_kafka_flags(parser)
+    add_logging_flag(parser)
+    args = parser.parse_args(argv)
+    setup_logging(args.log_level)
+    created = create_topics(kafka_settings_from_args(args), args.partitions)
+    log.info("created %s", ", ".join(created) if created else "nothing: all topics exist")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

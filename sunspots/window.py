@@ -1,0 +1,92 @@
+"""Per-series rolling window of consecutive daily values, with the gap and ordering policy.
+
+Policy, applied to each observation of a series in arrival order:
+- a date at or before the last applied date is not applied: `duplicate` (same date) or
+  `out_of_order` (earlier date); the caller dead-letters it;
+- a skipped date (gap in the calendar) or a missing value (`sunspot_number` null) resets the
+  window: it holds again only once N consecutive values exist, so no forecast is ever made from
+  a broken window; a pending forecast whose target date is skipped or has no value is dropped;
+- otherwise the value is appended; when the window holds N values it is ready for a forecast
+  of the next day, and a pending forecast for this date is ready to be scored.
+
+Pure: knows nothing of Kafka or the model. The state round-trips through JSON for the
+forecaster's changelog topic.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+APPLIED, DUPLICATE, OUT_OF_ORDER = "applied", "duplicate", "out_of_order"
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """What applying one observation did."""
+
+    status: str
+    reset: str | None = None  # "skipped_date" or "missing_value" when the window was cleared
+    ready: tuple[float, ...] | None = None  # the full window, oldest first, when one is ready
+    scored: Any = None  # the pending forecast whose target date this observation is
+    dropped: Any = None  # a pending forecast that can never be scored
+
+
+@dataclass
+class SeriesWindow:
+    size: int
+    last_date: date | None = None
+    values: deque[float] = field(default_factory=deque)
+    # The forecast for last_date + 1, waiting for its actual value. Opaque to this module.
+    pending: Any = None
+
+    def apply(self, day: date, value: float | None) -> Step:
+        if self.last_date is not None and day <= self.last_date:
+            return Step(DUPLICATE if day == self.last_date else OUT_OF_ORDER)
+        reset = None
+        scored = dropped = None
+        if self.last_date is not None and day != self.last_date + timedelta(days=1):
+            reset = "skipped_date"
+        elif value is None:
+            reset = "missing_value"
+        if self.pending is not None:
+            if reset is None:
+                scored = self.pending
+            else:
+                dropped = self.pending
+            self.pending = None
+        if reset:
+            self.values.clear()
+        self.last_date = day
+        if value is not None:
+            self.values.append(value)
+            while len(self.values) > self.size:
+                self.values.popleft()
+        ready = tuple(self.values) if len(self.values) == self.size else None
+        return Step(APPLIED, reset, ready, scored, dropped)
+
+    def to_json(self, encode_pending: Any = None) -> dict[str, Any]:
+        pending = self.pending
+        if pending is not None and encode_pending is not None:
+            pending = encode_pending(pending)
+        return {
+            "size": self.size,
+            "last_date": self.last_date.isoformat() if self.last_date else None,
+            "values": list(self.values),
+            "pending": pending,
+        }
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any], decode_pending: Any = None) -> SeriesWindow:
+        pending = obj.get("pending")
+        if pending is not None and decode_pending is not None:
+            pending = decode_pending(pending)
+        last = obj.get("last_date")
+        return cls(
+            size=int(obj["size"]),
+            last_date=date.fromisoformat(last) if last else None,
+            values=deque(float(v) for v in obj["values"]),
+            pending=pending,
+        )

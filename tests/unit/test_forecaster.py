@@ -1,0 +1,140 @@
+"""The forecasting processor's batch logic, with a stand-in model (pure logic, no Kafka)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import numpy as np
+import pytest
+from prometheus_client import CollectorRegistry
+
+from consumer.forecaster import Forecaster
+from consumer.metrics import ForecasterMetrics
+from sunspots.schemas import Observation
+from sunspots.settings import Topics
+
+TOPICS = Topics()
+D0 = date(2000, 1, 1)
+
+
+class LastPlusOne:
+    """A model that forecasts the window's last value + 1 and counts its calls."""
+
+    window = 3
+    model_version = "test-v1"
+    interval = (-2.0, 2.0)
+
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+
+    def predict(self, windows: np.ndarray) -> np.ndarray:
+        self.calls.append(len(windows))
+        return windows[:, -1] + 1.0
+
+
+@dataclass
+class Record:
+    value: bytes | None
+    key: bytes | None
+    offset: int
+    partition: int = 0
+    topic: str = "sunspots.observations"
+
+
+def _records(values: list[float | None], series: str = "s", start: int = 0) -> list[Record]:
+    out = []
+    for i, v in enumerate(values):
+        obs = Observation(series, D0 + timedelta(days=start + i), v, None, 1, False)
+        out.append(Record(obs.encode(), series.encode(), start + i))
+    return out
+
+
+@pytest.fixture
+def registry() -> CollectorRegistry:
+    return CollectorRegistry()
+
+
+def _forecaster(registry: CollectorRegistry) -> tuple[Forecaster, LastPlusOne]:
+    model = LastPlusOne()
+    return Forecaster(model, TOPICS, ForecasterMetrics(registry), rolling=10,
+                      today=lambda: date(2026, 1, 1)), model
+
+
+def _by_topic(outputs: list, topic: str) -> list[dict]:
+    return [json.loads(o.value) for o in outputs if o.topic == topic]
+
+
+def test_one_model_call_per_batch_and_evaluations_within_the_batch(registry) -> None:
+    fc, model = _forecaster(registry)
+    outputs = fc.process(_records([10, 20, 30, 40, 50]))
+    assert model.calls == [3]  # windows ending on days 2, 3 and 4, in one call
+    forecasts = _by_topic(outputs, TOPICS.forecasts)
+    assert [(f["target_date"], f["forecast"]) for f in forecasts] == [
+        ("2000-01-04", 31.0), ("2000-01-05", 41.0), ("2000-01-06", 51.0)]
+    assert forecasts[0]["lower"] == 29.0 and forecasts[0]["upper"] == 33.0
+    assert forecasts[0]["window_end"] == "2000-01-03" and forecasts[0]["persistence"] == 30.0
+    evaluations = _by_topic(outputs, TOPICS.evaluations)
+    # Forecasts made in this batch are scored in this batch when their day arrives.
+    assert [(e["date"], e["actual"], e["error"]) for e in evaluations] == [
+        ("2000-01-04", 40.0, 9.0), ("2000-01-05", 50.0, 9.0)]
+    assert registry.get_sample_value("sunspot_forecast_rmse", {"series": "s"}) == 9.0
+    assert registry.get_sample_value("sunspot_persistence_rmse", {"series": "s"}) == 10.0
+    assert registry.get_sample_value("sunspot_forecast_interval_coverage", {"series": "s"}) == 0.0
+
+
+def test_pending_forecast_carries_over_to_the_next_batch(registry) -> None:
+    fc, _ = _forecaster(registry)
+    fc.process(_records([1, 2, 3]))
+    outputs = fc.process(_records([7], start=3))
+    evaluations = _by_topic(outputs, TOPICS.evaluations)
+    assert [(e["date"], e["forecast"], e["actual"]) for e in evaluations] == [
+        ("2000-01-04", 4.0, 7.0)]
+
+
+def test_bad_records_are_dead_lettered_with_reason_and_source(registry) -> None:
+    fc, _ = _forecaster(registry)
+    good = _records([1, 2, 3, 4])
+    poison = Record(b"{not json", b"s", 99)
+    duplicate = _records([5], start=3)[0]
+    duplicate.offset = 100  # re-sent later: a new offset carrying an old date
+    outputs = fc.process([*good[:2], poison, *good[2:], duplicate])
+    dead = [o for o in outputs if o.topic == TOPICS.dead_letter]
+    reasons = [dict(o.headers)["reason"] for o in dead]
+    assert reasons == [b"not_json", b"duplicate"]
+    assert dict(dead[0].headers)["source_offset"] == b"99"
+    assert dead[0].value == b"{not json"
+    assert len(_by_topic(outputs, TOPICS.forecasts)) == 2  # the poison cost no good record
+    assert registry.get_sample_value("sunspot_dead_letters_total", {"reason": "not_json"}) == 1
+
+
+def test_gap_resets_the_window(registry) -> None:
+    fc, _ = _forecaster(registry)
+    outputs = fc.process(_records([1, 2, 3, None, 5, 6, 7]))
+    forecasts = _by_topic(outputs, TOPICS.forecasts)
+    assert [f["window_end"] for f in forecasts] == ["2000-01-03", "2000-01-07"]
+    assert _by_topic(outputs, TOPICS.evaluations) == []  # day 4 had no value to score
+    assert registry.get_sample_value(
+        "sunspot_window_resets_total", {"series": "s", "cause": "missing_value"}) == 1
+
+
+def test_changelog_restores_the_exact_state(registry) -> None:
+    fc, _ = _forecaster(registry)
+    outputs = fc.process(_records([1, 2, 3, 4]))
+    state = [(o.key, o.value) for o in outputs if o.topic == TOPICS.state]
+    assert len(state) == 1 and outputs[-1].partition == 0
+    uninterrupted = fc.process(_records([9, 10], start=4))
+
+    restored, _ = _forecaster(CollectorRegistry())
+    restored.restore(0, state)
+    assert restored.process(_records([9, 10], start=4)) == uninterrupted
+    # A replay of records already in the state (at-least-once) is skipped, not re-applied.
+    assert restored.process(_records([3, 4], start=2)) == []
+
+
+def test_revoke_forgets_the_partitions_series(registry) -> None:
+    fc, _ = _forecaster(registry)
+    fc.process(_records([1, 2, 3]))
+    fc.revoke({0})
+    assert fc.windows == {}

@@ -1,0 +1,136 @@
+"""The classifier processor: `{"id", "sequence"}` requests in, one prediction per request out.
+
+Per poll batch it decodes every request (flat `[0,1,1,0,0,0]` or the lesson's nested
+`[[0],[1],[1],[0],[0],[0]]`), makes ONE model call for all valid requests of the batch and
+publishes `{"id", "predicted_class", "probabilities", "model_version"}` on the predictions
+topic under the request's record key (or the id when the request had no key), so callers can
+correlate by id. Invalid requests go to the dead-letter topic with a reason; the batch goes on.
+
+Sequence length: the LSTM takes any length (input shape `(None, 1)`) but was trained on
+sequences of exactly `model.sequence_length` (6) steps whose leading steps are zero. So a
+shorter sequence is padded with leading zeros to that length — the same shape the training
+sequences already have — and every request of a batch fits one `(n, 6)` model call. A longer
+sequence is rejected with reason `bad_sequence` rather than truncated, because dropping steps
+would silently throw away the information the class depends on (the non-zero values).
+
+`probabilities` are the model's per-class sigmoid outputs for classes `model.classes`
+(0..3) as trained in the lesson: one score per class, not normalised to sum to 1.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from consumer.metrics import ClassifierMetrics
+from consumer.output import Output, dead_letter
+from sunspots.schemas import (
+    ClassifierPrediction,
+    ClassifierRequest,
+    SchemaError,
+    decode_classifier_request,
+)
+from sunspots.settings import Topics
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class _Valid:
+    """A decoded request with the key its answer is published under."""
+
+    request: ClassifierRequest
+    key: bytes
+
+
+def pad_sequence(sequence: tuple[int, ...], length: int) -> tuple[int, ...]:
+    """Left-pad with zeros to `length`; a longer sequence raises SchemaError(bad_sequence)."""
+    if len(sequence) > length:
+        raise SchemaError(
+            "bad_sequence",
+            f"sequence has {len(sequence)} steps; the model was trained on {length}",
+        )
+    return (0,) * (length - len(sequence)) + sequence
+
+
+class Classifier:
+    """A runner Processor without state: each request is answered on its own."""
+
+    def __init__(self, model: Any, topics: Topics, metrics: ClassifierMetrics) -> None:
+        self.model = model
+        self.topics = topics
+        self.metrics = metrics
+        metrics.model_info.labels(model.model_version).set(1)
+
+    def process(self, records: list[Any]) -> list[Output]:
+        dead: list[Output] = []
+        valid: list[_Valid] = []
+        for record in records:
+            self.metrics.requests.inc()
+            item = self._decode(record, dead)
+            if item is not None:
+                valid.append(item)
+        predictions = self._predict([v.request for v in valid])
+        answers = [
+            Output(self.topics.classifier_predictions, p.encode(), v.key)
+            for v, p in zip(valid, predictions, strict=True)
+        ]
+        return [*answers, *dead]
+
+    def _decode(self, record: Any, dead: list[Output]) -> _Valid | None:
+        try:
+            request = decode_classifier_request(record.value, self.model.max_value)
+            padded = pad_sequence(request.sequence, self.model.sequence_length)
+        except SchemaError as exc:
+            dead.append(self._dead(record, exc.reason, exc.detail))
+            return None
+        key = record.key if record.key is not None else str(request.id).encode()
+        return _Valid(ClassifierRequest(request.id, padded), key)
+
+    def _dead(self, record: Any, reason: str, detail: str) -> Output:
+        self.metrics.dead_letters.labels(reason).inc()
+        log.debug(
+            "dead letter %s at %s/%s/%s: %s",
+            reason,
+            record.topic,
+            record.partition,
+            record.offset,
+            detail,
+        )
+        return dead_letter(self.topics.dead_letter, record, reason, detail)
+
+    def _predict(self, requests: list[ClassifierRequest]) -> list[ClassifierPrediction]:
+        if not requests:
+            return []
+        sequences = np.array([r.sequence for r in requests], dtype=np.int64)
+        started = time.perf_counter()
+        probabilities = np.asarray(self.model.predict_proba(sequences), dtype=np.float64)
+        self.metrics.inference.observe(time.perf_counter() - started)
+        # argmax over the columns, mapped to the model's class labels (column i = classes[i]).
+        classes = np.asarray(self.model.classes)[np.argmax(probabilities, axis=1)]
+        predictions = []
+        for request, cls, probs in zip(requests, classes.tolist(), probabilities, strict=True):
+            predictions.append(
+                ClassifierPrediction(
+                    id=request.id,
+                    predicted_class=int(cls),
+                    # The network computes in float32: more than 6 decimals would be noise.
+                    probabilities=[round(float(p), 6) for p in probs],
+                    model_version=self.model.model_version,
+                )
+            )
+            self.metrics.predictions.labels(str(cls)).inc()
+        return predictions
+
+    # --- no state: nothing to restore or forget on a rebalance -----------------------------
+
+    def restore(self, partition: int, changelog: Iterable[tuple[bytes, bytes]]) -> None:
+        return None
+
+    def revoke(self, partitions: set[int]) -> None:
+        return None

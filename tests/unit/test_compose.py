@@ -1,0 +1,502 @@
+"""docker-compose.yml, the Dockerfile and the monitoring files agree with the spec and the code.
+
+No Docker engine runs here, so the compose file is checked the ways that need none: against
+the Compose Specification's JSON schema (vendored in docker/compose-spec.json, see
+docker/README.md), and against the code it starts: the console scripts in pyproject.toml, the
+`[env: NAME]` variables each command's `--help` declares, the ports Prometheus scrapes, the
+files it mounts and the Dockerfile stages it builds.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.server
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import tomllib
+from collections.abc import Iterator
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+from sunspots.broker import KAFKA_VERSION, free_port
+from sunspots.settings import _SECURITY_ENV, TOPIC_ENV
+
+REPO = Path(__file__).resolve().parents[2]
+COMPOSE = REPO / "docker-compose.yml"
+LOCAL_DATA_OVERRIDE = REPO / "docker" / "compose.local-data.yml"
+SCHEMA = REPO / "docker" / "compose-spec.json"
+PROMETHEUS_CONFIG = REPO / "monitoring" / "prometheus" / "prometheus.yml"
+GRAFANA = REPO / "monitoring" / "grafana"
+DASHBOARD = GRAFANA / "dashboards" / "sunspots.json"
+
+# Variables that are read by the runtime rather than by our flags: Python itself.
+RUNTIME_ENV = {"PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE"}
+
+_VAR = re.compile(r"\$(?:\$|\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?P<op>:?[-?])?(?P<arg>[^}]*)\})")
+
+
+def interpolate(text: str, env: dict[str, str]) -> str:
+    """Compose's variable interpolation: ${VAR}, ${VAR:-default}, ${VAR-default}, ${VAR:?err}, $$."""
+
+    def sub(match: re.Match[str]) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        name, op, arg = match.group("name"), match.group("op"), match.group("arg")
+        value = env.get(name)
+        if op == ":-":
+            return value if value else arg
+        if op == "-":
+            return arg if value is None else value
+        if op in (":?", "?"):
+            missing = not value if op == ":?" else value is None
+            if missing:
+                raise ValueError(f"required variable {name} is not set: {arg}")
+            return value or ""
+        return value or ""
+
+    return _VAR.sub(sub, text)
+
+
+def _interpolate_tree(node: Any, env: dict[str, str]) -> Any:
+    if isinstance(node, str):
+        return interpolate(node, env)
+    if isinstance(node, dict):
+        return {key: _interpolate_tree(value, env) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_interpolate_tree(value, env) for value in node]
+    return node
+
+
+def load_compose(path: Path = COMPOSE, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """The file as compose sees it: YAML parsed and merged, then string values interpolated
+    (here with an empty environment, so every default applies)."""
+    return _interpolate_tree(yaml.safe_load(path.read_text()), env or {})
+
+
+def validate(document: dict[str, Any], schema: dict[str, Any]) -> None:
+    # The vendored schema declares draft 2019-09.
+    jsonschema.Draft201909Validator(schema).validate(document)
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    return load_compose()
+
+
+@pytest.fixture(scope="module")
+def schema() -> dict[str, Any]:
+    return json.loads(SCHEMA.read_text())
+
+
+def our_services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Services whose image is built from our Dockerfile."""
+    return {name: svc for name, svc in compose["services"].items() if "build" in svc}
+
+
+def environment(service: dict[str, Any]) -> dict[str, str]:
+    env = service.get("environment") or {}
+    if isinstance(env, list):
+        env = dict(item.split("=", 1) for item in env)
+    return {k: "" if v is None else str(v) for k, v in env.items()}
+
+
+def command(service: dict[str, Any]) -> list[str]:
+    cmd = service["command"]
+    return cmd.split() if isinstance(cmd, str) else list(cmd)
+
+
+# --- the Compose Specification ----------------------------------------------------------------
+
+
+def test_compose_file_validates_against_the_compose_spec(compose, schema) -> None:
+    validate(compose, schema)
+
+
+def test_local_data_override_validates_and_requires_a_path(schema) -> None:
+    merged = load_compose(LOCAL_DATA_OVERRIDE, {"SILSO_CSV": "../shared/data/SN_d_tot_V2.0.csv"})
+    validate(merged, schema)
+    assert set(merged["services"]) <= set(load_compose()["services"])
+    for service in merged["services"].values():
+        # The mounted file is what the service reads.
+        target = service["volumes"][0].split(":")[1]
+        assert environment(service)["SUNSPOTS_DATA"] == target
+    with pytest.raises(ValueError, match="SILSO_CSV"):
+        load_compose(LOCAL_DATA_OVERRIDE, {})
+
+
+def test_the_schema_is_strict_enough_to_catch_a_typo(compose, schema) -> None:
+    # Guards the guard: a misspelt key must fail, or the validation above proves nothing.
+    broken = json.loads(json.dumps(compose))
+    broken["services"]["forecaster"]["healthcheck"]["intervall"] = "5s"
+    with pytest.raises(jsonschema.ValidationError):
+        validate(broken, schema)
+    broken = json.loads(json.dumps(compose))
+    broken["services"]["forecaster"]["depends_on"]["kafka"]["condition"] = "service_ready"
+    with pytest.raises(jsonschema.ValidationError):
+        validate(broken, schema)
+
+
+# --- images and the Dockerfile ----------------------------------------------------------------
+
+
+def dockerfile_stages(path: Path) -> dict[str, dict[str, Any]]:
+    """Stage name -> {"from": parent, "lines": [instructions]} (continuations joined)."""
+    text = re.sub(r"\\\n", " ", path.read_text())
+    stages: dict[str, dict[str, Any]] = {}
+    current: dict[str, Any] | None = None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        match = re.match(r"FROM\s+(\S+)(?:\s+AS\s+(\S+))?", line, re.IGNORECASE)
+        if match:
+            current = {"from": match.group(1), "lines": []}
+            stages[match.group(2) or f"stage{len(stages)}"] = current
+        elif current is not None:
+            current["lines"].append(line)
+    return stages
+
+
+def stage_ancestry(stages: dict[str, dict[str, Any]], target: str) -> set[str]:
+    """Every stage `target` is built from: its FROM chain and the stages it copies from."""
+    seen: set[str] = set()
+    todo = [target]
+    while todo:
+        name = todo.pop()
+        if name in seen or name not in stages:
+            continue
+        seen.add(name)
+        todo.append(stages[name]["from"])
+        for line in stages[name]["lines"]:
+            todo += re.findall(r"--from=(\S+)", line)
+    return seen
+
+
+def dockerignore_patterns() -> list[str]:
+    lines = (REPO / ".dockerignore").read_text().splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+
+
+def test_built_services_use_existing_dockerfile_targets(compose) -> None:
+    built = our_services(compose)
+    assert {"topics", "forecaster", "classifier", "producer", "train"} <= set(built)
+    for name, service in built.items():
+        build = service["build"]
+        context = REPO / build["context"]
+        dockerfile = context / build["dockerfile"]
+        assert dockerfile.is_file(), f"{name}: {dockerfile} missing"
+        stages = dockerfile_stages(dockerfile)
+        assert build["target"] in stages, f"{name}: no stage {build['target']} in {dockerfile}"
+
+
+def test_images_run_as_a_non_root_user_on_a_slim_python_base() -> None:
+    stages = dockerfile_stages(REPO / "docker" / "Dockerfile")
+    text = (REPO / "docker" / "Dockerfile").read_text()
+    assert re.search(r"ARG PYTHON_IMAGE=python:[\d.]+-slim", text)
+    for target in ("serve", "train"):
+        users = [line.split()[1] for line in stages[target]["lines"] if line.startswith("USER ")]
+        assert users and users[-1] not in {"root", "0"}, f"{target} must end as a non-root USER"
+
+
+def test_serving_image_carries_no_tensorflow() -> None:
+    stages = dockerfile_stages(REPO / "docker" / "Dockerfile")
+    serve = stage_ancestry(stages, "serve")
+    assert "build-train" not in serve
+    for name in serve:
+        for line in stages[name]["lines"]:
+            assert "[train]" not in line and "tensorflow" not in line.lower(), (name, line)
+    # ...while the training image does install the extra.
+    train_lines = [
+        line for name in stage_ancestry(stages, "train") for line in stages[name]["lines"]
+    ]
+    assert any("[train]" in line for line in train_lines)
+
+
+def test_dockerfile_copies_only_files_that_exist_and_are_not_ignored() -> None:
+    stages = dockerfile_stages(REPO / "docker" / "Dockerfile")
+    ignored = dockerignore_patterns()
+    copies = [
+        line.split()[1:]
+        for stage in stages.values()
+        for line in stage["lines"]
+        if line.startswith("COPY ") and "--from=" not in line
+    ]
+    assert copies
+    for args in copies:
+        sources = [a for a in args if not a.startswith("--")][:-1]
+        for source in sources:
+            path = REPO / source.rstrip("/")
+            # README.md is the lead's; it must exist by the time an image is built.
+            assert path.exists() or source == "README.md", f"COPY {source}: not in the repo"
+            top = source.rstrip("/").split("/")[0]
+            assert top not in ignored, f"COPY {source}: excluded by .dockerignore"
+
+
+def test_silso_data_is_never_sent_to_the_docker_build() -> None:
+    assert "**/*.csv" in dockerignore_patterns()
+
+
+def test_third_party_images_are_pinned(compose) -> None:
+    for name, service in compose["services"].items():
+        if "build" in service:
+            continue
+        image = service["image"]
+        assert ":" in image and not image.endswith(":latest"), f"{name}: pin {image}"
+
+
+def test_kafka_image_matches_the_broker_the_tests_run(compose) -> None:
+    tag = compose["services"]["kafka"]["image"].split(":")[1]
+    assert tag.split(".")[:2] == KAFKA_VERSION.split(".")[:2]
+
+
+# --- commands and environment variables -------------------------------------------------------
+
+
+@cache
+def console_scripts() -> dict[str, str]:
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+    return pyproject["project"]["scripts"]
+
+
+@cache
+def declared_env(script: str, args: tuple[str, ...]) -> frozenset[str]:
+    """The `[env: NAME]` markers of `<script> <args> --help`, run through its entry point."""
+    module, func = console_scripts()[script].split(":")
+    code = f"import sys; sys.argv[0] = {script!r}; from {module} import {func} as m; sys.exit(m())"
+    env = {k: v for k, v in os.environ.items() if k not in _all_compose_env()}
+    env["COLUMNS"] = "200"
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args, "--help"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        timeout=60,
+    )
+    assert done.returncode == 0, f"{script} {' '.join(args)} --help failed:\n{done.stderr}"
+    # argparse wraps help text; a marker may straddle a line break.
+    flat = " ".join(done.stdout.split())
+    return frozenset(re.findall(r"\[env: ([A-Z0-9_]+)\]", flat))
+
+
+@cache
+def _all_compose_env() -> frozenset[str]:
+    compose = load_compose()
+    return frozenset(k for svc in compose["services"].values() for k in environment(svc))
+
+
+def test_commands_are_console_scripts_that_accept_their_arguments(compose) -> None:
+    for name, service in our_services(compose).items():
+        script, *args = command(service)
+        assert script in console_scripts(), f"{name}: {script} is not in [project.scripts]"
+        # Runs `<command> --help` through the real entry point: the subcommand must exist.
+        assert declared_env(script, tuple(args)), f"{name}: {script} declares no env vars"
+
+
+def test_every_environment_variable_is_one_the_command_reads(compose) -> None:
+    security = set(_SECURITY_ENV.values())
+    for name, service in our_services(compose).items():
+        script, *args = command(service)
+        known = declared_env(script, tuple(args)) | security | RUNTIME_ENV
+        unknown = set(environment(service)) - known
+        assert not unknown, f"{name}: {sorted(unknown)} are not read by `{script} {' '.join(args)}`"
+
+
+def test_every_service_uses_the_same_topic_names(compose) -> None:
+    values: dict[str, set[str]] = {}
+    for service in our_services(compose).values():
+        for key, value in environment(service).items():
+            if key.startswith("TOPIC_") and key != "TOPIC_PARTITIONS":
+                values.setdefault(key, set()).add(value)
+    assert set(values) == set(TOPIC_ENV.values())
+    assert all(len(v) == 1 for v in values.values()), values
+
+
+def test_services_reach_kafka_on_an_advertised_listener(compose) -> None:
+    kafka = environment(compose["services"]["kafka"])
+    listeners = dict(item.split("://") for item in kafka["KAFKA_ADVERTISED_LISTENERS"].split(","))
+    bound = {
+        name: addr.rsplit(":", 1)[1]
+        for name, addr in (item.split("://") for item in kafka["KAFKA_LISTENERS"].split(","))
+    }
+    for name, service in our_services(compose).items():
+        if name == "train":
+            continue
+        bootstrap = environment(service)["KAFKA_BOOTSTRAP_SERVERS"]
+        assert bootstrap in listeners.values(), f"{name}: {bootstrap} is not advertised"
+    for name, addr in listeners.items():
+        assert bound[name] == addr.rsplit(":", 1)[1], f"{name} advertised on another port"
+    # The broker's own healthcheck must use the listener the services use.
+    assert listeners["INTERNAL"] in " ".join(compose["services"]["kafka"]["healthcheck"]["test"])
+    host, port = kafka["KAFKA_CONTROLLER_QUORUM_VOTERS"].split("@")[1].split(":")
+    assert host == "kafka" and bound[kafka["KAFKA_CONTROLLER_LISTENER_NAMES"]] == port
+    protocols = dict(
+        item.split(":") for item in kafka["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(",")
+    )
+    assert set(protocols) == set(bound)
+    cluster_id = kafka["CLUSTER_ID"]
+    assert len(base64.urlsafe_b64decode(cluster_id + "==")) == 16 and len(cluster_id) == 22
+
+
+# --- health, ordering, ports ------------------------------------------------------------------
+
+
+def test_depends_on_conditions_can_be_met(compose) -> None:
+    services = compose["services"]
+    dockerfile = (REPO / "docker" / "Dockerfile").read_text()
+    for name, service in services.items():
+        for dep, spec in (service.get("depends_on") or {}).items():
+            assert dep in services, f"{name} depends on unknown {dep}"
+            target = services[dep]
+            check = target.get("healthcheck") or {}
+            if spec["condition"] == "service_healthy":
+                has_check = check.get("test") or ("build" in target and "HEALTHCHECK" in dockerfile)
+                assert has_check and not check.get("disable"), f"{dep} has no healthcheck"
+            if spec["condition"] == "service_completed_successfully":
+                # A service that restarts never completes.
+                assert target.get("restart", "no") == "no", f"{dep} must not restart"
+                assert "profiles" not in target, f"{dep} is not started by default"
+
+
+def test_http_services_publish_and_healthcheck_their_metrics_port(compose) -> None:
+    for name in ("forecaster", "classifier"):
+        service = compose["services"][name]
+        port = environment(service)["METRICS_PORT"]
+        targets = [p.rsplit(":", 1)[1] for p in service["ports"]]
+        assert port in targets, f"{name}: METRICS_PORT {port} is not published"
+        # docker/healthcheck.py reads METRICS_PORT itself.
+        assert service["healthcheck"]["test"] == ["CMD", "python", "/app/healthcheck.py"]
+    assert (
+        "COPY docker/healthcheck.py /app/healthcheck.py"
+        in (REPO / "docker" / "Dockerfile").read_text()
+    )
+    for name in ("producer", "topics", "train"):
+        assert compose["services"][name]["healthcheck"] == {"disable": True}, name
+
+
+def test_prometheus_scrapes_the_ports_the_services_listen_on(compose) -> None:
+    config = yaml.safe_load(PROMETHEUS_CONFIG.read_text())
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    for name in ("forecaster", "classifier"):
+        port = environment(compose["services"][name])["METRICS_PORT"]
+        targets = [t for sc in jobs[name]["static_configs"] for t in sc["targets"]]
+        assert targets == [f"{name}:{port}"]
+        assert jobs[name].get("metrics_path", "/metrics") == "/metrics"
+
+
+def test_mounted_files_exist_where_the_containers_expect_them(compose) -> None:
+    declared = set(compose.get("volumes") or {})
+    for name, service in compose["services"].items():
+        for volume in service.get("volumes") or []:
+            source = volume.split(":")[0]
+            if source.startswith("."):
+                assert (REPO / source).exists(), f"{name}: {source} missing"
+            else:
+                assert source in declared, f"{name}: volume {source} not declared"
+    prometheus = compose["services"]["prometheus"]
+    assert "--config.file=/etc/prometheus/prometheus.yml" in prometheus["command"]
+    config = yaml.safe_load(PROMETHEUS_CONFIG.read_text())
+    # rule_files are relative to the config file, mounted beside it.
+    assert "./monitoring/prometheus/rules:/etc/prometheus/rules:ro" in prometheus["volumes"]
+    assert config["rule_files"] == ["rules/*.yml"]
+
+
+def test_grafana_provisioning_matches_the_mounts_and_the_dashboard(compose) -> None:
+    grafana = compose["services"]["grafana"]
+    mounts = dict(v.split(":")[:2] for v in grafana["volumes"] if v.startswith("."))
+    assert mounts["./monitoring/grafana/provisioning"] == "/etc/grafana/provisioning"
+    dashboards_dir = mounts["./monitoring/grafana/dashboards"]
+    providers = yaml.safe_load((GRAFANA / "provisioning/dashboards/sunspots.yml").read_text())
+    assert [p["options"]["path"] for p in providers["providers"]] == [dashboards_dir]
+    home = environment(grafana)["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+    assert home.startswith(dashboards_dir + "/")
+    assert (GRAFANA / "dashboards" / Path(home).name).is_file()
+
+    sources = yaml.safe_load((GRAFANA / "provisioning/datasources/prometheus.yml").read_text())
+    (source,) = sources["datasources"]
+    prometheus_port = compose["services"]["prometheus"]["ports"][0].rsplit(":", 1)[1]
+    assert source["url"] == f"http://prometheus:{prometheus_port}"
+    assert environment(grafana)["GF_AUTH_ANONYMOUS_ENABLED"] == "true"
+
+    dashboard = json.loads(DASHBOARD.read_text())
+    panels = dashboard["panels"]
+    assert len({p["id"] for p in panels}) == len(panels)
+    for panel in panels:
+        grid = panel["gridPos"]
+        assert grid["x"] + grid["w"] <= 24, panel["title"]
+        if panel["type"] == "row":
+            continue
+        assert panel["datasource"]["uid"] == source["uid"], panel["title"]
+        assert panel["targets"] and all(t["expr"].strip() for t in panel["targets"])
+        assert all(t["datasource"]["uid"] == source["uid"] for t in panel["targets"])
+
+
+def test_dashboard_has_the_panels_the_replay_is_watched_with() -> None:
+    titles = {p["title"] for p in json.loads(DASHBOARD.read_text())["panels"]}
+    wanted = {
+        "Forecast vs actual",
+        "Signed error (actual − forecast)",
+        "Absolute error",
+        "Rolling RMSE: model vs persistence",
+        "90 % interval coverage",
+        "Throughput",
+        "Inference latency",
+        "Dead letters by reason",
+        "Classifier traffic",
+    }
+    assert wanted <= titles, wanted - titles
+
+
+# --- docker/healthcheck.py --------------------------------------------------------------------
+
+
+@pytest.fixture
+def healthz_server() -> Iterator[tuple[int, list[int]]]:
+    status = [200]
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            code = status[0] if self.path == "/healthz" else 404
+            self.send_response(code)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1], status
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def run_healthcheck(port: int | None) -> int:
+    env = {k: v for k, v in os.environ.items() if k != "METRICS_PORT"}
+    if port is not None:
+        env["METRICS_PORT"] = str(port)
+    script = REPO / "docker" / "healthcheck.py"
+    return subprocess.run([sys.executable, str(script)], env=env, timeout=30).returncode
+
+
+def test_healthcheck_passes_only_while_healthz_answers_200(healthz_server) -> None:
+    port, status = healthz_server
+    assert run_healthcheck(port) == 0
+    status[0] = 503
+    assert run_healthcheck(port) == 1
+
+
+def test_healthcheck_fails_when_nothing_listens() -> None:
+    assert run_healthcheck(free_port()) == 1

@@ -110,8 +110,15 @@ def environment(service: dict[str, Any]) -> dict[str, str]:
 
 
 def command(service: dict[str, Any]) -> list[str]:
+    """The console-script invocation a service runs, also from inside a `sh -c` loop."""
     cmd = service["command"]
-    return cmd.split() if isinstance(cmd, str) else list(cmd)
+    cmd = cmd.split() if isinstance(cmd, str) else list(cmd)
+    if cmd[:2] == ["sh", "-c"]:
+        scripts = "|".join(map(re.escape, console_scripts()))
+        match = re.search(rf"\b(?:{scripts})\b[^;&|]*", cmd[2])
+        assert match, f"no console script in {cmd[2]!r}"
+        return match.group(0).split()
+    return cmd
 
 
 # --- the Compose Specification ----------------------------------------------------------------
@@ -188,7 +195,9 @@ def dockerignore_patterns() -> list[str]:
 
 def test_built_services_use_existing_dockerfile_targets(compose) -> None:
     built = our_services(compose)
-    assert {"topics", "forecaster", "classifier", "producer", "train"} <= set(built)
+    assert {"topics", "forecaster", "classifier", "producer", "classifier-client", "train"} <= set(
+        built
+    )
     for name, service in built.items():
         build = service["build"]
         context = REPO / build["context"]
@@ -379,7 +388,7 @@ def test_http_services_publish_and_healthcheck_their_metrics_port(compose) -> No
         "COPY docker/healthcheck.py /app/healthcheck.py"
         in (REPO / "docker" / "Dockerfile").read_text()
     )
-    for name in ("producer", "topics", "train"):
+    for name in ("producer", "topics", "train", "classifier-client"):
         assert compose["services"][name]["healthcheck"] == {"disable": True}, name
 
 

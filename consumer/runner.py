@@ -185,7 +185,7 @@ class Runner(ConsumerRebalanceListener):
             self.health.polled(connected=False)
             self.stop.wait(self.config.retry_backoff_s)
             return
-        self.health.polled(connected=self.consumer.bootstrap_connected())
+        self.health.polled(connected=broker_connected(self.consumer))
         records = [r for part in polled.values() for r in part]
         if not records:
             return
@@ -281,6 +281,16 @@ class Runner(ConsumerRebalanceListener):
         if self.consumer is not None:
             self.consumer.close()
         self.health.assigned = False
+
+
+def broker_connected(client: KafkaConsumer) -> bool:
+    """Whether the client holds a live connection to a broker of the cluster.
+
+    kafka-python 3's `bootstrap_connected()` is True only while the bootstrap is still in
+    progress, so after start-up it reads False on a healthy client and /readyz never passed.
+    """
+    net = client._client
+    return any(net.connected(broker.node_id) for broker in net.cluster.brokers())
 
 
 def read_changelog(

@@ -121,10 +121,14 @@ class ReplyReader:
         """Collect answers to `exchange`'s requests until all arrived or `timeout` passed."""
         deadline = time.monotonic() + timeout
         while exchange.missing and time.monotonic() < deadline:
-            polled = self.consumer.poll(timeout_ms=100)
-            now = time.monotonic()
-            for record in (r for batch in polled.values() for r in batch):
-                self._take(exchange, record, now)
+            self.poll_into(exchange, timeout_ms=100)
+
+    def poll_into(self, exchange: Exchange, timeout_ms: int) -> None:
+        """One poll: keep the answers to `exchange`'s requests, stamped with their arrival."""
+        polled = self.consumer.poll(timeout_ms=timeout_ms)
+        now = time.monotonic()
+        for record in (r for batch in polled.values() for r in batch):
+            self._take(exchange, record, now)
 
     @staticmethod
     def _take(exchange: Exchange, record: Any, now: float) -> None:

@@ -1,0 +1,218 @@
+"""Classifier service benchmark: requests per second and request→answer latency, end to end.
+
+    .venv/bin/python -m bench.classifier                      # starts its own local broker
+    .venv/bin/python -m bench.classifier --bootstrap-servers 127.0.0.1:9092
+
+Starts `python -m consumer classify` (exactly-once, the committed model) on fresh topics, waits
+for /readyz, then runs two scenarios through the `producer.classify` client:
+
+- burst: N requests sent at once; throughput = N / (last answer − first send).
+- paced: a steady R requests/s for D seconds; the latency a caller sees under light load.
+
+Latency is from the client's `send()` to the moment its read_committed reply reader polled the
+answer, so it includes producer batching, the service's poll and transaction commit, and the
+reply fetch. Prints a table and writes JSON to bench/results/classifier.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from contextlib import ExitStack
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from kafka import KafkaProducer
+from kafka.admin import KafkaAdminClient, NewTopic
+
+from producer.classify import Exchange, ReplyReader, exchange
+from sunspots.schemas import encode_classifier_request
+from sunspots.settings import KafkaSettings, Topics
+
+REPO = Path(__file__).resolve().parents[1]
+LESSON = [[0, 1, 1, 0, 0, 0], [0, 0, 0, 2, 2, 0], [0, 0, 0, 0, 3, 3]]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _create_topics(kafka: KafkaSettings, partitions: int) -> None:
+    t = kafka.topics
+    admin = KafkaAdminClient(**kafka.client_kwargs())
+    try:
+        admin.create_topics(
+            [
+                NewTopic(t.classifier_requests, partitions, 1),
+                NewTopic(t.classifier_predictions, partitions, 1),
+                NewTopic(t.dead_letter, 1, 1),
+            ]
+        )
+    finally:
+        admin.close()
+
+
+def _start_service(kafka: KafkaSettings, port: int, log_path: Path) -> subprocess.Popen:
+    token = uuid.uuid4().hex[:8]
+    command = [
+        sys.executable, "-m", "consumer", "classify",
+        "--bootstrap-servers", kafka.bootstrap_servers,
+        "--group", f"bench-{token}", "--instance-id", f"bench-{token}",
+        "--metrics-port", str(port), "--create-topics", "false",
+        "--topic-classifier-requests", kafka.topics.classifier_requests,
+        "--topic-classifier-predictions", kafka.topics.classifier_predictions,
+        "--topic-dead-letter", kafka.topics.dead_letter,
+    ]  # fmt: skip
+    with log_path.open("wb") as log:
+        return subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+
+
+def _wait_ready(process: subprocess.Popen, port: int, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"the classifier exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except (OSError, urllib.error.HTTPError):
+            pass
+        time.sleep(0.25)
+    raise SystemExit(f"the classifier was not ready within {timeout:.0f} s")
+
+
+def _summary(name: str, result: Exchange, seconds: float) -> dict[str, Any]:
+    latencies = np.array(result.latencies()) * 1000.0
+    return {
+        "scenario": name,
+        "requests": len(result.sent_at),
+        "answered": len(result.answers),
+        "duplicates": result.duplicates,
+        "seconds": round(seconds, 3),
+        "requests_per_s": round(len(result.answers) / seconds, 1) if seconds else 0.0,
+        "p50_ms": round(float(np.percentile(latencies, 50)), 1) if len(latencies) else None,
+        "p99_ms": round(float(np.percentile(latencies, 99)), 1) if len(latencies) else None,
+        "max_ms": round(float(latencies.max()), 1) if len(latencies) else None,
+    }
+
+
+def burst(kafka: KafkaSettings, count: int, timeout: float, name: str = "burst") -> dict[str, Any]:
+    requests = [(f"{name}-{i}", LESSON[i % len(LESSON)]) for i in range(count)]
+    result = exchange(kafka, requests, timeout)
+    first = min(result.sent_at.values())
+    last = max(result.answered_at.values(), default=first)
+    return _summary(name, result, last - first)
+
+
+def paced(kafka: KafkaSettings, rate: float, duration: float, timeout: float) -> dict[str, Any]:
+    total = int(rate * duration)
+    result = Exchange()
+    reader = ReplyReader(kafka, timeout)
+    producer = KafkaProducer(**kafka.client_kwargs(), acks="all", linger_ms=0)
+    try:
+        started = time.monotonic()
+        sent = 0
+        while sent < total:
+            now = time.monotonic()
+            while sent < total and started + sent / rate <= now:
+                request_id = f"p-{sent}"
+                result.sent_at[request_id] = time.monotonic()
+                value = encode_classifier_request(request_id, LESSON[sent % len(LESSON)])
+                producer.send(kafka.topics.classifier_requests, value, request_id.encode())
+                sent += 1
+            # Poll for answers until the next request is due (at least a little, never long).
+            due_ms = (started + sent / rate - time.monotonic()) * 1000
+            reader.poll_into(result, timeout_ms=int(min(max(due_ms, 1), 50)))
+        producer.flush()
+        reader.read_into(result, timeout)
+        seconds = max(result.answered_at.values(), default=started) - started
+    finally:
+        producer.close()
+        reader.close()
+    return _summary(f"paced {rate:g}/s", result, seconds)
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    cols = ["scenario", "requests", "answered", "seconds", "requests_per_s", "p50_ms", "p99_ms",
+            "max_ms"]  # fmt: skip
+    widths = [max(len(c), *(len(str(r[c])) for r in rows)) for c in cols]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True))]
+    for row in rows:
+        lines.append("  ".join(str(row[c]).ljust(w) for c, w in zip(cols, widths, strict=True)))
+    return "\n".join(lines) + "\n"
+
+
+def run(args: argparse.Namespace, bootstrap: str) -> dict[str, Any]:
+    token = uuid.uuid4().hex[:8]
+    topics = Topics(
+        classifier_requests=f"bench-req-{token}",
+        classifier_predictions=f"bench-pred-{token}",
+        dead_letter=f"bench-dl-{token}",
+    )
+    kafka = KafkaSettings(bootstrap, topics)
+    _create_topics(kafka, args.partitions)
+    port = _free_port()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    service = _start_service(kafka, port, args.out.with_suffix(".service.log"))
+    try:
+        _wait_ready(service, port)
+        # Warm-up: connections, group join and the first transaction are not what is measured.
+        burst(kafka, min(200, args.requests), args.timeout, "warm-up")
+        rows = [
+            burst(kafka, args.requests, args.timeout),
+            paced(kafka, args.rate, args.duration, args.timeout),
+        ]
+    finally:
+        service.send_signal(signal.SIGTERM)
+        service.wait(30)
+    return {
+        "benchmark": "classifier",
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+        "partitions": args.partitions,
+        "processing": "exactly_once",
+        "results": rows,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench.classifier", description=__doc__)
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument("--bootstrap-servers", help="a running broker; default: start one")
+    parser.add_argument("--requests", type=int, default=5000, help="burst size (default 5000)")
+    parser.add_argument("--rate", type=float, default=200.0, help="paced requests/s (200)")
+    parser.add_argument("--duration", type=float, default=10.0, help="paced seconds (10)")
+    parser.add_argument("--partitions", type=int, default=1, help="topic partitions (1)")
+    parser.add_argument("--timeout", type=float, default=120.0, help="answer timeout (120 s)")
+    parser.add_argument("--out", type=Path, default=REPO / "bench/results/classifier.json")
+    args = parser.parse_args(argv)
+    with ExitStack() as stack:
+        bootstrap = args.bootstrap_servers
+        if not bootstrap:
+            from sunspots.broker import LocalBroker
+
+            bootstrap = stack.enter_context(LocalBroker()).bootstrap_servers
+        report = run(args, bootstrap)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    sys.stdout.write(_table(report["results"]))
+    sys.stdout.write(f"written to {args.out}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,323 @@
+"""Helpers for the monitoring tests: service subprocesses, a real Prometheus server, PromQL names.
+
+The Prometheus server is Debian's `prometheus` binary started on the project's own
+monitoring/prometheus/prometheus.yml, rendered with only the targets (and, to keep the test
+short, the intervals) replaced; the rule files are copied beside it unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from kafka import KafkaConsumer, TopicPartition
+from prometheus_client.parser import text_string_to_metric_families
+
+REPO = Path(__file__).resolve().parents[2]
+PROMETHEUS_DIR = REPO / "monitoring" / "prometheus"
+DASHBOARD = REPO / "monitoring" / "grafana" / "dashboards" / "sunspots.json"
+
+T = TypeVar("T")
+
+
+def wait_for(what: str, probe: Callable[[], T | None], timeout: float, interval: float = 0.25) -> T:
+    """Poll `probe` until it returns something other than None/False; fail after `timeout`."""
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last is not None and last is not False:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:g} s waiting for {what} (last: {last!r})")
+
+
+def http_get(url: str, timeout: float = 5.0) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+class Process:
+    """A subprocess with its output in a log file, stopped with SIGTERM then SIGKILL."""
+
+    def __init__(self, name: str, args: list[str], log_dir: Path, env: Mapping[str, str]) -> None:
+        self.name = name
+        self.log_path = log_dir / f"{name}.log"
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(
+                args, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=dict(env)
+            )
+
+    def log(self, tail: int = 4000) -> str:
+        return self.log_path.read_text(errors="replace")[-tail:]
+
+    def check_running(self) -> None:
+        if self.process.poll() is not None:
+            raise AssertionError(
+                f"{self.name} exited with {self.process.returncode}:\n{self.log()}"
+            )
+
+    def wait(self, timeout: float) -> int:
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(
+                f"{self.name} still running after {timeout:g} s:\n{self.log()}"
+            ) from None
+
+    def stop(self, timeout: float = 20.0) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+
+
+def python_service(name: str, args: list[str], log_dir: Path, env: Mapping[str, str]) -> Process:
+    """`python -m <args>` from this venv, configured like compose does: by environment."""
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **env}
+    return Process(name, [sys.executable, "-m", *args], log_dir, full_env)
+
+
+# --- metrics ----------------------------------------------------------------------------------
+
+
+def scrape(port: int) -> str:
+    status, body = http_get(f"http://127.0.0.1:{port}/metrics")
+    assert status == 200, f"/metrics on :{port} answered {status}"
+    return body
+
+
+def sample_value(text: str, name: str, labels: Mapping[str, str] | None = None) -> float | None:
+    """The value of sample `name{labels}` in an exposition, or None when it is absent."""
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(
+                sample.labels.get(k) == v for k, v in (labels or {}).items()
+            ):
+                return sample.value
+    return None
+
+
+_SUFFIXES = {
+    "counter": ("_total", "_created"),
+    "histogram": ("_bucket", "_sum", "_count", "_created"),
+    "gaugehistogram": ("_bucket", "_gsum", "_gcount"),
+    "summary": ("_sum", "_count", "_created"),
+    "info": ("_info",),
+}
+
+
+def exported_names(text: str) -> set[str]:
+    """Every series name an exposition can produce, including families with no sample yet."""
+    names: set[str] = set()
+    for family in text_string_to_metric_families(text):
+        names.add(family.name)
+        names.update(family.name + suffix for suffix in _SUFFIXES.get(family.type, ()))
+        names.update(sample.name for sample in family.samples)
+    return names
+
+
+# --- PromQL -----------------------------------------------------------------------------------
+
+_PROMQL_WORDS = {
+    "and",
+    "or",
+    "unless",
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "bool",
+    "offset",
+    "atan2",
+    "inf",
+    "nan",
+}
+
+# Grafana's template variables, replaced by values Prometheus accepts.
+GRAFANA_VARIABLES = {
+    "$__rate_interval": "1m",
+    "$__interval": "15s",
+    "$__range": "5m",
+    "$series": ".*",
+}
+
+
+def grafana_to_promql(expr: str) -> str:
+    for variable, value in sorted(GRAFANA_VARIABLES.items(), key=lambda kv: -len(kv[0])):
+        expr = expr.replace(variable, value)
+    assert "$" not in expr, f"unknown Grafana variable in {expr!r}"
+    return expr
+
+
+def promql_metric_names(expr: str) -> set[str]:
+    """Metric names an expression selects (identifiers that are not functions or keywords)."""
+    text = re.sub(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'', '""', expr)
+    text = re.sub(r"\{[^}]*\}", " ", text)  # label matchers
+    text = re.sub(r"\[[^\]]*\]", " ", text)  # range and subquery durations
+    text = re.sub(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", text)
+    names = set()
+    for match in re.finditer(r"[A-Za-z_:][A-Za-z0-9_:]*", text):
+        before = text[match.start() - 1] if match.start() else " "
+        if before.isdigit() or before == ".":
+            continue  # the unit of a duration (5m) or the exponent of a number (1e3)
+        if text[match.end() :].lstrip().startswith("("):
+            continue  # a function or an aggregation
+        if match.group(0).lower() in _PROMQL_WORDS:
+            continue
+        names.add(match.group(0))
+    return names
+
+
+def dashboard_queries(path: Path = DASHBOARD) -> list[tuple[str, str]]:
+    """(panel title, expr) for every query of every panel, and the template variables'."""
+    dashboard = json.loads(path.read_text())
+    queries = []
+    for panel in dashboard["panels"]:
+        for target in panel.get("targets", []):
+            queries.append((panel["title"], target["expr"]))
+    for variable in dashboard.get("templating", {}).get("list", []):
+        definition = variable.get("definition", "")
+        match = re.fullmatch(r"label_values\((.+),\s*\w+\)", definition)
+        if match:
+            queries.append((f"variable {variable['name']}", match.group(1)))
+    return queries
+
+
+def rule_expressions() -> list[tuple[str, str]]:
+    exprs = []
+    for path in sorted((PROMETHEUS_DIR / "rules").glob("*.yml")):
+        for group in yaml.safe_load(path.read_text())["groups"]:
+            for rule in group["rules"]:
+                exprs.append((rule.get("alert") or rule.get("record"), rule["expr"]))
+    return exprs
+
+
+# --- Prometheus -------------------------------------------------------------------------------
+
+
+class PrometheusServer:
+    """The real `prometheus` binary on the project's config, targets pointed at test ports."""
+
+    def __init__(
+        self, workdir: Path, port: int, targets: Mapping[str, str], interval: str = "1s"
+    ) -> None:
+        binary = shutil.which("prometheus")
+        if binary is None:
+            raise AssertionError("prometheus not found: install Debian's prometheus package")
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        config = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text())
+        # Only what a test machine needs differs: where the targets are, how often to scrape.
+        config["global"].update(
+            scrape_interval=interval, evaluation_interval=interval, scrape_timeout=interval
+        )
+        jobs = {job["job_name"] for job in config["scrape_configs"]}
+        assert set(targets) <= jobs, f"no scrape jobs {set(targets) - jobs} in prometheus.yml"
+        for job in config["scrape_configs"]:
+            name = job["job_name"]
+            address = targets.get(name, f"127.0.0.1:{port}" if name == "prometheus" else None)
+            assert address, f"no test target for scrape job {name}"
+            for static in job["static_configs"]:
+                static["targets"] = [address]
+        self.config_path = workdir / "prometheus.yml"
+        self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+        shutil.copytree(PROMETHEUS_DIR / "rules", workdir / "rules")
+        self.process = Process(
+            "prometheus",
+            [
+                binary,
+                f"--config.file={self.config_path}",
+                f"--storage.tsdb.path={workdir / 'data'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+                "--log.level=warn",
+            ],
+            workdir,
+            os.environ,
+        )
+
+    def wait_ready(self, timeout: float = 30.0) -> PrometheusServer:
+        def ready() -> bool:
+            self.process.check_running()
+            try:
+                return http_get(f"{self.url}/-/ready", timeout=2)[0] == 200
+            except OSError:
+                return False
+
+        wait_for("Prometheus to be ready", ready, timeout)
+        return self
+
+    def api(self, path: str, **params: str) -> dict[str, Any]:
+        query = urllib.parse.urlencode(params)
+        status, body = http_get(f"{self.url}/api/v1/{path}?{query}")
+        payload = json.loads(body)
+        payload["http_status"] = status
+        return payload
+
+    def query(self, expr: str) -> dict[str, Any]:
+        return self.api("query", query=expr)
+
+    def vector(self, expr: str) -> list[tuple[dict[str, str], float]]:
+        payload = self.query(expr)
+        assert payload["status"] == "success", f"{expr}: {payload}"
+        return [(r["metric"], float(r["value"][1])) for r in payload["data"]["result"]]
+
+    def stop(self) -> None:
+        self.process.stop()
+
+
+# --- Kafka ------------------------------------------------------------------------------------
+
+
+def read_topic(bootstrap: str, topic: str, timeout: float = 10.0) -> list[bytes]:
+    """Every committed record of a one-partition topic, from the start to its end offset."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap,
+        isolation_level="read_committed",
+        enable_auto_commit=False,
+        consumer_timeout_ms=int(timeout * 1000),
+    )
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        end = consumer.end_offsets(partitions)
+        values: list[bytes] = []
+        deadline = time.monotonic() + timeout
+        while any(consumer.position(tp) < end[tp] for tp in partitions):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"could not read {topic} to its end in {timeout:g} s")
+            for records in consumer.poll(timeout_ms=500).values():
+                values.extend(r.value for r in records if r.value is not None)
+        return values
+    finally:
+        consumer.close()
+
+
+def names_of(items: Iterable[tuple[str, str]]) -> dict[str, set[str]]:
+    """Metric name -> where it is used, for the (where, expr) pairs given."""
+    used: dict[str, set[str]] = {}
+    for where, expr in items:
+        for name in promql_metric_names(grafana_to_promql(expr)):
+            used.setdefault(name, set()).add(where)
+    return used

@@ -1,0 +1,342 @@
+"""A real Prometheus scrapes the real services during a short replay, and the dashboard works.
+
+One module-wide run, configured by environment exactly like docker-compose.yml configures the
+containers: the topic set-up command, the forecaster and the classifier as subprocesses on the
+session's Kafka broker, Debian's `prometheus` on the project's own prometheus.yml (targets
+pointed at the test ports, 1 s intervals) and rules, then a three-month replay, a round of
+classifier requests and one malformed record for each consumer's dead-letter path.
+
+The tests then ask Prometheus' HTTP API what the run produced and compare it with the
+services' own /metrics and with the records on the topics; run every dashboard and alert
+expression on the server; and check that every metric the dashboard and the rules name is
+one the live services export.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from kafka import KafkaProducer
+from kafka.admin import KafkaAdminClient
+
+from sunspots import schemas
+from sunspots.broker import free_port
+from sunspots.settings import TOPIC_ENV, Topics
+from tests.integration.monitoring_helpers import (
+    DASHBOARD,
+    Process,
+    PrometheusServer,
+    dashboard_queries,
+    exported_names,
+    grafana_to_promql,
+    http_get,
+    names_of,
+    python_service,
+    read_topic,
+    rule_expressions,
+    sample_value,
+    scrape,
+    wait_for,
+)
+
+SERIES = "silso"
+# 91 days: windows fill after the first few, so the run has dozens of forecasts and evaluations.
+# 40 days a second spreads them over a few 1 s scrapes, so rates and quantiles have data.
+REPLAY = {"REPLAY_START": "2000-01-01", "REPLAY_END": "2000-03-31", "REPLAY_SPEED": "40"}
+# Smaller than the number of evaluations, so the rolling window really rolls.
+ROLLING = 30
+CLASSIFY = "0,0,0,0,0,1;0,0,0,1,0,0;0,2,0,0,0,0;3,0,0,0,0,0;0,0,0,0,0,0"
+
+
+@dataclass
+class Run:
+    bootstrap: str
+    topics: Topics
+    forecaster_port: int
+    classifier_port: int
+    prometheus: PrometheusServer
+    forecaster_metrics: str
+    classifier_metrics: str
+
+
+def _wait_alive(name: str, port: int, process: Process, timeout: float = 90.0) -> None:
+    """Wait for /healthz (the poll loop turns). A fresh group starts from the earliest offset,
+    so records sent before the partitions are assigned are still all processed."""
+
+    def alive() -> bool:
+        process.check_running()
+        try:
+            return http_get(f"http://127.0.0.1:{port}/healthz", timeout=2)[0] == 200
+        except OSError:
+            return False
+
+    wait_for(f"{name} /healthz to answer 200", alive, timeout)
+
+
+@pytest.fixture(scope="module")
+def run(bootstrap_servers: str, data_path: Path, tmp_path_factory) -> Iterator[Run]:
+    token = uuid.uuid4().hex[:10]
+    workdir = tmp_path_factory.mktemp("monitoring")
+    defaults = Topics()
+    topics = Topics(**{name: f"{getattr(defaults, name)}-{token}" for name in TOPIC_ENV})
+    env = {
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap_servers,
+        "LOG_LEVEL": "INFO",
+        **{env: getattr(topics, name) for name, env in TOPIC_ENV.items()},
+    }
+    forecaster_port, classifier_port, prometheus_port = free_port(), free_port(), free_port()
+    processes = []
+    prometheus = None
+    try:
+        # The compose file's one-shot `topics` service.
+        setup = python_service(
+            "topics", ["sunspots.topics"], workdir, {**env, "TOPIC_PARTITIONS": "1"}
+        )
+        processes.append(setup)
+        assert setup.wait(60) == 0, setup.log()
+
+        forecaster = python_service(
+            "forecaster",
+            ["consumer", "forecast"],
+            workdir,
+            {
+                **env,
+                "METRICS_PORT": str(forecaster_port),
+                "CONSUMER_GROUP": f"mon-forecaster-{token}",
+                "INSTANCE_ID": f"mon-forecaster-{token}",
+                "ROLLING_EVALUATIONS": str(ROLLING),
+                "CREATE_TOPICS": "false",
+            },
+        )
+        processes.append(forecaster)
+        classifier = python_service(
+            "classifier",
+            ["consumer", "classify"],
+            workdir,
+            {
+                **env,
+                "METRICS_PORT": str(classifier_port),
+                "CONSUMER_GROUP": f"mon-classifier-{token}",
+                "INSTANCE_ID": f"mon-classifier-{token}",
+                "CREATE_TOPICS": "false",
+            },
+        )
+        processes.append(classifier)
+        prometheus = PrometheusServer(
+            workdir,
+            prometheus_port,
+            {
+                "forecaster": f"127.0.0.1:{forecaster_port}",
+                "classifier": f"127.0.0.1:{classifier_port}",
+            },
+        ).wait_ready()
+        _wait_alive("forecaster", forecaster_port, forecaster)
+        _wait_alive("classifier", classifier_port, classifier)
+
+        producer = python_service(
+            "producer",
+            ["producer"],
+            workdir,
+            {**env, **REPLAY, "SUNSPOTS_DATA": str(data_path), "SERIES_ID": SERIES},
+        )
+        processes.append(producer)
+        assert producer.wait(90) == 0, producer.log()
+        # The compose file's classifier-client, one round.
+        client = python_service(
+            "classifier-client",
+            ["producer", "classify"],
+            workdir,
+            {**env, "CLASSIFY_SEQUENCES": CLASSIFY, "CLASSIFY_TIMEOUT": "60"},
+        )
+        processes.append(client)
+        assert client.wait(90) == 0, client.log()
+
+        # One malformed record per consumer, after everything else on the same partition: once
+        # it is dead-lettered, every record before it has been processed.
+        kafka = KafkaProducer(bootstrap_servers=bootstrap_servers, acks="all")
+        kafka.send(topics.observations, key=SERIES.encode(), value=b"not json")
+        kafka.send(topics.classifier_requests, key=b"bad", value=b'{"id": "bad", "sequence": [9]}')
+        kafka.flush()
+        kafka.close()
+
+        def forecaster_done() -> str | None:
+            forecaster.check_running()
+            text = scrape(forecaster_port)
+            return (
+                text
+                if sample_value(text, "sunspot_dead_letters_total", {"reason": "not_json"}) == 1
+                else None
+            )
+
+        def classifier_done() -> str | None:
+            classifier.check_running()
+            text = scrape(classifier_port)
+            return (
+                text
+                if sample_value(text, "classifier_dead_letters_total", {"reason": "bad_sequence"})
+                == 1
+                else None
+            )
+
+        forecaster_text = wait_for(
+            "the forecaster to dead-letter the malformed record", forecaster_done, 60
+        )
+        classifier_text = wait_for(
+            "the classifier to dead-letter the malformed request", classifier_done, 60
+        )
+
+        # Prometheus has caught up once it holds the final values of the counters that moved last.
+        forecasts = sample_value(forecaster_text, "sunspot_forecasts_total", {"series": SERIES})
+
+        def caught_up() -> bool:
+            scraped = prometheus.vector(f'sunspot_forecasts_total{{series="{SERIES}"}}')
+            return (
+                [value for _, value in scraped] == [forecasts]
+                and bool(prometheus.vector('sunspot_dead_letters_total{reason="not_json"}'))
+                and bool(prometheus.vector('classifier_dead_letters_total{reason="bad_sequence"}'))
+                # rate() needs two samples of every series in the window.
+                and bool(prometheus.vector("count_over_time(classifier_requests_total[1m]) > 2"))
+                and bool(prometheus.vector("count_over_time(sunspot_forecast_rmse[1m]) > 2"))
+                and bool(prometheus.vector("count_over_time(sunspot_dead_letters_total[1m]) > 2"))
+                and bool(
+                    prometheus.vector("count_over_time(classifier_dead_letters_total[1m]) > 2")
+                )
+            )
+
+        wait_for("Prometheus to scrape the run's final counts", caught_up, 30)
+        yield Run(
+            bootstrap_servers,
+            topics,
+            forecaster_port,
+            classifier_port,
+            prometheus,
+            forecaster_text,
+            classifier_text,
+        )
+    finally:
+        for process in reversed(processes):
+            process.stop()
+        if prometheus is not None:
+            prometheus.stop()
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers)
+        try:
+            admin.delete_topics([getattr(topics, name) for name in TOPIC_ENV])
+        except Exception:  # best-effort clean-up: the broker lives for the session only
+            pass
+        finally:
+            admin.close()
+
+
+def _rmse(errors: list[float]) -> float:
+    return math.sqrt(math.fsum(e * e for e in errors) / len(errors))
+
+
+# --- Prometheus sees what the run produced ----------------------------------------------------
+
+
+def test_prometheus_reports_the_forecast_count_the_run_produced(run: Run) -> None:
+    forecasts = [
+        schemas.decode_forecast(v) for v in read_topic(run.bootstrap, run.topics.forecasts)
+    ]
+    forecasts = [f for f in forecasts if f.series == SERIES]
+    assert forecasts, "the replay produced no forecasts"
+    own = sample_value(run.forecaster_metrics, "sunspot_forecasts_total", {"series": SERIES})
+    ((labels, scraped),) = run.prometheus.vector(f'sunspot_forecasts_total{{series="{SERIES}"}}')
+    assert scraped == own == len(forecasts)
+    # The series really came through the project's scrape job.
+    assert labels["job"] == "forecaster" and labels["service"] == "forecaster"
+    assert labels["instance"] == f"127.0.0.1:{run.forecaster_port}"
+
+
+def test_prometheus_reports_the_rolling_rmse_of_the_evaluations_on_the_topic(run: Run) -> None:
+    evaluations = [
+        schemas.decode_evaluation(v) for v in read_topic(run.bootstrap, run.topics.evaluations)
+    ]
+    evaluations = [e for e in evaluations if e["series"] == SERIES]
+    assert len(evaluations) > ROLLING, f"only {len(evaluations)} evaluations"
+    assert sample_value(
+        run.forecaster_metrics, "sunspot_evaluations_total", {"series": SERIES}
+    ) == len(evaluations)
+    last = evaluations[-ROLLING:]
+    expected = _rmse([e["actual"] - e["forecast"] for e in last])
+    expected_persistence = _rmse([e["actual"] - e["persistence"] for e in last])
+
+    for name, value in (
+        ("sunspot_forecast_rmse", expected),
+        ("sunspot_persistence_rmse", expected_persistence),
+    ):
+        own = sample_value(run.forecaster_metrics, name, {"series": SERIES})
+        ((_, scraped),) = run.prometheus.vector(f'{name}{{series="{SERIES}"}}')
+        assert scraped == own, f"{name}: Prometheus has {scraped}, /metrics {own}"
+        assert scraped == pytest.approx(value, rel=1e-9), f"{name}: the topic gives {value}"
+
+
+def test_the_scrape_targets_are_up(run: Run) -> None:
+    targets = run.prometheus.api("targets")["data"]["activeTargets"]
+    health = {t["labels"]["job"]: t["health"] for t in targets}
+    assert health == {"forecaster": "up", "classifier": "up", "prometheus": "up"}, targets
+
+
+def test_alert_rules_load_and_evaluate_without_error(run: Run) -> None:
+    def evaluated() -> list[dict] | None:
+        groups = run.prometheus.api("rules")["data"]["groups"]
+        rules = [rule for group in groups for rule in group["rules"]]
+        done = all(not rule["lastEvaluation"].startswith("0001") for rule in rules)
+        return rules if rules and done else None
+
+    rules = wait_for("every rule to be evaluated once", evaluated, 15)
+    assert {r["name"] for r in rules} == {name for name, _ in rule_expressions()}
+    broken = {r["name"]: r.get("lastError") for r in rules if r["health"] != "ok"}
+    assert not broken, broken
+    # Nothing is wrong in this run that an alert should report as firing already.
+    assert not [r for r in rules if r["state"] == "firing"]
+
+
+# --- the dashboard works on the real data -----------------------------------------------------
+
+
+def test_every_dashboard_query_parses_on_the_server(run: Run) -> None:
+    for title, expr in dashboard_queries():
+        payload = run.prometheus.query(grafana_to_promql(expr))
+        assert payload["status"] == "success", f"{title}: {expr}\n{payload}"
+
+
+def test_every_dashboard_panel_shows_data_after_the_run(run: Run) -> None:
+    dashboard = json.loads(DASHBOARD.read_text())
+    for panel in dashboard["panels"]:
+        if panel["type"] == "row":
+            continue
+        results = [run.prometheus.vector(grafana_to_promql(t["expr"])) for t in panel["targets"]]
+        assert any(results), f"panel {panel['title']!r} shows no data"
+
+
+def test_dashboard_and_rules_name_only_metrics_the_services_export(run: Run) -> None:
+    exported = exported_names(run.forecaster_metrics) | exported_names(run.classifier_metrics)
+    # `up` is written by Prometheus itself for every target.
+    exported.add("up")
+    used = names_of([*dashboard_queries(), *rule_expressions()])
+    missing = {name: sorted(where) for name, where in used.items() if name not in exported}
+    assert not missing, f"not exported by the live services: {missing}"
+    # The check is not vacuous: the dashboard uses the headline metrics.
+    assert {"sunspot_forecasts_total", "sunspot_forecast_rmse", "classifier_requests_total"} <= set(
+        used
+    )
+
+
+def test_consumers_answer_their_health_endpoints(run: Run) -> None:
+    # /healthz is what the containers' healthchecks (docker/healthcheck.py) ask.
+    for port in (run.forecaster_port, run.classifier_port):
+        assert http_get(f"http://127.0.0.1:{port}/healthz")[0] == 200
+
+    # /readyz: model loaded, partitions assigned, broker reachable - all true in this run.
+    def ready() -> bool:
+        ports = (run.forecaster_port, run.classifier_port)
+        return all(http_get(f"http://127.0.0.1:{p}/readyz")[0] == 200 for p in ports)
+
+    wait_for("both consumers' /readyz to answer 200", ready, 10)

@@ -1,0 +1,1 @@
+"""`python -m demo`: the end-to-end replay demo behind `make demo`."""

@@ -1,0 +1,276 @@
+"""`make demo`: the whole replay on one machine, then a summary and a plot.
+
+Starts a local Kafka broker (or uses KAFKA_BOOTSTRAP_SERVERS), creates the topics, runs the
+forecaster and the classifier, replays 2000-01-01 to the end of the data at full speed (or
+`--speed` days per second, to watch the metrics move), asks the classifier the lesson's
+sequences, prints what happened and writes reports/demo/forecast_vs_actual.png. Everything it
+starts, it stops.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from kafka import KafkaConsumer, TopicPartition
+from prometheus_client.parser import text_string_to_metric_families
+
+from sunspots.broker import LocalBroker, free_port
+from sunspots.cli import env_flag
+from sunspots.data import SILSO_DAILY_URL
+from sunspots.evaluation import rmse
+from sunspots.settings import TOPIC_ENV, KafkaSettings, Topics
+from sunspots.topics import create_topics
+
+REPO = Path(__file__).resolve().parents[1]
+LESSON_SEQUENCES = [
+    [0, 1, 1, 0, 0, 0],
+    [0, 0, 0, 2, 2, 0],
+    [0, 0, 0, 0, 3, 3],
+    [0, 2, 2, 0, 0, 0],
+    [0, 0, 3, 3, 0, 0],
+    [0, 0, 0, 0, 1, 1],
+    [0, 0, 0, 0, 0, 1],
+]
+
+
+def say(text: str) -> None:
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+def _port(preferred: int) -> int:
+    import socket
+
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", preferred))
+        except OSError:
+            return free_port()
+    return preferred
+
+
+def _service(args: list[str], bootstrap: str, log: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "PYTHONUNBUFFERED": "1"}
+    with open(log, "wb") as out:
+        return subprocess.Popen(
+            [sys.executable, *args], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+
+
+def _scrape(port: int) -> dict[tuple[str, tuple], float]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def _total(samples: dict, name: str) -> float:
+    return sum(v for (n, _), v in samples.items() if n == name)
+
+
+def _wait_ready(port: int, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"a service exited early ({process.returncode}); see reports/demo")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2):
+                return
+        except OSError:
+            time.sleep(0.3)
+    raise SystemExit("a service did not become ready; see reports/demo/*.log")
+
+
+def _read_evaluations(bootstrap: str, topic: str) -> list[dict]:
+    reader = KafkaConsumer(
+        bootstrap_servers=bootstrap,
+        isolation_level="read_committed",
+        group_id=None,
+        enable_auto_commit=False,
+    )
+    tps = [TopicPartition(topic, p) for p in reader.partitions_for_topic(topic) or []]
+    reader.assign(tps)
+    reader.seek_to_beginning()
+    end = reader.end_offsets(tps)
+    out: list[dict] = []
+    while any(reader.position(tp) < end[tp] for tp in tps):
+        for part in reader.poll(timeout_ms=500).values():
+            out.extend(json.loads(r.value) for r in part)
+    reader.close()
+    return sorted(out, key=lambda e: e["date"])
+
+
+def _plot(evaluations: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    dates = pd.to_datetime([e["date"] for e in evaluations])
+    fig, ax = plt.subplots(figsize=(11, 4), dpi=90)
+    ax.plot(dates, [e["actual"] for e in evaluations], lw=0.6, label="actual", color="black")
+    ax.plot(
+        dates,
+        [e["forecast"] for e in evaluations],
+        lw=0.6,
+        label="streamed forecast",
+        color="tab:orange",
+    )
+    ax.fill_between(
+        dates,
+        [e["lower"] for e in evaluations],
+        [e["upper"] for e in evaluations],
+        color="tab:orange",
+        alpha=0.2,
+        lw=0,
+        label="90 % interval",
+    )
+    ax.set_ylabel("daily sunspot number")
+    ax.set_title("Streamed next-day forecasts vs actuals")
+    ax.legend(loc="upper right")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def run(args: argparse.Namespace) -> int:
+    out_dir = REPO / "reports" / "demo"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    broker = None
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if not bootstrap:
+        say("starting a local Kafka broker ...")
+        broker = LocalBroker().start()
+        bootstrap = broker.bootstrap_servers
+    # On a shared broker, a run suffix keeps this demo's topics and offsets to itself.
+    suffix = "" if broker else f"-demo-{int(time.time())}"
+    topics = Topics(**{k: v + suffix for k, v in Topics().__dict__.items()})
+    kafka = KafkaSettings(bootstrap, topics)
+    create_topics(kafka)
+    os.environ.update({env: getattr(topics, name) for name, env in TOPIC_ENV.items()})
+    group = f"sunspots-demo{suffix}"
+    ports = {"forecast": _port(8000), "classify": _port(8001)}
+    services = {
+        mode: _service(
+            ["-m", "consumer", mode, "--metrics-port", str(port), "--group", f"{group}-{mode}"],
+            bootstrap,
+            out_dir / f"{mode}.log",
+        )
+        for mode, port in ports.items()
+    }
+    try:
+        for mode, port in ports.items():
+            _wait_ready(port, services[mode])
+        say(
+            f"forecaster metrics on http://127.0.0.1:{ports['forecast']}/metrics, "
+            f"classifier on :{ports['classify']}"
+        )
+        say(
+            f"replaying {args.start} .. {args.end or 'end of data'} "
+            f"at {args.speed or 'full'} speed ..."
+        )
+        replay = [
+            sys.executable,
+            "-m",
+            "producer",
+            "--data",
+            args.data,
+            "--start",
+            args.start,
+            "--speed",
+            str(args.speed),
+        ] + (["--end", args.end] if args.end else [])
+        env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap}
+        produced = subprocess.run(replay, cwd=REPO, env=env, capture_output=True, text=True)
+        if produced.returncode != 0:
+            say(produced.stderr[-2000:])
+            return 1
+        replay_done = time.monotonic()
+        metrics = _settle(ports["forecast"])
+        say(f"forecaster caught up {time.monotonic() - replay_done:.1f} s after the replay")
+        _classify(kafka, args.timeout)
+        evaluations = _read_evaluations(bootstrap, topics.evaluations)
+        _summary(metrics, evaluations, time.monotonic() - started)
+        _plot(evaluations, out_dir / "forecast_vs_actual.png")
+        say(f"plot: {out_dir / 'forecast_vs_actual.png'}")
+    finally:
+        for process in services.values():
+            process.terminate()
+        for process in services.values():
+            process.wait(30)
+        if broker:
+            broker.cleanup()
+    return 0
+
+
+def _settle(port: int, quiet_s: float = 2.0, timeout: float = 300) -> dict:
+    """Scrape until the evaluation count stops moving: the forecaster has caught up."""
+    last, since = -1.0, time.monotonic()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        metrics = _scrape(port)
+        count = _total(metrics, "sunspot_observations_total") + _total(
+            metrics, "sunspot_dead_letters_total"
+        )
+        if count != last:
+            last, since = count, time.monotonic()
+        elif time.monotonic() - since > quiet_s:
+            return metrics
+        time.sleep(0.2)
+    return _scrape(port)
+
+
+def _classify(kafka: KafkaSettings, timeout: float) -> None:
+    from producer.classify import ask
+
+    answers = ask(kafka, LESSON_SEQUENCES, timeout)
+    for sequence, answer in zip(LESSON_SEQUENCES, answers, strict=True):
+        say(f"classifier: {sequence} -> class {answer.predicted_class}")
+
+
+def _summary(metrics: dict, evaluations: list[dict], seconds: float) -> None:
+    errors = [e["error"] for e in evaluations]
+    persistence = [e["persistence_error"] for e in evaluations]
+    covered = [e["lower"] <= e["actual"] <= e["upper"] for e in evaluations]
+    model_rmse, base_rmse = rmse(errors), rmse(persistence)
+    say("")
+    say("summary")
+    say(f"  observations      {int(_total(metrics, 'sunspot_observations_total'))}")
+    say(f"  forecasts         {int(_total(metrics, 'sunspot_forecasts_total'))}")
+    say(f"  evaluations       {len(evaluations)}")
+    say(f"  streamed RMSE     {model_rmse:.3f}")
+    say(f"  persistence RMSE  {base_rmse:.3f} (skill {1 - model_rmse / base_rmse:+.1%})")
+    coverage = sum(covered) / len(covered) if covered else math.nan
+    say(f"  90 % interval     {coverage:.1%} of actuals inside")
+    say(f"  dead letters      {int(_total(metrics, 'sunspot_dead_letters_total'))}")
+    say(f"  wall time         {seconds:.1f} s")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="demo", description=__doc__)
+    env_flag(parser, "--data", "SUNSPOTS_DATA", SILSO_DAILY_URL, "SILSO daily CSV: path or URL")
+    env_flag(parser, "--start", "REPLAY_START", "2000-01-01", "first date to replay")
+    env_flag(parser, "--end", "REPLAY_END", None, "last date to replay (default: end of data)")
+    env_flag(parser, "--speed", "REPLAY_SPEED", 0.0, "days per second; 0 = full speed", type=float)
+    env_flag(
+        parser, "--timeout", "CLASSIFY_TIMEOUT", 30.0, "seconds to wait for answers", type=float
+    )
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

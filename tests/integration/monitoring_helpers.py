@@ -25,6 +25,8 @@ import yaml
 from kafka import KafkaConsumer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
+from sunspots.broker import BrokerError, LocalBroker, free_port
+
 REPO = Path(__file__).resolve().parents[2]
 PROMETHEUS_DIR = REPO / "monitoring" / "prometheus"
 DASHBOARD = REPO / "monitoring" / "grafana" / "dashboards" / "sunspots.json"
@@ -321,3 +323,81 @@ def names_of(items: Iterable[tuple[str, str]]) -> dict[str, set[str]]:
         for name in promql_metric_names(grafana_to_promql(expr)):
             used.setdefault(name, set()).add(where)
     return used
+
+
+# --- the compose file's Kafka settings on a real broker ---------------------------------------
+
+# Variables the apache/kafka image's start-up reads itself instead of turning into properties.
+_IMAGE_ONLY_ENV = {"KAFKA_VERSION", "KAFKA_LOG4J_ROOT_LOGLEVEL", "KAFKA_LOG4J_LOGGERS"}
+
+
+def image_env_to_properties(env: Mapping[str, str]) -> dict[str, str]:
+    """The apache/kafka image's rule: KAFKA_A_B -> a.b, `__` -> `_`, `___` -> `-`."""
+    props = {}
+    for key, value in env.items():
+        if not key.startswith("KAFKA_") or key.endswith("_OPTS") or key in _IMAGE_ONLY_ENV:
+            continue
+        name = key[len("KAFKA_") :].lower()
+        name = name.replace("___", "\0").replace("__", "\1").replace("_", ".")
+        props[name.replace("\0", "-").replace("\1", "_")] = str(value)
+    return props
+
+
+def localize_listeners(props: dict[str, str], hosts: set[str]) -> dict[str, int]:
+    """Point every listener of `props` at 127.0.0.1 on a free port; return name -> port."""
+    ports: dict[str, int] = {}
+    renamed: dict[str, str] = {}
+    for item in props["listeners"].split(","):
+        name, address = item.split("://")
+        ports[name] = free_port()
+        renamed[address.rsplit(":", 1)[1]] = str(ports[name])
+
+    def rewrite(value: str) -> str:
+        out = []
+        for item in value.split(","):
+            head, _, address = item.rpartition("://") if "://" in item else item.rpartition("@")
+            host, port = address.rsplit(":", 1)
+            host = "127.0.0.1" if host in hosts or host == "" else host
+            sep = "://" if "://" in item else "@"
+            out.append(f"{head}{sep}{host}:{renamed.get(port, port)}")
+        return ",".join(out)
+
+    for key in ("listeners", "advertised.listeners", "controller.quorum.voters"):
+        props[key] = rewrite(props[key])
+    return ports
+
+
+class ComposeConfiguredBroker(LocalBroker):
+    """The session harness's broker jars, configured from the compose file's `kafka` service.
+
+    Its KAFKA_* variables become server.properties as the apache/kafka image does it, and
+    storage is formatted with its CLUSTER_ID. Only what cannot hold outside a container
+    changes: host names become 127.0.0.1, container ports free ports, log.dirs a temporary
+    directory, and the heap and cleaner buffer shrink to test size.
+    """
+
+    def __init__(self, env: Mapping[str, str], hosts: set[str]) -> None:
+        super().__init__(heap="512m")
+        self.cluster_id = env["CLUSTER_ID"]
+        self.props = image_env_to_properties(env)
+        self.listener_ports = localize_listeners(self.props, hosts)
+        self.props["log.dirs"] = str(self.workdir / "data")
+        self.props.setdefault("log.cleaner.dedupe.buffer.size", "8388608")
+
+    def listener(self, name: str) -> str:
+        return f"127.0.0.1:{self.listener_ports[name]}"
+
+    def _format(self, lib: Path) -> None:
+        props = self.workdir / "server.properties"
+        props.write_text("".join(f"{k}={v}\n" for k, v in self.props.items()))
+        log4j = REPO / "sunspots" / "broker" / "log4j2.properties"
+        shutil.copy(log4j, self.workdir / "log4j2.properties")
+        cmd = self._java(
+            lib, "kafka.tools.StorageTool", "format", "-t", self.cluster_id, "-c", str(props)
+        )
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        if done.returncode != 0:
+            raise BrokerError(
+                f"formatting with the compose settings failed:\n{done.stdout}{done.stderr}"
+            )
+        self._formatted = True

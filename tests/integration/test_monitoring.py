@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from kafka import KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer
 from kafka.admin import KafkaAdminClient
 
 from sunspots import schemas
@@ -30,6 +30,7 @@ from sunspots.broker import free_port
 from sunspots.settings import TOPIC_ENV, Topics
 from tests.integration.monitoring_helpers import (
     DASHBOARD,
+    ComposeConfiguredBroker,
     Process,
     PrometheusServer,
     dashboard_queries,
@@ -44,6 +45,7 @@ from tests.integration.monitoring_helpers import (
     scrape,
     wait_for,
 )
+from tests.unit.test_compose import environment, load_compose
 
 SERIES = "silso"
 # 91 days: windows fill after the first few, so the run has dozens of forecasts and evaluations.
@@ -340,3 +342,64 @@ def test_consumers_answer_their_health_endpoints(run: Run) -> None:
         return all(http_get(f"http://127.0.0.1:{p}/readyz")[0] == 200 for p in ports)
 
     wait_for("both consumers' /readyz to answer 200", ready, 10)
+
+
+# --- the compose file's Kafka service ---------------------------------------------------------
+
+
+def test_compose_kafka_settings_run_a_broker_the_services_can_use(tmp_path: Path) -> None:
+    """The `kafka` service's KAFKA_* settings and CLUSTER_ID, on the same broker version, make
+    a KRaft node that formats, starts, takes the `topics` one-shot on the INTERNAL listener
+    and serves transactions (the forecaster's exactly-once path) to a host client."""
+    compose = load_compose()
+    kafka_env = environment(compose["services"]["kafka"])
+    broker = ComposeConfiguredBroker(kafka_env, hosts={"kafka", "localhost"})
+    try:
+        broker.start(timeout=120)
+        internal, external = broker.listener("INTERNAL"), broker.listener("EXTERNAL")
+
+        setup_env = environment(compose["services"]["topics"])
+        setup_env["KAFKA_BOOTSTRAP_SERVERS"] = internal
+        setup = python_service("topics", ["sunspots.topics"], tmp_path, setup_env)
+        assert setup.wait(60) == 0, setup.log()
+
+        admin = KafkaAdminClient(bootstrap_servers=internal)
+        try:
+            assert admin.describe_cluster()["cluster_id"] == kafka_env["CLUSTER_ID"]
+            described = {t["name"]: t for t in admin.describe_topics()}
+        finally:
+            admin.close()
+        partitions = int(setup_env["TOPIC_PARTITIONS"])
+        observations = setup_env["TOPIC_OBSERVATIONS"]
+        for env_name in TOPIC_ENV.values():
+            assert setup_env[env_name] in described, f"{setup_env[env_name]} was not created"
+        assert len(described[observations]["partitions"]) == partitions
+        state = described[setup_env["TOPIC_FORECASTER_STATE"]]
+        assert len(state["partitions"]) == partitions
+
+        # A transactional producer needs the single-replica transaction log settings.
+        producer = KafkaProducer(bootstrap_servers=external, transactional_id="compose-check")
+        producer.init_transactions()
+        producer.begin_transaction()
+        producer.send(observations, key=b"silso", value=b"committed")
+        producer.commit_transaction()
+        producer.close()
+        consumer = KafkaConsumer(
+            observations,
+            bootstrap_servers=external,
+            group_id="compose-check",
+            isolation_level="read_committed",
+            auto_offset_reset="earliest",
+            consumer_timeout_ms=20_000,
+        )
+        try:
+            # consumer_timeout_ms bounds the wait; the first committed record ends it.
+            values = []
+            for record in consumer:
+                values.append(record.value)
+                break
+        finally:
+            consumer.close()
+        assert values == [b"committed"]
+    finally:
+        broker.cleanup()

@@ -250,6 +250,22 @@ def test_dockerfile_copies_only_files_that_exist_and_are_not_ignored() -> None:
             assert top not in ignored, f"COPY {source}: excluded by .dockerignore"
 
 
+def test_default_model_paths_are_artifacts_the_serving_image_contains(compose) -> None:
+    # The Dockerfile copies models/ to /app/models/; the package's own default path is relative
+    # to a source checkout, so compose names the files explicitly.
+    assert "COPY models/ /app/models/" in (REPO / "docker" / "Dockerfile").read_text()
+    for service, variable in (
+        ("forecaster", "SUNSPOTS_MODEL"),
+        ("classifier", "SUNSPOTS_CLASSIFIER_MODEL"),
+    ):
+        path = environment(compose["services"][service])[variable]
+        assert path.startswith("/app/models/"), f"{service}: {variable}={path}"
+        artifact = REPO / "models" / path.removeprefix("/app/models/")
+        assert artifact.is_file(), f"{service}: {artifact} is not in the repo"
+        weights = json.loads(artifact.read_text())["weights_file"]
+        assert (artifact.parent / weights).is_file(), f"{service}: {weights} missing"
+
+
 def test_silso_data_is_never_sent_to_the_docker_build() -> None:
     assert "**/*.csv" in dockerignore_patterns()
 

@@ -216,6 +216,43 @@ def test_images_run_as_a_non_root_user_on_a_slim_python_base() -> None:
         assert users and users[-1] not in {"root", "0"}, f"{target} must end as a non-root USER"
 
 
+INSTRUCTIONS = {
+    "ADD",
+    "ARG",
+    "CMD",
+    "COPY",
+    "ENTRYPOINT",
+    "ENV",
+    "EXPOSE",
+    "HEALTHCHECK",
+    "LABEL",
+    "ONBUILD",
+    "RUN",
+    "SHELL",
+    "STOPSIGNAL",
+    "USER",
+    "VOLUME",
+    "WORKDIR",
+}
+
+
+def test_dockerfile_instructions_are_known_and_processes_get_signals() -> None:
+    stages = dockerfile_stages(REPO / "docker" / "Dockerfile")
+    for name, stage in stages.items():
+        for line in stage["lines"]:
+            instruction = line.split()[0].upper()
+            assert instruction in INSTRUCTIONS, f"{name}: unknown instruction in {line!r}"
+            # Exec form: the service is PID 1 and receives SIGTERM from `docker stop`, so the
+            # consumers finish their batch and commit instead of being killed after the timeout.
+            if instruction in {"CMD", "ENTRYPOINT"}:
+                json.loads(line.split(None, 1)[1])
+            if instruction == "HEALTHCHECK":
+                json.loads(line[line.index("CMD") + 3 :])
+    for name, service in load_compose()["services"].items():
+        if "command" in service:
+            assert isinstance(service["command"], list), f"{name}: use the exec (list) form"
+
+
 def test_serving_image_carries_no_tensorflow() -> None:
     stages = dockerfile_stages(REPO / "docker" / "Dockerfile")
     serve = stage_ancestry(stages, "serve")

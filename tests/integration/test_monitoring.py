@@ -304,6 +304,9 @@ def test_alert_rules_load_and_evaluate_without_error(run: Run) -> None:
 
 
 def test_every_dashboard_query_parses_on_the_server(run: Run) -> None:
+    # The server does reject what does not parse, so a "success" below means something.
+    broken = run.prometheus.query("sum(rate(sunspot_forecasts_total[1m])")
+    assert broken["status"] == "error" and broken["errorType"] == "bad_data"
     for title, expr in dashboard_queries():
         payload = run.prometheus.query(grafana_to_promql(expr))
         assert payload["status"] == "success", f"{title}: {expr}\n{payload}"

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 DTYPE = np.float32
-BLOCK_ROWS = 1024
+BLOCK_ROWS = 512
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:

@@ -1,0 +1,94 @@
+"""Training reports: loss curves and forecast-vs-actual PNGs plus the numbers as JSON.
+
+PNGs are rendered small (low dpi, thin lines) because they are committed to the repo.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from training.dataset import Splits
+
+log = logging.getLogger(__name__)
+
+DPI = 80
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")  # headless: never try to open a window
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_losses(path: Path, history: dict[str, list[float]], best_epoch: int) -> None:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    epochs = np.arange(1, len(history["loss"]) + 1)
+    ax.plot(epochs, history["loss"], label="fit (1849-1989)")
+    ax.plot(epochs, history["val_loss"], label="validation (1990-1999)")
+    ax.axvline(best_epoch, color="grey", linestyle=":", label=f"best epoch {best_epoch}")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("Huber loss (scaled)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+
+
+def plot_test(path: Path, splits: Splits, forecast: np.ndarray, meta: dict[str, Any]) -> None:
+    plt = _pyplot()
+    test = meta["metrics"]["test"]
+    fig, (top, zoom) = plt.subplots(2, 1, figsize=(8, 5.5))
+    dates = splits.test.target_dates
+    for ax, sl in ((top, slice(None)), (zoom, slice(-365, None))):
+        ax.plot(dates[sl], splits.test.y[sl], lw=0.5, color="black", label="actual")
+        ax.plot(dates[sl], forecast[sl], lw=0.5, color="tab:orange", label="forecast")
+        ax.set_ylabel("sunspot number")
+    lo, hi = meta["interval"]["lower"], meta["interval"]["upper"]
+    zoom.fill_between(
+        dates[-365:],
+        forecast[-365:] + lo,
+        forecast[-365:] + hi,
+        alpha=0.25,
+        color="tab:orange",
+        lw=0,
+        label="90% interval",
+    )
+    zoom.legend(fontsize=8)
+    top.set_title(
+        f"test {dates[0].year}-{dates[-1].year}: RMSE lstm {test['lstm']['rmse']:.2f}, "
+        f"persistence {test['persistence']['rmse']:.2f} (last year zoomed below)",
+        fontsize=9,
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+
+
+def write_forecaster_report(
+    base: Path,
+    meta: dict[str, Any],
+    history: dict[str, list[float]],
+    splits: Splits,
+    forecast: np.ndarray,
+) -> None:
+    base.parent.mkdir(parents=True, exist_ok=True)
+    loss_png = base.with_name(base.name + "_loss.png")
+    test_png = base.with_name(base.name + "_test.png")
+    plot_losses(loss_png, history, meta["training"]["best_epoch"])
+    plot_test(test_png, splits, forecast, meta)
+    numbers = {
+        key: meta[key]
+        for key in ("model_version", "window", "splits", "metrics", "interval", "training", "data")
+    }
+    numbers["history"] = history
+    base.with_name(base.name + "_metrics.json").write_text(json.dumps(numbers, indent=2) + "\n")
+    log.info("wrote report %s_{metrics.json,loss.png,test.png}", base)

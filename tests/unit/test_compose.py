@@ -283,8 +283,7 @@ def test_dockerfile_copies_only_files_that_exist_and_are_not_ignored() -> None:
         sources = [a for a in args if not a.startswith("--")][:-1]
         for source in sources:
             path = REPO / source.rstrip("/")
-            # README.md is the lead's; it must exist by the time an image is built.
-            assert path.exists() or source == "README.md", f"COPY {source}: not in the repo"
+            assert path.exists(), f"COPY {source}: not in the repo"
             top = source.rstrip("/").split("/")[0]
             assert top not in ignored, f"COPY {source}: excluded by .dockerignore"
 

@@ -199,19 +199,6 @@ class Runner(ConsumerRebalanceListener):
         self._publish_or_rewind(outputs, offsets)
         self.batches += 1
 
-    def _connected(self) -> bool:
-        """Whether the consumer holds a live connection to some broker.
-
-        kafka-python reconnects silently and polls return nothing while the broker is away, so
-        readiness asks its network client; it has no public call for this.
-        """
-        assert self.consumer is not None
-        client = self.consumer._client
-        try:
-            return any(client.connected(b.nodeId) for b in client.cluster.brokers())
-        except AttributeError:  # another kafka-python release: assume the best, log once
-            return True
-
     def _publish_or_rewind(
         self, outputs: list[Output], offsets: dict[TopicPartition, OffsetAndMetadata]
     ) -> None:

@@ -132,6 +132,7 @@ class LocalBroker:
         self.controller_port = controller_port or free_port()
         self._owns_workdir = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="sunspots-kafka-"))
+        self.workdir.mkdir(parents=True, exist_ok=True)
         self.heap = heap
         self.version = version
         self.process: subprocess.Popen[bytes] | None = None

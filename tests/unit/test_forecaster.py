@@ -58,8 +58,9 @@ def registry() -> CollectorRegistry:
 
 def _forecaster(registry: CollectorRegistry) -> tuple[Forecaster, LastPlusOne]:
     model = LastPlusOne()
-    return Forecaster(model, TOPICS, ForecasterMetrics(registry), rolling=10,
-                      today=lambda: date(2026, 1, 1)), model
+    return Forecaster(
+        model, TOPICS, ForecasterMetrics(registry), rolling=10, today=lambda: date(2026, 1, 1)
+    ), model
 
 
 def _by_topic(outputs: list, topic: str) -> list[dict]:
@@ -72,13 +73,18 @@ def test_one_model_call_per_batch_and_evaluations_within_the_batch(registry) -> 
     assert model.calls == [3]  # windows ending on days 2, 3 and 4, in one call
     forecasts = _by_topic(outputs, TOPICS.forecasts)
     assert [(f["target_date"], f["forecast"]) for f in forecasts] == [
-        ("2000-01-04", 31.0), ("2000-01-05", 41.0), ("2000-01-06", 51.0)]
+        ("2000-01-04", 31.0),
+        ("2000-01-05", 41.0),
+        ("2000-01-06", 51.0),
+    ]
     assert forecasts[0]["lower"] == 29.0 and forecasts[0]["upper"] == 33.0
     assert forecasts[0]["window_end"] == "2000-01-03" and forecasts[0]["persistence"] == 30.0
     evaluations = _by_topic(outputs, TOPICS.evaluations)
     # Forecasts made in this batch are scored in this batch when their day arrives.
     assert [(e["date"], e["actual"], e["error"]) for e in evaluations] == [
-        ("2000-01-04", 40.0, 9.0), ("2000-01-05", 50.0, 9.0)]
+        ("2000-01-04", 40.0, 9.0),
+        ("2000-01-05", 50.0, 9.0),
+    ]
     assert registry.get_sample_value("sunspot_forecast_rmse", {"series": "s"}) == 9.0
     assert registry.get_sample_value("sunspot_persistence_rmse", {"series": "s"}) == 10.0
     assert registry.get_sample_value("sunspot_forecast_interval_coverage", {"series": "s"}) == 0.0
@@ -90,7 +96,8 @@ def test_pending_forecast_carries_over_to_the_next_batch(registry) -> None:
     outputs = fc.process(_records([7], start=3))
     evaluations = _by_topic(outputs, TOPICS.evaluations)
     assert [(e["date"], e["forecast"], e["actual"]) for e in evaluations] == [
-        ("2000-01-04", 4.0, 7.0)]
+        ("2000-01-04", 4.0, 7.0)
+    ]
 
 
 def test_bad_records_are_dead_lettered_with_reason_and_source(registry) -> None:
@@ -115,8 +122,12 @@ def test_gap_resets_the_window(registry) -> None:
     forecasts = _by_topic(outputs, TOPICS.forecasts)
     assert [f["window_end"] for f in forecasts] == ["2000-01-03", "2000-01-07"]
     assert _by_topic(outputs, TOPICS.evaluations) == []  # day 4 had no value to score
-    assert registry.get_sample_value(
-        "sunspot_window_resets_total", {"series": "s", "cause": "missing_value"}) == 1
+    assert (
+        registry.get_sample_value(
+            "sunspot_window_resets_total", {"series": "s", "cause": "missing_value"}
+        )
+        == 1
+    )
 
 
 def test_changelog_restores_the_exact_state(registry) -> None:

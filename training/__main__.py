@@ -1,10 +1,11 @@
-"""Command line: `python -m training forecaster|classifier` (also `sunspots-train`)."""
+"""Command line: `python -m training forecaster|seeds|classifier` (also `sunspots-train`)."""
 
 from __future__ import annotations
 
 import argparse
 import logging
 from pathlib import Path
+from typing import Any
 
 from sunspots.cli import add_logging_flag, env_flag, setup_logging
 from sunspots.data import SILSO_DAILY_URL
@@ -61,12 +62,22 @@ def _common_flags(sub: argparse.ArgumentParser) -> None:
     add_logging_flag(sub)
 
 
+def _seed_list(text: str) -> list[int]:
+    return [int(part) for part in text.split(",") if part.strip()]
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sunspots-train", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     forecaster = commands.add_parser("forecaster", help="train the next-day sunspot LSTM")
     _forecaster_flags(forecaster)
     _common_flags(forecaster)
+    seeds = commands.add_parser(
+        "seeds", help="retrain the forecaster with several seeds; write <reports>/<name>_seeds.json"
+    )
+    _forecaster_flags(seeds)
+    env_flag(seeds, "--seeds", "TRAIN_SEEDS", "0,1,2", "comma-separated seeds", type=_seed_list)
+    _common_flags(seeds)
     classifier = commands.add_parser("classifier", help="train the lesson's toy classifier")
     env_flag(classifier, "--seed", "TRAIN_SEED", 0, "first random seed", type=int)
     env_flag(classifier, "--epochs", "TRAIN_EPOCHS", 200, "epochs", type=int)
@@ -74,30 +85,39 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _forecaster_config(args: argparse.Namespace) -> Any:
+    from training.forecaster import ForecasterConfig
+
+    return ForecasterConfig(
+        data=args.data,
+        end=args.end,
+        start=args.start,
+        window=args.window,
+        seed=args.seed,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        huber_delta=args.huber_delta,
+        patience=args.patience,
+        validation_from=args.validation_from,
+        test_from=args.test_from,
+        name=args.name,
+        out=args.out,
+        reports=args.reports,
+        threads=args.threads,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.log_level)
     if args.command == "forecaster":
-        from training.forecaster import ForecasterConfig, train_forecaster
+        from training.forecaster import train_forecaster
 
-        cfg = ForecasterConfig(
-            data=args.data,
-            end=args.end,
-            start=args.start,
-            window=args.window,
-            seed=args.seed,
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            huber_delta=args.huber_delta,
-            patience=args.patience,
-            validation_from=args.validation_from,
-            test_from=args.test_from,
-            name=args.name,
-            out=args.out,
-            reports=args.reports,
-            threads=args.threads,
-        )
-        train_forecaster(cfg)
+        train_forecaster(_forecaster_config(args))
+    elif args.command == "seeds":
+        from training.seed_study import run_seed_study
+
+        run_seed_study(_forecaster_config(args), args.seeds)
     else:
         from training.classifier import ClassifierConfig, train_classifier
 

@@ -28,12 +28,17 @@ def _pyplot() -> Any:
     return plt
 
 
-def plot_losses(path: Path, history: dict[str, list[float]], best_epoch: int) -> None:
+def _years(split: dict[str, Any]) -> str:
+    return f"{split['first_target'][:4]}-{split['last_target'][:4]}"
+
+
+def plot_losses(path: Path, history: dict[str, list[float]], meta: dict[str, Any]) -> None:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.5))
     epochs = np.arange(1, len(history["loss"]) + 1)
-    ax.plot(epochs, history["loss"], label="fit (1849-1989)")
-    ax.plot(epochs, history["val_loss"], label="validation (1990-1999)")
+    splits, best_epoch = meta["splits"], meta["training"]["best_epoch"]
+    ax.plot(epochs, history["loss"], label=f"fit ({_years(splits['fit'])})")
+    ax.plot(epochs, history["val_loss"], label=f"validation ({_years(splits['validation'])})")
     ax.axvline(best_epoch, color="grey", linestyle=":", label=f"best epoch {best_epoch}")
     ax.set_xlabel("epoch")
     ax.set_ylabel("Huber loss (scaled)")
@@ -83,7 +88,7 @@ def write_forecaster_report(
     base.parent.mkdir(parents=True, exist_ok=True)
     loss_png = base.with_name(base.name + "_loss.png")
     test_png = base.with_name(base.name + "_test.png")
-    plot_losses(loss_png, history, meta["training"]["best_epoch"])
+    plot_losses(loss_png, history, meta)
     plot_test(test_png, splits, forecast, meta)
     numbers = {
         key: meta[key]

@@ -95,3 +95,30 @@ def test_bad_split_years_fail_clearly(tmp_path, data_path):
     ]
     with pytest.raises(ValueError, match="must precede"):
         main(argv)
+
+
+def test_seed_study_writes_a_summary(tmp_path, data_path, keras):
+    argv = [
+        "seeds",
+        "--data",
+        str(data_path),
+        "--start",
+        "1988-01-01",
+        "--end",
+        "2000-12-31",
+        "--seeds",
+        "4,5",
+        "--epochs",
+        "1",
+        "--out",
+        str(tmp_path),
+        "--reports",
+        str(tmp_path),
+        "--log-level",
+        "WARNING",
+    ]
+    assert main(argv) == 0
+    study = json.loads((tmp_path / "sunspot_lstm_seeds.json").read_text())
+    assert [run["seed"] for run in study["runs"]] == [4, 5]
+    assert study["test_rmse_mean"] > 0
+    assert not (tmp_path / "sunspot_lstm.json").exists()  # the study keeps no models

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssignor
-from kafka.errors import KafkaError
+from kafka.errors import KafkaError, KafkaTimeoutError
 from kafka.structs import OffsetAndMetadata
 
 from consumer.health import Health
@@ -59,6 +59,7 @@ class RunnerConfig:
     transaction_timeout_ms: int = 10_000
     retry_backoff_s: float = 0.5
     retry_backoff_max_s: float = 10.0
+    shutdown_grace_s: float = 10.0
 
 
 class Runner(ConsumerRebalanceListener):
@@ -221,14 +222,38 @@ class Runner(ConsumerRebalanceListener):
             self.producer.begin_transaction()
             for out in outputs:
                 self._send(out)
-            self.producer.send_offsets_to_transaction(offsets, self.consumer.group_metadata())
-            self.producer.commit_transaction()
+            self._transaction_step(
+                "send_offsets_to_transaction", offsets, self.consumer.group_metadata()
+            )
+            self._transaction_step("commit_transaction")
             return
         futures = [self._send(out) for out in outputs]
         self.producer.flush()
         for future in futures:
             future.get(timeout=0)  # raises the delivery error, if any
         self.consumer.commit(offsets)
+
+    def _transaction_step(self, step: str, *args: Any) -> None:
+        """Run a blocking transaction step (`send_offsets_to_transaction`, `commit_transaction`)
+        but wait for it in short slices, so that /healthz stays alive and /readyz turns false
+        while the broker is away, and a shutdown is not held up for ever: kafka-python's own
+        calls wait without a timeout."""
+        assert self.producer is not None
+        manager = getattr(self.producer, "_transaction_manager", None)
+        if manager is None:  # another kafka-python release: its plain, blocking call
+            getattr(self.producer, step)(*args)
+            return
+        begin = manager.begin_commit if step == "commit_transaction" else getattr(manager, step)
+        result = begin(*args)
+        self.producer._sender.wakeup()
+        waited = 0.0
+        while not result.wait(timeout_ms=500):
+            waited += 0.5
+            self.health.polled(connected=False)
+            if self.stop.is_set() and waited >= self.config.shutdown_grace_s:
+                raise KafkaTimeoutError(f"{step} not acknowledged {waited:.0f} s into shutdown")
+            if waited % 10 == 0:
+                log.warning("%s waiting for the broker for %.0f s", step, waited)
 
     def _send(self, out: Output) -> Any:
         assert self.producer is not None

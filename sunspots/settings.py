@@ -57,7 +57,13 @@ class KafkaSettings:
 
     def client_kwargs(self) -> dict[str, Any]:
         """Keyword arguments shared by every kafka-python client."""
-        return {"bootstrap_servers": self.bootstrap_servers.split(","), **dict(self.security)}
+        return {
+            "bootstrap_servers": self.bootstrap_servers.split(","),
+            # kafka-python backs off reconnects up to 30 s by default, so a service would sit
+            # idle long after a broker bounce; a 1 s ceiling resumes promptly.
+            "reconnect_backoff_max_ms": 1000,
+            **dict(self.security),
+        }
 
 
 def add_kafka_flags(parser: argparse.ArgumentParser) -> None:

@@ -34,7 +34,7 @@ pytestmark = pytest.mark.fault
 
 def _expected(data_path: Path, start: str, end: str | None = None) -> dict[str, float]:
     """Forecast per target date of an uninterrupted run, from the offline batched model."""
-    model = load_forecaster(os.environ.get("SUNSPOTS_MODEL", DEFAULT_FORECASTER))
+    model = load_forecaster(os.environ.get("SUNSPOTS_MODEL") or DEFAULT_FORECASTER)
     frame = data.select_range(data.load_daily(data_path), start, end)
     series = frame["sunspot_number"].to_numpy(dtype=np.float64)
     assert not np.isnan(series).any()
@@ -99,12 +99,14 @@ def test_forecaster_killed_five_times_during_a_full_replay(
     producer = _producer(
         bootstrap_servers, topics, data_path, tmp_path / "producer.log", "--start", "1850-01-01"
     ).start()
-    kills = 0
+    at: list[int] = []  # evaluations made before each kill: proof the kills hit a live stream
     try:
-        while kills < 5:
+        while len(at) < 5:
             time.sleep(rng.uniform(0.5, 2.5))
+            at.append(
+                int(fc.metrics().get(("sunspot_evaluations_total", (("series", "silso"),)), 0))
+            )
             fc.kill()
-            kills += 1
             fc.start().wait_ready()
         assert producer.process.wait(300) == 0, producer.log()
         forecasts = values(
@@ -119,7 +121,10 @@ def test_forecaster_killed_five_times_during_a_full_replay(
     finally:
         fc.kill()
         producer.kill()
-    print(f"\n{kills} SIGKILLs, {time.monotonic() - started:.1f} s")
+    print(
+        f"\n{len(at)} SIGKILLs, {time.monotonic() - started:.1f} s; evaluations by the "
+        f"killed instance before each kill: {at}"
+    )
     report = _account(expected, forecasts, evaluations)
     assert report["duplicates"] == report["missing"] == report["unexpected"] == 0
     # The last forecast (for the day after the data ends) has no actual yet.
@@ -161,8 +166,8 @@ def test_broker_killed_and_restarted_mid_replay(data_path, tmp_path, unique) -> 
             )
             time.sleep(2.0)
             before = fc.metrics().get(("sunspot_evaluations_total", (("series", "silso"),)), 0)
-            restarted = time.monotonic()
             broker.start()
+            restarted = time.monotonic()
             wait_for(
                 lambda: (
                     fc.metrics().get(("sunspot_evaluations_total", (("series", "silso"),)), 0)
@@ -194,7 +199,7 @@ def test_broker_killed_and_restarted_mid_replay(data_path, tmp_path, unique) -> 
         producer.kill()
     finally:
         broker.cleanup()
-    print(f"\npipeline resumed {resumed:.1f} s after the broker restarted")
+    print(f"\npipeline resumed {resumed:.1f} s after the restarted broker was ready")
     report = _account(expected, [f for f in forecasts if f["target_date"] in expected], evaluations)
     assert len(forecasts) == len(expected) + 1
     assert report["duplicates"] == report["missing"] == report["unexpected"] == 0
@@ -210,7 +215,7 @@ def test_two_consumers_share_four_partitions_and_survive_a_kill(
     series_count, shift, start, end = 8, 27, "2000-01-01", "2001-12-31"
     frame = data.select_range(data.load_daily(data_path), start, end)
     days = len(frame)
-    model_window = load_forecaster(os.environ.get("SUNSPOTS_MODEL", DEFAULT_FORECASTER)).window
+    model_window = load_forecaster(os.environ.get("SUNSPOTS_MODEL") or DEFAULT_FORECASTER).window
     # Series i starts i × shift days late; its windows end on its 10th day onwards.
     expected = {f"silso-{i}": days - i * shift - model_window + 1 for i in range(series_count)}
     a = forecaster(bootstrap_servers, topics, group, tmp_path, instance="a")

@@ -44,7 +44,7 @@ def _metric(service, name: str, **labels: str) -> float:
 def test_replay_parity_with_the_offline_model(
     bootstrap_servers: str, topics, unique: str, data_path: Path, tmp_path: Path
 ) -> None:
-    model = load_forecaster(os.environ.get("SUNSPOTS_MODEL", DEFAULT_FORECASTER))
+    model = load_forecaster(os.environ.get("SUNSPOTS_MODEL") or DEFAULT_FORECASTER)
     frame = data.select_range(data.load_daily(data_path), SEED_START, SEED_END)
     values_ = frame["sunspot_number"].to_numpy(dtype=np.float64)
     n = len(values_) - model.window  # windows whose target date is inside the range

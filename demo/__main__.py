@@ -22,6 +22,7 @@ from pathlib import Path
 from kafka import KafkaConsumer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
+from sunspots import lesson
 from sunspots.broker import LocalBroker, free_port
 from sunspots.cli import env_flag
 from sunspots.data import SILSO_DAILY_URL
@@ -30,15 +31,7 @@ from sunspots.settings import TOPIC_ENV, KafkaSettings, Topics
 from sunspots.topics import create_topics
 
 REPO = Path(__file__).resolve().parents[1]
-LESSON_SEQUENCES = [
-    [0, 1, 1, 0, 0, 0],
-    [0, 0, 0, 2, 2, 0],
-    [0, 0, 0, 0, 3, 3],
-    [0, 2, 2, 0, 0, 0],
-    [0, 0, 3, 3, 0, 0],
-    [0, 0, 0, 0, 1, 1],
-    [0, 0, 0, 0, 0, 1],
-]
+LESSON_SEQUENCES = [*lesson.SEQUENCES, lesson.EXAMPLE]
 
 
 def say(text: str) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from sunspots import lesson
 from sunspots.artifact import CLASSIFIER_KIND
 from sunspots.lstm import network_from_arrays
 from training.export import network_arrays, write_artifact
@@ -24,19 +25,9 @@ from training.runtime import configure_tensorflow, epoch_logger, package_version
 
 log = logging.getLogger(__name__)
 
-SEQUENCES = np.array(
-    [
-        [0, 1, 1, 0, 0, 0],
-        [0, 0, 0, 2, 2, 0],
-        [0, 0, 0, 0, 3, 3],
-        [0, 2, 2, 0, 0, 0],
-        [0, 0, 3, 3, 0, 0],
-        [0, 0, 0, 0, 1, 1],
-    ],
-    dtype=np.float32,
-)
-LABELS = np.array([1, 2, 3, 2, 3, 1])
-LESSON_EXAMPLE = (np.array([[0, 0, 0, 0, 0, 1]], dtype=np.float32), 1)
+SEQUENCES = np.array(lesson.SEQUENCES, dtype=np.float32)
+LABELS = np.array(lesson.CLASSES)
+LESSON_EXAMPLE = (np.array(lesson.EXAMPLE, dtype=np.float32)[None, :, 0], lesson.EXAMPLE_CLASS)
 MAX_VALUE = 3
 CLASSES = list(range(MAX_VALUE + 1))
 

@@ -27,20 +27,14 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
 from producer.classify import Exchange, ReplyReader, ask
+from sunspots import lesson
 from sunspots.schemas import decode_classifier_prediction
 from sunspots.settings import KafkaSettings, Topics
 
 REPO = Path(__file__).resolve().parents[2]
-LESSON_SEQUENCES = [
-    [0, 1, 1, 0, 0, 0],
-    [0, 0, 0, 2, 2, 0],
-    [0, 0, 0, 0, 3, 3],
-    [0, 2, 2, 0, 0, 0],
-    [0, 0, 3, 3, 0, 0],
-    [0, 0, 0, 0, 1, 1],
-]
-LESSON_CLASSES = [1, 2, 3, 2, 3, 1]
-LESSON_EXAMPLE = [[0], [0], [0], [0], [0], [1]]  # the lesson's nested form, class 1
+LESSON_SEQUENCES = lesson.SEQUENCES
+LESSON_CLASSES = lesson.CLASSES
+LESSON_EXAMPLE = lesson.EXAMPLE  # the lesson's nested form, class 1
 READY_TIMEOUT_S = 90.0
 ANSWER_TIMEOUT_S = 60.0
 

@@ -12,6 +12,7 @@ export SUNSPOTS_DATA ?= $(DATA)
 
 help:
 	@echo "make demo   - replay sunspots through Kafka, the forecaster and the classifier"
+	@echo "             (ARGS=\"--speed 30 --start 2008-01-01\" to watch it live)"
 	@echo "make test   - every test tier (unit, model, integration on a real broker)"
 	@echo "make train  - retrain the committed model artifacts"
 	@echo "make bench  - benchmarks (tables in bench/results)"
@@ -65,10 +66,10 @@ train-seeds: $(STAMP)
 	$(PY) -m training seeds --data $(DATA) --seeds 0,1,2 --window 27
 
 demo: jars
-	$(PY) -m demo --data $(DATA)
+	$(PY) -m demo --data $(DATA) $(ARGS)
 
 bench: jars
-	$(PY) -m bench --data $(DATA)
+	$(PY) -m bench --data $(DATA) $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache reports/demo bench/results

@@ -1,0 +1,111 @@
+"""Shared pieces of the benchmarks: the table format, machine facts, percentiles, JSON output.
+
+Every benchmark prints a plain fixed-width table to stdout and writes a JSON report with the
+same keys as bench/classifier.py (`benchmark`, `at`, `machine`, `results`), so a later run can
+be compared by ratio with an earlier one. The figures are only comparable as ratios within one
+run: the machines are shared and noisy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "bench/results"
+DEFAULT_DATA = REPO.parent / "shared/data/SN_d_tot_V2.0.csv"
+
+
+def default_data() -> str:
+    """The SILSO file: SUNSPOTS_DATA, else the shared copy beside the checkout."""
+    return os.environ.get("SUNSPOTS_DATA") or str(DEFAULT_DATA)
+
+
+def versions() -> dict[str, str]:
+    found = {"python": platform.python_version()}
+    for dist in ("kafka-python", "numpy", "prometheus-client"):
+        try:
+            found[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            found[dist] = "absent"
+    try:
+        from sunspots.broker import KAFKA_VERSION
+
+        found["kafka-broker"] = KAFKA_VERSION
+    except ImportError:  # pragma: no cover - the broker harness is part of the package
+        pass
+    return found
+
+
+def machine() -> dict[str, Any]:
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpus": os.cpu_count(),
+        "cpu": cpu,
+        "platform": platform.platform(),
+        "versions": versions(),
+    }
+
+
+def report(name: str, rows: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    return {
+        "benchmark": name,
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        **extra,
+        "results": rows,
+    }
+
+
+def table(rows: list[dict[str, Any]], cols: list[str]) -> str:
+    """Fixed-width columns; missing values print as '-'."""
+
+    def cell(row: dict[str, Any], col: str) -> str:
+        value = row.get(col)
+        return "-" if value is None else str(value)
+
+    widths = [max(len(c), *(len(cell(r, c)) for r in rows)) for c in cols]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True))]
+    for row in rows:
+        lines.append("  ".join(cell(row, c).ljust(w) for c, w in zip(cols, widths, strict=True)))
+    return "\n".join(lines) + "\n"
+
+
+def write(report_: dict[str, Any], out: Path, cols: list[str]) -> None:
+    """Write the JSON report and print its table."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report_, indent=2) + "\n")
+    sys.stdout.write(table(report_["results"], cols))
+    sys.stdout.write(f"written to {out}\n")
+
+
+def percentile(values: list[float] | np.ndarray, q: float, digits: int = 3) -> float | None:
+    if len(values) == 0:
+        return None
+    return round(float(np.percentile(np.asarray(values, dtype=np.float64), q)), digits)
+
+
+def rss_peak_mib(pid: int) -> float | None:
+    """Peak resident set (VmHWM) of a live process, MiB; None once it has exited."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        return None
+    return None

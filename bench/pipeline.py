@@ -1,0 +1,405 @@
+"""End-to-end pipeline: the real replay producer and forecaster on one broker.
+
+    .venv/bin/python -m bench.pipeline [--data FILE] [--bootstrap-servers HOST:PORT]
+
+Runs `python -m consumer forecast` and `python -m producer` as subprocesses, exactly as a user
+would, on fresh topics:
+
+- full replay (once per processing mode): every observation from 1850-01-01 to the end of the
+  data (about 64k) at full speed. Wall time runs from the first observation's Kafka timestamp
+  (CreateTime, set by the producer at send) to the moment a read_committed consumer in this
+  process sees the last expected evaluation — i.e. until the last evaluation is committed and
+  readable downstream. Throughput = observations / wall time.
+- paced (exactly once): a fresh series at `--speed 100` (100 obs/s) for `--paced-seconds`.
+  Latency of each forecast = its record timestamp − the timestamp of the observation that
+  completed its window (matched by date): the time the forecaster took to see, batch, predict
+  and send it. `visible` latency adds the transaction commit and the downstream fetch: the
+  time a read_committed reader in this process received the forecast − the observation's
+  timestamp. Both clocks are this machine's.
+
+Peak RSS of the forecaster is its /proc/<pid>/status VmHWM; CPU is its user+system time.
+The forecaster's own /metrics give the time spent in the model (`sunspot_inference_seconds`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+from kafka import KafkaConsumer, TopicPartition
+from prometheus_client.parser import text_string_to_metric_families
+
+from bench.common import REPO, RESULTS, default_data, percentile, report, rss_peak_mib, write
+from sunspots.artifact import DEFAULT_FORECASTER, load_forecaster
+from sunspots.broker import free_port
+from sunspots.data import load_daily, select_range
+from sunspots.settings import TOPIC_ENV, KafkaSettings, Topics
+from sunspots.topics import create_topics
+from sunspots.window import SeriesWindow
+
+COLUMNS = [
+    "scenario",
+    "observations",
+    "evaluations",
+    "seconds",
+    "obs_per_s",
+    "p50_ms",
+    "p99_ms",
+    "visible_p50_ms",
+    "visible_p99_ms",
+    "rss_peak_mib",
+    "cpu_s",
+    "inference_s",
+    "batches",
+]
+REPLAY_START = "1850-01-01"
+PACED_START = "2000-01-01"
+
+
+def expected_counts(data: str, start: str, end: str | None, window: int) -> tuple[int, int, int]:
+    """(observations, forecasts, evaluations) the forecaster must produce for a replay."""
+    frame = select_range(load_daily(data), start, end)
+    state = SeriesWindow(window)
+    forecasts = evaluations = 0
+    for day, value in zip(frame["date"].dt.date, frame["sunspot_number"], strict=True):
+        step = state.apply(day, None if value != value else float(value))  # NaN → missing
+        evaluations += step.scored is not None
+        state.pending = True if step.ready is not None else None
+        forecasts += step.ready is not None
+    return len(frame), forecasts, evaluations
+
+
+def topic_flags(topics: Topics) -> list[str]:
+    flags = []
+    for name in TOPIC_ENV:
+        flags += [f"--topic-{name.replace('_', '-')}", getattr(topics, name)]
+    return flags
+
+
+def cpu_seconds(pid: int) -> float | None:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    ticks = os.sysconf("SC_CLK_TCK")
+    return round((int(fields[11]) + int(fields[12])) / ticks, 2)  # utime + stime
+
+
+class Forecaster:
+    """The forecaster service as a subprocess, with its /metrics port."""
+
+    def __init__(self, kafka: KafkaSettings, processing: str, log_path: Path) -> None:
+        self.port = free_port()
+        token = uuid.uuid4().hex[:8]
+        command = [
+            sys.executable,
+            "-m",
+            "consumer",
+            "forecast",
+            "--bootstrap-servers",
+            kafka.bootstrap_servers,
+            "--group",
+            f"bench-{token}",
+            "--instance-id",
+            f"bench-{token}",
+            "--metrics-port",
+            str(self.port),
+            "--processing",
+            processing,
+            "--create-topics",
+            "false",
+            *topic_flags(kafka.topics),
+        ]
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        with log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env
+            )
+
+    def wait_ready(self, timeout: float = 90.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the forecaster exited with {self.process.returncode}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except (OSError, urllib.error.HTTPError):
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"the forecaster was not ready within {timeout:.0f} s")
+
+    def metrics(self) -> dict[str, float]:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as r:
+            text = r.read().decode()
+        samples: dict[str, float] = {}
+        for family in text_string_to_metric_families(text):
+            for s in family.samples:
+                if not s.labels or set(s.labels) == {"series"}:
+                    samples[s.name] = samples.get(s.name, 0.0) + s.value
+        return samples
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait()
+
+
+@dataclass
+class Watcher:
+    """A read_committed reader in a thread: what a downstream consumer sees, and when."""
+
+    kafka: KafkaSettings
+    topic: str
+    expected: int
+    keep_values: bool = False
+    received: list[tuple[float, int, bytes | None]] = field(default_factory=list)
+    done: threading.Event = field(default_factory=threading.Event)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        self.consumer = KafkaConsumer(
+            **self.kafka.client_kwargs(),
+            group_id=None,
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+            fetch_max_bytes=16 * 1024 * 1024,
+        )
+        partitions = self.consumer.partitions_for_topic(self.topic) or {0}
+        tps = [TopicPartition(self.topic, p) for p in partitions]
+        self.consumer.assign(tps)
+        self.consumer.seek_to_beginning(*tps)
+        self.consumer.poll(timeout_ms=100)  # connect and fetch positions before timing starts
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            while not self.stop.is_set() and len(self.received) < self.expected:
+                batch = self.consumer.poll(timeout_ms=100)
+                now = time.time()
+                for part in batch.values():
+                    for r in part:
+                        self.received.append(
+                            (now, r.timestamp, r.value if self.keep_values else None)
+                        )
+            if len(self.received) >= self.expected:
+                self.done.set()
+        finally:
+            self.consumer.close()
+
+    def wait(self, timeout: float) -> bool:
+        finished = self.done.wait(timeout)
+        self.stop.set()
+        self.thread.join(10)
+        return finished
+
+
+def first_timestamps(kafka: KafkaSettings, topic: str, keys: int | None = 1) -> list:
+    """Records of `topic` from the beginning: the first one, or all (keys=None)."""
+    reader = KafkaConsumer(
+        **kafka.client_kwargs(),
+        group_id=None,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+    )
+    try:
+        tp = TopicPartition(topic, 0)
+        reader.assign([tp])
+        reader.seek_to_beginning(tp)
+        end = reader.end_offsets([tp])[tp]
+        records: list = []
+        deadline = time.monotonic() + 60
+        while reader.position(tp) < end and time.monotonic() < deadline:
+            for part in reader.poll(timeout_ms=200).values():
+                records.extend(part)
+            if keys is not None and len(records) >= keys:
+                return records[:keys]
+        return records
+    finally:
+        reader.close()
+
+
+def run_producer(kafka: KafkaSettings, data: str, log_path: Path, *extra: str) -> float:
+    """Run the replay producer to completion; returns its wall time in seconds."""
+    command = [
+        sys.executable,
+        "-m",
+        "producer",
+        "--data",
+        data,
+        "--bootstrap-servers",
+        kafka.bootstrap_servers,
+        *topic_flags(kafka.topics),
+        *extra,
+    ]
+    started = time.monotonic()
+    with log_path.open("ab") as log:
+        done = subprocess.run(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+    if done.returncode != 0:
+        raise RuntimeError(f"the producer exited with {done.returncode}; see {log_path}")
+    return time.monotonic() - started
+
+
+def fresh_topics(kafka: KafkaSettings, prefix: str) -> KafkaSettings:
+    token = uuid.uuid4().hex[:8]
+    topics = Topics(**{n: f"{prefix}-{n.replace('_', '-')}-{token}" for n in TOPIC_ENV})
+    settings = KafkaSettings(kafka.bootstrap_servers, topics, kafka.security)
+    create_topics(settings)
+    return settings
+
+
+def service_row(fc: Forecaster, row: dict[str, Any]) -> dict[str, Any]:
+    metrics = fc.metrics()
+    row["rss_peak_mib"] = rss_peak_mib(fc.process.pid)
+    row["cpu_s"] = cpu_seconds(fc.process.pid)
+    row["inference_s"] = round(metrics.get("sunspot_inference_seconds_sum", 0.0), 3)
+    row["batches"] = int(metrics.get("sunspot_inference_seconds_count", 0))
+    return row
+
+
+def full_replay(args: argparse.Namespace, base: KafkaSettings, processing: str) -> dict[str, Any]:
+    kafka = fresh_topics(base, "pipe")
+    model = load_forecaster(DEFAULT_FORECASTER)
+    n_obs, _, n_eval = expected_counts(args.data, args.start, args.end, model.window)
+    fc = Forecaster(kafka, processing, args.logs / f"pipeline.{processing}.forecaster.log")
+    try:
+        fc.wait_ready()
+        watcher = Watcher(kafka, kafka.topics.evaluations, n_eval)
+        extra = ["--start", args.start] + (["--end", args.end] if args.end else [])
+        producer_s = run_producer(kafka, args.data, args.logs / "pipeline.producer.log", *extra)
+        if not watcher.wait(args.timeout):
+            raise RuntimeError(f"{len(watcher.received)} of {n_eval} evaluations committed")
+        first = first_timestamps(kafka, kafka.topics.observations)[0].timestamp / 1000.0
+        last_seen = watcher.received[n_eval - 1][0]
+        seconds = last_seen - first
+        row = {
+            "scenario": f"full replay, {processing.replace('_', ' ')}",
+            "observations": n_obs,
+            "evaluations": len(watcher.received),
+            "seconds": round(seconds, 3),
+            "obs_per_s": round(n_obs / seconds, 1),
+            "producer_s": round(producer_s, 3),
+        }
+        return service_row(fc, row)
+    finally:
+        fc.stop()
+
+
+def paced(args: argparse.Namespace, base: KafkaSettings) -> dict[str, Any]:
+    kafka = fresh_topics(base, "paced")
+    model = load_forecaster(DEFAULT_FORECASTER)
+    start = date.fromisoformat(PACED_START)
+    end = start + timedelta(days=int(args.rate * args.paced_seconds) - 1)
+    n_obs, n_fc, n_eval = expected_counts(
+        args.data, start.isoformat(), end.isoformat(), model.window
+    )
+    fc = Forecaster(kafka, "exactly_once", args.logs / "pipeline.paced.forecaster.log")
+    try:
+        fc.wait_ready()
+        watcher = Watcher(kafka, kafka.topics.forecasts, n_fc, keep_values=True)
+        run_producer(
+            kafka,
+            args.data,
+            args.logs / "pipeline.producer.log",
+            "--start",
+            start.isoformat(),
+            "--end",
+            end.isoformat(),
+            "--speed",
+            str(args.rate),
+        )
+        if not watcher.wait(args.timeout):
+            raise RuntimeError(f"{len(watcher.received)} of {n_fc} forecasts committed")
+        sent = {
+            json.loads(r.value)["date"]: r.timestamp / 1000.0
+            for r in first_timestamps(kafka, kafka.topics.observations, keys=None)
+        }
+        produced, visible = [], []
+        for seen, stamp, value in watcher.received:
+            assert value is not None
+            obs_sent = sent[json.loads(value)["window_end"]]
+            produced.append((stamp / 1000.0 - obs_sent) * 1000.0)
+            visible.append((seen - obs_sent) * 1000.0)
+        row = {
+            "scenario": f"paced {args.rate:g} obs/s, exactly once",
+            "observations": n_obs,
+            "evaluations": n_eval,
+            "forecasts": len(produced),
+            "seconds": round(args.paced_seconds, 1),
+            "obs_per_s": args.rate,
+            "p50_ms": percentile(produced, 50, 1),
+            "p99_ms": percentile(produced, 99, 1),
+            "max_ms": round(max(produced), 1),
+            "visible_p50_ms": percentile(visible, 50, 1),
+            "visible_p99_ms": percentile(visible, 99, 1),
+        }
+        return service_row(fc, row)
+    finally:
+        fc.stop()
+
+
+def run(args: argparse.Namespace, bootstrap: str) -> dict[str, Any]:
+    args.logs.mkdir(parents=True, exist_ok=True)
+    base = KafkaSettings(bootstrap)
+    rows = [full_replay(args, base, mode) for mode in args.processing]
+    if args.paced_seconds > 0:
+        rows.append(paced(args, base))
+    return report("pipeline", rows, replay_start=args.start, replay_end=args.end, partitions=1)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bench.pipeline", description=__doc__)
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument("--data", default=default_data(), help="SILSO daily CSV")
+    parser.add_argument("--bootstrap-servers", help="a running broker; default: start one")
+    parser.add_argument("--start", default=REPLAY_START, help="first date (1850-01-01)")
+    parser.add_argument("--end", help="last date (default: end of data)")
+    parser.add_argument(
+        "--processing",
+        nargs="+",
+        default=["exactly_once", "at_least_once"],
+        choices=["exactly_once", "at_least_once"],
+    )
+    parser.add_argument("--rate", type=float, default=100.0, help="paced obs/s (100)")
+    parser.add_argument("--paced-seconds", type=float, default=30.0, help="paced run (30 s)")
+    parser.add_argument("--timeout", type=float, default=300.0, help="per run (300 s)")
+    parser.add_argument("--logs", type=Path, default=RESULTS, help="service logs (bench/results)")
+    parser.add_argument("--out", type=Path, default=RESULTS / "pipeline.json")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    with ExitStack() as stack:
+        bootstrap = args.bootstrap_servers
+        if not bootstrap:
+            from sunspots.broker import LocalBroker
+
+            bootstrap = stack.enter_context(LocalBroker()).bootstrap_servers
+        result = run(args, bootstrap)
+    write(result, args.out, COLUMNS)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,104 @@
+"""The four benchmarks run end to end at smoke size, so `make bench` keeps working.
+
+No figure is asserted: CI machines are shared and noisy, and speed is judged by reading the
+tables of a full `make bench`. Only the shape is checked — every benchmark wrote its JSON with
+the expected rows, and the counts show that every record went through.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench.__main__ import main as bench_main
+
+pytestmark = pytest.mark.integration
+
+QUICK_DAYS = 300
+
+
+@pytest.fixture(scope="module")
+def results(bootstrap_servers: str, data_path: Path, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("bench")
+    argv = [
+        "--quick",
+        "--quick-days",
+        str(QUICK_DAYS),
+        "--data",
+        str(data_path),
+        "--bootstrap-servers",
+        bootstrap_servers,
+        "--results",
+        str(out),
+    ]
+    assert bench_main(argv) == 0
+    return out
+
+
+def _load(results: Path, name: str) -> dict:
+    report = json.loads((results / f"{name}.json").read_text())
+    assert report["benchmark"] == name
+    assert {"at", "machine", "results"} <= report.keys()
+    return report
+
+
+def _by(report: dict, key: str) -> dict:
+    return {(row[key], row.get("batch")): row for row in report["results"]}
+
+
+def test_inference(results: Path) -> None:
+    report = _load(results, "inference")
+    rows = _by(report, "path")
+    assert report["test_windows"] == 6381
+    for batch in (1, 32, 500, 6381):
+        row = rows[("numpy serving", batch)]
+        assert row["calls"] >= 3 and row["per_window_us"] > 0
+    assert rows[("arithmetic bound", None)]["per_window_us"] > 0
+    # Keras rows are there when TensorFlow is installed ([train] extra), a note otherwise.
+    assert any(path.startswith("keras") for path, _ in rows)
+    assert {"batched_ok", "single_p99_ok"} <= report["targets"].keys()
+
+
+def test_kafka_ceiling(results: Path) -> None:
+    report = _load(results, "kafka_ceiling")
+    rows = {row["scenario"]: row for row in report["results"]}
+    assert report["observations"] == QUICK_DAYS
+    assert rows["produce (replay settings)"]["records_out"] == QUICK_DAYS
+    for name in ("consume→re-produce, at least once", "consume→re-produce, exactly once"):
+        assert rows[name]["records_in"] == rows[name]["records_out"] == QUICK_DAYS
+    shaped = rows["exactly once, forecaster-shaped"]
+    assert shaped["records_in"] == QUICK_DAYS
+    assert shaped["records_out"] == 2 * QUICK_DAYS + shaped["batches"]
+
+
+def test_pipeline(results: Path) -> None:
+    report = _load(results, "pipeline")
+    rows = {row["scenario"]: row for row in report["results"]}
+    for mode in ("exactly once", "at least once"):
+        row = rows[f"full replay, {mode}"]
+        # No gaps in 2020: every day but the first window's is scored.
+        assert row["observations"] == QUICK_DAYS
+        assert row["evaluations"] == QUICK_DAYS - 10
+        assert row["seconds"] > 0 and row["rss_peak_mib"] > 0
+    paced = rows["paced 50 obs/s, exactly once"]
+    assert paced["forecasts"] == paced["observations"] - 10 + 1
+    assert 0 < paced["p50_ms"] <= paced["p99_ms"]
+
+
+def test_classifier(results: Path) -> None:
+    report = _load(results, "classifier")
+    rows = {row["scenario"]: row for row in report["results"]}
+    assert rows["burst"]["answered"] == rows["burst"]["requests"] == 100
+    assert rows["paced 50/s"]["answered"] == rows["paced 50/s"]["requests"] == 50
+
+
+def test_summary_and_markdown(results: Path) -> None:
+    summary = json.loads((results / "summary.json").read_text())
+    targets = {row["target"] for row in summary["results"]}
+    assert "serving, batched, per window" in targets
+    assert "full replay, exactly once: wall time" in targets
+    assert any("÷ bare" in t for t in targets)
+    text = (results / "performance.md").read_text()
+    assert "kafka-python" in text and "| target |" in text

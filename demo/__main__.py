@@ -111,28 +111,27 @@ def _plot(evaluations: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
     import pandas as pd
 
-    dates = pd.to_datetime([e["date"] for e in evaluations])
-    fig, ax = plt.subplots(figsize=(11, 4), dpi=90)
-    ax.plot(dates, [e["actual"] for e in evaluations], lw=0.6, label="actual", color="black")
-    ax.plot(
-        dates,
-        [e["forecast"] for e in evaluations],
-        lw=0.6,
-        label="streamed forecast",
-        color="tab:orange",
-    )
-    ax.fill_between(
-        dates,
-        [e["lower"] for e in evaluations],
-        [e["upper"] for e in evaluations],
-        color="tab:orange",
-        alpha=0.2,
-        lw=0,
-        label="90 % interval",
-    )
-    ax.set_ylabel("daily sunspot number")
-    ax.set_title("Streamed next-day forecasts vs actuals")
-    ax.legend(loc="upper right")
+    frame = pd.DataFrame(evaluations)
+    frame["date"] = pd.to_datetime(frame["date"])
+    fig, axes = plt.subplots(2, 1, figsize=(11, 6.5), dpi=90)
+    # The whole replay is too dense to read day by day, so the last year is drawn again below.
+    for ax, part in zip(axes, (frame, frame.tail(365)), strict=True):
+        ax.plot(part["date"], part["actual"], lw=0.6, color="black", label="actual")
+        ax.plot(
+            part["date"], part["forecast"], lw=0.6, color="tab:orange", label="streamed forecast"
+        )
+        ax.fill_between(
+            part["date"],
+            part["lower"],
+            part["upper"],
+            color="tab:orange",
+            alpha=0.2,
+            lw=0,
+            label="90 % interval",
+        )
+        ax.set_ylabel("daily sunspot number")
+    axes[0].set_title("Streamed next-day forecasts vs actuals (last year below)")
+    axes[1].legend(loc="upper left")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
@@ -193,8 +192,8 @@ def run(args: argparse.Namespace) -> int:
             say(produced.stderr[-2000:])
             return 1
         replay_done = time.monotonic()
-        metrics = _settle(ports["forecast"])
-        say(f"forecaster caught up {time.monotonic() - replay_done:.1f} s after the replay")
+        metrics, caught_up = _settle(ports["forecast"])
+        say(f"forecaster caught up {caught_up - replay_done:.1f} s after the replay ended")
         _classify(kafka, args.timeout)
         evaluations = _read_evaluations(bootstrap, topics.evaluations)
         _summary(metrics, evaluations, time.monotonic() - started)
@@ -210,8 +209,8 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _settle(port: int, quiet_s: float = 2.0, timeout: float = 300) -> dict:
-    """Scrape until the evaluation count stops moving: the forecaster has caught up."""
+def _settle(port: int, quiet_s: float = 2.0, timeout: float = 300) -> tuple[dict, float]:
+    """Scrape until the forecaster's counts stop moving; return them and when they last moved."""
     last, since = -1.0, time.monotonic()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -222,9 +221,9 @@ def _settle(port: int, quiet_s: float = 2.0, timeout: float = 300) -> dict:
         if count != last:
             last, since = count, time.monotonic()
         elif time.monotonic() - since > quiet_s:
-            return metrics
+            return metrics, since
         time.sleep(0.2)
-    return _scrape(port)
+    return _scrape(port), since
 
 
 def _classify(kafka: KafkaSettings, timeout: float) -> None:

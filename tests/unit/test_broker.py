@@ -20,8 +20,9 @@ def test_properties_describe_one_kraft_node_on_loopback(tmp_path) -> None:
     assert props["log.dirs"] == str(tmp_path)
 
 
-def test_cluster_id_is_22_url_safe_characters() -> None:
-    assert re.fullmatch(r"[A-Za-z0-9_-]{22}", broker._cluster_id())
+def test_cluster_id_is_22_url_safe_characters_never_read_as_an_option() -> None:
+    ids = [broker._cluster_id() for _ in range(2000)]
+    assert all(re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_-]{21}", i) for i in ids)
 
 
 @pytest.mark.parametrize(("missing", "names"), [("java", "openjdk-17"), ("mvn", "maven")])

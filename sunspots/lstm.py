@@ -9,14 +9,61 @@ matrix products.
 
 from __future__ import annotations
 
+import ctypes
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 DTYPE = np.float32
 BLOCK_ROWS = 512
+
+
+# The thread-count setters of the OpenBLAS builds NumPy wheels bundle (scipy-openblas, 64-bit
+# and 32-bit interfaces) and of a system OpenBLAS.
+_BLAS_THREAD_SETTERS = (
+    "scipy_openblas_set_num_threads64_",
+    "scipy_openblas_set_num_threads",
+    "openblas_set_num_threads64_",
+    "openblas_set_num_threads",
+)
+
+
+def single_threaded_blas() -> bool:
+    """Run NumPy's OpenBLAS on one thread in this process; False if it cannot be found.
+
+    A serving process shares its cores with Kafka clients, the broker and other services. Our
+    matrix products are small (≤ 512 × 64 by 64 × 256); OpenBLAS's worker threads gain nothing
+    on them even on an idle machine, and on a busy one they spin waiting for a core — in the
+    pipeline benchmark a batched model call took 10× longer than with one thread. The
+    environment (OPENBLAS_NUM_THREADS) only counts before NumPy is imported, so the library's
+    own setter is called instead, as threadpoolctl does. One thread computes every output
+    element the same way, so the results are unchanged.
+    """
+    try:
+        maps = Path("/proc/self/maps").read_text()
+    except OSError:  # not Linux: leave the default
+        return False
+    libraries = {
+        line.split()[-1]
+        for line in maps.splitlines()
+        if "openblas" in line.rsplit("/", 1)[-1].lower() and line.split()[-1].startswith("/")
+    }
+    done = False
+    for path in sorted(libraries):
+        try:
+            library = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for name in _BLAS_THREAD_SETTERS:
+            setter = getattr(library, name, None)
+            if setter is not None:
+                setter(1)
+                done = True
+                break
+    return done
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:

@@ -134,8 +134,12 @@ def parse_date(value: Any, name: str = "date") -> date:
         raise SchemaError("bad_date", f"{name} {value!r}: {exc}") from None
 
 
+# One encoder for every message: json.dumps with non-default options builds a new one per call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+
+
 def _encode(payload: dict[str, Any]) -> bytes:
-    return json.dumps(payload, separators=(",", ":"), allow_nan=False).encode("utf-8")
+    return _ENCODER.encode(payload).encode("utf-8")
 
 
 def _check_key(key: bytes | str | None, expected: str) -> None:

@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector,
 from consumer import health as health_endpoint
 from consumer.runner import AT_LEAST_ONCE, EXACTLY_ONCE, Runner, RunnerConfig
 from sunspots.cli import add_logging_flag, env_flag, setup_logging
+from sunspots.lstm import single_threaded_blas
 from sunspots.settings import KafkaSettings, add_kafka_flags, kafka_settings_from_args
 from sunspots.signals import stop_on_signals
 
@@ -153,6 +154,9 @@ def _processor(config: ServiceConfig, registry: CollectorRegistry) -> tuple[Any,
 
 
 def run(config: ServiceConfig, stop: threading.Event) -> int:
+    # Both models make small matrix products on cores shared with the Kafka clients: BLAS
+    # worker threads would only contend for them (see single_threaded_blas).
+    single_threaded_blas()
     registry = _registry()
     health = health_endpoint.Health()
     processor, source, state = _processor(config, registry)

@@ -25,7 +25,6 @@ import numpy as np
 from consumer.metrics import ForecasterMetrics
 from consumer.output import Output, dead_letter
 from sunspots.evaluation import RollingScore
-from sunspots.lstm import single_threaded_blas
 from sunspots.schemas import (
     Evaluation,
     Forecast,
@@ -75,9 +74,6 @@ class Forecaster:
         # older records after a crash is skipped instead of being applied twice.
         self.applied_to: dict[str, int] = {}
         self.scores: dict[str, RollingScore] = {}
-        # The model calls are small and the cores are shared with the Kafka clients: BLAS
-        # worker threads only contend for them (see single_threaded_blas).
-        single_threaded_blas()
         metrics.model_info.labels(model.model_version).set(1)
 
     # --- one batch ------------------------------------------------------------------------

@@ -20,12 +20,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 from bench import classifier, inference, kafka_ceiling, pipeline
-from bench.common import RESULTS, default_data, machine, report, table
+from bench.common import RESULTS, broker, default_data, machine, report, table
 
 BENCHMARKS = ("inference", "kafka_ceiling", "pipeline", "classifier")
 THROUGHPUT_RATIO = 0.7
@@ -208,12 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         "pipeline": pipeline.main,
         "classifier": classifier.main,
     }
-    with ExitStack() as stack:
-        bootstrap = args.bootstrap_servers
-        if not bootstrap and set(args.only) - {"inference"}:
-            from sunspots.broker import LocalBroker
-
-            bootstrap = stack.enter_context(LocalBroker()).bootstrap_servers
+    with broker(args.bootstrap_servers, needed=bool(set(args.only) - {"inference"})) as bootstrap:
         for name in BENCHMARKS:
             if name in args.only:
                 sys.stdout.write(f"\n== {name} ==\n")

@@ -28,7 +28,6 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -37,6 +36,7 @@ import numpy as np
 from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 
+from bench.common import broker
 from producer.classify import Exchange, ReplyReader, exchange
 from sunspots.schemas import encode_classifier_request
 from sunspots.settings import KafkaSettings, Topics
@@ -201,12 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=120.0, help="answer timeout (120 s)")
     parser.add_argument("--out", type=Path, default=REPO / "bench/results/classifier.json")
     args = parser.parse_args(argv)
-    with ExitStack() as stack:
-        bootstrap = args.bootstrap_servers
-        if not bootstrap:
-            from sunspots.broker import LocalBroker
-
-            bootstrap = stack.enter_context(LocalBroker()).bootstrap_servers
+    with broker(args.bootstrap_servers) as bootstrap:
         report = run(args, bootstrap)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     sys.stdout.write(_table(report["results"]))

@@ -12,6 +12,8 @@ import json
 import os
 import platform
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -109,3 +111,15 @@ def rss_peak_mib(pid: int) -> float | None:
     except OSError:
         return None
     return None
+
+
+@contextmanager
+def broker(bootstrap: str | None, needed: bool = True) -> Iterator[str | None]:
+    """The given broker, or a local one started for the benchmark and stopped after it."""
+    if bootstrap or not needed:
+        yield bootstrap
+        return
+    from sunspots.broker import LocalBroker
+
+    with LocalBroker() as local:
+        yield local.bootstrap_servers

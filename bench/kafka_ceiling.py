@@ -32,7 +32,6 @@ import argparse
 import sys
 import time
 import uuid
-from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -43,7 +42,8 @@ from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssignor
 from kafka.structs import OffsetAndMetadata
 
-from bench.common import RESULTS, default_data, report, write
+from bench.common import RESULTS, broker, default_data, report, write
+from consumer.runner import PRODUCER_CONFIG
 from producer.replay import ReplayConfig, observations
 from sunspots.data import load_daily, select_range
 from sunspots.schemas import Evaluation, Forecast
@@ -152,15 +152,8 @@ def _consumer(kafka: KafkaSettings, topic: str, group: str) -> KafkaConsumer:
 
 
 def _producer(kafka: KafkaSettings, transactional_id: str | None) -> KafkaProducer:
-    # consumer.runner.Runner._make_producer's settings.
-    kwargs: dict[str, Any] = {
-        **kafka.client_kwargs(),
-        "acks": "all",
-        "enable_idempotence": True,
-        "linger_ms": 5,
-        "batch_size": 256 * 1024,
-        "compression_type": None,
-    }
+    # The runner's own producer settings, so the comparison is like for like.
+    kwargs: dict[str, Any] = {**kafka.client_kwargs(), **PRODUCER_CONFIG}
     if transactional_id:
         kwargs["transactional_id"] = transactional_id
         kwargs["transaction_timeout_ms"] = 10_000
@@ -290,12 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    with ExitStack() as stack:
-        bootstrap = args.bootstrap_servers
-        if not bootstrap:
-            from sunspots.broker import LocalBroker
-
-            bootstrap = stack.enter_context(LocalBroker()).bootstrap_servers
+    with broker(args.bootstrap_servers) as bootstrap:
         result = run(args, bootstrap)
     write(result, args.out, COLUMNS)
     return 0

@@ -34,7 +34,6 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -43,7 +42,16 @@ from typing import Any
 from kafka import KafkaConsumer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
-from bench.common import REPO, RESULTS, default_data, percentile, report, rss_peak_mib, write
+from bench.common import (
+    REPO,
+    RESULTS,
+    broker,
+    default_data,
+    percentile,
+    report,
+    rss_peak_mib,
+    write,
+)
 from sunspots.artifact import DEFAULT_FORECASTER, load_forecaster
 from sunspots.broker import free_port
 from sunspots.data import load_daily, select_range
@@ -390,12 +398,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    with ExitStack() as stack:
-        bootstrap = args.bootstrap_servers
-        if not bootstrap:
-            from sunspots.broker import LocalBroker
-
-            bootstrap = stack.enter_context(LocalBroker()).bootstrap_servers
+    with broker(args.bootstrap_servers) as bootstrap:
         result = run(args, bootstrap)
     write(result, args.out, COLUMNS)
     return 0

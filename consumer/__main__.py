@@ -19,13 +19,14 @@ from typing import Any
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 
 from consumer import health as health_endpoint
-from consumer.runner import AT_LEAST_ONCE, EXACTLY_ONCE, Runner, RunnerConfig
+from consumer.runner import AT_LEAST_ONCE, EXACTLY_ONCE, Fenced, Runner, RunnerConfig
 from sunspots.cli import add_logging_flag, env_flag, setup_logging
 from sunspots.lstm import single_threaded_blas
 from sunspots.settings import KafkaSettings, add_kafka_flags, kafka_settings_from_args
 from sunspots.signals import stop_on_signals
 
 log = logging.getLogger("consumer")
+EXIT_FENCED = 3
 
 
 @dataclass(frozen=True)
@@ -179,6 +180,9 @@ def run(config: ServiceConfig, stop: threading.Event) -> int:
     )
     try:
         Runner(config.kafka, runner_config, processor, health, stop).run()
+    except Fenced as exc:
+        log.error("%s: another instance runs as %r; stopping", exc, config.instance_id)
+        return EXIT_FENCED
     finally:
         server.shutdown()
     return 0

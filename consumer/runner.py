@@ -24,7 +24,12 @@ from typing import Any, Protocol
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssignor
-from kafka.errors import KafkaError, KafkaTimeoutError
+from kafka.errors import (
+    FencedInstanceIdError,
+    KafkaError,
+    KafkaTimeoutError,
+    ProducerFencedError,
+)
 from kafka.structs import OffsetAndMetadata
 
 from consumer.health import Health
@@ -43,6 +48,22 @@ PRODUCER_CONFIG: dict[str, Any] = {
     "batch_size": 256 * 1024,
     "compression_type": None,
 }
+
+
+# Another process took over this instance's id (a zombie of this one, or a misconfigured twin).
+# Carrying on would fence it back and forth, so these stop the service.
+FATAL_ERRORS = (ProducerFencedError, FencedInstanceIdError)
+
+
+class Fenced(RuntimeError):
+    """This instance was fenced by another one with the same instance id; it must stop."""
+
+
+def is_fenced(exc: BaseException) -> bool:
+    """kafka-python often reports a fencing wrapped in a plain KafkaError (as its second
+    argument, or as the cause), so look inside as well."""
+    inner = [exc, exc.__cause__, exc.__context__, *getattr(exc, "args", ())]
+    return any(isinstance(e, FATAL_ERRORS) for e in inner)
 
 
 class Processor(Protocol):
@@ -187,6 +208,8 @@ class Runner(ConsumerRebalanceListener):
                 timeout_ms=self.config.poll_timeout_ms, max_records=self.config.max_poll_records
             )
         except KafkaError as exc:
+            if is_fenced(exc):
+                raise Fenced(f"fenced while polling: {exc}") from exc
             log.warning("poll failed: %s", exc)
             self.health.polled(connected=False)
             self.stop.wait(self.config.retry_backoff_s)
@@ -209,6 +232,8 @@ class Runner(ConsumerRebalanceListener):
             self._publish(outputs, offsets)
             self.health.connected = True
         except KafkaError as exc:
+            if is_fenced(exc):
+                raise Fenced(f"fenced while publishing: {exc!r}") from exc
             log.warning(
                 "publishing a batch of %d outputs failed (%s); rewinding", len(outputs), exc
             )

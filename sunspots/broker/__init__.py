@@ -115,6 +115,9 @@ def server_properties(port: int, controller_port: int, log_dir: Path) -> str:
         "share.coordinator.state.topic.replication.factor": "1",
         "share.coordinator.state.topic.min.isr": "1",
         "group.initial.rebalance.delay.ms": "0",
+        # Abort transactions past their timeout within a second, not ten, so that a test
+        # outage longer than a transaction's timeout really costs the transaction.
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms": "1000",
         # The cleaner's 128 MiB default buffer is heap we do not need for test-sized topics.
         "log.cleaner.dedupe.buffer.size": "8388608",
         "message.max.bytes": "1048588",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import random
+import signal
 import time
 from collections import Counter
 from pathlib import Path
@@ -260,3 +261,40 @@ def test_two_consumers_share_four_partitions_and_survive_a_kill(
     # Both instances served some series: the partitions really were shared.
     for name, samples in served.items():
         assert any(k[0] == "sunspot_forecasts_total" and v > 0 for k, v in samples.items()), name
+
+
+def test_a_zombie_with_the_same_instance_id_is_fenced_and_stops(
+    bootstrap_servers, create_topics, unique, data_path, tmp_path
+) -> None:
+    """A paused instance whose id was taken over must not write once it wakes: it exits."""
+    topics = unique_topics(unique)
+    _create(create_topics, topics)
+    group = f"g-{unique}"
+    (tmp_path / "twin").mkdir()
+    zombie = forecaster(bootstrap_servers, topics, group, tmp_path, instance="a")
+    twin = forecaster(bootstrap_servers, topics, group, tmp_path / "twin", instance="a")
+    with running(zombie):
+        zombie.wait_ready()
+        zombie.process.send_signal(signal.SIGSTOP)
+        with running(twin):
+            twin.wait_ready()  # same group.instance.id and transactional id: it takes over
+            _producer(
+                bootstrap_servers,
+                topics,
+                data_path,
+                tmp_path / "producer.log",
+                "--start",
+                "2010-01-01",
+                "--end",
+                "2010-03-31",
+            ).start().process.wait(60)
+            evaluations = values(read_topic(bootstrap_servers, topics.evaluations, expected=80))
+            zombie.process.send_signal(signal.SIGCONT)
+            assert zombie.process.wait(60) == 3, zombie.log()
+            assert "another instance runs as" in zombie.log()
+            time.sleep(2)  # anything the zombie could have written would be committed by now
+            evaluations = values(read_topic(bootstrap_servers, topics.evaluations, expected=80))
+            assert twin.process.poll() is None, twin.log()
+            assert twin.terminate() == 0
+    dates = [e["date"] for e in evaluations]
+    assert len(dates) == len(set(dates)) == 80

@@ -1,0 +1,33 @@
+"""The runner's classification of Kafka errors: a fencing stops the service, others retry."""
+
+from __future__ import annotations
+
+from kafka.errors import (
+    FencedInstanceIdError,
+    KafkaConnectionError,
+    KafkaError,
+    KafkaTimeoutError,
+    ProducerFencedError,
+)
+
+from consumer.runner import is_fenced
+
+
+def test_fencing_is_recognised_even_when_wrapped() -> None:
+    assert is_fenced(ProducerFencedError())
+    assert is_fenced(FencedInstanceIdError())
+    # kafka-python's producer reports it like this once its transaction manager is fenced.
+    assert is_fenced(KafkaError("Cannot perform send because ...", ProducerFencedError()))
+    try:
+        try:
+            raise ProducerFencedError()
+        except ProducerFencedError as inner:
+            raise KafkaError("commit failed") from inner
+    except KafkaError as outer:
+        assert is_fenced(outer)
+
+
+def test_outages_are_not_fencing() -> None:
+    assert not is_fenced(KafkaTimeoutError("no broker"))
+    assert not is_fenced(KafkaConnectionError("refused"))
+    assert not is_fenced(KafkaError("something else", "detail"))

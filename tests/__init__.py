@@ -1,0 +1,1 @@
+"""Tests of the sunspot forecasting service."""

@@ -16,10 +16,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kafka.errors import KafkaError
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 
 from consumer import health as health_endpoint
-from consumer.runner import AT_LEAST_ONCE, EXACTLY_ONCE, Fenced, Runner, RunnerConfig
+from consumer.runner import (
+    AT_LEAST_ONCE,
+    EXACTLY_ONCE,
+    Fenced,
+    Runner,
+    RunnerConfig,
+    with_retries,
+)
+from sunspots.artifact import ArtifactError
 from sunspots.cli import add_logging_flag, env_flag, setup_logging
 from sunspots.lstm import single_threaded_blas
 from sunspots.settings import KafkaSettings, add_kafka_flags, kafka_settings_from_args
@@ -160,16 +169,28 @@ def run(config: ServiceConfig, stop: threading.Event) -> int:
     single_threaded_blas()
     registry = _registry()
     health = health_endpoint.Health()
-    processor, source, state = _processor(config, registry)
+    try:
+        processor, source, state = _processor(config, registry)
+    except ArtifactError as exc:
+        log.error("cannot load the model: %s", exc)
+        return 2
     health.model_loaded = True
     server = health_endpoint.serve(registry, health, config.metrics_port)
     log.info("metrics on :%d/metrics", config.metrics_port)
-    if config.create_topics:
-        from sunspots.topics import create_topics
+    try:
+        return _serve(config, processor, source, state, health, stop)
+    finally:
+        server.shutdown()
 
-        created = create_topics(config.kafka)
-        if created:
-            log.info("created topics %s", ", ".join(created))
+
+def _serve(
+    config: ServiceConfig,
+    processor: Any,
+    source: str,
+    state: str | None,
+    health: health_endpoint.Health,
+    stop: threading.Event,
+) -> int:
     runner_config = RunnerConfig(
         source_topic=source,
         group_id=config.group_id,
@@ -179,13 +200,27 @@ def run(config: ServiceConfig, stop: threading.Event) -> int:
         max_poll_records=config.max_poll_records,
     )
     try:
+        if config.create_topics:
+            _create_topics(config, health, stop)
         Runner(config.kafka, runner_config, processor, health, stop).run()
+    except KafkaError as exc:
+        if not stop.is_set():
+            raise
+        log.info("stopped before Kafka answered (%s)", exc)
     except Fenced as exc:
         log.error("%s: another instance runs as %r; stopping", exc, config.instance_id)
         return EXIT_FENCED
-    finally:
-        server.shutdown()
     return 0
+
+
+def _create_topics(
+    config: ServiceConfig, health: health_endpoint.Health, stop: threading.Event
+) -> None:
+    from sunspots.topics import create_topics
+
+    created = with_retries(lambda: create_topics(config.kafka), "topic set-up", stop, health)
+    if created:
+        log.info("created topics %s", ", ".join(created))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -50,8 +50,10 @@ PRODUCER_CONFIG: dict[str, Any] = {
 }
 
 
-# Another process took over this instance's id (a zombie of this one, or a misconfigured twin).
-# Carrying on would fence it back and forth, so these stop the service.
+# Another process took over this instance's id (a zombie of this one, or a misconfigured twin),
+# or the broker aborted a transaction that outlived its timeout during a long outage. Carrying
+# on would fence the other process back and forth, so these stop the service (exit code 3);
+# a restarted instance re-initialises its transactional id and resumes exactly once.
 FATAL_ERRORS = (ProducerFencedError, FencedInstanceIdError)
 
 
@@ -85,8 +87,12 @@ class RunnerConfig:
     state_topic: str | None = None
     max_poll_records: int = 2000
     poll_timeout_ms: int = 250
-    # Bounds how long a partition stays blocked by a crashed instance's open transaction.
-    transaction_timeout_ms: int = 10_000
+    # A broker outage shorter than this leaves the batch's transaction alive, to be committed
+    # when the broker is back; past it the broker aborts the transaction and fences the
+    # producer, and the service stops (see FATAL_ERRORS) for its supervisor to restart it.
+    # It also bounds how long a crashed instance's open transaction blocks a partition that
+    # moved to another instance (a restarted instance aborts its own at once).
+    transaction_timeout_ms: int = 60_000
     retry_backoff_s: float = 0.5
     retry_backoff_max_s: float = 10.0
     shutdown_grace_s: float = 10.0
@@ -188,18 +194,10 @@ class Runner(ConsumerRebalanceListener):
             self._close()
 
     def _connect(self, make: Any, what: str) -> Any:
-        """Retry client creation with backoff: at start the broker may not be up yet."""
-        delay = self.config.retry_backoff_s
-        while True:
-            try:
-                return make()
-            except KafkaError as exc:
-                if self.stop.is_set():
-                    raise
-                log.warning("%s cannot reach Kafka (%s); retrying in %.1f s", what, exc, delay)
-                self.health.polled(connected=False)
-                self.stop.wait(delay)
-                delay = min(delay * 2, self.config.retry_backoff_max_s)
+        c = self.config
+        return with_retries(
+            make, what, self.stop, self.health, c.retry_backoff_s, c.retry_backoff_max_s
+        )
 
     def _turn(self) -> None:
         assert self.consumer is not None
@@ -336,6 +334,29 @@ class Runner(ConsumerRebalanceListener):
         if self.consumer is not None:
             self.consumer.close()
         self.health.assigned = False
+
+
+def with_retries(
+    make: Any,
+    what: str,
+    stop: threading.Event,
+    health: Health,
+    backoff_s: float = 0.5,
+    backoff_max_s: float = 10.0,
+) -> Any:
+    """Call `make` until Kafka answers, backing off; at start the broker may not be up yet.
+    Gives up (re-raising) only when the service is asked to stop."""
+    delay = backoff_s
+    while True:
+        try:
+            return make()
+        except KafkaError as exc:
+            if stop.is_set():
+                raise
+            log.warning("%s cannot reach Kafka (%s); retrying in %.1f s", what, exc, delay)
+            health.polled(connected=False)
+            stop.wait(delay)
+            delay = min(delay * 2, backoff_max_s)
 
 
 def broker_connected(client: KafkaConsumer) -> bool:

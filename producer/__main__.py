@@ -9,9 +9,11 @@ import argparse
 import logging
 import sys
 
+from kafka.errors import KafkaError
+
 from producer.replay import ReplayConfig, Replayer
-from sunspots.cli import add_logging_flag, env_flag, setup_logging
-from sunspots.data import SILSO_DAILY_URL
+from sunspots.cli import add_logging_flag, env_flag, iso_date, setup_logging
+from sunspots.data import SILSO_DAILY_URL, DataFormatError
 from sunspots.settings import add_kafka_flags, kafka_settings_from_args
 from sunspots.signals import stop_on_signals
 
@@ -21,8 +23,10 @@ log = logging.getLogger("producer")
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sunspots-producer", description=__doc__)
     env_flag(parser, "--data", "SUNSPOTS_DATA", SILSO_DAILY_URL, "SILSO daily CSV: path or URL")
-    env_flag(parser, "--start", "REPLAY_START", None, "first date to replay (YYYY-MM-DD)")
-    env_flag(parser, "--end", "REPLAY_END", None, "last date to replay (YYYY-MM-DD)")
+    env_flag(
+        parser, "--start", "REPLAY_START", None, "first date to replay (YYYY-MM-DD)", type=iso_date
+    )
+    env_flag(parser, "--end", "REPLAY_END", None, "last date to replay (YYYY-MM-DD)", type=iso_date)
     env_flag(
         parser,
         "--speed",
@@ -66,7 +70,15 @@ def replay(argv: list[str]) -> int:
         series_shift_days=args.series_shift_days,
     )
     stop = stop_on_signals()
-    result = Replayer(kafka_settings_from_args(args), config, stop).run()
+    kafka = kafka_settings_from_args(args)
+    try:
+        result = Replayer(kafka, config, stop).run()
+    except (OSError, DataFormatError) as exc:
+        log.error("cannot read the sunspot data: %s", exc)
+        return 2
+    except KafkaError as exc:
+        log.error("cannot reach Kafka at %s: %s", kafka.bootstrap_servers, exc)
+        return 2
     log.info(
         "done: %d sent, %d delivered, %d failed in %.1f s (%.0f records/s), last date %s%s",
         result.sent,

@@ -10,6 +10,7 @@ import argparse
 import logging
 import os
 from collections.abc import Callable
+from datetime import date
 from typing import Any
 
 
@@ -34,6 +35,15 @@ def env_flag(
     parser.add_argument(
         flag, default=value, type=type, help=f"{help}{shown} [env: {env}]", **kwargs
     )
+
+
+def iso_date(text: str) -> str:
+    """An argparse type: a YYYY-MM-DD date, returned as given once it parses."""
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a YYYY-MM-DD date: {text!r}") from None
+    return text
 
 
 def add_logging_flag(parser: argparse.ArgumentParser | Any) -> None:

@@ -30,7 +30,8 @@ CHANGELOG_CONFIGS = {
 def create_topics(kafka: KafkaSettings, partitions: int = 1) -> list[str]:
     """Create any of the service's topics that do not exist yet; return the ones created."""
     t = kafka.topics
-    admin = KafkaAdminClient(**kafka.client_kwargs())
+    # A short bootstrap timeout: callers retry, and a service asked to stop is not held up.
+    admin = KafkaAdminClient(**kafka.client_kwargs(), bootstrap_timeout_ms=5000)
     try:
         existing = set(admin.list_topics())
         if t.observations in existing:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
+import time
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -17,10 +19,12 @@ from sunspots.artifact import DEFAULT_FORECASTER, load_forecaster
 from sunspots.evaluation import rmse
 from sunspots.schemas import Observation
 from tests.integration.services import (
+    Service,
     forecaster,
     read_topic,
     run_producer,
     running,
+    topic_flags,
     unique_topics,
     values,
     wait_for,
@@ -209,3 +213,34 @@ def test_at_least_once_mode_loses_nothing_across_a_hard_kill(
     days = {e["date"] for e in evs}
     assert len(days) == 366 - 10  # every target date scored at least once
     print(f"\nat-least-once across a SIGKILL: {len(evs) - len(days)} repeated evaluations")
+
+
+def test_producer_stopped_mid_replay_flushes_and_loses_nothing(
+    bootstrap_servers, topics, data_path, tmp_path
+) -> None:
+    producer = Service(
+        [
+            "-m",
+            "producer",
+            "--data",
+            str(data_path),
+            "--bootstrap-servers",
+            bootstrap_servers,
+            *topic_flags(topics),
+            "--start",
+            "1990-01-01",
+            "--speed",
+            "200",
+        ],
+        tmp_path / "producer.log",
+    ).start()
+    time.sleep(3.0)
+    assert producer.terminate() == 0
+    log = producer.log()
+    summary = re.search(r"done: (\d+) sent, (\d+) delivered, 0 failed.*\(interrupted\)", log)
+    assert summary, log
+    sent, delivered = int(summary[1]), int(summary[2])
+    assert 0 < sent == delivered < 13_000
+    records = values(read_topic(bootstrap_servers, topics.observations, expected=sent, idle=1))
+    assert len(records) == sent
+    assert [r["date"] for r in records] == sorted(r["date"] for r in records)

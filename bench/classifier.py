@@ -25,8 +25,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,6 +35,7 @@ from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 
 from bench.common import broker
+from consumer.health import wait_ready
 from producer.classify import Exchange, ReplyReader, exchange
 from sunspots.schemas import encode_classifier_request
 from sunspots.settings import KafkaSettings, Topics
@@ -79,21 +78,6 @@ def _start_service(kafka: KafkaSettings, port: int, log_path: Path) -> subproces
     ]  # fmt: skip
     with log_path.open("wb") as log:
         return subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
-
-
-def _wait_ready(process: subprocess.Popen, port: int, timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"the classifier exited with {process.returncode}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
-                if r.status == 200:
-                    return
-        except (OSError, urllib.error.HTTPError):
-            pass
-        time.sleep(0.25)
-    raise SystemExit(f"the classifier was not ready within {timeout:.0f} s")
 
 
 def _summary(name: str, result: Exchange, seconds: float) -> dict[str, Any]:
@@ -170,7 +154,7 @@ def run(args: argparse.Namespace, bootstrap: str) -> dict[str, Any]:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     service = _start_service(kafka, port, args.out.with_suffix(".service.log"))
     try:
-        _wait_ready(service, port)
+        wait_ready(port, service, timeout=90.0)
         # Warm-up: connections, group join and the first transaction are not what is measured.
         burst(kafka, min(200, args.requests), args.timeout, "warm-up")
         rows = [

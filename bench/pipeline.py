@@ -52,6 +52,7 @@ from bench.common import (
     rss_peak_mib,
     write,
 )
+from consumer.health import wait_ready
 from sunspots.artifact import DEFAULT_FORECASTER, load_forecaster
 from sunspots.broker import free_port
 from sunspots.data import load_daily, select_range
@@ -139,18 +140,7 @@ class Forecaster:
             )
 
     def wait_ready(self, timeout: float = 90.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the forecaster exited with {self.process.returncode}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=2) as r:
-                    if r.status == 200:
-                        return
-            except (OSError, urllib.error.HTTPError):
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"the forecaster was not ready within {timeout:.0f} s")
+        wait_ready(self.port, self.process, timeout)
 
     def metrics(self) -> dict[str, float]:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as r:

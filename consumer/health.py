@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import threading
 import time
+import urllib.error
+import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
@@ -74,3 +77,26 @@ def serve(
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
     return server
+
+
+def wait_ready(
+    port: int, process: Any = None, timeout: float = 60.0, host: str = "127.0.0.1"
+) -> None:
+    """Wait until a service on `port` answers /readyz with 200 — the client side of the above,
+    for the demo, the benchmarks and the tests. Raises RuntimeError with the last answer, or at
+    once if `process` (a Popen) exits first."""
+    deadline = time.monotonic() + timeout
+    last = "no answer yet"
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"the service exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(f"http://{host}:{port}/readyz", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except urllib.error.HTTPError as exc:
+            last = f"{exc.code} {exc.read().decode(errors='replace').strip()}"
+        except OSError as exc:
+            last = str(exc)
+        time.sleep(0.2)
+    raise RuntimeError(f"/readyz on :{port} not 200 within {timeout:.0f} s ({last})")

@@ -22,6 +22,7 @@ from pathlib import Path
 from kafka import KafkaConsumer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
+from consumer.health import wait_ready
 from sunspots import lesson
 from sunspots.broker import LocalBroker, free_port
 from sunspots.cli import env_flag
@@ -70,19 +71,6 @@ def _scrape(port: int) -> dict[tuple[str, tuple], float]:
 
 def _total(samples: dict, name: str) -> float:
     return sum(v for (n, _), v in samples.items() if n == name)
-
-
-def _wait_ready(port: int, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"a service exited early ({process.returncode}); see reports/demo")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2):
-                return
-        except OSError:
-            time.sleep(0.3)
-    raise SystemExit("a service did not become ready; see reports/demo/*.log")
 
 
 def _read_evaluations(bootstrap: str, topic: str) -> list[dict]:
@@ -166,7 +154,12 @@ def run(args: argparse.Namespace) -> int:
     }
     try:
         for mode, port in ports.items():
-            _wait_ready(port, services[mode])
+            try:
+                wait_ready(port, services[mode])
+            except RuntimeError as exc:
+                raise SystemExit(
+                    f"the {mode} service is not ready ({exc}); see reports/demo/"
+                ) from None
         say(
             f"forecaster metrics on http://127.0.0.1:{ports['forecast']}/metrics, "
             f"classifier on :{ports['classify']}"

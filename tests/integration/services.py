@@ -21,6 +21,7 @@ from pathlib import Path
 from kafka import KafkaConsumer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
+from consumer.health import wait_ready
 from sunspots.broker import free_port
 from sunspots.settings import TOPIC_ENV, Topics
 
@@ -70,18 +71,12 @@ class Service:
             return exc.code, exc.read().decode()
 
     def wait_ready(self, timeout: float = 60.0) -> Service:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                raise AssertionError(f"service exited {self.process.returncode}:\n{self.log()}")
-            try:
-                if self.get("/readyz")[0] == 200:
-                    return self
-            except OSError:
-                pass
-            time.sleep(0.2)
-        raise AssertionError(f"service not ready in {timeout} s:\n{self.log()}")
+        assert self.port is not None
+        try:
+            wait_ready(self.port, self.process, timeout)
+        except RuntimeError as exc:
+            raise AssertionError(f"{exc}:\n{self.log()}") from None
+        return self
 
     def metrics(self) -> dict[tuple[str, tuple], float]:
         """Samples of /metrics as {(name, sorted label items): value}."""

@@ -26,6 +26,7 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
+from consumer.health import wait_ready
 from producer.classify import Exchange, ReplyReader, ask
 from sunspots import lesson
 from sunspots.schemas import decode_classifier_prediction
@@ -66,21 +67,11 @@ class Service:
             return exc.code, exc.read().decode()
 
     def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> None:
-        deadline = time.monotonic() + timeout
-        last = "no answer yet"
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                pytest.fail(f"service exited with {self.process.returncode}:\n{self.log_tail()}")
-            try:
-                status, body = self.get("/readyz")
-                if status == 200:
-                    assert self.get("/healthz")[0] == 200
-                    return
-                last = f"{status} {body.strip()}"
-            except OSError as exc:
-                last = str(exc)
-            time.sleep(0.25)
-        pytest.fail(f"/readyz not 200 within {timeout:.0f} s ({last}):\n{self.log_tail()}")
+        try:
+            wait_ready(self.metrics_port, self.process, timeout)
+        except RuntimeError as exc:
+            pytest.fail(f"{exc}:\n{self.log_tail()}")
+        assert self.get("/healthz")[0] == 200
 
     def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
         status, text = self.get("/metrics")

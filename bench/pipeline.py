@@ -31,8 +31,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -40,7 +38,6 @@ from pathlib import Path
 from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
-from prometheus_client.parser import text_string_to_metric_families
 
 from bench.common import (
     REPO,
@@ -52,7 +49,7 @@ from bench.common import (
     rss_peak_mib,
     write,
 )
-from consumer.health import wait_ready
+from consumer.health import scrape, wait_ready
 from sunspots.artifact import DEFAULT_FORECASTER, load_forecaster
 from sunspots.broker import free_port
 from sunspots.data import load_daily, select_range
@@ -143,13 +140,11 @@ class Forecaster:
         wait_ready(self.port, self.process, timeout)
 
     def metrics(self) -> dict[str, float]:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as r:
-            text = r.read().decode()
+        # Totals over series: the benchmark replays one.
         samples: dict[str, float] = {}
-        for family in text_string_to_metric_families(text):
-            for s in family.samples:
-                if not s.labels or set(s.labels) == {"series"}:
-                    samples[s.name] = samples.get(s.name, 0.0) + s.value
+        for (name, labels), value in scrape(self.port).items():
+            if not labels or {k for k, _ in labels} == {"series"}:
+                samples[name] = samples.get(name, 0.0) + value
         return samples
 
     def stop(self) -> int:

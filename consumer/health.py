@@ -15,6 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
 
 class Health:
@@ -100,3 +101,17 @@ def wait_ready(
             last = str(exc)
         time.sleep(0.2)
     raise RuntimeError(f"/readyz on :{port} not 200 within {timeout:.0f} s ({last})")
+
+
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def scrape(port: int, host: str = "127.0.0.1") -> Samples:
+    """A service's /metrics as {(sample name, sorted label items): value}."""
+    with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }

@@ -16,13 +16,11 @@ import os
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 from kafka import KafkaConsumer, TopicPartition
-from prometheus_client.parser import text_string_to_metric_families
 
-from consumer.health import wait_ready
+from consumer.health import scrape, wait_ready
 from sunspots import lesson
 from sunspots.broker import LocalBroker, free_port
 from sunspots.cli import env_flag
@@ -57,16 +55,6 @@ def _service(args: list[str], bootstrap: str, log: Path) -> subprocess.Popen[byt
         return subprocess.Popen(
             [sys.executable, *args], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT
         )
-
-
-def _scrape(port: int) -> dict[tuple[str, tuple], float]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-        text = response.read().decode()
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
 
 
 def _total(samples: dict, name: str) -> float:
@@ -207,7 +195,7 @@ def _settle(port: int, quiet_s: float = 2.0, timeout: float = 300) -> tuple[dict
     last, since = -1.0, time.monotonic()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        metrics = _scrape(port)
+        metrics = scrape(port)
         count = _total(metrics, "sunspot_observations_total") + _total(
             metrics, "sunspot_dead_letters_total"
         )
@@ -216,7 +204,7 @@ def _settle(port: int, quiet_s: float = 2.0, timeout: float = 300) -> tuple[dict
         elif time.monotonic() - since > quiet_s:
             return metrics, since
         time.sleep(0.2)
-    return _scrape(port), since
+    return scrape(port), since
 
 
 def _classify(kafka: KafkaSettings, timeout: float) -> None:

@@ -19,9 +19,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from kafka import KafkaConsumer, TopicPartition
-from prometheus_client.parser import text_string_to_metric_families
 
-from consumer.health import wait_ready
+from consumer.health import scrape, wait_ready
 from sunspots.broker import free_port
 from sunspots.settings import TOPIC_ENV, Topics
 
@@ -80,12 +79,8 @@ class Service:
 
     def metrics(self) -> dict[tuple[str, tuple], float]:
         """Samples of /metrics as {(name, sorted label items): value}."""
-        _, text = self.get("/metrics")
-        samples = {}
-        for family in text_string_to_metric_families(text):
-            for s in family.samples:
-                samples[(s.name, tuple(sorted(s.labels.items())))] = s.value
-        return samples
+        assert self.port is not None
+        return scrape(self.port)
 
     def terminate(self, timeout: float = 30.0) -> int:
         assert self.process is not None

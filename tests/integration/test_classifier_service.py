@@ -24,9 +24,8 @@ from typing import Any
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from prometheus_client.parser import text_string_to_metric_families
 
-from consumer.health import wait_ready
+from consumer.health import scrape, wait_ready
 from producer.classify import Exchange, ReplyReader, ask
 from sunspots import lesson
 from sunspots.schemas import decode_classifier_prediction
@@ -74,13 +73,7 @@ class Service:
         assert self.get("/healthz")[0] == 200
 
     def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-        status, text = self.get("/metrics")
-        assert status == 200
-        return {
-            (s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text)
-            for s in family.samples
-        }
+        return scrape(self.metrics_port)
 
     def stop(self, timeout: float = 30.0) -> int:
         self.process.send_signal(signal.SIGTERM)

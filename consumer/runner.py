@@ -115,6 +115,7 @@ class Runner(ConsumerRebalanceListener):
         self.consumer: KafkaConsumer | None = None
         self.producer: KafkaProducer | None = None
         self.batches = 0
+        self._restore_pending = False
 
     # --- set-up -----------------------------------------------------------------------------
 
@@ -164,13 +165,22 @@ class Runner(ConsumerRebalanceListener):
         if assigned:
             partitions = sorted(tp.partition for tp in assigned)
             started = time.monotonic()
-            self._restore(partitions)
-            log.info(
-                "partitions assigned: %s (state restored in %.2f s)",
-                partitions,
-                time.monotonic() - started,
-            )
-        self.health.assigned = bool(self.consumer and self._assigned_partitions())
+            try:
+                self._restore(partitions)
+            except Exception as exc:  # whatever it was, never run on without the state
+                # kafka-python would log this and carry on with the partitions assigned, and
+                # the loop would then forecast from empty windows. Instead the next turn
+                # rewinds and restores again, and nothing is processed until that succeeds.
+                log.warning("restoring the state of partitions %s failed: %s", partitions, exc)
+                self._restore_pending = True
+            else:
+                log.info(
+                    "partitions assigned: %s (state restored in %.2f s)",
+                    partitions,
+                    time.monotonic() - started,
+                )
+        assigned_now = bool(self.consumer and self._assigned_partitions())
+        self.health.assigned = assigned_now and not self._restore_pending
 
     def _assigned_partitions(self) -> set[TopicPartition]:
         assert self.consumer is not None
@@ -213,6 +223,11 @@ class Runner(ConsumerRebalanceListener):
             self.stop.wait(self.config.retry_backoff_s)
             return
         self.health.polled(connected=broker_connected(self.consumer))
+        if self._restore_pending:
+            # Whatever was fetched for partitions without state is dropped: the rewind
+            # fetches it again once their state is back.
+            self._retry(self._rewind, "restoring state")
+            return
         records = [r for part in polled.values() for r in part]
         if not records:
             return
@@ -292,25 +307,36 @@ class Runner(ConsumerRebalanceListener):
 
     def _recover(self) -> None:
         """Abort what was sent, then rewind to the committed offsets and rebuild state."""
+        self._retry(self._reset_producer, "resetting the producer")
+        self._retry(self._rewind, "rewinding")
+
+    def _rewind(self) -> None:
         assert self.consumer is not None
+        assigned = self._assigned_partitions()
+        for tp in assigned:
+            committed = self.consumer.committed(tp)
+            if committed is None:
+                self.consumer.seek_to_beginning(tp)
+            else:
+                self.consumer.seek(tp, committed)
+        partitions = {tp.partition for tp in assigned}
+        self.processor.revoke(partitions)
+        self._restore(sorted(partitions))
+        self._restore_pending = False
+        self.health.assigned = bool(assigned)
+        log.info("rewound %d partitions to their committed offsets", len(assigned))
+
+    def _retry(self, step: Any, what: str) -> None:
+        """Run `step` until it succeeds (or the service stops), backing off between tries."""
         delay = self.config.retry_backoff_s
         while not self.stop.is_set():
             try:
-                self._reset_producer()
-                assigned = self._assigned_partitions()
-                for tp in assigned:
-                    committed = self.consumer.committed(tp)
-                    if committed is None:
-                        self.consumer.seek_to_beginning(tp)
-                    else:
-                        self.consumer.seek(tp, committed)
-                partitions = {tp.partition for tp in assigned}
-                self.processor.revoke(partitions)
-                self._restore(sorted(partitions))
-                log.info("rewound %d partitions to their committed offsets", len(assigned))
+                step()
                 return
-            except KafkaError as exc:
-                log.warning("recovery failed (%s); retrying in %.1f s", exc, delay)
+            except Exception as exc:  # a corrupt changelog is retried (and logged) too
+                if is_fenced(exc):
+                    raise Fenced(f"fenced while {what}: {exc!r}") from exc
+                log.warning("%s failed (%s); retrying in %.1f s", what, exc, delay)
                 self.health.polled(connected=False)
                 self.stop.wait(delay)
                 delay = min(delay * 2, self.config.retry_backoff_max_s)

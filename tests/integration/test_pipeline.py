@@ -244,3 +244,23 @@ def test_producer_stopped_mid_replay_flushes_and_loses_nothing(
     records = values(read_topic(bootstrap_servers, topics.observations, expected=sent, idle=1))
     assert len(records) == sent
     assert [r["date"] for r in records] == sorted(r["date"] for r in records)
+
+
+def test_unreadable_state_stops_the_line_instead_of_forecasting_from_nothing(
+    bootstrap_servers, topics, unique, tmp_path
+) -> None:
+    """A changelog that cannot be restored must not be replaced by empty windows."""
+    _send(bootstrap_servers, topics.state, [(b"silso", b"{corrupt state")])
+    _send(bootstrap_servers, topics.observations, [_obs(d, 20.0 + d) for d in range(15)])
+    with running(forecaster(bootstrap_servers, topics, f"g-{unique}", tmp_path)) as fc:
+        wait_for(
+            lambda: "restoring the state of partitions [0] failed" in fc.log(),
+            60,
+            "the restore failure was not reported",
+        )
+        time.sleep(3.0)
+        status, body = fc.get("/readyz")
+        assert status == 503 and "assigned=False" in body
+        assert fc.get("/healthz")[0] == 200  # alive, retrying: not a crash loop
+        assert read_topic(bootstrap_servers, topics.forecasts, idle=1, timeout=5) == []
+        assert fc.terminate() == 0

@@ -39,11 +39,10 @@ from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
-from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssignor
 from kafka.structs import OffsetAndMetadata
 
 from bench.common import RESULTS, broker, default_data, report, write
-from consumer.runner import PRODUCER_CONFIG
+from consumer.clients import make_consumer, make_producer
 from producer.replay import ReplayConfig, observations
 from sunspots.data import load_daily, select_range
 from sunspots.schemas import Evaluation, Forecast
@@ -134,33 +133,14 @@ def produce(kafka: KafkaSettings, topic: str, records: list[tuple[bytes, bytes]]
 
 
 def _consumer(kafka: KafkaSettings, topic: str, group: str) -> KafkaConsumer:
-    # consumer.runner.Runner._make_consumer's settings.
-    consumer = KafkaConsumer(
-        **kafka.client_kwargs(),
-        group_id=group,
-        client_id=group,
-        group_instance_id=group,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        isolation_level="read_committed",
-        max_poll_records=MAX_POLL_RECORDS,
-        partition_assignment_strategy=[CooperativeStickyAssignor],
-        fetch_max_bytes=16 * 1024 * 1024,
-    )
+    # The services' own consumer and producer settings, so the comparison is like for like.
+    consumer = make_consumer(kafka, group, group, MAX_POLL_RECORDS)
     consumer.subscribe([topic])
     return consumer
 
 
 def _producer(kafka: KafkaSettings, transactional_id: str | None) -> KafkaProducer:
-    # The runner's own producer settings, so the comparison is like for like.
-    kwargs: dict[str, Any] = {**kafka.client_kwargs(), **PRODUCER_CONFIG}
-    if transactional_id:
-        kwargs["transactional_id"] = transactional_id
-        kwargs["transaction_timeout_ms"] = 10_000
-    producer = KafkaProducer(**kwargs)
-    if transactional_id:
-        producer.init_transactions()
-    return producer
+    return make_producer(kafka, transactional_id, 10_000)
 
 
 def consume_reproduce(

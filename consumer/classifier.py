@@ -23,12 +23,13 @@ import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Protocol
 
 import numpy as np
 
 from consumer.metrics import ClassifierMetrics
-from consumer.output import Output, dead_letter
+from consumer.output import Output
+from consumer.processor import DeadLetters, Record
 from sunspots.schemas import (
     ClassifierPrediction,
     ClassifierRequest,
@@ -38,6 +39,24 @@ from sunspots.schemas import (
 from sunspots.settings import Topics
 
 log = logging.getLogger(__name__)
+
+
+class ClassifierModel(Protocol):
+    """What the classifier needs of a model: sunspots.artifact.ClassifierModel is one."""
+
+    @property
+    def sequence_length(self) -> int: ...
+
+    @property
+    def max_value(self) -> int: ...
+
+    @property
+    def classes(self) -> list[int]: ...
+
+    @property
+    def model_version(self) -> str: ...
+
+    def predict_proba(self, sequences: np.ndarray) -> np.ndarray: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,18 +80,19 @@ def pad_sequence(sequence: tuple[int, ...], length: int) -> tuple[int, ...]:
 class Classifier:
     """A runner Processor without state: each request is answered on its own."""
 
-    def __init__(self, model: Any, topics: Topics, metrics: ClassifierMetrics) -> None:
+    def __init__(self, model: ClassifierModel, topics: Topics, metrics: ClassifierMetrics) -> None:
         self.model = model
         self.topics = topics
         self.metrics = metrics
+        self.dead_letters = DeadLetters(topics.dead_letter, metrics.dead_letters)
         metrics.model_info.labels(model.model_version).set(1)
 
-    def process(self, records: list[Any]) -> list[Output]:
+    def process(self, records: list[Record]) -> list[Output]:
         dead: list[Output] = []
         valid: list[_Valid] = []
         for record in records:
             self.metrics.requests.inc()
-            item = self._decode(record, dead)
+            item = self.dead_letters.decode(record, self._decode, dead)
             if item is not None:
                 valid.append(item)
         predictions = self._predict([v.request for v in valid])
@@ -82,27 +102,11 @@ class Classifier:
         ]
         return [*answers, *dead]
 
-    def _decode(self, record: Any, dead: list[Output]) -> _Valid | None:
-        try:
-            request = decode_classifier_request(record.value, self.model.max_value)
-            padded = pad_sequence(request.sequence, self.model.sequence_length)
-        except SchemaError as exc:
-            dead.append(self._dead(record, exc.reason, exc.detail))
-            return None
+    def _decode(self, record: Record) -> _Valid:
+        request = decode_classifier_request(record.value, self.model.max_value)
+        padded = pad_sequence(request.sequence, self.model.sequence_length)
         key = record.key if record.key is not None else str(request.id).encode()
         return _Valid(ClassifierRequest(request.id, padded), key)
-
-    def _dead(self, record: Any, reason: str, detail: str) -> Output:
-        self.metrics.dead_letters.labels(reason).inc()
-        log.debug(
-            "dead letter %s at %s/%s/%s: %s",
-            reason,
-            record.topic,
-            record.partition,
-            record.offset,
-            detail,
-        )
-        return dead_letter(self.topics.dead_letter, record, reason, detail)
 
     def _predict(self, requests: list[ClassifierRequest]) -> list[ClassifierPrediction]:
         if not requests:
@@ -129,7 +133,7 @@ class Classifier:
 
     # --- no state: nothing to restore or forget on a rebalance -----------------------------
 
-    def restore(self, partition: int, changelog: Iterable[tuple[bytes, bytes]]) -> None:
+    def restore(self, partition: int, changelog: Iterable[tuple[bytes, bytes | None]]) -> None:
         return None
 
     def revoke(self, partitions: set[int]) -> None:

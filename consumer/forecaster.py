@@ -3,48 +3,49 @@
 Per poll batch it decodes every record, applies it to its series' window (sunspots.window),
 makes ONE batched model call for all windows that became full, and scores each pending
 forecast whose actual value arrived. It also emits the new state of every series it touched,
-for the changelog the runner replays after a restart or rebalance.
+for the changelog the runner replays after a restart or rebalance. Each series' state is one
+`SeriesState` (consumer.series).
 
 A window can fill and its forecast's target date arrive within one batch, before the model
-has run; such a pending forecast is held as an index into the batch's windows and resolved
-once the batched call returns.
+has run; such a pending forecast is held as an `InBatch` index into the batch's windows and
+resolved once the batched call returns.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any
+from typing import Protocol
 
 import numpy as np
 
-from consumer.metrics import ForecasterMetrics
-from consumer.output import Output, dead_letter
-from sunspots.evaluation import RollingScore
-from sunspots.schemas import (
-    Evaluation,
-    Forecast,
-    Observation,
-    SchemaError,
-    decode_forecast,
-    decode_observation,
-    today_utc,
-)
+from consumer.metrics import BatchTally, ForecasterMetrics
+from consumer.output import Output
+from consumer.processor import DeadLetters, Record
+from consumer.series import InBatch, Pending, SeriesState
+from sunspots.schemas import Evaluation, Forecast, Observation, decode_observation, today_utc
 from sunspots.settings import Topics
-from sunspots.window import APPLIED, SeriesWindow
+from sunspots.window import APPLIED
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class _InBatch:
-    """A pending forecast from this batch's window number `index`, not predicted yet."""
+class ForecastModel(Protocol):
+    """What the forecaster needs of a model: sunspots.artifact.ForecasterModel is one."""
 
-    index: int
+    @property
+    def window(self) -> int: ...
+
+    @property
+    def model_version(self) -> str: ...
+
+    @property
+    def interval(self) -> tuple[float, float]: ...
+
+    def predict(self, windows: np.ndarray) -> np.ndarray: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,10 +55,21 @@ class _Window:
     values: tuple[float, ...]
 
 
+@dataclass
+class _Batch:
+    """What one batch gathers before the model call."""
+
+    windows: list[_Window]
+    scored: list[tuple[Pending, Observation]]
+    touched: dict[str, SeriesState]
+    dead: list[Output]
+    tally: BatchTally
+
+
 class Forecaster:
     def __init__(
         self,
-        model: Any,
+        model: ForecastModel,
         topics: Topics,
         metrics: ForecasterMetrics,
         rolling: int = 365,
@@ -68,123 +80,88 @@ class Forecaster:
         self.metrics = metrics
         self.rolling = rolling
         self.today = today
-        self.windows: dict[str, SeriesWindow] = {}
-        self.partition_of: dict[str, int] = {}
-        # Next source offset not yet reflected in a series' state; an at-least-once replay of
-        # older records after a crash is skipped instead of being applied twice.
-        self.applied_to: dict[str, int] = {}
-        self.scores: dict[str, RollingScore] = {}
+        self.series: dict[str, SeriesState] = {}
+        self.dead_letters = DeadLetters(topics.dead_letter, metrics.dead_letters)
         metrics.model_info.labels(model.model_version).set(1)
 
     # --- one batch ------------------------------------------------------------------------
 
-    def process(self, records: list[Any]) -> list[Output]:
-        dead: list[Output] = []
-        batch: list[_Window] = []
-        scored: list[tuple[Any, Observation]] = []
-        touched: dict[str, int] = {}
-        # Metrics are updated once per series per batch, to the values they would hold after
-        # updating them record by record: labels() lookups were a tenth of the consumer's time.
-        applied: dict[str, int] = {}
-        actual: dict[str, float] = {}
+    def process(self, records: list[Record]) -> list[Output]:
+        batch = _Batch([], [], {}, [], BatchTally())
         today = self.today()
+
+        def decode(record: Record) -> Observation:
+            return decode_observation(record.value, record.key, today)
+
         for record in records:
-            obs = self._decode(record, today, dead)
-            if obs is None or record.offset < self.applied_to.get(obs.series, 0):
-                continue
-            state = self.windows.get(obs.series) or self._new_window(obs.series)
-            step = state.apply(obs.date, obs.sunspot_number)
-            if step.status != APPLIED:
-                detail = f"{obs.series} {obs.date} arrived after {state.last_date}"
-                dead.append(self._dead(record, step.status, detail))
-                continue
-            self.partition_of[obs.series] = record.partition
-            self.applied_to[obs.series] = record.offset + 1
-            touched[obs.series] = record.partition
-            applied[obs.series] = applied.get(obs.series, 0) + 1
-            if obs.sunspot_number is not None:
-                actual[obs.series] = obs.sunspot_number
-            if step.reset:
-                self.metrics.window_resets.labels(obs.series, step.reset).inc()
-            if step.scored is not None:
-                scored.append((step.scored, obs))
-            if step.ready is not None:
-                state.pending = _InBatch(len(batch))
-                batch.append(_Window(obs.series, obs.date, step.ready))
-        for series, count in applied.items():
-            self.metrics.observations.labels(series).inc(count)
-        for series, value in actual.items():
-            self.metrics.actual_value.labels(series).set(value)
-        forecasts = self._forecast(batch)
-        for series in touched:
-            pending = self.windows[series].pending
-            if isinstance(pending, _InBatch):
-                self.windows[series].pending = forecasts[pending.index]
-        evaluations = [self._evaluate(self._resolve(p, forecasts), obs) for p, obs in scored]
-        self._score(evaluations)
+            obs = self.dead_letters.decode(record, decode, batch.dead)
+            if obs is not None:
+                self._apply(record, obs, batch)
+        forecasts = self._forecast(batch.windows, batch.tally)
+        for state in batch.touched.values():
+            if isinstance(state.window.pending, InBatch):
+                state.window.pending = forecasts[state.window.pending.index]
+        evaluations = [self._evaluate(_resolve(p, forecasts), obs) for p, obs in batch.scored]
+        for evaluation in evaluations:
+            state = self.series[evaluation.series]
+            state.score.add(evaluation.error, evaluation.persistence_error, evaluation.covered)
+            batch.tally.scored(evaluation.series, evaluation.error, state.score)
+        batch.tally.apply(self.metrics)
         return [
             *(Output(self.topics.forecasts, f.encode(), f.series.encode()) for f in forecasts),
             *(Output(self.topics.evaluations, e.encode(), e.series.encode()) for e in evaluations),
-            *dead,
-            *(self._state_record(series, partition) for series, partition in touched.items()),
+            *batch.dead,
+            *(self._state_record(state) for state in batch.touched.values()),
         ]
 
-    def _decode(self, record: Any, today: date, dead: list[Output]) -> Observation | None:
-        try:
-            return decode_observation(record.value, record.key, today)
-        except SchemaError as exc:
-            dead.append(self._dead(record, exc.reason, exc.detail))
-            return None
+    def _apply(self, record: Record, obs: Observation, batch: _Batch) -> None:
+        state = self.series.get(obs.series)
+        if state is not None and record.offset < state.applied_to:
+            return  # already in the state: an at-least-once replay after a crash
+        if state is None:
+            state = SeriesState.new(obs.series, self.model.window, record.partition, self.rolling)
+            self.series[obs.series] = state
+        step = state.window.apply(obs.date, obs.sunspot_number)
+        if step.status != APPLIED:
+            detail = f"{obs.series} {obs.date} arrived after {state.window.last_date}"
+            batch.dead.append(self.dead_letters.reject(record, step.status, detail))
+            return
+        state.partition = record.partition
+        state.applied_to = record.offset + 1
+        batch.touched[obs.series] = state
+        batch.tally.observed(obs.series, obs.sunspot_number)
+        if step.reset:
+            self.metrics.window_resets.labels(obs.series, step.reset).inc()
+        if step.scored is not None:
+            batch.scored.append((step.scored, obs))
+        if step.ready is not None:
+            state.window.pending = InBatch(len(batch.windows))
+            batch.windows.append(_Window(obs.series, obs.date, step.ready))
 
-    def _dead(self, record: Any, reason: str, detail: str) -> Output:
-        self.metrics.dead_letters.labels(reason).inc()
-        log.debug(
-            "dead letter %s at %s/%s/%s: %s",
-            reason,
-            record.topic,
-            record.partition,
-            record.offset,
-            detail,
-        )
-        return dead_letter(self.topics.dead_letter, record, reason, detail)
-
-    def _new_window(self, series: str) -> SeriesWindow:
-        self.windows[series] = SeriesWindow(self.model.window)
-        return self.windows[series]
-
-    def _forecast(self, batch: list[_Window]) -> list[Forecast]:
-        if not batch:
+    def _forecast(self, windows: list[_Window], tally: BatchTally) -> list[Forecast]:
+        if not windows:
             return []
         started = time.perf_counter()
-        predictions = self.model.predict(np.array([w.values for w in batch], dtype=np.float64))
+        predictions = self.model.predict(np.array([w.values for w in windows], dtype=np.float64))
         self.metrics.inference.observe(time.perf_counter() - started)
-        self.metrics.batch_size.observe(len(batch))
+        self.metrics.batch_size.observe(len(windows))
         low, high = self.model.interval
         forecasts = []
-        made: dict[str, int] = {}
-        last: dict[str, float] = {}
-        for window, value in zip(batch, predictions.tolist(), strict=True):
-            forecast = Forecast(
-                series=window.series,
-                target_date=window.end + timedelta(days=1),
-                forecast=value,
-                window_end=window.end,
-                model_version=self.model.model_version,
-                lower=max(0.0, value + low),
-                upper=value + high,
-                persistence=window.values[-1],
+        for window, value in zip(windows, predictions.tolist(), strict=True):
+            forecasts.append(
+                Forecast(
+                    series=window.series,
+                    target_date=window.end + timedelta(days=1),
+                    forecast=value,
+                    window_end=window.end,
+                    model_version=self.model.model_version,
+                    lower=max(0.0, value + low),
+                    upper=value + high,
+                    persistence=window.values[-1],
+                )
             )
-            made[window.series] = made.get(window.series, 0) + 1
-            last[window.series] = value
-            forecasts.append(forecast)
-        for series, count in made.items():
-            self.metrics.forecasts.labels(series).inc(count)
-            self.metrics.forecast_value.labels(series).set(last[series])
+            tally.forecast(window.series, value)
         return forecasts
-
-    @staticmethod
-    def _resolve(pending: Any, forecasts: list[Forecast]) -> Forecast:
-        return forecasts[pending.index] if isinstance(pending, _InBatch) else pending
 
     @staticmethod
     def _evaluate(forecast: Forecast, obs: Observation) -> Evaluation:
@@ -200,68 +177,32 @@ class Forecaster:
             persistence=forecast.persistence,
         )
 
-    def _score(self, evaluations: list[Evaluation]) -> None:
-        """Add a batch's evaluations to the rolling scores and the error histogram, then set
-        each series' counter and gauges once: the last error and the scores after the batch
-        (the rolling RMSE sums K values, so computing it per evaluation cost O(K) each)."""
-        m = self.metrics
-        counts: dict[str, int] = {}
-        last_error: dict[str, float] = {}
-        histograms: dict[str, Any] = {}
-        for evaluation in evaluations:
-            series, error = evaluation.series, evaluation.error
-            score = self.scores.get(series)
-            if score is None:
-                score = self.scores[series] = RollingScore(self.rolling)
-            score.add(error, evaluation.persistence_error, evaluation.covered)
-            histogram = histograms.get(series)
-            if histogram is None:
-                histogram = histograms[series] = m.abs_error.labels(series)
-            histogram.observe(abs(error))
-            counts[series] = counts.get(series, 0) + 1
-            last_error[series] = error
-        for series, count in counts.items():
-            score = self.scores[series]
-            m.evaluations.labels(series).inc(count)
-            m.error.labels(series).set(last_error[series])
-            m.rmse.labels(series).set(score.rmse)
-            m.persistence_rmse.labels(series).set(score.persistence_rmse)
-            m.coverage.labels(series).set(score.coverage)
-
     # --- state changelog ------------------------------------------------------------------
 
-    def _state_record(self, series: str, partition: int) -> Output:
-        window = self.windows[series].to_json(encode_pending=lambda f: f.to_json())
-        body = {"series": series, "offset": self.applied_to[series], "window": window}
-        value = json.dumps(body, separators=(",", ":")).encode()
-        return Output(self.topics.state, value, series.encode(), partition=partition)
+    def _state_record(self, state: SeriesState) -> Output:
+        key = state.name.encode()
+        return Output(self.topics.state, state.snapshot(), key, partition=state.partition)
 
-    def restore(self, partition: int, changelog: Iterable[tuple[bytes, bytes]]) -> None:
+    def restore(self, partition: int, changelog: Iterable[tuple[bytes, bytes | None]]) -> None:
         restored = 0
         for key, value in changelog:
             series = key.decode()
             if value is None:
-                self._forget(series)
+                self.series.pop(series, None)
                 continue
-            body = json.loads(value)
-            window = SeriesWindow.from_json(
-                body["window"], decode_pending=lambda p: decode_forecast(json.dumps(p))
-            )
-            if window.size != self.model.window:
+            state = SeriesState.from_snapshot(series, value, partition, self.rolling)
+            if state.window.size != self.model.window:
                 # A model with another window size: its old windows are of no use.
-                self._forget(series)
+                self.series.pop(series, None)
                 continue
-            self.windows[series] = window
-            self.partition_of[series] = partition
-            self.applied_to[series] = int(body["offset"])
+            self.series[series] = state
             restored += 1
         log.debug("partition %d: %d changelog records applied", partition, restored)
 
     def revoke(self, partitions: set[int]) -> None:
-        for series in [s for s, p in self.partition_of.items() if p in partitions]:
-            self._forget(series)
+        for series in [s for s, state in self.series.items() if state.partition in partitions]:
+            del self.series[series]
 
-    def _forget(self, series: str) -> None:
-        self.windows.pop(series, None)
-        self.partition_of.pop(series, None)
-        self.applied_to.pop(series, None)
+
+def _resolve(pending: Pending, forecasts: list[Forecast]) -> Forecast:
+    return forecasts[pending.index] if isinstance(pending, InBatch) else pending

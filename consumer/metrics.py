@@ -7,7 +7,11 @@ window's), `predicted_class` (four values) and `model_version` on the info gauge
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from sunspots.evaluation import RollingScore
 
 # Sunspot numbers run 0..~500; day-ahead errors are mostly below 30.
 ABS_ERROR_BUCKETS = (0.5, 1, 2, 3, 5, 7.5, 10, 15, 20, 30, 50, 75, 100, 150, 250)
@@ -145,3 +149,68 @@ class ClassifierMetrics:
             ["model_version"],
             registry=registry,
         )
+
+
+@dataclass
+class _SeriesTally:
+    observations: int = 0
+    actual: float | None = None
+    forecasts: int = 0
+    last_forecast: float | None = None
+    abs_errors: list[float] = field(default_factory=list)
+    last_error: float | None = None
+    score: RollingScore | None = None
+
+
+class BatchTally:
+    """A batch's metric updates, gathered per series and applied once at the end.
+
+    Each series' counters and gauges are set once per batch, to the values they would hold
+    after updating them record by record: `labels()` lookups were a tenth of the consumer's
+    time, and the rolling RMSE sums K values, so computing it per evaluation cost O(K) each.
+    """
+
+    def __init__(self) -> None:
+        self.series: dict[str, _SeriesTally] = {}
+
+    def _of(self, series: str) -> _SeriesTally:
+        tally = self.series.get(series)
+        if tally is None:
+            tally = self.series[series] = _SeriesTally()
+        return tally
+
+    def observed(self, series: str, value: float | None) -> None:
+        tally = self._of(series)
+        tally.observations += 1
+        if value is not None:
+            tally.actual = value
+
+    def forecast(self, series: str, value: float) -> None:
+        tally = self._of(series)
+        tally.forecasts += 1
+        tally.last_forecast = value
+
+    def scored(self, series: str, error: float, score: RollingScore) -> None:
+        tally = self._of(series)
+        tally.abs_errors.append(abs(error))
+        tally.last_error = error
+        tally.score = score
+
+    def apply(self, m: ForecasterMetrics) -> None:
+        for series, t in self.series.items():
+            if t.observations:
+                m.observations.labels(series).inc(t.observations)
+            if t.actual is not None:
+                m.actual_value.labels(series).set(t.actual)
+            if t.forecasts:
+                m.forecasts.labels(series).inc(t.forecasts)
+                m.forecast_value.labels(series).set(t.last_forecast)
+            if t.score is not None:
+                histogram = m.abs_error.labels(series)
+                for value in t.abs_errors:
+                    histogram.observe(value)
+                m.evaluations.labels(series).inc(len(t.abs_errors))
+                m.error.labels(series).set(t.last_error)
+                m.rmse.labels(series).set(t.score.rmse)
+                m.persistence_rmse.labels(series).set(t.score.persistence_rmse)
+                m.coverage.labels(series).set(t.score.coverage)

@@ -7,7 +7,10 @@ source topic/partition/offset, so nothing is lost and every rejection can be tra
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from consumer.processor import Record
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,8 +22,8 @@ class Output:
     partition: int | None = None
 
 
-def dead_letter(topic: str, record: Any, reason: str, detail: str) -> Output:
-    """A dead-letter record for the consumer record `record` (any object with Kafka's fields)."""
+def dead_letter(topic: str, record: Record, reason: str, detail: str) -> Output:
+    """A dead-letter record for the consumed `record`."""
     headers = (
         ("reason", reason.encode()),
         ("detail", detail.encode("utf-8", "replace")[:1000]),

@@ -9,40 +9,42 @@ Policy, applied to each observation of a series in arrival order:
 - otherwise the value is appended; when the window holds N values it is ready for a forecast
   of the next day, and a pending forecast for this date is ready to be scored.
 
-Pure: knows nothing of Kafka or the model. The state round-trips through JSON for the
-forecaster's changelog topic.
+Pure: knows nothing of Kafka or the model; the pending forecast is whatever type the caller
+keeps (`P`). The state round-trips through JSON for the forecaster's changelog topic.
 """
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 APPLIED, DUPLICATE, OUT_OF_ORDER = "applied", "duplicate", "out_of_order"
+P = TypeVar("P")
 
 
 @dataclass(frozen=True, slots=True)
-class Step:
+class Step(Generic[P]):
     """What applying one observation did."""
 
     status: str
     reset: str | None = None  # "skipped_date" or "missing_value" when the window was cleared
     ready: tuple[float, ...] | None = None  # the full window, oldest first, when one is ready
-    scored: Any = None  # the pending forecast whose target date this observation is
-    dropped: Any = None  # a pending forecast that can never be scored
+    scored: P | None = None  # the pending forecast whose target date this observation is
+    dropped: P | None = None  # a pending forecast that can never be scored
 
 
 @dataclass
-class SeriesWindow:
+class SeriesWindow(Generic[P]):
     size: int
     last_date: date | None = None
     values: deque[float] = field(default_factory=deque)
-    # The forecast for last_date + 1, waiting for its actual value. Opaque to this module.
-    pending: Any = None
+    # The forecast for last_date + 1, waiting for its actual value.
+    pending: P | None = None
 
-    def apply(self, day: date, value: float | None) -> Step:
+    def apply(self, day: date, value: float | None) -> Step[P]:
         if self.last_date is not None and day <= self.last_date:
             return Step(DUPLICATE if day == self.last_date else OUT_OF_ORDER)
         reset = None
@@ -67,8 +69,8 @@ class SeriesWindow:
         ready = tuple(self.values) if len(self.values) == self.size else None
         return Step(APPLIED, reset, ready, scored, dropped)
 
-    def to_json(self, encode_pending: Any = None) -> dict[str, Any]:
-        pending = self.pending
+    def to_json(self, encode_pending: Callable[[P], Any] | None = None) -> dict[str, Any]:
+        pending: Any = self.pending
         if pending is not None and encode_pending is not None:
             pending = encode_pending(pending)
         return {
@@ -79,7 +81,9 @@ class SeriesWindow:
         }
 
     @classmethod
-    def from_json(cls, obj: dict[str, Any], decode_pending: Any = None) -> SeriesWindow:
+    def from_json(
+        cls, obj: dict[str, Any], decode_pending: Callable[[Any], P] | None = None
+    ) -> SeriesWindow[P]:
         pending = obj.get("pending")
         if pending is not None and decode_pending is not None:
             pending = decode_pending(pending)

@@ -130,8 +130,12 @@ def test_forecaster_killed_five_times_during_a_full_replay(
     assert report["duplicates"] == report["missing"] == report["unexpected"] == 0
     # The last forecast (for the day after the data ends) has no actual yet.
     assert report["evaluations"] == len(expected) - 1
+    # The network computes in float32, and BLAS sums a product differently for different batch
+    # sizes, so a forecast from a batch of 300 and one from a batch of 64,000 agree to float32
+    # precision (values reach 400: about 1e-5), not to the last bit. The parity test uses the
+    # same bound.
     worst = max(abs(f["forecast"] - expected[f["target_date"]]) for f in forecasts)
-    assert worst < 1e-6
+    assert worst < 1e-4
 
 
 def test_broker_killed_and_restarted_mid_replay(data_path, tmp_path, unique) -> None:

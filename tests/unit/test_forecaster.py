@@ -148,4 +148,4 @@ def test_revoke_forgets_the_partitions_series(registry) -> None:
     fc, _ = _forecaster(registry)
     fc.process(_records([1, 2, 3]))
     fc.revoke({0})
-    assert fc.windows == {}
+    assert fc.series == {}

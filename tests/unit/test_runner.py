@@ -10,7 +10,7 @@ from kafka.errors import (
     ProducerFencedError,
 )
 
-from consumer.runner import is_fenced
+from consumer.fencing import is_fenced
 
 
 def test_fencing_is_recognised_even_when_wrapped() -> None:

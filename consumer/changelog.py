@@ -1,0 +1,43 @@
+"""Reading a processor's state changelog back, partition by partition.
+
+The changelog is a compacted topic with one partition per source partition; its records are
+written in the same transaction as the outputs and offsets they belong to, so reading the
+committed records of a partition to its end gives the state at the committed offset.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+from kafka import TopicPartition
+from kafka.errors import KafkaError
+
+from consumer.clients import make_reader
+from sunspots.settings import KafkaSettings
+
+Changelog = list[tuple[bytes, bytes | None]]
+
+
+def read_changelog(
+    kafka: KafkaSettings, topic: str, partitions: list[int], timeout_s: float = 60.0
+) -> Iterator[tuple[int, Changelog]]:
+    """Committed (key, value) records of each of `partitions`, from the beginning to the end."""
+    reader = make_reader(kafka)
+    try:
+        tps = [TopicPartition(topic, p) for p in partitions]
+        reader.assign(tps)
+        reader.seek_to_beginning(*tps)
+        # With read_committed the end offset is the last stable offset: a crashed instance's
+        # open transaction holds it back until the transaction is aborted or times out.
+        end = reader.end_offsets(tps, timeout_ms=int(timeout_s * 1000))
+        records: dict[int, Changelog] = {p: [] for p in partitions}
+        deadline = time.monotonic() + timeout_s
+        while any(reader.position(tp) < end[tp] for tp in tps):
+            if time.monotonic() > deadline:
+                raise KafkaError(f"changelog {topic} not read to its end in {timeout_s:.0f} s")
+            for tp, batch in reader.poll(timeout_ms=200).items():
+                records[tp.partition].extend((r.key, r.value) for r in batch)
+        yield from records.items()
+    finally:
+        reader.close()

@@ -1,0 +1,98 @@
+"""The services `python -m consumer` can run, one registry entry each.
+
+A mode names its model artifact (flag default and env variable), its metrics port and consumer
+group, the topic it reads and the changelog it keeps (if any), its own flags, and how to build
+its processor. Adding a mode means adding an entry here; nothing else branches on the mode.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry
+
+from consumer.processor import Processor
+from sunspots.artifact import DEFAULT_CLASSIFIER, DEFAULT_FORECASTER
+from sunspots.cli import env_flag
+from sunspots.settings import Topics
+
+if TYPE_CHECKING:
+    from consumer.config import ServiceConfig
+
+log = logging.getLogger("consumer")
+
+
+@dataclass(frozen=True)
+class Mode:
+    name: str
+    help: str
+    model_env: str
+    default_model: Path
+    default_port: int
+    default_group: str
+    source: Callable[[Topics], str]
+    state: Callable[[Topics], str | None]
+    build: Callable[[ServiceConfig, CollectorRegistry], Processor]
+    add_flags: Callable[[argparse.ArgumentParser], None] = lambda parser: None
+
+
+def _forecast_flags(parser: argparse.ArgumentParser) -> None:
+    env_flag(
+        parser,
+        "--rolling",
+        "ROLLING_EVALUATIONS",
+        365,
+        "evaluations in the rolling RMSE and coverage",
+        type=int,
+    )
+
+
+def _build_forecaster(config: ServiceConfig, registry: CollectorRegistry) -> Processor:
+    from consumer.forecaster import Forecaster
+    from consumer.metrics import ForecasterMetrics
+    from sunspots.artifact import load_forecaster
+
+    model = load_forecaster(config.model or DEFAULT_FORECASTER)
+    log.info("forecaster model %s, window %d", model.model_version, model.window)
+    return Forecaster(model, config.kafka.topics, ForecasterMetrics(registry), config.rolling)
+
+
+def _build_classifier(config: ServiceConfig, registry: CollectorRegistry) -> Processor:
+    from consumer.classifier import Classifier
+    from consumer.metrics import ClassifierMetrics
+    from sunspots.artifact import load_classifier
+
+    model = load_classifier(config.model or DEFAULT_CLASSIFIER)
+    log.info("classifier model %s", model.model_version)
+    return Classifier(model, config.kafka.topics, ClassifierMetrics(registry))
+
+
+FORECAST = Mode(
+    name="forecast",
+    help="forecast the next day of each series",
+    model_env="SUNSPOTS_MODEL",
+    default_model=DEFAULT_FORECASTER,
+    default_port=8000,
+    default_group="sunspots-forecaster",
+    source=lambda topics: topics.observations,
+    state=lambda topics: topics.state,
+    build=_build_forecaster,
+    add_flags=_forecast_flags,
+)
+CLASSIFY = Mode(
+    name="classify",
+    help="serve the toy sequence classifier",
+    model_env="SUNSPOTS_CLASSIFIER_MODEL",
+    default_model=DEFAULT_CLASSIFIER,
+    default_port=8001,
+    default_group="sunspots-classifier",
+    source=lambda topics: topics.classifier_requests,
+    state=lambda topics: None,
+    build=_build_classifier,
+)
+MODES = {mode.name: mode for mode in (FORECAST, CLASSIFY)}

@@ -1,0 +1,123 @@
+"""How a batch's outputs and consumed offsets reach Kafka: exactly once or at least once.
+
+Both guarantees implement one interface, chosen once at start:
+
+* `publish(outputs, offsets, consumer)` sends every output of a batch and marks its offsets
+  consumed. Exactly once: one transaction holds the outputs and the offsets (KIP-98/447,
+  `send_offsets_to_transaction` with the consumer's group metadata); readers use
+  read_committed. At least once: the outputs are flushed and acknowledged, then the offsets
+  are committed.
+* `abort()` takes back what a failed `publish` sent, where that is possible (the transaction
+  is aborted; at least once has nothing to take back), so that the loop can rewind and send
+  the batch again.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Protocol
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import KafkaTimeoutError
+from kafka.producer.future import FutureRecordMetadata
+from kafka.structs import OffsetAndMetadata
+
+from consumer.health import Health
+from consumer.output import Output
+from sunspots.kafka_compat import start_transaction_step
+
+log = logging.getLogger(__name__)
+
+EXACTLY_ONCE, AT_LEAST_ONCE = "exactly_once", "at_least_once"
+Offsets = dict[TopicPartition, OffsetAndMetadata]
+
+
+class Publisher(Protocol):
+    def publish(self, outputs: list[Output], offsets: Offsets, consumer: KafkaConsumer) -> None: ...
+
+    def abort(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def send(producer: KafkaProducer, out: Output) -> FutureRecordMetadata:
+    return producer.send(
+        out.topic, value=out.value, key=out.key, headers=list(out.headers), partition=out.partition
+    )
+
+
+class TransactionalPublisher:
+    """Exactly once: a batch's outputs and offsets commit together or not at all."""
+
+    def __init__(
+        self,
+        make_producer: Callable[[], KafkaProducer],
+        stop: threading.Event,
+        health: Health,
+        shutdown_grace_s: float,
+    ) -> None:
+        self.make_producer = make_producer
+        self.stop = stop
+        self.health = health
+        self.shutdown_grace_s = shutdown_grace_s
+        self.producer = make_producer()
+
+    def publish(self, outputs: list[Output], offsets: Offsets, consumer: KafkaConsumer) -> None:
+        self.producer.begin_transaction()
+        for out in outputs:
+            send(self.producer, out)
+        self._step("send_offsets_to_transaction", offsets, consumer.group_metadata())
+        self._step("commit_transaction")
+
+    def abort(self) -> None:
+        try:
+            self.producer.abort_transaction()
+            return
+        except Exception as exc:
+            log.info("abort failed (%s); replacing the transactional producer", exc)
+        self.producer.close(timeout=1)
+        self.producer = self.make_producer()
+
+    def close(self) -> None:
+        self.producer.flush(timeout=10)
+        self.producer.close(timeout=10)
+
+    def _step(self, step: str, *args: object) -> None:
+        """Run a blocking transaction step, waiting for it in short slices, so that /healthz
+        stays alive and /readyz turns false while the broker is away, and a shutdown is not
+        held up for ever."""
+        pending = start_transaction_step(self.producer, step, *args)
+        if pending is None:
+            getattr(self.producer, step)(*args)
+            return
+        waited = 0.0
+        while not pending.wait(timeout_ms=500):
+            waited += 0.5
+            self.health.polled(connected=False)
+            if self.stop.is_set() and waited >= self.shutdown_grace_s:
+                raise KafkaTimeoutError(f"{step} not acknowledged {waited:.0f} s into shutdown")
+            if waited % 10 == 0:
+                log.warning("%s waiting for the broker for %.0f s", step, waited)
+
+
+class AcknowledgedPublisher:
+    """At least once: outputs acknowledged first, offsets committed after."""
+
+    def __init__(self, make_producer: Callable[[], KafkaProducer]) -> None:
+        self.producer = make_producer()
+
+    def publish(self, outputs: list[Output], offsets: Offsets, consumer: KafkaConsumer) -> None:
+        futures = [send(self.producer, out) for out in outputs]
+        self.producer.flush()
+        for future in futures:
+            future.get(timeout=0)  # raises the delivery error, if any
+        consumer.commit(offsets)
+
+    def abort(self) -> None:
+        """Nothing to take back: the rewound batch is simply sent again."""
+
+    def close(self) -> None:
+        self.producer.flush(timeout=10)
+        self.producer.close(timeout=10)

@@ -1,0 +1,67 @@
+"""The one place that reaches into kafka-python's private attributes.
+
+kafka-python's public API lacks two things the services need: a way to ask a client whether it
+holds a live broker connection, and a way to start a transaction step without blocking until
+the broker answers. Each shim below says why it exists and what public behaviour it falls back
+to when a kafka-python release no longer has the attribute; `tests/unit/test_kafka_compat.py`
+fails loudly in that case, so an upgrade is noticed in CI, not in production. Nothing else in
+the project touches a private attribute of a third-party object.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Protocol
+
+log = logging.getLogger(__name__)
+
+# The transaction steps that `start_transaction_step` can begin without waiting.
+TRANSACTION_STEPS = ("send_offsets_to_transaction", "commit_transaction", "abort_transaction")
+
+
+class Pending(Protocol):
+    """A transaction step in flight: `wait` returns True once it completed (or raises its
+    error), False when `timeout_ms` passed first."""
+
+    def wait(self, timeout_ms: int | None = None) -> bool: ...
+
+
+def broker_connected(client: Any) -> bool:
+    """Whether a KafkaConsumer or KafkaProducer holds a live connection to a broker.
+
+    Why: kafka-python 3's public `bootstrap_connected()` is True only while the bootstrap is
+    still in progress, so after start-up it reads False on a healthy client. The network client
+    (`client._client`) knows each broker's connection state.
+    Fallback: without it, report True, so readiness rests on polls and publishes succeeding.
+    """
+    net = getattr(client, "_client", None)
+    if net is None or not hasattr(net, "connected") or not hasattr(net, "cluster"):
+        return True
+    return any(net.connected(broker.node_id) for broker in net.cluster.brokers())
+
+
+def start_transaction_step(producer: Any, step: str, *args: Any) -> Pending | None:
+    """Begin a transaction step and return it in flight, or None when it cannot be begun.
+
+    Why: the public `send_offsets_to_transaction`, `commit_transaction` and `abort_transaction`
+    wait without a timeout, so a service whose broker is gone could neither report itself
+    unready nor stop. The producer's transaction manager (`producer._transaction_manager`)
+    begins the same steps and returns a result to wait on in slices; the sender thread
+    (`producer._sender`) is woken as the public calls do.
+    Fallback: None; the caller then makes the public, blocking call.
+    """
+    if step not in TRANSACTION_STEPS:
+        raise ValueError(f"not a transaction step: {step}")
+    manager = getattr(producer, "_transaction_manager", None)
+    sender = getattr(producer, "_sender", None)
+    begin = {
+        "send_offsets_to_transaction": "send_offsets_to_transaction",
+        "commit_transaction": "begin_commit",
+        "abort_transaction": "begin_abort",
+    }[step]
+    if manager is None or sender is None or not hasattr(manager, begin):
+        log.debug("kafka-python without a transaction manager: %s blocks", step)
+        return None
+    result = getattr(manager, begin)(*args)
+    sender.wakeup()
+    return result

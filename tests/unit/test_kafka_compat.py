@@ -1,0 +1,71 @@
+"""The kafka-python internals the compatibility shims rely on are still there.
+
+Each test builds a real client (no broker needed: kafka-python connects lazily) and fails
+loudly, naming the attribute, when a kafka-python release removes or renames it. The fallback
+tests prove what the shims do then.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from kafka import KafkaConsumer, KafkaProducer
+
+from sunspots import kafka_compat
+
+NOWHERE = "127.0.0.1:1"  # nothing listens: the clients never get a connection
+
+
+@pytest.fixture
+def consumer() -> Iterator[KafkaConsumer]:
+    client = KafkaConsumer(bootstrap_servers=NOWHERE, api_version=(3, 9))
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def producer() -> Iterator[KafkaProducer]:
+    client = KafkaProducer(
+        bootstrap_servers=NOWHERE, api_version=(3, 9), transactional_id="compat-test"
+    )
+    yield client
+    client.close(timeout=0)
+
+
+def test_consumer_network_client_is_still_there(consumer) -> None:
+    net = getattr(consumer, "_client", None)
+    assert net is not None, "KafkaConsumer._client is gone: update sunspots.kafka_compat"
+    assert callable(getattr(net, "connected", None)), "_client.connected() is gone"
+    assert callable(getattr(net.cluster, "brokers", None)), "_client.cluster.brokers() is gone"
+
+
+def test_unconnected_client_reads_as_not_connected(consumer) -> None:
+    assert kafka_compat.broker_connected(consumer) is False
+
+
+def test_transaction_manager_and_sender_are_still_there(producer) -> None:
+    manager = getattr(producer, "_transaction_manager", None)
+    assert manager is not None, "KafkaProducer._transaction_manager is gone"
+    for name in ("send_offsets_to_transaction", "begin_commit", "begin_abort"):
+        assert callable(getattr(manager, name, None)), f"_transaction_manager.{name} is gone"
+    assert callable(getattr(getattr(producer, "_sender", None), "wakeup", None)), (
+        "KafkaProducer._sender.wakeup() is gone"
+    )
+
+
+class _Bare:
+    """A client of a kafka-python release without the internals."""
+
+    def commit_transaction(self) -> None:
+        self.committed = True
+
+
+def test_fallbacks_when_the_internals_are_gone() -> None:
+    assert kafka_compat.broker_connected(_Bare()) is True
+    assert kafka_compat.start_transaction_step(_Bare(), "commit_transaction") is None
+
+
+def test_only_transaction_steps_can_be_started() -> None:
+    with pytest.raises(ValueError, match="not a transaction step"):
+        kafka_compat.start_transaction_step(_Bare(), "send")

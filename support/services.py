@@ -13,12 +13,11 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from pathlib import Path
 
 from sunspots.broker import free_port
 from sunspots.settings import Topics
-from support.http import Samples, get, scrape, wait_ready
+from support import http
 from support.topics import topic_flags
 
 REPO = Path(__file__).resolve().parents[1]
@@ -67,18 +66,18 @@ class Service:
             raise RuntimeError(f"{self.name} exited with {code}:\n{self.log()}")
 
     def get(self, path: str) -> tuple[int, str]:
-        return get(self._port(), path)
+        return http.get(self._port(), path)
 
     def wait_ready(self, timeout: float = 60.0, path: str = "/readyz") -> Service:
         """Wait until `path` answers 200; raise with the end of the log if it does not."""
         try:
-            wait_ready(self._port(), self._popen(), timeout, path)
+            http.wait_ready(self._port(), self._popen(), timeout, path)
         except RuntimeError as exc:
             raise RuntimeError(f"{self.name}: {exc}:\n{self.log()}") from None
         return self
 
-    def metrics(self) -> Samples:
-        return scrape(self._port())
+    def metrics(self) -> http.Samples:
+        return http.scrape(self._port())
 
     def wait(self, timeout: float | None) -> int:
         """The exit code; a process still running after `timeout` s is killed, and that raises."""
@@ -118,7 +117,7 @@ class Service:
         return self.port
 
 
-@contextmanager
+@contextlib.contextmanager
 def running(service: Service) -> Iterator[Service]:
     """Start `service`; kill it on the way out if it is still running."""
     service.start()

@@ -20,9 +20,6 @@ import argparse
 import json
 import os
 import platform
-import signal
-import socket
-import subprocess
 import sys
 import time
 import uuid
@@ -32,52 +29,16 @@ from typing import Any
 
 import numpy as np
 from kafka import KafkaProducer
-from kafka.admin import KafkaAdminClient, NewTopic
 
-from bench.common import broker
-from consumer.health import wait_ready
+from bench.common import broker, consumer_service
 from producer.classify import Exchange, ReplyReader, exchange
 from sunspots.schemas import encode_classifier_request
-from sunspots.settings import KafkaSettings, Topics
+from sunspots.settings import KafkaSettings
+from sunspots.topics import create_topics
+from support.topics import unique_topics
 
 REPO = Path(__file__).resolve().parents[1]
 LESSON = [[0, 1, 1, 0, 0, 0], [0, 0, 0, 2, 2, 0], [0, 0, 0, 0, 3, 3]]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _create_topics(kafka: KafkaSettings, partitions: int) -> None:
-    t = kafka.topics
-    admin = KafkaAdminClient(**kafka.client_kwargs())
-    try:
-        admin.create_topics(
-            [
-                NewTopic(t.classifier_requests, partitions, 1),
-                NewTopic(t.classifier_predictions, partitions, 1),
-                NewTopic(t.dead_letter, 1, 1),
-            ]
-        )
-    finally:
-        admin.close()
-
-
-def _start_service(kafka: KafkaSettings, port: int, log_path: Path) -> subprocess.Popen:
-    token = uuid.uuid4().hex[:8]
-    command = [
-        sys.executable, "-m", "consumer", "classify",
-        "--bootstrap-servers", kafka.bootstrap_servers,
-        "--group", f"bench-{token}", "--instance-id", f"bench-{token}",
-        "--metrics-port", str(port), "--create-topics", "false",
-        "--topic-classifier-requests", kafka.topics.classifier_requests,
-        "--topic-classifier-predictions", kafka.topics.classifier_predictions,
-        "--topic-dead-letter", kafka.topics.dead_letter,
-    ]  # fmt: skip
-    with log_path.open("wb") as log:
-        return subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
 
 
 def _summary(name: str, result: Exchange, seconds: float) -> dict[str, Any]:
@@ -142,19 +103,12 @@ def _table(rows: list[dict[str, Any]]) -> str:
 
 
 def run(args: argparse.Namespace, bootstrap: str) -> dict[str, Any]:
-    token = uuid.uuid4().hex[:8]
-    topics = Topics(
-        classifier_requests=f"bench-req-{token}",
-        classifier_predictions=f"bench-pred-{token}",
-        dead_letter=f"bench-dl-{token}",
-    )
-    kafka = KafkaSettings(bootstrap, topics)
-    _create_topics(kafka, args.partitions)
-    port = _free_port()
+    kafka = KafkaSettings(bootstrap, unique_topics(f"bench-{uuid.uuid4().hex[:8]}"))
+    create_topics(kafka, args.partitions)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    service = _start_service(kafka, port, args.out.with_suffix(".service.log"))
+    service = consumer_service("classify", kafka, args.out.with_suffix(".service.log")).start()
     try:
-        wait_ready(port, service, timeout=90.0)
+        service.wait_ready(90.0)
         # Warm-up: connections, group join and the first transaction are not what is measured.
         burst(kafka, min(200, args.requests), args.timeout, "warm-up")
         rows = [
@@ -162,8 +116,7 @@ def run(args: argparse.Namespace, bootstrap: str) -> dict[str, Any]:
             paced(kafka, args.rate, args.duration, args.timeout),
         ]
     finally:
-        service.send_signal(signal.SIGTERM)
-        service.wait(30)
+        service.stop()
     return {
         "benchmark": "classifier",
         "at": datetime.now(UTC).isoformat(timespec="seconds"),

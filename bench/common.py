@@ -1,4 +1,5 @@
-"""Shared pieces of the benchmarks: the table format, machine facts, percentiles, JSON output.
+"""Shared pieces of the benchmarks: the table format, machine facts, percentiles, JSON output,
+and the services under test.
 
 Every benchmark prints a plain fixed-width table to stdout and writes a JSON report with the
 same keys as bench/classifier.py (`benchmark`, `at`, `machine`, `results`), so a later run can
@@ -12,6 +13,7 @@ import json
 import os
 import platform
 import sys
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -20,6 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from sunspots.settings import KafkaSettings
+from support.services import Service, consumer
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench/results"
@@ -123,3 +128,19 @@ def broker(bootstrap: str | None, needed: bool = True) -> Iterator[str | None]:
 
     with LocalBroker() as local:
         yield local.bootstrap_servers
+
+
+def consumer_service(mode: str, kafka: KafkaSettings, log_path: Path, *extra: str) -> Service:
+    """`consumer <mode>` in a group of its own, on topics the benchmark has created (not started)."""
+    group = f"bench-{uuid.uuid4().hex[:8]}"
+    return consumer(
+        mode,
+        kafka.bootstrap_servers,
+        kafka.topics,
+        group,
+        log_path,
+        "--create-topics",
+        "false",
+        *extra,
+        instance_id=group,
+    )

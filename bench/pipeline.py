@@ -26,8 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
-import subprocess
 import sys
 import threading
 import time
@@ -37,25 +35,24 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from kafka import KafkaConsumer, TopicPartition
-
 from bench.common import (
-    REPO,
     RESULTS,
     broker,
+    consumer_service,
     default_data,
     percentile,
     report,
     rss_peak_mib,
     write,
 )
-from consumer.health import scrape, wait_ready
 from sunspots.artifact import DEFAULT_FORECASTER, load_forecaster
-from sunspots.broker import free_port
 from sunspots.data import load_daily, select_range
-from sunspots.settings import TOPIC_ENV, KafkaSettings, Topics
+from sunspots.settings import KafkaSettings
 from sunspots.topics import create_topics
 from sunspots.window import SeriesWindow
+from support.http import total
+from support.services import Service, run_producer
+from support.topics import read_to_end, read_topic, reader, unique_topics
 
 COLUMNS = [
     "scenario",
@@ -89,13 +86,6 @@ def expected_counts(data: str, start: str, end: str | None, window: int) -> tupl
     return len(frame), forecasts, evaluations
 
 
-def topic_flags(topics: Topics) -> list[str]:
-    flags = []
-    for name in TOPIC_ENV:
-        flags += [f"--topic-{name.replace('_', '-')}", getattr(topics, name)]
-    return flags
-
-
 def cpu_seconds(pid: int) -> float | None:
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -103,58 +93,6 @@ def cpu_seconds(pid: int) -> float | None:
         return None
     ticks = os.sysconf("SC_CLK_TCK")
     return round((int(fields[11]) + int(fields[12])) / ticks, 2)  # utime + stime
-
-
-class Forecaster:
-    """The forecaster service as a subprocess, with its /metrics port."""
-
-    def __init__(self, kafka: KafkaSettings, processing: str, log_path: Path) -> None:
-        self.port = free_port()
-        token = uuid.uuid4().hex[:8]
-        command = [
-            sys.executable,
-            "-m",
-            "consumer",
-            "forecast",
-            "--bootstrap-servers",
-            kafka.bootstrap_servers,
-            "--group",
-            f"bench-{token}",
-            "--instance-id",
-            f"bench-{token}",
-            "--metrics-port",
-            str(self.port),
-            "--processing",
-            processing,
-            "--create-topics",
-            "false",
-            *topic_flags(kafka.topics),
-        ]
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        with log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env
-            )
-
-    def wait_ready(self, timeout: float = 90.0) -> None:
-        wait_ready(self.port, self.process, timeout)
-
-    def metrics(self) -> dict[str, float]:
-        # Totals over series: the benchmark replays one.
-        samples: dict[str, float] = {}
-        for (name, labels), value in scrape(self.port).items():
-            if not labels or {k for k, _ in labels} == {"series"}:
-                samples[name] = samples.get(name, 0.0) + value
-        return samples
-
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            return self.process.wait()
 
 
 @dataclass
@@ -170,17 +108,9 @@ class Watcher:
     stop: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
-        self.consumer = KafkaConsumer(
-            **self.kafka.client_kwargs(),
-            group_id=None,
-            enable_auto_commit=False,
-            isolation_level="read_committed",
-            fetch_max_bytes=16 * 1024 * 1024,
+        self.consumer = reader(
+            self.kafka.bootstrap_servers, self.topic, fetch_max_bytes=16 * 1024 * 1024
         )
-        partitions = self.consumer.partitions_for_topic(self.topic) or {0}
-        tps = [TopicPartition(self.topic, p) for p in partitions]
-        self.consumer.assign(tps)
-        self.consumer.seek_to_beginning(*tps)
         self.consumer.poll(timeout_ms=100)  # connect and fetch positions before timing starts
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
@@ -207,66 +137,26 @@ class Watcher:
         return finished
 
 
-def first_timestamps(kafka: KafkaSettings, topic: str, keys: int | None = 1) -> list:
-    """Records of `topic` from the beginning: the first one, or all (keys=None)."""
-    reader = KafkaConsumer(
-        **kafka.client_kwargs(),
-        group_id=None,
-        enable_auto_commit=False,
-        isolation_level="read_committed",
-    )
-    try:
-        tp = TopicPartition(topic, 0)
-        reader.assign([tp])
-        reader.seek_to_beginning(tp)
-        end = reader.end_offsets([tp])[tp]
-        records: list = []
-        deadline = time.monotonic() + 60
-        while reader.position(tp) < end and time.monotonic() < deadline:
-            for part in reader.poll(timeout_ms=200).values():
-                records.extend(part)
-            if keys is not None and len(records) >= keys:
-                return records[:keys]
-        return records
-    finally:
-        reader.close()
-
-
-def run_producer(kafka: KafkaSettings, data: str, log_path: Path, *extra: str) -> float:
+def replay(kafka: KafkaSettings, data: str, log_path: Path, *extra: str) -> float:
     """Run the replay producer to completion; returns its wall time in seconds."""
-    command = [
-        sys.executable,
-        "-m",
-        "producer",
-        "--data",
-        data,
-        "--bootstrap-servers",
-        kafka.bootstrap_servers,
-        *topic_flags(kafka.topics),
-        *extra,
-    ]
     started = time.monotonic()
-    with log_path.open("ab") as log:
-        done = subprocess.run(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
-    if done.returncode != 0:
-        raise RuntimeError(f"the producer exited with {done.returncode}; see {log_path}")
+    run_producer(kafka.bootstrap_servers, kafka.topics, data, log_path, *extra, timeout=None)
     return time.monotonic() - started
 
 
 def fresh_topics(kafka: KafkaSettings, prefix: str) -> KafkaSettings:
-    token = uuid.uuid4().hex[:8]
-    topics = Topics(**{n: f"{prefix}-{n.replace('_', '-')}-{token}" for n in TOPIC_ENV})
+    topics = unique_topics(f"{prefix}-{uuid.uuid4().hex[:8]}")
     settings = KafkaSettings(kafka.bootstrap_servers, topics, kafka.security)
     create_topics(settings)
     return settings
 
 
-def service_row(fc: Forecaster, row: dict[str, Any]) -> dict[str, Any]:
+def service_row(fc: Service, row: dict[str, Any]) -> dict[str, Any]:
     metrics = fc.metrics()
-    row["rss_peak_mib"] = rss_peak_mib(fc.process.pid)
-    row["cpu_s"] = cpu_seconds(fc.process.pid)
-    row["inference_s"] = round(metrics.get("sunspot_inference_seconds_sum", 0.0), 3)
-    row["batches"] = int(metrics.get("sunspot_inference_seconds_count", 0))
+    row["rss_peak_mib"] = rss_peak_mib(fc.pid)
+    row["cpu_s"] = cpu_seconds(fc.pid)
+    row["inference_s"] = round(total(metrics, "sunspot_inference_seconds_sum"), 3)
+    row["batches"] = int(total(metrics, "sunspot_inference_seconds_count"))
     return row
 
 
@@ -274,15 +164,18 @@ def full_replay(args: argparse.Namespace, base: KafkaSettings, processing: str) 
     kafka = fresh_topics(base, "pipe")
     model = load_forecaster(DEFAULT_FORECASTER)
     n_obs, _, n_eval = expected_counts(args.data, args.start, args.end, model.window)
-    fc = Forecaster(kafka, processing, args.logs / f"pipeline.{processing}.forecaster.log")
+    log = args.logs / f"pipeline.{processing}.forecaster.log"
+    fc = consumer_service("forecast", kafka, log, "--processing", processing)
     try:
-        fc.wait_ready()
+        fc.start().wait_ready(90)
         watcher = Watcher(kafka, kafka.topics.evaluations, n_eval)
         extra = ["--start", args.start] + (["--end", args.end] if args.end else [])
-        producer_s = run_producer(kafka, args.data, args.logs / "pipeline.producer.log", *extra)
+        producer_s = replay(kafka, args.data, args.logs / "pipeline.producer.log", *extra)
         if not watcher.wait(args.timeout):
             raise RuntimeError(f"{len(watcher.received)} of {n_eval} evaluations committed")
-        first = first_timestamps(kafka, kafka.topics.observations)[0].timestamp / 1000.0
+        # The first observation: reading stops at the first records that arrive.
+        first_record = read_topic(kafka.bootstrap_servers, kafka.topics.observations, 1, idle=0)
+        first = first_record[0].timestamp / 1000.0
         last_seen = watcher.received[n_eval - 1][0]
         seconds = last_seen - first
         row = {
@@ -306,11 +199,12 @@ def paced(args: argparse.Namespace, base: KafkaSettings) -> dict[str, Any]:
     n_obs, n_fc, n_eval = expected_counts(
         args.data, start.isoformat(), end.isoformat(), model.window
     )
-    fc = Forecaster(kafka, "exactly_once", args.logs / "pipeline.paced.forecaster.log")
+    log = args.logs / "pipeline.paced.forecaster.log"
+    fc = consumer_service("forecast", kafka, log, "--processing", "exactly_once")
     try:
-        fc.wait_ready()
+        fc.start().wait_ready(90)
         watcher = Watcher(kafka, kafka.topics.forecasts, n_fc, keep_values=True)
-        run_producer(
+        replay(
             kafka,
             args.data,
             args.logs / "pipeline.producer.log",
@@ -325,7 +219,7 @@ def paced(args: argparse.Namespace, base: KafkaSettings) -> dict[str, Any]:
             raise RuntimeError(f"{len(watcher.received)} of {n_fc} forecasts committed")
         sent = {
             json.loads(r.value)["date"]: r.timestamp / 1000.0
-            for r in first_timestamps(kafka, kafka.topics.observations, keys=None)
+            for r in read_to_end(kafka.bootstrap_servers, kafka.topics.observations)
         }
         produced, visible = [], []
         for seen, stamp, value in watcher.received:

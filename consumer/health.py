@@ -2,20 +2,18 @@
 
 `/healthz` answers 200 while the poll loop has turned within `stale_after` seconds, so an
 orchestrator restarts a wedged process. `/readyz` answers 200 only when the model is loaded,
-partitions are assigned and the broker answered the last poll.
+partitions are assigned and the broker answered the last poll. The client side (waiting for
+/readyz, reading /metrics) is in the repository's `support` package, for the tests, the
+benchmarks and the demo.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-import urllib.error
-import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.parser import text_string_to_metric_families
 
 
 class Health:
@@ -78,40 +76,3 @@ def serve(
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
     return server
-
-
-def wait_ready(
-    port: int, process: Any = None, timeout: float = 60.0, host: str = "127.0.0.1"
-) -> None:
-    """Wait until a service on `port` answers /readyz with 200 — the client side of the above,
-    for the demo, the benchmarks and the tests. Raises RuntimeError with the last answer, or at
-    once if `process` (a Popen) exits first."""
-    deadline = time.monotonic() + timeout
-    last = "no answer yet"
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"the service exited with {process.returncode}")
-        try:
-            with urllib.request.urlopen(f"http://{host}:{port}/readyz", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except urllib.error.HTTPError as exc:
-            last = f"{exc.code} {exc.read().decode(errors='replace').strip()}"
-        except OSError as exc:
-            last = str(exc)
-        time.sleep(0.2)
-    raise RuntimeError(f"/readyz on :{port} not 200 within {timeout:.0f} s ({last})")
-
-
-Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
-
-
-def scrape(port: int, host: str = "127.0.0.1") -> Samples:
-    """A service's /metrics as {(sample name, sorted label items): value}."""
-    with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=5) as response:
-        text = response.read().decode()
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }

@@ -10,24 +10,23 @@ starts, it stops.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
-import subprocess
+import signal
 import sys
 import time
 from pathlib import Path
 
-from kafka import KafkaConsumer, TopicPartition
-
-from consumer.health import scrape, wait_ready
 from sunspots import lesson
 from sunspots.broker import LocalBroker, free_port
 from sunspots.cli import env_flag
 from sunspots.data import SILSO_DAILY_URL
 from sunspots.evaluation import rmse
-from sunspots.settings import TOPIC_ENV, KafkaSettings, Topics
+from sunspots.settings import KafkaSettings, Topics
 from sunspots.topics import create_topics
+from support.http import Samples, scrape, total, wait_ready
+from support.services import consumer, run_producer
+from support.topics import read_to_end, unique_topics, values
 
 REPO = Path(__file__).resolve().parents[1]
 LESSON_SEQUENCES = [*lesson.SEQUENCES, lesson.EXAMPLE]
@@ -49,35 +48,10 @@ def _port(preferred: int) -> int:
     return preferred
 
 
-def _service(args: list[str], bootstrap: str, log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "PYTHONUNBUFFERED": "1"}
-    with open(log, "wb") as out:
-        return subprocess.Popen(
-            [sys.executable, *args], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT
-        )
-
-
-def _total(samples: dict, name: str) -> float:
-    return sum(v for (n, _), v in samples.items() if n == name)
-
-
-def _read_evaluations(bootstrap: str, topic: str) -> list[dict]:
-    reader = KafkaConsumer(
-        bootstrap_servers=bootstrap,
-        isolation_level="read_committed",
-        group_id=None,
-        enable_auto_commit=False,
-    )
-    tps = [TopicPartition(topic, p) for p in reader.partitions_for_topic(topic) or []]
-    reader.assign(tps)
-    reader.seek_to_beginning()
-    end = reader.end_offsets(tps)
-    out: list[dict] = []
-    while any(reader.position(tp) < end[tp] for tp in tps):
-        for part in reader.poll(timeout_ms=500).values():
-            out.extend(json.loads(r.value) for r in part)
-    reader.close()
-    return sorted(out, key=lambda e: e["date"])
+def _fresh(log: Path) -> Path:
+    """`log` emptied: reports/demo keeps the logs of the last run only."""
+    log.unlink(missing_ok=True)
+    return log
 
 
 def _plot(evaluations: list[dict], path: Path) -> None:
@@ -124,26 +98,23 @@ def run(args: argparse.Namespace) -> int:
         say("starting a local Kafka broker ...")
         broker = LocalBroker().start()
         bootstrap = broker.bootstrap_servers
-    # On a shared broker, a run suffix keeps this demo's topics and offsets to itself.
-    suffix = "" if broker else f"-demo-{int(time.time())}"
-    topics = Topics(**{k: v + suffix for k, v in Topics().__dict__.items()})
+    # On a shared broker, a run token keeps this demo's topics and offsets to itself.
+    token = None if broker else f"demo-{int(time.time())}"
+    topics = unique_topics(token) if token else Topics()
     kafka = KafkaSettings(bootstrap, topics)
     create_topics(kafka)
-    os.environ.update({env: getattr(topics, name) for name, env in TOPIC_ENV.items()})
-    group = f"sunspots-demo{suffix}"
+    group = f"sunspots-demo-{token}" if token else "sunspots-demo"
     ports = {"forecast": _port(8000), "classify": _port(8001)}
     services = {
-        mode: _service(
-            ["-m", "consumer", mode, "--metrics-port", str(port), "--group", f"{group}-{mode}"],
-            bootstrap,
-            out_dir / f"{mode}.log",
-        )
+        mode: consumer(
+            mode, bootstrap, topics, f"{group}-{mode}", _fresh(out_dir / f"{mode}.log"), port=port
+        ).start()
         for mode, port in ports.items()
     }
     try:
         for mode, port in ports.items():
             try:
-                wait_ready(port, services[mode])
+                wait_ready(port, services[mode].process)
             except RuntimeError as exc:
                 raise SystemExit(
                     f"the {mode} service is not ready ({exc}); see reports/demo/"
@@ -156,47 +127,40 @@ def run(args: argparse.Namespace) -> int:
             f"replaying {args.start} .. {args.end or 'end of data'} "
             f"at {args.speed or 'full'} speed ..."
         )
-        replay = [
-            sys.executable,
-            "-m",
-            "producer",
-            "--data",
-            args.data,
-            "--start",
-            args.start,
-            "--speed",
-            str(args.speed),
-        ] + (["--end", args.end] if args.end else [])
-        env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap}
-        produced = subprocess.run(replay, cwd=REPO, env=env, capture_output=True, text=True)
-        if produced.returncode != 0:
-            say(produced.stderr[-2000:])
+        replay = ["--start", args.start, "--speed", str(args.speed)]
+        replay += ["--end", args.end] if args.end else []
+        try:
+            log = _fresh(out_dir / "producer.log")
+            run_producer(bootstrap, topics, args.data, log, *replay, timeout=None)
+        except RuntimeError as exc:
+            say(str(exc)[-2000:])
             return 1
         replay_done = time.monotonic()
         metrics, caught_up = _settle(ports["forecast"])
         say(f"forecaster caught up {caught_up - replay_done:.1f} s after the replay ended")
         _classify(kafka, args.timeout)
-        evaluations = _read_evaluations(bootstrap, topics.evaluations)
+        evaluations = values(read_to_end(bootstrap, topics.evaluations, timeout=300))
+        evaluations.sort(key=lambda e: e["date"])
         _summary(metrics, evaluations, time.monotonic() - started)
         _plot(evaluations, out_dir / "forecast_vs_actual.png")
         say(f"plot: {out_dir / 'forecast_vs_actual.png'}")
     finally:
-        for process in services.values():
-            process.terminate()
-        for process in services.values():
-            process.wait(30)
+        for service in services.values():
+            service.process.send_signal(signal.SIGTERM)
+        for service in services.values():
+            service.wait(30)
         if broker:
             broker.cleanup()
     return 0
 
 
-def _settle(port: int, quiet_s: float = 2.0, timeout: float = 300) -> tuple[dict, float]:
+def _settle(port: int, quiet_s: float = 2.0, timeout: float = 300) -> tuple[Samples, float]:
     """Scrape until the forecaster's counts stop moving; return them and when they last moved."""
     last, since = -1.0, time.monotonic()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         metrics = scrape(port)
-        count = _total(metrics, "sunspot_observations_total") + _total(
+        count = total(metrics, "sunspot_observations_total") + total(
             metrics, "sunspot_dead_letters_total"
         )
         if count != last:
@@ -215,21 +179,21 @@ def _classify(kafka: KafkaSettings, timeout: float) -> None:
         say(f"classifier: {sequence} -> class {answer.predicted_class}")
 
 
-def _summary(metrics: dict, evaluations: list[dict], seconds: float) -> None:
+def _summary(metrics: Samples, evaluations: list[dict], seconds: float) -> None:
     errors = [e["error"] for e in evaluations]
     persistence = [e["persistence_error"] for e in evaluations]
     covered = [e["lower"] <= e["actual"] <= e["upper"] for e in evaluations]
     model_rmse, base_rmse = rmse(errors), rmse(persistence)
     say("")
     say("summary")
-    say(f"  observations      {int(_total(metrics, 'sunspot_observations_total'))}")
-    say(f"  forecasts         {int(_total(metrics, 'sunspot_forecasts_total'))}")
+    say(f"  observations      {int(total(metrics, 'sunspot_observations_total'))}")
+    say(f"  forecasts         {int(total(metrics, 'sunspot_forecasts_total'))}")
     say(f"  evaluations       {len(evaluations)}")
     say(f"  streamed RMSE     {model_rmse:.3f}")
     say(f"  persistence RMSE  {base_rmse:.3f} (skill {1 - model_rmse / base_rmse:+.1%})")
     coverage = sum(covered) / len(covered) if covered else math.nan
     say(f"  90 % interval     {coverage:.1%} of actuals inside")
-    say(f"  dead letters      {int(_total(metrics, 'sunspot_dead_letters_total'))}")
+    say(f"  dead letters      {int(total(metrics, 'sunspot_dead_letters_total'))}")
     say(f"  wall time         {seconds:.1f} s")
 
 

@@ -1,5 +1,6 @@
 """Topic set-up: create the service's topics with the right partitions and configs.
 
+Which topics there are and how each is created is declared once, in `sunspots.settings.Topics`.
 The forecaster's state changelog must have as many partitions as the observations topic
 (changelog partition p holds the windows of source partition p) and is compacted, so only the
 last state of each series is kept.
@@ -20,11 +21,7 @@ from sunspots.settings import KafkaSettings, Topics, add_kafka_flags, kafka_sett
 
 log = logging.getLogger(__name__)
 
-CHANGELOG_CONFIGS = {
-    "cleanup.policy": "compact",
-    "segment.ms": "60000",
-    "min.cleanable.dirty.ratio": "0.1",
-}
+REPLICATION_FACTOR = 1
 
 
 def create_topics(kafka: KafkaSettings, partitions: int = 1) -> list[str]:
@@ -48,15 +45,16 @@ def create_topics(kafka: KafkaSettings, partitions: int = 1) -> list[str]:
         admin.close()
 
 
-def _wanted(t: Topics, partitions: int) -> list[NewTopic]:
+def _wanted(topics: Topics, partitions: int) -> list[NewTopic]:
+    """Every topic of the set, as its `TopicSpec` says it is created."""
     return [
-        NewTopic(t.observations, partitions, 1),
-        NewTopic(t.forecasts, partitions, 1),
-        NewTopic(t.evaluations, partitions, 1),
-        NewTopic(t.dead_letter, 1, 1),
-        NewTopic(t.state, partitions, 1, topic_configs=CHANGELOG_CONFIGS),
-        NewTopic(t.classifier_requests, partitions, 1),
-        NewTopic(t.classifier_predictions, partitions, 1),
+        NewTopic(
+            name,
+            partitions if spec.partitioned else 1,
+            REPLICATION_FACTOR,
+            topic_configs=dict(spec.configs),
+        )
+        for name, spec in topics.named()
     ]
 
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
-from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.admin import KafkaAdminClient
 
 from sunspots.broker import LocalBroker
+from sunspots.settings import KafkaSettings, Topics
+from sunspots.topics import create_topics as create_service_topics
 
 
 @pytest.fixture(scope="session")
@@ -39,15 +41,16 @@ def unique() -> str:
 
 
 @pytest.fixture
-def create_topics(bootstrap_servers: str) -> Iterator:
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers)
+def create_topics(bootstrap_servers: str) -> Iterator[Callable[..., Topics]]:
+    """Create a set of topics as the services create theirs; delete them after the test."""
     made: list[str] = []
 
-    def create(*names: str, partitions: int = 1, **configs: str) -> None:
-        admin.create_topics([NewTopic(n, partitions, 1, topic_configs=configs) for n in names])
-        made.extend(names)
+    def create(topics: Topics, partitions: int = 1) -> Topics:
+        made.extend(create_service_topics(KafkaSettings(bootstrap_servers, topics), partitions))
+        return topics
 
     yield create
     if made:
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers)
         admin.delete_topics(made)
-    admin.close()
+        admin.close()

@@ -1,4 +1,4 @@
-"""Helpers for the monitoring tests: service subprocesses, a real Prometheus server, PromQL names.
+"""Helpers for the monitoring tests: a real Prometheus server, PromQL names, the compose broker.
 
 The Prometheus server is Debian's `prometheus` binary started on the project's own
 monitoring/prometheus/prometheus.yml, rendered with only the targets (and, to keep the test
@@ -8,103 +8,26 @@ short, the intervals) replaced; the rule files are copied beside it unchanged.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
-import sys
-import time
-import urllib.error
 import urllib.parse
-import urllib.request
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import yaml
-from kafka import KafkaConsumer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
 from sunspots.broker import BrokerError, LocalBroker, free_port
+from support.http import get
+from support.services import REPO, Service
 
-REPO = Path(__file__).resolve().parents[2]
 PROMETHEUS_DIR = REPO / "monitoring" / "prometheus"
 DASHBOARD = REPO / "monitoring" / "grafana" / "dashboards" / "sunspots.json"
 
-T = TypeVar("T")
-
-
-def wait_for(what: str, probe: Callable[[], T | None], timeout: float, interval: float = 0.25) -> T:
-    """Poll `probe` until it returns something other than None/False; fail after `timeout`."""
-    deadline = time.monotonic() + timeout
-    last: T | None = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last is not None and last is not False:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:g} s waiting for {what} (last: {last!r})")
-
-
-def http_get(url: str, timeout: float = 5.0) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
-
-
-class Process:
-    """A subprocess with its output in a log file, stopped with SIGTERM then SIGKILL."""
-
-    def __init__(self, name: str, args: list[str], log_dir: Path, env: Mapping[str, str]) -> None:
-        self.name = name
-        self.log_path = log_dir / f"{name}.log"
-        with open(self.log_path, "wb") as log:
-            self.process = subprocess.Popen(
-                args, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=dict(env)
-            )
-
-    def log(self, tail: int = 4000) -> str:
-        return self.log_path.read_text(errors="replace")[-tail:]
-
-    def check_running(self) -> None:
-        if self.process.poll() is not None:
-            raise AssertionError(
-                f"{self.name} exited with {self.process.returncode}:\n{self.log()}"
-            )
-
-    def wait(self, timeout: float) -> int:
-        try:
-            return self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            raise AssertionError(
-                f"{self.name} still running after {timeout:g} s:\n{self.log()}"
-            ) from None
-
-    def stop(self, timeout: float = 20.0) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
-
-
-def python_service(name: str, args: list[str], log_dir: Path, env: Mapping[str, str]) -> Process:
-    """`python -m <args>` from this venv, configured like compose does: by environment."""
-    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **env}
-    return Process(name, [sys.executable, "-m", *args], log_dir, full_env)
-
 
 # --- metrics ----------------------------------------------------------------------------------
-
-
-def scrape(port: int) -> str:
-    status, body = http_get(f"http://127.0.0.1:{port}/metrics")
-    assert status == 200, f"/metrics on :{port} answered {status}"
-    return body
 
 
 def sample_value(text: str, name: str, labels: Mapping[str, str] | None = None) -> float | None:
@@ -228,7 +151,6 @@ class PrometheusServer:
         if binary is None:
             raise AssertionError("prometheus not found: install Debian's prometheus package")
         self.port = port
-        self.url = f"http://127.0.0.1:{port}"
         config = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text())
         # Only what a test machine needs differs: where the targets are, how often to scrape.
         config["global"].update(
@@ -245,33 +167,22 @@ class PrometheusServer:
         self.config_path = workdir / "prometheus.yml"
         self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
         shutil.copytree(PROMETHEUS_DIR / "rules", workdir / "rules")
-        self.process = Process(
-            "prometheus",
-            [
-                binary,
-                f"--config.file={self.config_path}",
-                f"--storage.tsdb.path={workdir / 'data'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-                "--log.level=warn",
-            ],
-            workdir,
-            os.environ,
-        )
+        command = [
+            binary,
+            f"--config.file={self.config_path}",
+            f"--storage.tsdb.path={workdir / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--log.level=warn",
+        ]
+        self.process = Service(command, workdir / "prometheus.log", port).start()
 
     def wait_ready(self, timeout: float = 30.0) -> PrometheusServer:
-        def ready() -> bool:
-            self.process.check_running()
-            try:
-                return http_get(f"{self.url}/-/ready", timeout=2)[0] == 200
-            except OSError:
-                return False
-
-        wait_for("Prometheus to be ready", ready, timeout)
+        self.process.wait_ready(timeout, path="/-/ready")
         return self
 
     def api(self, path: str, **params: str) -> dict[str, Any]:
         query = urllib.parse.urlencode(params)
-        status, body = http_get(f"{self.url}/api/v1/{path}?{query}")
+        status, body = get(self.port, f"/api/v1/{path}?{query}")
         payload = json.loads(body)
         payload["http_status"] = status
         return payload
@@ -285,35 +196,7 @@ class PrometheusServer:
         return [(r["metric"], float(r["value"][1])) for r in payload["data"]["result"]]
 
     def stop(self) -> None:
-        self.process.stop()
-
-
-# --- Kafka ------------------------------------------------------------------------------------
-
-
-def read_topic(bootstrap: str, topic: str, timeout: float = 10.0) -> list[bytes]:
-    """Every committed record of a one-partition topic, from the start to its end offset."""
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap,
-        isolation_level="read_committed",
-        enable_auto_commit=False,
-        consumer_timeout_ms=int(timeout * 1000),
-    )
-    try:
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
-        consumer.assign(partitions)
-        consumer.seek_to_beginning(*partitions)
-        end = consumer.end_offsets(partitions)
-        values: list[bytes] = []
-        deadline = time.monotonic() + timeout
-        while any(consumer.position(tp) < end[tp] for tp in partitions):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"could not read {topic} to its end in {timeout:g} s")
-            for records in consumer.poll(timeout_ms=500).values():
-                values.extend(r.value for r in records if r.value is not None)
-        return values
-    finally:
-        consumer.close()
+        self.process.stop(20)
 
 
 def names_of(items: Iterable[tuple[str, str]]) -> dict[str, set[str]]:

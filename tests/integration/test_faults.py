@@ -19,16 +19,10 @@ import pytest
 from sunspots import data
 from sunspots.artifact import DEFAULT_FORECASTER, load_forecaster
 from sunspots.broker import LocalBroker
-from tests.integration.services import (
-    Service,
-    forecaster,
-    read_topic,
-    running,
-    topic_flags,
-    unique_topics,
-    values,
-    wait_for,
-)
+from support.http import sample
+from support.polling import wait_for
+from support.services import forecaster, producer, running
+from support.topics import read_topic, unique_topics, values
 
 pytestmark = pytest.mark.fault
 
@@ -43,20 +37,6 @@ def _expected(data_path: Path, start: str, end: str | None = None) -> dict[str, 
     predictions = model.predict(windows)
     targets = (frame["date"] + np.timedelta64(1, "D")).dt.date.tolist()[model.window - 1 :]
     return {d.isoformat(): float(p) for d, p in zip(targets, predictions, strict=True)}
-
-
-def _producer(bootstrap: str, topics, data_path: Path, log: Path, *extra: str) -> Service:
-    args = [
-        "-m",
-        "producer",
-        "--data",
-        str(data_path),
-        "--bootstrap-servers",
-        bootstrap,
-        *topic_flags(topics),
-        *extra,
-    ]
-    return Service(args, log)
 
 
 def _account(expected: dict[str, float], forecasts: list[dict], evaluations: list[dict]) -> dict:
@@ -74,22 +54,10 @@ def _account(expected: dict[str, float], forecasts: list[dict], evaluations: lis
     return report
 
 
-def _create(create_topics, topics, partitions: int = 1) -> None:
-    create_topics(
-        topics.observations,
-        topics.forecasts,
-        topics.evaluations,
-        topics.dead_letter,
-        partitions=partitions,
-    )
-    create_topics(topics.state, partitions=partitions, **{"cleanup.policy": "compact"})
-
-
 def test_forecaster_killed_five_times_during_a_full_replay(
     bootstrap_servers, create_topics, unique, data_path, tmp_path
 ) -> None:
-    topics = unique_topics(unique)
-    _create(create_topics, topics)
+    topics = create_topics(unique_topics(unique))
     expected = _expected(data_path, "1850-01-01")
     rng = random.Random(unique)
     group = f"g-{unique}"
@@ -97,19 +65,17 @@ def test_forecaster_killed_five_times_during_a_full_replay(
     # Small batches mean many transactions, so the kills land between and inside commits.
     fc = forecaster(bootstrap_servers, topics, group, tmp_path, "--max-poll-records", "300")
     fc.start().wait_ready()
-    producer = _producer(
+    replay = producer(
         bootstrap_servers, topics, data_path, tmp_path / "producer.log", "--start", "1850-01-01"
     ).start()
     at: list[int] = []  # evaluations made before each kill: proof the kills hit a live stream
     try:
         while len(at) < 5:
             time.sleep(rng.uniform(0.5, 2.5))
-            at.append(
-                int(fc.metrics().get(("sunspot_evaluations_total", (("series", "silso"),)), 0))
-            )
+            at.append(int(sample(fc.metrics(), "sunspot_evaluations_total", series="silso")))
             fc.kill()
             fc.start().wait_ready()
-        assert producer.process.wait(300) == 0, producer.log()
+        assert replay.process.wait(300) == 0, replay.log()
         forecasts = values(
             read_topic(bootstrap_servers, topics.forecasts, expected=len(expected), timeout=300)
         )
@@ -121,7 +87,7 @@ def test_forecaster_killed_five_times_during_a_full_replay(
         assert fc.terminate() == 0
     finally:
         fc.kill()
-        producer.kill()
+        replay.kill()
     print(
         f"\n{len(at)} SIGKILLs, {time.monotonic() - started:.1f} s; evaluations by the "
         f"killed instance before each kill: {at}"
@@ -147,7 +113,7 @@ def test_broker_killed_and_restarted_mid_replay(data_path, tmp_path, unique) -> 
     expected.pop(max(expected))  # the day after `end` is forecast but never scored
     try:
         fc = forecaster(broker.bootstrap_servers, topics, f"g-{unique}", tmp_path)
-        producer = _producer(
+        replay = producer(
             broker.bootstrap_servers,
             topics,
             data_path,
@@ -161,29 +127,26 @@ def test_broker_killed_and_restarted_mid_replay(data_path, tmp_path, unique) -> 
         )
         with running(fc):
             fc.wait_ready()
-            producer.start()
+            replay.start()
             time.sleep(2.0)
             broker.kill()
             wait_for(
+                "/readyz to answer 503 while the broker is down",
                 lambda: fc.get("/readyz")[0] == 503,
                 60,
-                "/readyz stayed 200 while the broker was down",
             )
             time.sleep(2.0)
-            before = fc.metrics().get(("sunspot_evaluations_total", (("series", "silso"),)), 0)
+            before = sample(fc.metrics(), "sunspot_evaluations_total", series="silso")
             broker.start()
             restarted = time.monotonic()
             wait_for(
-                lambda: (
-                    fc.metrics().get(("sunspot_evaluations_total", (("series", "silso"),)), 0)
-                    > before
-                ),
+                "the forecaster to resume after the broker came back",
+                lambda: sample(fc.metrics(), "sunspot_evaluations_total", series="silso") > before,
                 120,
-                "the forecaster did not resume after the broker came back",
             )
             resumed = time.monotonic() - restarted
-            wait_for(lambda: fc.get("/readyz")[0] == 200, 60, "/readyz never recovered")
-            assert producer.process.wait(300) == 0, producer.log()
+            wait_for("/readyz to recover", lambda: fc.get("/readyz")[0] == 200, 60)
+            assert replay.process.wait(300) == 0, replay.log()
             forecasts = values(
                 read_topic(
                     broker.bootstrap_servers,
@@ -201,7 +164,7 @@ def test_broker_killed_and_restarted_mid_replay(data_path, tmp_path, unique) -> 
                 )
             )
             assert fc.terminate() == 0
-        producer.kill()
+        replay.kill()
     finally:
         broker.cleanup()
     print(f"\npipeline resumed {resumed:.1f} s after the restarted broker was ready")
@@ -214,8 +177,7 @@ def test_broker_killed_and_restarted_mid_replay(data_path, tmp_path, unique) -> 
 def test_two_consumers_share_four_partitions_and_survive_a_kill(
     bootstrap_servers, create_topics, unique, data_path, tmp_path
 ) -> None:
-    topics = unique_topics(unique)
-    _create(create_topics, topics, partitions=4)
+    topics = create_topics(unique_topics(unique), partitions=4)
     group = f"g-{unique}"
     series_count, shift, start, end = 8, 27, "2000-01-01", "2001-12-31"
     frame = data.select_range(data.load_daily(data_path), start, end)
@@ -225,7 +187,7 @@ def test_two_consumers_share_four_partitions_and_survive_a_kill(
     expected = {f"silso-{i}": days - i * shift - model_window + 1 for i in range(series_count)}
     a = forecaster(bootstrap_servers, topics, group, tmp_path, instance="a")
     b = forecaster(bootstrap_servers, topics, group, tmp_path, instance="b")
-    producer = _producer(
+    replay = producer(
         bootstrap_servers,
         topics,
         data_path,
@@ -244,12 +206,12 @@ def test_two_consumers_share_four_partitions_and_survive_a_kill(
     with running(a), running(b):
         a.wait_ready()
         b.wait_ready()
-        producer.start()
+        replay.start()
         time.sleep(2.0)
         b.kill()
         time.sleep(3.0)
         b.start().wait_ready()
-        assert producer.process.wait(120) == 0, producer.log()
+        assert replay.process.wait(120) == 0, replay.log()
         forecasts = values(
             read_topic(
                 bootstrap_servers, topics.forecasts, expected=sum(expected.values()), timeout=180
@@ -271,8 +233,7 @@ def test_a_zombie_with_the_same_instance_id_is_fenced_and_stops(
     bootstrap_servers, create_topics, unique, data_path, tmp_path
 ) -> None:
     """A paused instance whose id was taken over must not write once it wakes: it exits."""
-    topics = unique_topics(unique)
-    _create(create_topics, topics)
+    topics = create_topics(unique_topics(unique))
     group = f"g-{unique}"
     (tmp_path / "twin").mkdir()
     zombie = forecaster(bootstrap_servers, topics, group, tmp_path, instance="a")
@@ -282,7 +243,7 @@ def test_a_zombie_with_the_same_instance_id_is_fenced_and_stops(
         zombie.process.send_signal(signal.SIGSTOP)
         with running(twin):
             twin.wait_ready()  # same group.instance.id and transactional id: it takes over
-            _producer(
+            producer(
                 bootstrap_servers,
                 topics,
                 data_path,

@@ -28,22 +28,20 @@ from kafka.admin import KafkaAdminClient
 from sunspots import schemas
 from sunspots.broker import free_port
 from sunspots.settings import TOPIC_ENV, Topics
+from support.http import get, metrics_text
+from support.polling import wait_for
+from support.services import python_service
+from support.topics import read_to_end, topic_env, unique_topics
 from tests.integration.monitoring_helpers import (
     DASHBOARD,
     ComposeConfiguredBroker,
-    Process,
     PrometheusServer,
     dashboard_queries,
     exported_names,
     grafana_to_promql,
-    http_get,
     names_of,
-    python_service,
-    read_topic,
     rule_expressions,
     sample_value,
-    scrape,
-    wait_for,
 )
 from tests.unit.test_compose import environment, load_compose
 
@@ -67,47 +65,28 @@ class Run:
     classifier_metrics: str
 
 
-def _wait_alive(name: str, port: int, process: Process, timeout: float = 90.0) -> None:
-    """Wait for /healthz (the poll loop turns). A fresh group starts from the earliest offset,
-    so records sent before the partitions are assigned are still all processed."""
-
-    def alive() -> bool:
-        process.check_running()
-        try:
-            return http_get(f"http://127.0.0.1:{port}/healthz", timeout=2)[0] == 200
-        except OSError:
-            return False
-
-    wait_for(f"{name} /healthz to answer 200", alive, timeout)
-
-
 @pytest.fixture(scope="module")
 def run(bootstrap_servers: str, data_path: Path, tmp_path_factory) -> Iterator[Run]:
     token = uuid.uuid4().hex[:10]
     workdir = tmp_path_factory.mktemp("monitoring")
-    defaults = Topics()
-    topics = Topics(**{name: f"{getattr(defaults, name)}-{token}" for name in TOPIC_ENV})
-    env = {
-        "KAFKA_BOOTSTRAP_SERVERS": bootstrap_servers,
-        "LOG_LEVEL": "INFO",
-        **{env: getattr(topics, name) for name, env in TOPIC_ENV.items()},
-    }
+    topics = unique_topics(token)
+    env = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap_servers, "LOG_LEVEL": "INFO", **topic_env(topics)}
     forecaster_port, classifier_port, prometheus_port = free_port(), free_port(), free_port()
     processes = []
     prometheus = None
     try:
         # The compose file's one-shot `topics` service.
         setup = python_service(
-            "topics", ["sunspots.topics"], workdir, {**env, "TOPIC_PARTITIONS": "1"}
-        )
+            ["sunspots.topics"], workdir / "topics.log", env={**env, "TOPIC_PARTITIONS": "1"}
+        ).start()
         processes.append(setup)
         assert setup.wait(60) == 0, setup.log()
 
         forecaster = python_service(
-            "forecaster",
             ["consumer", "forecast"],
-            workdir,
-            {
+            workdir / "forecaster.log",
+            forecaster_port,
+            env={
                 **env,
                 "METRICS_PORT": str(forecaster_port),
                 "CONSUMER_GROUP": f"mon-forecaster-{token}",
@@ -115,20 +94,20 @@ def run(bootstrap_servers: str, data_path: Path, tmp_path_factory) -> Iterator[R
                 "ROLLING_EVALUATIONS": str(ROLLING),
                 "CREATE_TOPICS": "false",
             },
-        )
+        ).start()
         processes.append(forecaster)
         classifier = python_service(
-            "classifier",
             ["consumer", "classify"],
-            workdir,
-            {
+            workdir / "classifier.log",
+            classifier_port,
+            env={
                 **env,
                 "METRICS_PORT": str(classifier_port),
                 "CONSUMER_GROUP": f"mon-classifier-{token}",
                 "INSTANCE_ID": f"mon-classifier-{token}",
                 "CREATE_TOPICS": "false",
             },
-        )
+        ).start()
         processes.append(classifier)
         prometheus = PrometheusServer(
             workdir,
@@ -138,24 +117,24 @@ def run(bootstrap_servers: str, data_path: Path, tmp_path_factory) -> Iterator[R
                 "classifier": f"127.0.0.1:{classifier_port}",
             },
         ).wait_ready()
-        _wait_alive("forecaster", forecaster_port, forecaster)
-        _wait_alive("classifier", classifier_port, classifier)
+        # /healthz (the poll loop turns) is enough: a fresh group starts from the earliest
+        # offset, so records sent before the partitions are assigned are still all processed.
+        forecaster.wait_ready(90, path="/healthz")
+        classifier.wait_ready(90, path="/healthz")
 
         producer = python_service(
-            "producer",
             ["producer"],
-            workdir,
-            {**env, **REPLAY, "SUNSPOTS_DATA": str(data_path), "SERIES_ID": SERIES},
-        )
+            workdir / "producer.log",
+            env={**env, **REPLAY, "SUNSPOTS_DATA": str(data_path), "SERIES_ID": SERIES},
+        ).start()
         processes.append(producer)
         assert producer.wait(90) == 0, producer.log()
         # The compose file's classifier-client, one round.
         client = python_service(
-            "classifier-client",
             ["producer", "classify"],
-            workdir,
-            {**env, "CLASSIFY_SEQUENCES": CLASSIFY, "CLASSIFY_TIMEOUT": "60"},
-        )
+            workdir / "classifier-client.log",
+            env={**env, "CLASSIFY_SEQUENCES": CLASSIFY, "CLASSIFY_TIMEOUT": "60"},
+        ).start()
         processes.append(client)
         assert client.wait(90) == 0, client.log()
 
@@ -169,7 +148,7 @@ def run(bootstrap_servers: str, data_path: Path, tmp_path_factory) -> Iterator[R
 
         def forecaster_done() -> str | None:
             forecaster.check_running()
-            text = scrape(forecaster_port)
+            text = metrics_text(forecaster_port)
             return (
                 text
                 if sample_value(text, "sunspot_dead_letters_total", {"reason": "not_json"}) == 1
@@ -178,7 +157,7 @@ def run(bootstrap_servers: str, data_path: Path, tmp_path_factory) -> Iterator[R
 
         def classifier_done() -> str | None:
             classifier.check_running()
-            text = scrape(classifier_port)
+            text = metrics_text(classifier_port)
             return (
                 text
                 if sample_value(text, "classifier_dead_letters_total", {"reason": "bad_sequence"})
@@ -223,12 +202,12 @@ def run(bootstrap_servers: str, data_path: Path, tmp_path_factory) -> Iterator[R
         )
     finally:
         for process in reversed(processes):
-            process.stop()
+            process.stop(20)
         if prometheus is not None:
             prometheus.stop()
         admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers)
         try:
-            admin.delete_topics([getattr(topics, name) for name in TOPIC_ENV])
+            admin.delete_topics([name for name, _ in topics.named()])
         except Exception:  # best-effort clean-up: the broker lives for the session only
             pass
         finally:
@@ -244,7 +223,7 @@ def _rmse(errors: list[float]) -> float:
 
 def test_prometheus_reports_the_forecast_count_the_run_produced(run: Run) -> None:
     forecasts = [
-        schemas.decode_forecast(v) for v in read_topic(run.bootstrap, run.topics.forecasts)
+        schemas.decode_forecast(r.value) for r in read_to_end(run.bootstrap, run.topics.forecasts)
     ]
     forecasts = [f for f in forecasts if f.series == SERIES]
     assert forecasts, "the replay produced no forecasts"
@@ -258,7 +237,8 @@ def test_prometheus_reports_the_forecast_count_the_run_produced(run: Run) -> Non
 
 def test_prometheus_reports_the_rolling_rmse_of_the_evaluations_on_the_topic(run: Run) -> None:
     evaluations = [
-        schemas.decode_evaluation(v) for v in read_topic(run.bootstrap, run.topics.evaluations)
+        schemas.decode_evaluation(r.value)
+        for r in read_to_end(run.bootstrap, run.topics.evaluations)
     ]
     evaluations = [e for e in evaluations if e["series"] == SERIES]
     assert len(evaluations) > ROLLING, f"only {len(evaluations)} evaluations"
@@ -337,12 +317,12 @@ def test_dashboard_and_rules_name_only_metrics_the_services_export(run: Run) -> 
 def test_consumers_answer_their_health_endpoints(run: Run) -> None:
     # /healthz is what the containers' healthchecks (docker/healthcheck.py) ask.
     for port in (run.forecaster_port, run.classifier_port):
-        assert http_get(f"http://127.0.0.1:{port}/healthz")[0] == 200
+        assert get(port, "/healthz")[0] == 200
 
     # /readyz: model loaded, partitions assigned, broker reachable - all true in this run.
     def ready() -> bool:
         ports = (run.forecaster_port, run.classifier_port)
-        return all(http_get(f"http://127.0.0.1:{p}/readyz")[0] == 200 for p in ports)
+        return all(get(p, "/readyz")[0] == 200 for p in ports)
 
     wait_for("both consumers' /readyz to answer 200", ready, 10)
 
@@ -363,7 +343,7 @@ def test_compose_kafka_settings_run_a_broker_the_services_can_use(tmp_path: Path
 
         setup_env = environment(compose["services"]["topics"])
         setup_env["KAFKA_BOOTSTRAP_SERVERS"] = internal
-        setup = python_service("topics", ["sunspots.topics"], tmp_path, setup_env)
+        setup = python_service(["sunspots.topics"], tmp_path / "topics.log", env=setup_env).start()
         assert setup.wait(60) == 0, setup.log()
 
         admin = KafkaAdminClient(bootstrap_servers=internal)

@@ -18,31 +18,28 @@ from sunspots import data
 from sunspots.artifact import DEFAULT_FORECASTER, load_forecaster
 from sunspots.evaluation import rmse
 from sunspots.schemas import Observation
-from tests.integration.services import (
-    Service,
-    forecaster,
-    read_topic,
-    run_producer,
-    running,
-    topic_flags,
-    unique_topics,
-    values,
-    wait_for,
-)
+from support.http import sample
+from support.polling import wait_for
+from support.services import forecaster, producer, run_producer, running
+from support.topics import read_topic, unique_topics, values
 
 SEED_START, SEED_END = "2000-01-01", "2017-06-30"
 
 
 @pytest.fixture
 def topics(unique: str, create_topics):
-    t = unique_topics(unique)
-    create_topics(t.observations, t.forecasts, t.evaluations, t.dead_letter)
-    create_topics(t.state, **{"cleanup.policy": "compact"})
-    return t
+    return create_topics(unique_topics(unique))
+
+
+def _replay(bootstrap: str, topics, data_path: Path, log_dir: Path, start: str, end: str) -> None:
+    """Replay `start`..`end` at full speed; returns when the producer has finished."""
+    run_producer(
+        bootstrap, topics, data_path, log_dir / "producer.log", "--start", start, "--end", end
+    )
 
 
 def _metric(service, name: str, **labels: str) -> float:
-    return service.metrics().get((name, tuple(sorted(labels.items()))), 0.0)
+    return sample(service.metrics(), name, **labels)
 
 
 def test_replay_parity_with_the_offline_model(
@@ -56,13 +53,13 @@ def test_replay_parity_with_the_offline_model(
 
     with running(forecaster(bootstrap_servers, topics, f"g-{unique}", tmp_path)) as fc:
         fc.wait_ready()
-        run_producer(bootstrap_servers, topics, data_path, "--start", SEED_START, "--end", SEED_END)
+        _replay(bootstrap_servers, topics, data_path, tmp_path, SEED_START, SEED_END)
         evaluations = values(read_topic(bootstrap_servers, topics.evaluations, expected=n))
         forecasts = values(read_topic(bootstrap_servers, topics.forecasts, expected=n + 1))
         wait_for(
+            "the metrics to catch up with the evaluations topic",
             lambda: _metric(fc, "sunspot_evaluations_total", series="silso") == n,
             30,
-            "metrics never caught up with the evaluations topic",
         )
         metrics = {
             name: _metric(fc, name, series="silso")
@@ -169,16 +166,12 @@ def test_restart_on_the_same_group_resumes_where_it_committed(
     group = f"g-{unique}"
     with running(forecaster(bootstrap_servers, topics, group, tmp_path)) as fc:
         fc.wait_ready()
-        run_producer(
-            bootstrap_servers, topics, data_path, "--start", "2010-01-01", "--end", "2010-03-31"
-        )
+        _replay(bootstrap_servers, topics, data_path, tmp_path, "2010-01-01", "2010-03-31")
         read_topic(bootstrap_servers, topics.evaluations, expected=90 - 10)
         assert fc.terminate() == 0
     # While it is down, the next quarter arrives; the restarted instance must pick up there,
     # with its window and pending forecast restored (no gap at the boundary).
-    run_producer(
-        bootstrap_servers, topics, data_path, "--start", "2010-04-01", "--end", "2010-06-30"
-    )
+    _replay(bootstrap_servers, topics, data_path, tmp_path, "2010-04-01", "2010-06-30")
     with running(forecaster(bootstrap_servers, topics, group, tmp_path)) as fc:
         fc.wait_ready()
         evs = values(read_topic(bootstrap_servers, topics.evaluations, expected=181 - 10))
@@ -197,13 +190,11 @@ def test_at_least_once_mode_loses_nothing_across_a_hard_kill(
     mode = ("--processing", "at_least_once", "--max-poll-records", "50")
     with running(forecaster(bootstrap_servers, topics, group, tmp_path, *mode)) as fc:
         fc.wait_ready()
-        run_producer(
-            bootstrap_servers, topics, data_path, "--start", "2012-01-01", "--end", "2012-12-31"
-        )
+        _replay(bootstrap_servers, topics, data_path, tmp_path, "2012-01-01", "2012-12-31")
         wait_for(
+            "progress before the kill",
             lambda: _metric(fc, "sunspot_evaluations_total", series="silso") > 100,
             60,
-            "no progress before the kill",
         )
         fc.kill()
     with running(forecaster(bootstrap_servers, topics, group, tmp_path, *mode)) as fc:
@@ -218,25 +209,19 @@ def test_at_least_once_mode_loses_nothing_across_a_hard_kill(
 def test_producer_stopped_mid_replay_flushes_and_loses_nothing(
     bootstrap_servers, topics, data_path, tmp_path
 ) -> None:
-    producer = Service(
-        [
-            "-m",
-            "producer",
-            "--data",
-            str(data_path),
-            "--bootstrap-servers",
-            bootstrap_servers,
-            *topic_flags(topics),
-            "--start",
-            "1990-01-01",
-            "--speed",
-            "200",
-        ],
+    replay = producer(
+        bootstrap_servers,
+        topics,
+        data_path,
         tmp_path / "producer.log",
+        "--start",
+        "1990-01-01",
+        "--speed",
+        "200",
     ).start()
     time.sleep(3.0)
-    assert producer.terminate() == 0
-    log = producer.log()
+    assert replay.terminate() == 0
+    log = replay.log()
     summary = re.search(r"done: (\d+) sent, (\d+) delivered, 0 failed.*\(interrupted\)", log)
     assert summary, log
     sent, delivered = int(summary[1]), int(summary[2])
@@ -254,9 +239,9 @@ def test_unreadable_state_stops_the_line_instead_of_forecasting_from_nothing(
     _send(bootstrap_servers, topics.observations, [_obs(d, 20.0 + d) for d in range(15)])
     with running(forecaster(bootstrap_servers, topics, f"g-{unique}", tmp_path)) as fc:
         wait_for(
+            "the restore failure to be reported",
             lambda: "restoring the state of partitions [0] failed" in fc.log(),
             60,
-            "the restore failure was not reported",
         )
         time.sleep(3.0)
         status, body = fc.get("/readyz")

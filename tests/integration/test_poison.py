@@ -10,7 +10,8 @@ import pytest
 from kafka import KafkaProducer
 
 from sunspots.schemas import Observation
-from tests.integration.services import forecaster, read_topic, running, unique_topics, values
+from support.services import forecaster, running
+from support.topics import read_topic, unique_topics, values
 
 D0 = date(2001, 1, 1)
 
@@ -74,9 +75,7 @@ REASON = {
 def test_poison_is_dead_lettered_and_costs_nothing(
     kind, bootstrap_servers, create_topics, unique, tmp_path
 ) -> None:
-    topics = unique_topics(unique)
-    create_topics(topics.observations, topics.forecasts, topics.evaluations, topics.dead_letter)
-    create_topics(topics.state, **{"cleanup.policy": "compact"})
+    topics = create_topics(unique_topics(unique))
     # Days 0..11 with the poison between day 5 (offset 5) and day 6: windows end on 9..11.
     records = [_good(d) for d in range(6)] + [POISON[kind]] + [_good(d) for d in range(6, 12)]
     with running(forecaster(bootstrap_servers, topics, f"g-{unique}", tmp_path)) as fc:

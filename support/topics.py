@@ -1,0 +1,100 @@
+"""A test's or a run's own topics, how a service is told them, and reading them back.
+
+Tests and benchmarks run the services on fresh topic names, so that no run sees another's
+records, and read the results as a downstream consumer would: read_committed, from the start.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from kafka import KafkaConsumer, TopicPartition
+from kafka.consumer.fetcher import ConsumerRecord
+
+from sunspots.settings import Topics, topic_flag
+
+
+def unique_topics(token: str) -> Topics:
+    """The service's topic names, each with `-<token>` appended."""
+    defaults = Topics()
+    return Topics(**{name: f"{getattr(defaults, name)}-{token}" for name in Topics.specs()})
+
+
+def topic_flags(topics: Topics) -> list[str]:
+    """The command-line flags that give a service these topics."""
+    return [part for name in Topics.specs() for part in (topic_flag(name), getattr(topics, name))]
+
+
+def topic_env(topics: Topics) -> dict[str, str]:
+    """The environment variables that give a service these topics, as compose does."""
+    return {spec.env: name for name, spec in topics.named()}
+
+
+def reader(bootstrap: str, topic: str, **config: Any) -> KafkaConsumer:
+    """A read_committed consumer with no group, at the start of every partition of `topic`."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        **config,
+    )
+    partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+    consumer.assign(partitions)
+    consumer.seek_to_beginning(*partitions)
+    return consumer
+
+
+def read_topic(
+    bootstrap: str,
+    topic: str,
+    expected: int | None = None,
+    timeout: float = 120.0,
+    idle: float = 3.0,
+) -> list[ConsumerRecord]:
+    """All committed records of `topic`: until `expected` are read (then `idle` seconds more,
+    to catch any extra), or until nothing new arrives for `idle` seconds when not given.
+    What has arrived after `timeout` seconds is returned, however many it is."""
+    consumer = reader(bootstrap, topic)
+    records: list[ConsumerRecord] = []
+    deadline = time.monotonic() + timeout
+    last_new = time.monotonic()
+    try:
+        while time.monotonic() < deadline:
+            batch = consumer.poll(timeout_ms=250)
+            for part in batch.values():
+                records.extend(part)
+            if batch:
+                last_new = time.monotonic()
+            enough = expected is None or len(records) >= expected
+            if enough and time.monotonic() - last_new > idle:
+                break
+    finally:
+        consumer.close()
+    return records
+
+
+def read_to_end(bootstrap: str, topic: str, timeout: float = 60.0) -> list[ConsumerRecord]:
+    """Every committed record of `topic` up to the end it has now; TimeoutError if that takes
+    longer than `timeout` seconds."""
+    consumer = reader(bootstrap, topic)
+    try:
+        partitions = list(consumer.assignment())
+        end = consumer.end_offsets(partitions)
+        records: list[ConsumerRecord] = []
+        deadline = time.monotonic() + timeout
+        while any(consumer.position(tp) < end[tp] for tp in partitions):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"could not read {topic} to its end in {timeout:g} s")
+            for part in consumer.poll(timeout_ms=500).values():
+                records.extend(part)
+        return records
+    finally:
+        consumer.close()
+
+
+def values(records: list[ConsumerRecord]) -> list[dict[str, Any]]:
+    """The records' JSON values."""
+    return [json.loads(r.value) for r in records]

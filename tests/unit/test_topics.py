@@ -1,0 +1,38 @@
+"""The topic set is declared once (`Topics`); the flags, the environment and topic creation
+follow it."""
+
+from __future__ import annotations
+
+import argparse
+
+from sunspots.settings import (
+    CHANGELOG_CONFIGS,
+    TOPIC_ENV,
+    Topics,
+    add_kafka_flags,
+    kafka_settings_from_args,
+)
+from sunspots.topics import _wanted
+
+
+def test_creation_follows_each_topics_spec() -> None:
+    topics = Topics()
+    wanted = {t.name: t for t in _wanted(topics, partitions=4)}
+    assert set(wanted) == {name for name, _ in topics.named()}
+    assert all(t.replication_factor == 1 for t in wanted.values())
+    assert wanted[topics.dead_letter].num_partitions == 1
+    others = set(wanted) - {topics.dead_letter}
+    assert all(wanted[name].num_partitions == 4 for name in others)
+    assert wanted[topics.state].topic_configs == CHANGELOG_CONFIGS
+    assert all(not wanted[name].topic_configs for name in others - {topics.state})
+
+
+def test_every_topic_has_its_own_flag_and_environment_variable(monkeypatch) -> None:
+    assert list(TOPIC_ENV) == list(Topics.specs())
+    assert len(set(TOPIC_ENV.values())) == len(TOPIC_ENV)
+    monkeypatch.setenv("TOPIC_FORECASTER_STATE", "from-env")
+    parser = argparse.ArgumentParser()
+    add_kafka_flags(parser)
+    args = parser.parse_args(["--topic-dead-letter", "from-flag"])
+    topics = kafka_settings_from_args(args).topics
+    assert topics == Topics(state="from-env", dead_letter="from-flag")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 from kafka import KafkaConsumer, KafkaProducer
-from kafka.admin import KafkaAdminClient
+from kafka.admin import KafkaAdminClient, NewTopic
 
 from sunspots import schemas
 
@@ -18,16 +18,18 @@ def test_broker_is_apache_kafka_in_kraft_mode(bootstrap_servers: str) -> None:
         assert [b["broker_id"] for b in cluster["brokers"]] == [1]
         assert cluster["controller_id"] == 1  # broker and KRaft controller in one process
         # kafka-python infers the version from the API versions the broker advertises.
-        assert admin._client.check_version() >= (4, 0)
+        assert admin.get_broker_version_data(1).broker_version >= (4, 0)
     finally:
         admin.close()
 
 
 def test_observations_round_trip_through_a_consumer_group(
-    bootstrap_servers: str, create_topics, unique: str
+    bootstrap_servers: str, unique: str
 ) -> None:
     topic = f"obs-{unique}"
-    create_topics(topic, partitions=2)
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    admin.create_topics([NewTopic(topic, 2, 1)])
+    admin.close()
     sent = [
         schemas.Observation("silso", date(2000, 1, d), float(d * 3), 1.5, 10, False)
         for d in range(1, 21)

@@ -1,9 +1,11 @@
-"""A real single-node Apache Kafka broker (KRaft) from Maven Central jars, for tests and demos.
+"""Real Apache Kafka brokers (KRaft) from Maven Central jars, for tests, demos and benchmarks.
 
 No Docker engine runs on the development and CI machines, so the harness resolves the broker's
 runtime classpath with `mvn` (cached outside git), formats a storage directory and runs
-`kafka.Kafka` on 127.0.0.1 with a bounded heap. It can also kill and restart the broker on the
-same ports and data, which the fault tests use.
+`kafka.Kafka` on 127.0.0.1 with a bounded heap. `LocalBroker` is one such process: by default
+a single broker+controller with development settings; given its own properties, one node of a
+`LocalCluster` (sunspots.broker.cluster). It can be killed, paused and restarted on the same
+ports and data, which the fault tests use.
 """
 
 from __future__ import annotations
@@ -95,8 +97,9 @@ def _cluster_id() -> str:
             return cluster_id
 
 
-def server_properties(port: int, controller_port: int, log_dir: Path) -> str:
-    props = {
+def single_node_properties(port: int, controller_port: int, log_dir: Path) -> dict[str, str]:
+    """A development broker: one node, every internal topic with one replica."""
+    return {
         "process.roles": "broker,controller",
         "node.id": "1",
         "controller.quorum.voters": f"1@127.0.0.1:{controller_port}",
@@ -114,19 +117,37 @@ def server_properties(port: int, controller_port: int, log_dir: Path) -> str:
         "transaction.state.log.num.partitions": "1",
         "share.coordinator.state.topic.replication.factor": "1",
         "share.coordinator.state.topic.min.isr": "1",
-        "group.initial.rebalance.delay.ms": "0",
-        # Abort transactions past their timeout within a second, not ten, so that a test
-        # outage longer than a transaction's timeout really costs the transaction.
-        "transaction.abort.timed.out.transaction.cleanup.interval.ms": "1000",
-        # The cleaner's 128 MiB default buffer is heap we do not need for test-sized topics.
-        "log.cleaner.dedupe.buffer.size": "8388608",
-        "message.max.bytes": "1048588",
+        **TEST_TUNING,
     }
+
+
+# Settings every harness broker shares, single node or cluster node.
+TEST_TUNING = {
+    "group.initial.rebalance.delay.ms": "0",
+    # Abort transactions past their timeout within a second, not ten, so that a test outage
+    # longer than a transaction's timeout really costs the transaction.
+    "transaction.abort.timed.out.transaction.cleanup.interval.ms": "1000",
+    # The cleaner's 128 MiB default buffer is heap we do not need for test-sized topics.
+    "log.cleaner.dedupe.buffer.size": "8388608",
+    "message.max.bytes": "1048588",
+}
+
+
+def render_properties(props: dict[str, str]) -> str:
     return "".join(f"{k}={v}\n" for k, v in props.items())
 
 
+def server_properties(port: int, controller_port: int, log_dir: Path) -> str:
+    return render_properties(single_node_properties(port, controller_port, log_dir))
+
+
 class LocalBroker:
-    """One KRaft broker+controller process on 127.0.0.1, data in a temporary directory."""
+    """One KRaft process on 127.0.0.1, data in a temporary directory (or `workdir`).
+
+    Without `properties` it is a single broker+controller with development settings; a
+    cluster passes each node its own properties and the cluster's shared `cluster_id`.
+    `format_args` go to the storage tool (e.g. `--add-scram` users).
+    """
 
     def __init__(
         self,
@@ -135,6 +156,10 @@ class LocalBroker:
         workdir: Path | None = None,
         heap: str = DEFAULT_HEAP,
         version: str = KAFKA_VERSION,
+        *,
+        properties: dict[str, str] | None = None,
+        cluster_id: str | None = None,
+        format_args: tuple[str, ...] = (),
     ) -> None:
         self.port = port or free_port()
         self.controller_port = controller_port or free_port()
@@ -143,8 +168,12 @@ class LocalBroker:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.heap = heap
         self.version = version
+        self.cluster_id = cluster_id or _cluster_id()
+        self.format_args = format_args
+        self._properties = properties
         self.process: subprocess.Popen[bytes] | None = None
         self._formatted = False
+        self._launched_at = 0
 
     @property
     def bootstrap_servers(self) -> str:
@@ -153,6 +182,11 @@ class LocalBroker:
     @property
     def log_file(self) -> Path:
         return self.workdir / "broker.log"
+
+    def properties(self) -> dict[str, str]:
+        if self._properties is not None:
+            return dict(self._properties)
+        return single_node_properties(self.port, self.controller_port, self.workdir / "data")
 
     def _java(self, lib: Path, main: str, *args: str, heap: str = "256m") -> list[str]:
         return [
@@ -170,11 +204,18 @@ class LocalBroker:
 
     def _format(self, lib: Path) -> None:
         props = self.workdir / "server.properties"
-        props.write_text(server_properties(self.port, self.controller_port, self.workdir / "data"))
+        props.write_text(render_properties(self.properties()))
         log4j = resources.files("sunspots.broker").joinpath("log4j2.properties").read_text()
         (self.workdir / "log4j2.properties").write_text(log4j)
         cmd = self._java(
-            lib, "kafka.tools.StorageTool", "format", "-t", _cluster_id(), "-c", str(props)
+            lib,
+            "kafka.tools.StorageTool",
+            "format",
+            "-t",
+            self.cluster_id,
+            "-c",
+            str(props),
+            *self.format_args,
         )
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode != 0:
@@ -183,10 +224,16 @@ class LocalBroker:
 
     def start(self, timeout: float = 120.0, detach: bool = False) -> LocalBroker:
         """Start (or restart, on the same data) and wait until the broker serves clients."""
+        self.launch(detach)
+        self.wait_ready(timeout)
+        return self
+
+    def launch(self, detach: bool = False) -> None:
+        """Start the process without waiting for it (a cluster starts its nodes together)."""
         lib = classpath_dir(self.version)
         if not self._formatted:
             self._format(lib)
-        offset = self.log_file.stat().st_size if self.log_file.exists() else 0
+        self._launched_at = self.log_file.stat().st_size if self.log_file.exists() else 0
         cmd = self._java(
             lib, "kafka.Kafka", str(self.workdir / "server.properties"), heap=self.heap
         )
@@ -199,15 +246,14 @@ class LocalBroker:
             start_new_session=detach,
         )
         out.close()
-        self._wait_ready(offset, timeout)
-        return self
 
-    def _wait_ready(self, offset: int, timeout: float) -> None:
+    def wait_ready(self, timeout: float = 120.0) -> None:
+        """Wait for the ready line the launched process logs."""
         deadline = time.monotonic() + timeout
         assert self.process is not None
         while time.monotonic() < deadline:
             with open(self.log_file, "rb") as fh:
-                fh.seek(offset)
+                fh.seek(self._launched_at)
                 if READY_LINE.encode() in fh.read():
                     return
             if self.process.poll() is not None:
@@ -218,9 +264,15 @@ class LocalBroker:
         self.stop()
         raise BrokerError(f"Kafka did not start within {timeout:.0f} s; see {self.log_file}")
 
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
     def stop(self, timeout: float = 60.0) -> None:
         """Controlled shutdown: SIGTERM, then wait (SIGKILL only if it hangs)."""
-        if self.process and self.process.poll() is None:
+        if self.running:
+            assert self.process is not None
+            self.resume()  # a paused process cannot shut down
             self.process.send_signal(signal.SIGTERM)
             try:
                 self.process.wait(timeout)
@@ -231,10 +283,22 @@ class LocalBroker:
 
     def kill(self) -> None:
         """Hard crash (SIGKILL), for fault tests; `start()` brings it back on the same data."""
-        if self.process and self.process.poll() is None:
+        if self.running:
+            assert self.process is not None
             self.process.kill()
             self.process.wait()
         self.process = None
+
+    def pause(self) -> None:
+        """Freeze the process (SIGSTOP): alive but silent, like a long GC pause or a hung VM."""
+        if self.running:
+            assert self.process is not None
+            self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self.running:
+            assert self.process is not None
+            self.process.send_signal(signal.SIGCONT)
 
     def cleanup(self) -> None:
         self.stop()

@@ -1,7 +1,9 @@
 """`python -m sunspots.broker start|stop|status|fetch`: the local Kafka broker for people.
 
 `start` runs the broker in the background on 127.0.0.1 (port 9092 unless told otherwise) and
-records its pid and directory in the cache, so that `stop` can shut it down cleanly later.
+records its pids and directory in the cache, so that `stop` can shut it down cleanly later.
+`start --nodes 3` runs a three-node cluster with production-like replication instead, on
+ports 9092, 9093 and 9094 (sunspots.broker.cluster).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import time
 from pathlib import Path
 
 from sunspots.broker import BrokerError, LocalBroker, classpath_dir
+from sunspots.broker.cluster import LocalCluster
 from sunspots.cli import env_flag
 from sunspots.data import default_cache_dir
 
@@ -40,28 +43,39 @@ def _read_state() -> dict | None:
     if not path.is_file():
         return None
     state = json.loads(path.read_text())
-    return state if _alive(state["pid"]) else None
+    if "pids" not in state:
+        return None
+    return state if any(_alive(pid) for pid in state["pids"]) else None
 
 
-def start(port: int, heap: str) -> int:
+def start(port: int, heap: str, nodes: int) -> int:
     state = _read_state()
     if state:
-        log.info("broker already running: pid %s on 127.0.0.1:%s", state["pid"], state["port"])
+        log.info("Kafka already running: pids %s on %s", state["pids"], state["bootstrap"])
         return 0
     started = time.monotonic()
-    broker = LocalBroker(port=port, heap=heap).start(detach=True)
-    assert broker.process is not None
+    if nodes == 1:
+        brokers = [LocalBroker(port=port, heap=heap).start(detach=True)]
+        workdir = brokers[0].workdir
+    else:
+        cluster = LocalCluster(nodes, heap=heap, ports=[port + i for i in range(nodes)])
+        for node in cluster.nodes.values():
+            node.launch(detach=True)
+        cluster.start()
+        brokers, workdir = list(cluster.nodes.values()), cluster.workdir
+    pids = [b.process.pid for b in brokers if b.process is not None]
+    bootstrap = ",".join(b.bootstrap_servers for b in brokers)
     _state_file().parent.mkdir(parents=True, exist_ok=True)
     _state_file().write_text(
-        json.dumps({"pid": broker.process.pid, "port": broker.port, "workdir": str(broker.workdir)})
+        json.dumps({"pids": pids, "bootstrap": bootstrap, "workdir": str(workdir)})
     )
     log.info(
-        "Kafka %s ready on %s in %.1f s (pid %s, log %s)",
-        broker.version,
-        broker.bootstrap_servers,
+        "Kafka %s ready on %s in %.1f s (pids %s, logs in %s)",
+        brokers[0].version,
+        bootstrap,
         time.monotonic() - started,
-        broker.process.pid,
-        broker.log_file,
+        pids,
+        workdir,
     )
     return 0
 
@@ -72,22 +86,26 @@ def stop(timeout: float = 60.0) -> int:
         log.info("no broker running")
         _state_file().unlink(missing_ok=True)
         return 0
-    os.kill(state["pid"], signal.SIGTERM)
+    for pid in state["pids"]:
+        if _alive(pid):
+            os.kill(pid, signal.SIGCONT)
+            os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while _alive(state["pid"]) and time.monotonic() < deadline:
+    while any(_alive(pid) for pid in state["pids"]) and time.monotonic() < deadline:
         time.sleep(0.2)
-    if _alive(state["pid"]):
-        os.kill(state["pid"], signal.SIGKILL)
+    for pid in state["pids"]:
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
     shutil.rmtree(state["workdir"], ignore_errors=True)
     _state_file().unlink(missing_ok=True)
-    log.info("broker stopped")
+    log.info("Kafka stopped")
     return 0
 
 
 def status() -> int:
     state = _read_state()
     if state:
-        sys.stdout.write(f"running: pid {state['pid']} on 127.0.0.1:{state['port']}\n")
+        sys.stdout.write(f"running: pids {state['pids']} on {state['bootstrap']}\n")
         return 0
     sys.stdout.write("not running\n")
     return 1
@@ -97,7 +115,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="sunspots-broker", description=__doc__)
     parser.add_argument("command", choices=["start", "stop", "status", "fetch"])
     env_flag(parser, "--port", "KAFKA_PORT", 9092, "broker port on 127.0.0.1", type=int)
-    env_flag(parser, "--heap", "KAFKA_HEAP", "768m", "JVM heap for the broker")
+    env_flag(parser, "--heap", "KAFKA_HEAP", "768m", "JVM heap for each broker")
+    env_flag(
+        parser,
+        "--nodes",
+        "KAFKA_NODES",
+        1,
+        "1: one broker; 3: a cluster with production-like replication",
+        type=int,
+        choices=[1, 3],
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
@@ -105,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
             log.info("Kafka jars in %s", classpath_dir())
             return 0
         if args.command == "start":
-            return start(args.port, args.heap)
+            return start(args.port, args.heap, args.nodes)
         if args.command == "stop":
             return stop()
         return status()

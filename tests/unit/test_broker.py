@@ -40,3 +40,38 @@ def test_old_java_is_refused(monkeypatch, tmp_path) -> None:
     monkeypatch.setattr(broker, "_java_major", lambda java: 11)
     with pytest.raises(broker.BrokerError, match="Java 17 or newer"):
         broker.classpath_dir("0.0.0-test", cache_dir=tmp_path)
+
+
+def test_cluster_nodes_share_a_quorum_and_replicate_like_production(tmp_path) -> None:
+    from sunspots.broker.cluster import LocalCluster
+
+    cluster = LocalCluster(workdir=tmp_path)
+    props = [node.properties() for node in cluster.nodes.values()]
+    assert [p["node.id"] for p in props] == ["1", "2", "3"]
+    assert len({p["controller.quorum.voters"] for p in props}) == 1
+    assert props[0]["controller.quorum.voters"].count("@127.0.0.1:") == 3
+    assert len({node.cluster_id for node in cluster.nodes.values()}) == 1
+    for p in props:
+        assert p["default.replication.factor"] == "3"
+        assert p["min.insync.replicas"] == "2"
+        assert p["offsets.topic.replication.factor"] == "3"
+        assert p["transaction.state.log.replication.factor"] == "3"
+        assert p["transaction.state.log.min.isr"] == "2"
+        assert p["unclean.leader.election.enable"] == "false"
+    assert len({p["log.dirs"] for p in props}) == 3
+    assert cluster.bootstrap_servers.count(",") == 2
+
+
+def test_secure_broker_listens_only_with_sasl_ssl_and_denies_by_default(tmp_path) -> None:
+    from sunspots.broker.security import Certificates, secure_properties
+
+    certs = Certificates(*(tmp_path / n for n in ("ca.pem", "k.p12", "f.p12", "t.p12")), "pw")
+    props = secure_properties(1, 2, 3, tmp_path, certs, {"admin": "a", "alice": "b"})
+    protocols = dict(pair.split(":") for pair in props["listener.security.protocol.map"].split(","))
+    advertised = props["advertised.listeners"]
+    assert {protocols[name.split(":")[0]] for name in advertised.split(",")} == {"SASL_SSL"}
+    assert protocols["CONTROLLER"] == "PLAINTEXT"  # loopback quorum only, never advertised
+    assert props["allow.everyone.if.no.acl.found"] == "false"
+    assert props["authorizer.class.name"].endswith("StandardAuthorizer")
+    assert 'user_alice="b"' in props["listener.name.secure.plain.sasl.jaas.config"]
+    assert props["listener.name.foreign.ssl.keystore.location"] == str(certs.foreign_keystore)

@@ -23,6 +23,7 @@ PRODUCER_CONFIG: dict[str, Any] = {
     "compression_type": None,
 }
 FETCH_MAX_BYTES = 16 * 1024 * 1024
+METADATA_MAX_AGE_MS = 5_000
 
 
 def make_producer(
@@ -60,6 +61,9 @@ def make_consumer(
         max_poll_records=max_poll_records,
         partition_assignment_strategy=[CooperativeStickyAssignor],
         fetch_max_bytes=FETCH_MAX_BYTES,
+        # A source topic that is created (or grows partitions) after the service joined is
+        # noticed within seconds, not after kafka-python's default of five minutes.
+        metadata_max_age_ms=METADATA_MAX_AGE_MS,
     )
 
 

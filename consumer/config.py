@@ -11,6 +11,7 @@ from consumer.modes import MODES, Mode
 from consumer.publishing import AT_LEAST_ONCE, EXACTLY_ONCE
 from sunspots.cli import add_logging_flag, env_flag
 from sunspots.settings import KafkaSettings, add_kafka_flags, kafka_settings_from_args
+from sunspots.topics import Replication, add_replication_flags, replication_from_args
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,7 @@ class ServiceConfig:
     rolling: int
     max_poll_records: int
     create_topics: bool
+    replication: Replication
 
 
 def build_parser(description: str | None = None) -> argparse.ArgumentParser:
@@ -78,6 +80,7 @@ def _add_mode_flags(sub: argparse.ArgumentParser, mode: Mode) -> None:
         "true",
         "create missing topics at start (true/false)",
     )
+    add_replication_flags(sub)
     add_kafka_flags(sub)
     add_logging_flag(sub)
 
@@ -94,4 +97,5 @@ def config_from_args(args: argparse.Namespace) -> ServiceConfig:
         rolling=getattr(args, "rolling", 0),
         max_poll_records=args.max_poll_records,
         create_topics=args.create_topics.lower() in {"1", "true", "yes"},
+        replication=replication_from_args(args),
     )

@@ -1,8 +1,8 @@
 """The one place that reaches into kafka-python's private attributes.
 
-kafka-python's public API lacks two things the services need: a way to ask a client whether it
-holds a live broker connection, and a way to start a transaction step without blocking until
-the broker answers. Each shim below says why it exists and what public behaviour it falls back
+kafka-python's public API lacks three things the services need: a way to ask a client whether
+it holds a live broker connection, a way to start a transaction step without blocking until
+the broker answers, and a way to ask a group member to rejoin its group. Each shim below says why it exists and what public behaviour it falls back
 to when a kafka-python release no longer has the attribute; `tests/unit/test_kafka_compat.py`
 fails loudly in that case, so an upgrade is noticed in CI, not in production. Nothing else in
 the project touches a private attribute of a third-party object.
@@ -65,3 +65,21 @@ def start_transaction_step(producer: Any, step: str, *args: Any) -> Pending | No
     result = getattr(manager, begin)(*args)
     sender.wakeup()
     return result
+
+
+def request_rejoin(consumer: Any) -> bool:
+    """Ask a subscribed KafkaConsumer to rejoin its group at its next poll.
+
+    Why: a member that joined while its topic's partitions were still being created can be
+    left with an empty assignment, and kafka-python does not always notice the partitions
+    appearing later, so the member idles for ever. The group coordinator client
+    (`consumer._coordinator`) has `request_rejoin()`, which triggers a new rebalance.
+    Fallback: False; the caller then unsubscribes and subscribes again (public calls that
+    also lead to a rejoin, at the cost of forgetting the member's generation).
+    """
+    coordinator = getattr(consumer, "_coordinator", None)
+    rejoin = getattr(coordinator, "request_rejoin", None)
+    if not callable(rejoin):
+        return False
+    rejoin()
+    return True

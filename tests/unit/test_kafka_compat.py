@@ -54,6 +54,16 @@ def test_transaction_manager_and_sender_are_still_there(producer) -> None:
     )
 
 
+def test_group_coordinator_can_still_be_asked_to_rejoin(consumer) -> None:
+    coordinator = getattr(consumer, "_coordinator", None)
+    assert coordinator is not None, "KafkaConsumer._coordinator is gone"
+    assert callable(getattr(coordinator, "request_rejoin", None)), (
+        "_coordinator.request_rejoin() is gone"
+    )
+    assert kafka_compat.request_rejoin(consumer) is True
+    assert coordinator.rejoin_needed is True
+
+
 class _Bare:
     """A client of a kafka-python release without the internals."""
 
@@ -64,6 +74,7 @@ class _Bare:
 def test_fallbacks_when_the_internals_are_gone() -> None:
     assert kafka_compat.broker_connected(_Bare()) is True
     assert kafka_compat.start_transaction_step(_Bare(), "commit_transaction") is None
+    assert kafka_compat.request_rejoin(_Bare()) is False
 
 
 def test_only_transaction_steps_can_be_started() -> None:

@@ -6,7 +6,6 @@ records its pid and directory in the cache, so that `stop` can shut it down clea
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -17,7 +16,7 @@ import time
 from pathlib import Path
 
 from sunspots.broker import BrokerError, LocalBroker, classpath_dir
-from sunspots.cli import env_flag
+from sunspots.cli import Parser, env_flag, kafka_env, port
 from sunspots.data import default_cache_dir
 
 log = logging.getLogger("sunspots.broker")
@@ -94,10 +93,10 @@ def status() -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="sunspots-broker", description=__doc__)
+    parser = Parser(prog="sunspots-broker", description=__doc__)
     parser.add_argument("command", choices=["start", "stop", "status", "fetch"])
-    env_flag(parser, "--port", "KAFKA_PORT", 9092, "broker port on 127.0.0.1", type=int)
-    env_flag(parser, "--heap", "KAFKA_HEAP", "768m", "JVM heap for the broker")
+    env_flag(parser, "--port", 9092, "broker port on 127.0.0.1", type=port, env=kafka_env("--port"))
+    env_flag(parser, "--heap", "768m", "JVM heap for the broker", env=kafka_env("--heap"))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:

@@ -116,9 +116,9 @@ def test_a_flag_overrides_a_bad_variable() -> None:
     assert done.returncode == 0, done.stderr
 
 
-@pytest.mark.parametrize(("new", "old"), [("SUNSPOTS_METRICS_PORT", "METRICS_PORT")])
-def test_a_renamed_variable_names_its_new_name(new: str, old: str) -> None:
-    assert RENAMED_ENV[new] == old
+def test_a_renamed_variable_names_its_new_name() -> None:
+    old, new = "METRICS_PORT", "SUNSPOTS_METRICS_PORT"
+    assert RENAMED_ENV[old] == new
     done = _run("-m", "consumer", "forecast", env={old: "8000"})
     assert_usage_error(done, f"environment variable {old} was renamed {new}")
 

@@ -8,15 +8,15 @@ last state of each series is kept.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import logging
 import sys
 
 from kafka.admin import KafkaAdminClient, NewTopic
-from kafka.errors import TopicAlreadyExistsError
+from kafka.errors import KafkaError, TopicAlreadyExistsError
 
-from sunspots.cli import add_logging_flag, env_flag, setup_logging
+from sunspots.cli import EXIT_USAGE, Parser, env_flag, positive_int
+from sunspots.logs import add_logging_flags, setup_logging
 from sunspots.settings import KafkaSettings, Topics, add_kafka_flags, kafka_settings_from_args
 
 log = logging.getLogger(__name__)
@@ -66,13 +66,18 @@ def _partitions(admin: KafkaAdminClient, topic: str) -> int | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="sunspots-topics", description=__doc__)
-    env_flag(parser, "--partitions", "TOPIC_PARTITIONS", 1, "partitions per data topic", type=int)
+    parser = Parser(prog="sunspots-topics", description=__doc__)
+    env_flag(parser, "--partitions", 1, "partitions per data topic", type=positive_int)
     add_kafka_flags(parser)
-    add_logging_flag(parser)
+    add_logging_flags(parser)
     args = parser.parse_args(argv)
-    setup_logging(args.log_level)
-    created = create_topics(kafka_settings_from_args(args), args.partitions)
+    setup_logging(args, service="topics")
+    kafka = kafka_settings_from_args(args)
+    try:
+        created = create_topics(kafka, args.partitions)
+    except KafkaError as exc:
+        log.error("cannot create the topics on %s: %s", kafka.bootstrap_servers, exc)
+        return EXIT_USAGE
     log.info("created %s", ", ".join(created) if created else "nothing: all topics exist")
     return 0
 

@@ -48,7 +48,7 @@ from tests.unit.test_compose import environment, load_compose
 SERIES = "silso"
 # 91 days: windows fill after the first few, so the run has dozens of forecasts and evaluations.
 # 40 days a second spreads them over a few 1 s scrapes, so rates and quantiles have data.
-REPLAY = {"REPLAY_START": "2000-01-01", "REPLAY_END": "2000-03-31", "REPLAY_SPEED": "40"}
+REPLAY = {"SUNSPOTS_START": "2000-01-01", "SUNSPOTS_END": "2000-03-31", "SUNSPOTS_SPEED": "40"}
 # Smaller than the number of evaluations, so the rolling window really rolls.
 ROLLING = 30
 CLASSIFY = "0,0,0,0,0,1;0,0,0,1,0,0;0,2,0,0,0,0;3,0,0,0,0,0;0,0,0,0,0,0"
@@ -70,14 +70,18 @@ def run(bootstrap_servers: str, data_path: Path, tmp_path_factory) -> Iterator[R
     token = uuid.uuid4().hex[:10]
     workdir = tmp_path_factory.mktemp("monitoring")
     topics = unique_topics(token)
-    env = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap_servers, "LOG_LEVEL": "INFO", **topic_env(topics)}
+    env = {
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap_servers,
+        "SUNSPOTS_LOG_LEVEL": "INFO",
+        **topic_env(topics),
+    }
     forecaster_port, classifier_port, prometheus_port = free_port(), free_port(), free_port()
     processes = []
     prometheus = None
     try:
         # The compose file's one-shot `topics` service.
         setup = python_service(
-            ["sunspots.topics"], workdir / "topics.log", env={**env, "TOPIC_PARTITIONS": "1"}
+            ["sunspots.topics"], workdir / "topics.log", env={**env, "SUNSPOTS_PARTITIONS": "1"}
         ).start()
         processes.append(setup)
         assert setup.wait(60) == 0, setup.log()
@@ -88,11 +92,11 @@ def run(bootstrap_servers: str, data_path: Path, tmp_path_factory) -> Iterator[R
             forecaster_port,
             env={
                 **env,
-                "METRICS_PORT": str(forecaster_port),
-                "CONSUMER_GROUP": f"mon-forecaster-{token}",
-                "INSTANCE_ID": f"mon-forecaster-{token}",
-                "ROLLING_EVALUATIONS": str(ROLLING),
-                "CREATE_TOPICS": "false",
+                "SUNSPOTS_METRICS_PORT": str(forecaster_port),
+                "SUNSPOTS_GROUP": f"mon-forecaster-{token}",
+                "SUNSPOTS_INSTANCE_ID": f"mon-forecaster-{token}",
+                "SUNSPOTS_ROLLING": str(ROLLING),
+                "SUNSPOTS_CREATE_TOPICS": "false",
             },
         ).start()
         processes.append(forecaster)
@@ -102,10 +106,10 @@ def run(bootstrap_servers: str, data_path: Path, tmp_path_factory) -> Iterator[R
             classifier_port,
             env={
                 **env,
-                "METRICS_PORT": str(classifier_port),
-                "CONSUMER_GROUP": f"mon-classifier-{token}",
-                "INSTANCE_ID": f"mon-classifier-{token}",
-                "CREATE_TOPICS": "false",
+                "SUNSPOTS_METRICS_PORT": str(classifier_port),
+                "SUNSPOTS_GROUP": f"mon-classifier-{token}",
+                "SUNSPOTS_INSTANCE_ID": f"mon-classifier-{token}",
+                "SUNSPOTS_CREATE_TOPICS": "false",
             },
         ).start()
         processes.append(classifier)
@@ -125,7 +129,7 @@ def run(bootstrap_servers: str, data_path: Path, tmp_path_factory) -> Iterator[R
         producer = python_service(
             ["producer"],
             workdir / "producer.log",
-            env={**env, **REPLAY, "SUNSPOTS_DATA": str(data_path), "SERIES_ID": SERIES},
+            env={**env, **REPLAY, "SUNSPOTS_DATA": str(data_path), "SUNSPOTS_SERIES": SERIES},
         ).start()
         processes.append(producer)
         assert producer.wait(90) == 0, producer.log()
@@ -133,7 +137,7 @@ def run(bootstrap_servers: str, data_path: Path, tmp_path_factory) -> Iterator[R
         client = python_service(
             ["producer", "classify"],
             workdir / "classifier-client.log",
-            env={**env, "CLASSIFY_SEQUENCES": CLASSIFY, "CLASSIFY_TIMEOUT": "60"},
+            env={**env, "SUNSPOTS_SEQUENCE": CLASSIFY, "SUNSPOTS_TIMEOUT": "60"},
         ).start()
         processes.append(client)
         assert client.wait(90) == 0, client.log()
@@ -352,12 +356,12 @@ def test_compose_kafka_settings_run_a_broker_the_services_can_use(tmp_path: Path
             described = {t["name"]: t for t in admin.describe_topics()}
         finally:
             admin.close()
-        partitions = int(setup_env["TOPIC_PARTITIONS"])
-        observations = setup_env["TOPIC_OBSERVATIONS"]
+        partitions = int(setup_env["SUNSPOTS_PARTITIONS"])
+        observations = setup_env["SUNSPOTS_TOPIC_OBSERVATIONS"]
         for env_name in TOPIC_ENV.values():
             assert setup_env[env_name] in described, f"{setup_env[env_name]} was not created"
         assert len(described[observations]["partitions"]) == partitions
-        state = described[setup_env["TOPIC_FORECASTER_STATE"]]
+        state = described[setup_env["SUNSPOTS_TOPIC_STATE"]]
         assert len(state["partitions"]) == partitions
 
         # A transactional producer needs the single-replica transaction log settings.

@@ -95,6 +95,15 @@ def read_to_end(bootstrap: str, topic: str, timeout: float = 60.0) -> list[Consu
         consumer.close()
 
 
+def read_results(bootstrap: str, topics: Topics) -> tuple[list[dict], list[dict]]:
+    """Every committed forecast and evaluation, decoded. Read once the forecaster's group has
+    committed all its input, this is everything the run will ever commit."""
+    return (
+        values(read_to_end(bootstrap, topics.forecasts)),
+        values(read_to_end(bootstrap, topics.evaluations)),
+    )
+
+
 def values(records: list[ConsumerRecord]) -> list[dict[str, Any]]:
     """The records' JSON values."""
     return [json.loads(r.value) for r in records]

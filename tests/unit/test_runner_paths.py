@@ -448,6 +448,8 @@ class NeverAnswered:
 
     def wait(self, timeout_ms: int | None = None) -> bool:
         self.waits.append((self.health.alive, self.health.connected))
+        # A publisher that never gives up would hang the test: fail it instead.
+        assert len(self.waits) <= 1000, "still waiting after 1000 slices: it never gives up"
         self.on_wait()
         return self.slices is not None and len(self.waits) > self.slices
 

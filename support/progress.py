@@ -53,13 +53,10 @@ class Moment:
     transactions: tuple[str, ...]  # the states of the instance's transactions
 
     @property
-    def remaining(self) -> int:
-        """Input records not yet consumed and committed."""
-        return self.produced - self.consumed
-
-    @property
     def in_transaction(self) -> bool:
-        """A transaction is open and holds records on an output topic."""
+        """A transaction is open and holds records on an output topic. Both are needed:
+        `Ongoing` alone may precede the first record, and records past the last stable offset
+        alone may belong to a commit whose markers are still being written."""
         return ONGOING in self.transactions and any(e.open > 0 for e in self.outputs.values())
 
     def describe(self) -> str:
@@ -72,7 +69,6 @@ class Progress:
     """Offsets and transactions of one run's topics, read from the broker."""
 
     def __init__(self, bootstrap: str) -> None:
-        self.bootstrap = bootstrap
         # Reconnect within a second of a bounced broker's return, as the services do.
         self.admin = KafkaAdminClient(bootstrap_servers=bootstrap, reconnect_backoff_max_ms=1000)
         self.committed_reader = _reader(bootstrap, "read_committed")

@@ -35,6 +35,7 @@ from support.http import get, metrics_text
 from support.polling import wait_for
 from support.services import python_service
 from support.topics import read_to_end, topic_env, unique_topics
+from tests.datafacts import DataFile
 from tests.integration.monitoring_helpers import (
     DASHBOARD,
     ComposeConfiguredBroker,
@@ -292,7 +293,9 @@ def _observed_values(run: Run) -> list[float]:
     return found
 
 
-def test_prometheus_reports_coverage_errors_and_last_values_of_the_topics(run: Run) -> None:
+def test_prometheus_reports_coverage_errors_and_last_values_of_the_topics(
+    run: Run, data_file: DataFile
+) -> None:
     """Each gauge and the error histogram, recomputed from the records on the topics."""
     evaluations = [
         schemas.decode_evaluation(r.value)
@@ -308,7 +311,9 @@ def test_prometheus_reports_coverage_errors_and_last_values_of_the_topics(run: R
     coverage = sum(e["lower"] <= e["actual"] <= e["upper"] for e in last) / len(last)
     # Guard the guard: a coverage of 0 or 1 would let a `covered` that is always False or
     # always True pass. The replayed quarter has misses and hits in its last K days.
-    assert 0 < coverage < 1, f"coverage {coverage} of the last {ROLLING} cannot tell"
+    assert 0 < coverage < 1, (
+        f"coverage {coverage} of the last {ROLLING} cannot tell a broken `covered` {data_file.note}"
+    )
     expected = {
         "sunspot_forecast_interval_coverage": coverage,
         "sunspot_forecast_error": errors[-1],

@@ -33,12 +33,15 @@ from tests.integration.offline import OfflineRun, assert_matches, offline_run
 pytestmark = pytest.mark.fault
 
 
-def _aim_at_open_transaction(progress: Progress, instance: str, timeout: float) -> bool:
-    """Wait up to `timeout` s for a transaction of `instance` to be open; whether one is.
-    This only aims a fault: where it landed is read from the broker afterwards."""
+def _aim_at_open_transaction(
+    progress: Progress, instance: str, topics: Topics, timeout: float
+) -> bool:
+    """Wait up to `timeout` s until a transaction of `instance` is open and has written
+    forecasts (the first records of each batch); whether it has. This only aims a fault: where
+    it landed is read from the broker afterwards."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if ONGOING in progress.transactions(instance):
+        if progress.ends(topics.forecasts).open > 0 and ONGOING in progress.transactions(instance):
             return True
     return False
 
@@ -87,7 +90,7 @@ def test_forecaster_killed_five_times_during_a_full_replay(
                 target = int(total * rng.uniform(k - 0.3, k + 0.3) / 6)
                 progress.wait_consumed(group, topics.observations, target, 300, fc)
                 before = moment()
-                aimed = _aim_at_open_transaction(progress, instance, 5.0)
+                aimed = _aim_at_open_transaction(progress, instance, topics, 5.0)
                 fc.kill()
                 kills.append((before, moment(), aimed))
                 fc.start().wait_ready()
@@ -286,12 +289,13 @@ def _freeze_inside_transaction(
     progress: Progress,
     moment: Callable[[], Moment],
     instance: str,
+    topics: Topics,
     attempts: int = 20,
 ) -> Moment:
     """SIGSTOP `service` while a transaction of its is open, and return the broker's view of
     that moment; a freeze that lands between transactions is undone and tried again."""
     for _ in range(attempts):
-        _aim_at_open_transaction(progress, instance, 5.0)
+        _aim_at_open_transaction(progress, instance, topics, 5.0)
         service.process.send_signal(signal.SIGSTOP)
         frozen = moment()
         if frozen.in_transaction:
@@ -326,7 +330,7 @@ def test_a_zombie_frozen_in_the_middle_of_a_batch_is_fenced_and_its_batch_never_
                 lambda: progress.ends(topics.evaluations).committed > 0,
                 60,
             )
-            frozen = _freeze_inside_transaction(zombie, progress, moment, instance)
+            frozen = _freeze_inside_transaction(zombie, progress, moment, instance, topics)
             with running(twin):
                 twin.wait_ready()  # its producer's start fenced the zombie's, and aborted
                 wait_for(

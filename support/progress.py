@@ -124,6 +124,20 @@ class Progress:
 
         wait_for(f"{group} to commit {count} records of {topic}", probe, timeout)
 
+    def wait_finished(
+        self, group: str, topics: Topics, count: int, timeout: float, *running: Service
+    ) -> None:
+        """Wait until a forecaster's group has committed `count` observations and no
+        transaction is open on its outputs: the broker writes a commit's markers to the output
+        topics a moment after the offsets, so only then are all of them readable."""
+        self.wait_consumed(group, topics.observations, count, timeout, *running)
+        outputs = [topics.forecasts, topics.evaluations, topics.dead_letter, topics.state]
+        wait_for(
+            f"the last commit of {group} to reach its outputs",
+            lambda: all(self.ends(topic).open == 0 for topic in outputs),
+            timeout,
+        )
+
     def transactions(self, contains: str) -> tuple[str, ...]:
         """The states of the transactional ids that contain `contains`, sorted by id."""
         listed = [t for per_broker in self.admin.list_transactions().values() for t in per_broker]

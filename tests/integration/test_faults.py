@@ -95,7 +95,7 @@ def test_forecaster_killed_five_times_during_a_full_replay(
                 kills.append((before, moment(), aimed))
                 fc.start().wait_ready()
             assert replay.wait(300) == 0, replay.log()
-            progress.wait_consumed(group, topics.observations, total, 300, fc)
+            progress.wait_finished(group, topics, total, 300, fc)
             final = moment()
             forecasts, evaluations = read_results(bootstrap_servers, topics)
             assert fc.terminate() == 0
@@ -158,7 +158,7 @@ def test_broker_killed_and_restarted_mid_replay(
             resumed = time.monotonic() - restarted
             wait_for("/readyz to recover", lambda: fc.get("/readyz")[0] == 200, 60)
             assert replay.wait(300) == 0, replay.log()
-            progress.wait_consumed(group, topics.observations, total, 180, fc)
+            progress.wait_finished(group, topics, total, 180, fc)
             forecasts, evaluations = read_results(bootstrap, topics)
             rewound = "rewound" in fc.log(tail=10**7)
             assert fc.terminate() == 0
@@ -230,7 +230,7 @@ def test_two_consumers_share_four_partitions_and_survive_a_kill(
         )
         b.start().wait_ready()
         assert replay.wait(120) == 0, replay.log()
-        progress.wait_consumed(group, topics.observations, total, 180, a, b)
+        progress.wait_finished(group, topics, total, 180, a, b)
         forecasts, evaluations = read_results(bootstrap_servers, topics)
         served = {"a": forecasts_made(a), "b": forecasts_made(b)}
         assert a.terminate() == 0 and b.terminate() == 0
@@ -275,7 +275,7 @@ def test_a_zombie_frozen_while_idle_is_fenced_and_stops(
             twin.wait_ready()  # same group.instance.id and transactional id: it takes over
             replay = replay_range(bootstrap_servers, topics, data_file.path, tmp_path, start, end)
             assert replay.start().wait(60) == 0, replay.log()
-            progress.wait_consumed(group, topics.observations, offline.observations, 60, twin)
+            progress.wait_finished(group, topics, offline.observations, 60, twin)
             _wake_and_expect_fenced(zombie)
             # The zombie has exited: whatever it wrote is on the topics now.
             forecasts, evaluations = read_results(bootstrap_servers, topics)
@@ -343,7 +343,7 @@ def test_a_zombie_frozen_in_the_middle_of_a_batch_is_fenced_and_its_batch_never_
                 )
                 taken_over = moment()
                 assert replay.wait(120) == 0, replay.log()
-                progress.wait_consumed(group, topics.observations, total, 120, twin)
+                progress.wait_finished(group, topics, total, 120, twin)
                 _wake_and_expect_fenced(zombie)
                 forecasts, evaluations = read_results(bootstrap_servers, topics)
                 twin.check_running()

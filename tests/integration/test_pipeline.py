@@ -59,7 +59,7 @@ def test_replay_parity_with_the_offline_model(
     ):
         fc.wait_ready()
         _replay(bootstrap_servers, topics, data_file.path, tmp_path, start, end)
-        progress.wait_consumed(group, topics.observations, len(frame), 120, fc)
+        progress.wait_finished(group, topics, len(frame), 120, fc)
         forecasts, evaluations = read_results(bootstrap_servers, topics)
         # The batch's metrics are set before its transaction commits.
         metrics = {
@@ -124,7 +124,7 @@ def _run_records(bootstrap, topics, unique, tmp_path, items):
     ):
         fc.wait_ready()
         _send(bootstrap, topics.observations, items)
-        progress.wait_consumed(group, topics.observations, len(items), 60, fc)
+        progress.wait_finished(group, topics, len(items), 60, fc)
         fcs, evs = read_results(bootstrap, topics)
         dead = read_to_end(bootstrap, topics.dead_letter)
         metrics = fc.metrics()
@@ -206,7 +206,7 @@ def test_restart_on_the_same_group_resumes_where_it_committed(
         _replay(bootstrap_servers, topics, data_file.path, tmp_path, "2010-04-01", "2010-06-30")
         with running(forecaster(bootstrap_servers, topics, group, tmp_path)) as fc:
             fc.wait_ready()
-            progress.wait_consumed(group, topics.observations, offline.observations, 60, fc)
+            progress.wait_finished(group, topics, offline.observations, 60, fc)
             forecasts, evaluations = read_results(bootstrap_servers, topics)
             assert fc.terminate() == 0
     assert_matches(offline, forecasts, evaluations)
@@ -240,7 +240,7 @@ def test_at_least_once_mode_loses_nothing_across_a_hard_kill(
         with running(forecaster(bootstrap_servers, topics, group, tmp_path, *mode)) as fc:
             fc.wait_ready()
             assert replay.wait(60) == 0, replay.log()
-            progress.wait_consumed(group, topics.observations, total, 60, fc)
+            progress.wait_finished(group, topics, total, 60, fc)
             forecasts, evaluations = read_results(bootstrap_servers, topics)
             assert fc.terminate() == 0
     print(f"\nkilled at: {before.describe()}\nafter it:  {after.describe()}")

@@ -1,14 +1,17 @@
 # One entry point for people and CI. Every target does its own set-up on a fresh machine:
-# the virtualenv, the package with its extras, and the Kafka jars (fetched with Maven, cached
-# outside git in ~/.cache/sunspots).
+# the virtualenv with the package and its extras at the versions of the lock, the programs the
+# tests need (scripts/ensure-tools), and the Kafka jars (fetched with Maven, cached outside git
+# in ~/.cache/sunspots).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# Every install takes its versions from here; `make lock` refreshes it from pyproject.toml.
+LOCK := requirements/lock.txt
 DATA ?= $(firstword $(wildcard ../shared/data/SN_d_tot_V2.0.csv) https://www.sidc.be/SILSO/INFO/sndtotcsv.php)
 export SUNSPOTS_DATA ?= $(DATA)
 
-.PHONY: help venv jars kafka kafka-stop test test-unit test-model test-integration lint format train train-seeds demo bench clean
+.PHONY: help venv tools jars kafka kafka-stop test test-unit test-model test-integration lint format lock lock-upgrade train train-seeds demo bench clean
 
 help:
 	@echo "make demo   - replay sunspots through Kafka, the forecaster and the classifier"
@@ -17,14 +20,22 @@ help:
 	@echo "make train  - retrain the committed model artifacts"
 	@echo "make bench  - benchmarks (tables in bench/results)"
 	@echo "make kafka / kafka-stop - a local broker on 127.0.0.1:9092"
+	@echo "make lock   - re-resolve $(LOCK) after a change to pyproject.toml"
+	@echo "             (make lock-upgrade: move every pin to the newest release)"
 
-$(STAMP): pyproject.toml
+# The package itself with -qq, errors only: setuptools explains at length what an editable
+# install is.
+$(STAMP): pyproject.toml $(LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[train,dev]'
+	$(PY) -m pip install -q -c $(LOCK) pip
+	$(PY) -m pip install -qq -c $(LOCK) -e '.[train,dev]'
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+# Java, Maven, Prometheus, promtool, kcat: installed with apt-get as root, else named.
+tools:
+	scripts/ensure-tools
 
 jars: $(STAMP)
 	$(PY) -m sunspots.broker fetch
@@ -35,16 +46,16 @@ kafka: jars
 kafka-stop: $(STAMP)
 	$(PY) -m sunspots.broker stop
 
-test: jars
+test: tools jars
 	$(PY) -m pytest
 
-test-unit: $(STAMP)
+test-unit: tools $(STAMP)
 	$(PY) -m pytest -m unit
 
 test-model: $(STAMP)
 	$(PY) -m pytest -m model
 
-test-integration: jars
+test-integration: tools jars
 	$(PY) -m pytest -m integration
 
 lint: $(STAMP)
@@ -54,6 +65,20 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
+
+# The lock pins every package of every extra (pip and setuptools too) for this Python; the
+# Makefile, CI and docker/Dockerfile install with it as constraints. `lock` keeps the pins it
+# has and resolves what pyproject.toml added; `lock-upgrade` moves everything to the newest.
+PIP_COMPILE = CUSTOM_COMPILE_COMMAND="make lock" $(VENV)/bin/pip-compile --quiet \
+	--extra train --extra dev --strip-extras --allow-unsafe \
+	--no-emit-index-url --no-emit-find-links --no-emit-trusted-host \
+	--output-file $(LOCK) pyproject.toml
+
+lock: $(STAMP)
+	$(PIP_COMPILE)
+
+lock-upgrade: $(STAMP)
+	$(PIP_COMPILE) --upgrade
 
 train: $(STAMP)
 	$(PY) -m training forecaster --data $(DATA) --seed 0

@@ -3,6 +3,10 @@
 Reads its settings once from flags (each with an env fallback shown in --help), loads the
 model artifact, serves /metrics, /healthz and /readyz, and runs the Kafka loop until SIGTERM
 or SIGINT, after which it finishes the batch in hand, commits and closes.
+
+Exit codes: 0 after a graceful stop; 2 for bad start-up input, told in one line (a bad flag
+or variable, an unreadable or inconsistent model, a metrics port that cannot be bound);
+3 when fenced by another instance with the same id.
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ from consumer.processor import Processor
 from consumer.retry import Backoff, Interrupted, Retry
 from consumer.runner import KafkaClients, Runner, RunnerConfig
 from sunspots.artifact import ArtifactError
-from sunspots.cli import setup_logging
+from sunspots.cli import EXIT_USAGE, env_name
+from sunspots.logs import setup_logging
 from sunspots.lstm import single_threaded_blas
 from sunspots.signals import stop_on_signals
 
@@ -47,9 +52,18 @@ def run(config: ServiceConfig, stop: threading.Event) -> int:
         processor = config.mode.build(config, registry)
     except ArtifactError as exc:
         log.error("cannot load the model: %s", exc)
-        return 2
+        return EXIT_USAGE
     health.model_loaded = True
-    server = health_endpoint.serve(registry, health, config.metrics_port)
+    try:
+        server = health_endpoint.serve(registry, health, config.metrics_port)
+    except OSError as exc:
+        log.error(
+            "cannot serve /metrics on port %d (%s); choose another with --metrics-port or %s",
+            config.metrics_port,
+            exc.strerror or exc,
+            env_name("--metrics-port"),
+        )
+        return EXIT_USAGE
     log.info("metrics on :%d/metrics", config.metrics_port)
     try:
         return _serve(config, processor, health, stop)
@@ -102,7 +116,7 @@ def _create_topics(
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser(__doc__).parse_args(argv)
-    setup_logging(args.log_level)
+    setup_logging(args, service=args.mode, instance_id=args.instance_id)
     config = config_from_args(args)
     stop = stop_on_signals()
     return run(config, stop)

@@ -1,4 +1,9 @@
-"""The consumer services' settings: flags with env fallbacks, read once into a frozen object."""
+"""The consumer services' settings: flags with env fallbacks, read once into a frozen object.
+
+Each flag's environment variable is derived from its name (`sunspots.cli`); the model's is the
+mode's own (`SUNSPOTS_MODEL`, `SUNSPOTS_CLASSIFIER_MODEL`), since one shell or compose file may
+configure both services.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,8 @@ from pathlib import Path
 
 from consumer.modes import MODES, Mode
 from consumer.publishing import AT_LEAST_ONCE, EXACTLY_ONCE
-from sunspots.cli import add_logging_flag, env_flag
+from sunspots.cli import Parser, boolean, env_flag, port, positive_int
+from sunspots.logs import add_logging_flags
 from sunspots.settings import KafkaSettings, add_kafka_flags, kafka_settings_from_args
 from sunspots.topics import Replication, add_replication_flags, replication_from_args
 
@@ -30,7 +36,7 @@ class ServiceConfig:
 
 
 def build_parser(description: str | None = None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sunspots-consumer", description=description)
+    parser = Parser(prog="sunspots-consumer", description=description)
     subparsers = parser.add_subparsers(dest="mode", required=True)
     for mode in MODES.values():
         _add_mode_flags(subparsers.add_parser(mode.name, help=mode.help), mode)
@@ -41,26 +47,22 @@ def _add_mode_flags(sub: argparse.ArgumentParser, mode: Mode) -> None:
     env_flag(
         sub,
         "--model",
-        mode.model_env,
         None,
         f"{mode.name} artifact (.json); default: the committed models/{mode.default_model.name}",
+        env=mode.model_env,
     )
-    env_flag(
-        sub, "--metrics-port", "METRICS_PORT", mode.default_port, "HTTP port for /metrics", type=int
-    )
-    env_flag(sub, "--group", "CONSUMER_GROUP", mode.default_group, "consumer group id")
+    env_flag(sub, "--metrics-port", mode.default_port, "HTTP port for /metrics", type=port)
+    env_flag(sub, "--group", mode.default_group, "consumer group id")
     mode.add_flags(sub)
     env_flag(
         sub,
         "--instance-id",
-        "INSTANCE_ID",
         socket.gethostname(),
         "this process's stable id: names its transactional producer",
     )
     env_flag(
         sub,
         "--processing",
-        "PROCESSING",
         EXACTLY_ONCE,
         f"{EXACTLY_ONCE} (transactions) or {AT_LEAST_ONCE}",
         choices=[EXACTLY_ONCE, AT_LEAST_ONCE],
@@ -68,21 +70,20 @@ def _add_mode_flags(sub: argparse.ArgumentParser, mode: Mode) -> None:
     env_flag(
         sub,
         "--max-poll-records",
-        "MAX_POLL_RECORDS",
         2000,
         "records per batch (one model call each)",
-        type=int,
+        type=positive_int,
     )
     env_flag(
         sub,
         "--create-topics",
-        "CREATE_TOPICS",
         "true",
         "create missing topics at start (true/false)",
+        type=boolean,
     )
     add_replication_flags(sub)
     add_kafka_flags(sub)
-    add_logging_flag(sub)
+    add_logging_flags(sub)
 
 
 def config_from_args(args: argparse.Namespace) -> ServiceConfig:
@@ -96,6 +97,6 @@ def config_from_args(args: argparse.Namespace) -> ServiceConfig:
         metrics_port=args.metrics_port,
         rolling=getattr(args, "rolling", 0),
         max_poll_records=args.max_poll_records,
-        create_topics=args.create_topics.lower() in {"1", "true", "yes"},
+        create_topics=args.create_topics,
         replication=replication_from_args(args),
     )

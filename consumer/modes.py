@@ -45,7 +45,6 @@ def _forecast_flags(parser: argparse.ArgumentParser) -> None:
     env_flag(
         parser,
         "--rolling",
-        "ROLLING_EVALUATIONS",
         365,
         "evaluations in the rolling RMSE and coverage",
         type=int,

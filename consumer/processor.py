@@ -57,13 +57,20 @@ class DeadLetters:
 
     def reject(self, record: Record, reason: str, detail: str) -> Output:
         self.counter.labels(reason).inc()
-        log.debug(
+        # Held back after the first of each reason for a while (sunspots.logs.RepeatFilter):
+        # every one is on the dead-letter topic and in the counter.
+        log.warning(
             "dead letter %s at %s/%s/%s: %s",
             reason,
             record.topic,
             record.partition,
             record.offset,
             detail,
+            extra={
+                "reason": reason,
+                "partition": record.partition,
+                "series": (record.key or b"").decode(errors="replace") or None,
+            },
         )
         return dead_letter(self.topic, record, reason, detail)
 

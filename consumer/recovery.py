@@ -50,7 +50,8 @@ class Recovery(ConsumerRebalanceListener):
     def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         # Every batch is committed before the next poll, so there is nothing in flight here.
         if revoked:
-            log.info("partitions revoked: %s", sorted(tp.partition for tp in revoked))
+            partitions = sorted(tp.partition for tp in revoked)
+            log.info("partitions revoked: %s", partitions, extra={"partitions": partitions})
             self.processor.revoke({tp.partition for tp in revoked})
         self.health.assigned = bool(self._owned() - set(revoked))
 
@@ -61,13 +62,19 @@ class Recovery(ConsumerRebalanceListener):
             try:
                 self.restore(partitions)
             except Exception as exc:  # whatever it was, never run on without the state
-                log.warning("restoring the state of partitions %s failed: %s", partitions, exc)
+                log.warning(
+                    "restoring the state of partitions %s failed: %s",
+                    partitions,
+                    exc,
+                    extra={"partitions": partitions},
+                )
                 self.pending = True
             else:
                 log.info(
                     "partitions assigned: %s (state restored in %.2f s)",
                     partitions,
                     time.monotonic() - started,
+                    extra={"partitions": partitions},
                 )
         self.health.assigned = bool(self._owned()) and not self.pending
 
@@ -94,4 +101,8 @@ class Recovery(ConsumerRebalanceListener):
         self.restore(sorted(partitions))
         self.pending = False
         self.health.assigned = bool(owned)
-        log.info("rewound %d partitions to their committed offsets", len(owned))
+        log.info(
+            "rewound %d partitions to their committed offsets",
+            len(owned),
+            extra={"partitions": sorted(partitions)},
+        )

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from sunspots import lesson
 from sunspots.broker import LocalBroker, free_port
-from sunspots.cli import env_flag
+from sunspots.cli import Parser, env_flag, iso_date, non_negative_float
 from sunspots.data import SILSO_DAILY_URL
 from sunspots.evaluation import rmse
 from sunspots.settings import KafkaSettings, Topics
@@ -198,14 +198,12 @@ def _summary(metrics: Samples, evaluations: list[dict], seconds: float) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="demo", description=__doc__)
-    env_flag(parser, "--data", "SUNSPOTS_DATA", SILSO_DAILY_URL, "SILSO daily CSV: path or URL")
-    env_flag(parser, "--start", "REPLAY_START", "2000-01-01", "first date to replay")
-    env_flag(parser, "--end", "REPLAY_END", None, "last date to replay (default: end of data)")
-    env_flag(parser, "--speed", "REPLAY_SPEED", 0.0, "days per second; 0 = full speed", type=float)
-    env_flag(
-        parser, "--timeout", "CLASSIFY_TIMEOUT", 30.0, "seconds to wait for answers", type=float
-    )
+    parser = Parser(prog="demo", description=__doc__)
+    env_flag(parser, "--data", SILSO_DAILY_URL, "SILSO daily CSV: path or URL")
+    env_flag(parser, "--start", "2000-01-01", "first date to replay", type=iso_date)
+    env_flag(parser, "--end", None, "last date to replay (default: end of data)", type=iso_date)
+    env_flag(parser, "--speed", 0.0, "days per second; 0 = full speed", type=non_negative_float)
+    env_flag(parser, "--timeout", 30.0, "seconds to wait for answers", type=non_negative_float)
     return run(parser.parse_args(argv))
 
 

@@ -1,7 +1,10 @@
 """Container healthcheck: exit 0 when the service's `/healthz` answers 200, else 1.
 
 The slim Python image has neither curl nor wget, so the check is a few lines of standard
-library. The port is the service's own METRICS_PORT, so one image serves both consumers.
+library. It asks the port the service listens on, so one image serves both consumers: the
+service's own `SUNSPOTS_METRICS_PORT` when set, else the default port of the mode that PID 1
+runs (`sunspots-consumer classify` listens on 8001, `forecast` on 8000), taken from the
+service's registry of modes.
 """
 
 from __future__ import annotations
@@ -10,11 +13,13 @@ import os
 import sys
 import urllib.error
 import urllib.request
+from pathlib import Path
 
-DEFAULT_PORT = "8000"
+PORT_ENV = "SUNSPOTS_METRICS_PORT"
+SERVICE_CMDLINE = Path("/proc/1/cmdline")
 
 
-def check(port: str, host: str = "127.0.0.1", timeout: float = 3.0) -> int:
+def check(port: int, host: str = "127.0.0.1", timeout: float = 3.0) -> int:
     url = f"http://{host}:{port}/healthz"
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
@@ -30,8 +35,22 @@ def check(port: str, host: str = "127.0.0.1", timeout: float = 3.0) -> int:
     return 0
 
 
+def service_port(env: dict[str, str], cmdline: list[str]) -> int:
+    """The port the service listens on: its variable, else its mode's default."""
+    if env.get(PORT_ENV):
+        return int(env[PORT_ENV])
+    from consumer.modes import FORECAST, MODES
+
+    mode = next((MODES[word] for word in cmdline if word in MODES), FORECAST)
+    return mode.default_port
+
+
 def main() -> int:
-    return check(os.environ.get("METRICS_PORT") or DEFAULT_PORT)
+    try:
+        cmdline = SERVICE_CMDLINE.read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        cmdline = []
+    return check(service_port(dict(os.environ), cmdline))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,9 @@
 """`python -m producer`: replay sunspot observations onto Kafka (`classify`: ask the classifier).
 
-Every flag falls back to an environment variable, shown in --help.
+Every flag falls back to an environment variable, shown in --help. Exit codes: 0 when every
+record sent was delivered (also after SIGTERM or SIGINT, which stop the replay early); 1 when
+some were not; 2 for bad start-up input (a bad flag or variable, unreadable data, a date range
+that selects nothing, an unreachable broker), told in one line.
 """
 
 from __future__ import annotations
@@ -11,9 +14,18 @@ import sys
 
 from kafka.errors import KafkaError
 
-from producer.replay import ReplayConfig, Replayer
-from sunspots.cli import add_logging_flag, env_flag, iso_date, setup_logging
+from producer.replay import EmptyRange, ReplayConfig, Replayer
+from sunspots.cli import (
+    EXIT_USAGE,
+    Parser,
+    env_flag,
+    iso_date,
+    non_negative_float,
+    non_negative_int,
+    positive_int,
+)
 from sunspots.data import SILSO_DAILY_URL, DataFormatError
+from sunspots.logs import add_logging_flags, setup_logging
 from sunspots.settings import add_kafka_flags, kafka_settings_from_args
 from sunspots.signals import stop_on_signals
 
@@ -21,45 +33,40 @@ log = logging.getLogger("producer")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sunspots-producer", description=__doc__)
-    env_flag(parser, "--data", "SUNSPOTS_DATA", SILSO_DAILY_URL, "SILSO daily CSV: path or URL")
-    env_flag(
-        parser, "--start", "REPLAY_START", None, "first date to replay (YYYY-MM-DD)", type=iso_date
-    )
-    env_flag(parser, "--end", "REPLAY_END", None, "last date to replay (YYYY-MM-DD)", type=iso_date)
+    parser = Parser(prog="sunspots-producer", description=__doc__)
+    env_flag(parser, "--data", SILSO_DAILY_URL, "SILSO daily CSV: path or URL")
+    env_flag(parser, "--start", None, "first date to replay (YYYY-MM-DD)", type=iso_date)
+    env_flag(parser, "--end", None, "last date to replay (YYYY-MM-DD)", type=iso_date)
     env_flag(
         parser,
         "--speed",
-        "REPLAY_SPEED",
         0.0,
         "simulated days per wall-clock second; 0 = as fast as the broker takes them",
-        type=float,
+        type=non_negative_float,
     )
-    env_flag(parser, "--series", "SERIES_ID", "silso", "series id (the record key)")
+    env_flag(parser, "--series", "silso", "series id (the record key)")
     env_flag(
         parser,
         "--series-count",
-        "SERIES_COUNT",
         1,
         "replay this many series (ids <series>-0..N-1), each shifted in time",
-        type=int,
+        type=positive_int,
     )
     env_flag(
         parser,
         "--series-shift-days",
-        "SERIES_SHIFT_DAYS",
         27,
         "days by which each further series lags the one before",
-        type=int,
+        type=non_negative_int,
     )
     add_kafka_flags(parser)
-    add_logging_flag(parser)
+    add_logging_flags(parser)
     return parser
 
 
 def replay(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    setup_logging(args.log_level)
+    setup_logging(args, service="producer")
     config = ReplayConfig(
         data=args.data,
         start=args.start,
@@ -75,10 +82,13 @@ def replay(argv: list[str]) -> int:
         result = Replayer(kafka, config, stop).run()
     except (OSError, DataFormatError) as exc:
         log.error("cannot read the sunspot data: %s", exc)
-        return 2
+        return EXIT_USAGE
+    except EmptyRange as exc:
+        log.error("nothing to replay: %s", exc)
+        return EXIT_USAGE
     except KafkaError as exc:
         log.error("cannot reach Kafka at %s: %s", kafka.bootstrap_servers, exc)
-        return 2
+        return EXIT_USAGE
     log.info(
         "done: %d sent, %d delivered, %d failed in %.1f s (%.0f records/s), last date %s%s",
         result.sent,

@@ -22,8 +22,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import KafkaError
 
-from sunspots.cli import add_logging_flag, env_flag, setup_logging
+from sunspots.cli import EXIT_USAGE, Parser, env_flag, env_name, non_negative_float
+from sunspots.logs import add_logging_flags, setup_logging
 from sunspots.schemas import (
     ClassifierPrediction,
     SchemaError,
@@ -227,22 +229,19 @@ class _AppendOverEnv(argparse.Action):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sunspots-producer classify", description=__doc__)
+    parser = Parser(prog="sunspots-producer classify", description=__doc__)
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     env_flag(
         parser,
         "--sequence",
-        "CLASSIFY_SEQUENCES",
         None,
         "a sequence to classify: 0,0,0,0,0,1 or '[[0],[0],[0],[0],[0],[1]]'; repeat the flag "
         "for more (the env var holds one or more, separated by ';')",
         action=_AppendOverEnv,
     )
-    env_flag(
-        parser, "--timeout", "CLASSIFY_TIMEOUT", 30.0, "seconds to wait for answers", type=float
-    )
+    env_flag(parser, "--timeout", 30.0, "seconds to wait for answers", type=non_negative_float)
     add_kafka_flags(parser)
-    add_logging_flag(parser)
+    add_logging_flags(parser)
     return parser
 
 
@@ -250,7 +249,7 @@ def sequences_from_args(parser: argparse.ArgumentParser, values: Any) -> list[li
     # From the env var the default is one string; from flags a list of strings.
     texts = values.split(";") if isinstance(values, str) else (values or [])
     if not texts:
-        parser.error("give at least one --sequence (or CLASSIFY_SEQUENCES)")
+        parser.error(f"give at least one --sequence (or {env_name('--sequence')})")
     try:
         return [parse_sequence(t) for t in texts if t.strip()]
     except ValueError as exc:
@@ -268,12 +267,15 @@ def _line(sequence: list[int], answer: ClassifierPrediction) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    setup_logging(args.log_level)
+    setup_logging(args, service="classify-client")
     sequences = sequences_from_args(parser, args.sequence)
     ids = new_ids(len(sequences))
-    result = exchange(
-        kafka_settings_from_args(args), list(zip(ids, sequences, strict=True)), args.timeout
-    )
+    kafka = kafka_settings_from_args(args)
+    try:
+        result = exchange(kafka, list(zip(ids, sequences, strict=True)), args.timeout)
+    except KafkaError as exc:
+        log.error("cannot reach Kafka at %s: %s", kafka.bootstrap_servers, exc)
+        return EXIT_USAGE
     for request_id, sequence in zip(ids, sequences, strict=True):
         answer = result.answers.get(request_id)
         if answer is None:

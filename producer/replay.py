@@ -3,7 +3,8 @@
 One record per day per series, key = series id. Missing days are sent with
 `sunspot_number: null` so the consumer sees the gap. Sends are asynchronous through an
 idempotent producer with acks=all; the producer flushes at the end or on SIGINT/SIGTERM and
-reports how many records were delivered, so a non-zero exit means something was lost.
+reports how many records were delivered, so a non-zero exit means something was lost. While
+it runs, it shows how far it is (`producer.progress`).
 """
 
 from __future__ import annotations
@@ -18,11 +19,16 @@ from dataclasses import dataclass
 import pandas as pd
 from kafka import KafkaProducer
 
+from producer.progress import ProgressDisplay, ReplayProgress
 from sunspots.data import load_daily, select_range
 from sunspots.schemas import Observation
 from sunspots.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
+
+
+class EmptyRange(ValueError):
+    """The data file has no day in the replay's date range."""
 
 
 @dataclass(frozen=True)
@@ -95,10 +101,18 @@ class Replayer:
     def _failed(self, exc: BaseException) -> None:
         with self._lock:
             self.result.failed += 1
-        log.error("delivery failed: %s", exc)
+            first = self.result.failed == 1
+        # Told once, not once per record: the final line gives the count.
+        if first:
+            log.error("delivery failed: %s (further failures are counted, not logged)", exc)
 
     def run(self) -> ReplayResult:
-        frame = select_range(load_daily(self.config.data), self.config.start, self.config.end)
+        c = self.config
+        frame = select_range(load_daily(c.data), c.start, c.end)
+        if frame.empty:
+            raise EmptyRange(
+                f"no day of {c.data} lies between {c.start or 'its start'} and {c.end or 'its end'}"
+            )
         log.info(
             "replaying %d days × %d series onto %s (speed %s days/s)",
             len(frame),
@@ -114,17 +128,26 @@ class Replayer:
             batch_size=256 * 1024,
         )
         started = time.monotonic()
+        display = ProgressDisplay(
+            ReplayProgress(len(frame), self.config.speed), self.config.progress_every_s
+        )
         try:
-            self._send_all(producer, frame, started)
+            self._send_all(producer, frame, started, display)
         finally:
+            display.close()
             producer.flush()
             producer.close()
             self.result.seconds = time.monotonic() - started
         return self.result
 
-    def _send_all(self, producer: KafkaProducer, frame: pd.DataFrame, started: float) -> None:
+    def _send_all(
+        self,
+        producer: KafkaProducer,
+        frame: pd.DataFrame,
+        started: float,
+        display: ProgressDisplay,
+    ) -> None:
         topic = self.kafka.topics.observations
-        next_report = started + self.config.progress_every_s
         for day_index, today in enumerate(observations(frame, self.config)):
             if self.stop.is_set():
                 self.result.interrupted = True
@@ -137,22 +160,10 @@ class Replayer:
                 self.result.sent += 1
             if today:
                 self.result.last_date = today[0].date.isoformat()
-            if time.monotonic() >= next_report:
-                self._report(started)
-                next_report += self.config.progress_every_s
+            display.update(day_index + 1, self.result.sent)
 
     def _pace(self, started: float, day_index: int) -> None:
         if self.config.speed > 0:
             ahead = started + day_index / self.config.speed - time.monotonic()
             if ahead > 0:
                 self.stop.wait(ahead)
-
-    def _report(self, started: float) -> None:
-        elapsed = time.monotonic() - started
-        log.info(
-            "sent %d (%d delivered), %.0f records/s, at %s",
-            self.result.sent,
-            self.result.delivered,
-            self.result.sent / elapsed,
-            self.result.last_date,
-        )

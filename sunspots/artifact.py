@@ -25,6 +25,9 @@ MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
 DEFAULT_FORECASTER = MODELS_DIR / "sunspot_lstm.json"
 DEFAULT_CLASSIFIER = MODELS_DIR / "sequence_classifier.json"
 
+# Sunspot numbers are never negative: an interval's lower bound is floored here.
+SUNSPOT_FLOOR = 0.0
+
 FORECASTER_KIND = "sunspot-forecaster"
 CLASSIFIER_KIND = "sequence-classifier"
 
@@ -47,6 +50,14 @@ def _require(meta: Mapping[str, Any], key: str, where: Path) -> Any:
     if key not in meta:
         raise ArtifactError(f"{where}: metadata has no {key!r}")
     return meta[key]
+
+
+def _section(meta: Mapping[str, Any], key: str, where: Path) -> Mapping[str, Any]:
+    """`meta[key]`, which must be a JSON object."""
+    value = _require(meta, key, where)
+    if not isinstance(value, Mapping):
+        raise ArtifactError(f"{where}: {key!r} must be a JSON object, got {value!r}")
+    return value
 
 
 def read_metadata(path: str | Path, kind: str) -> tuple[Path, dict[str, Any]]:
@@ -76,7 +87,11 @@ def load_network(json_path: Path, meta: Mapping[str, Any]) -> Network:
     npz_path = json_path.parent / str(meta["weights_file"])
     if not npz_path.is_file():
         raise ArtifactError(f"{json_path}: weights file not found: {npz_path}")
-    payload = npz_path.read_bytes()
+    layers = _require(_section(meta, "network", json_path), "layers", json_path)
+    try:
+        payload = npz_path.read_bytes()
+    except OSError as exc:
+        raise ArtifactError(f"{npz_path}: unreadable weights: {exc}") from None
     actual = hashlib.sha256(payload).hexdigest()
     if actual != meta["weights_sha256"]:
         raise ArtifactError(
@@ -86,8 +101,8 @@ def load_network(json_path: Path, meta: Mapping[str, Any]) -> Network:
     try:
         with np.load(npz_path, allow_pickle=False) as data:
             arrays = {key: data[key] for key in data.files}
-        return network_from_arrays(_require(meta["network"], "layers", json_path), arrays)
-    except (ValueError, KeyError, TypeError, OSError) as exc:
+        return network_from_arrays(layers, arrays)
+    except (ValueError, KeyError, TypeError, AttributeError, OSError) as exc:
         raise ArtifactError(f"{npz_path}: bad weights: {exc}") from None
 
 
@@ -109,7 +124,7 @@ class Scaling:
 
     @classmethod
     def from_metadata(cls, meta: Mapping[str, Any], where: Path) -> Scaling:
-        scaling = _require(meta, "scaling", where)
+        scaling = _section(meta, "scaling", where)
         if scaling.get("target") != "residual":
             raise ArtifactError(f"{where}: unsupported scaling target {scaling.get('target')!r}")
         values = {k: _number(scaling, k, where) for k in cls.__dataclass_fields__}
@@ -141,12 +156,19 @@ class ForecasterModel:
         return float(self.predict(np.asarray(window, dtype=np.float64)[None, :])[0])
 
 
+def interval_bounds(forecast: Any, offsets: tuple[float, float]) -> tuple[Any, Any]:
+    """The interval around a forecast (a number or an array) from the artifact's residual
+    quantile offsets, with the lower bound floored at `SUNSPOT_FLOOR`, as the service
+    publishes it."""
+    return np.maximum(forecast + offsets[0], SUNSPOT_FLOOR), forecast + offsets[1]
+
+
 def load_forecaster(path: str | Path = DEFAULT_FORECASTER) -> ForecasterModel:
     json_path, meta = read_metadata(path, FORECASTER_KIND)
     window = _require(meta, "window", json_path)
     if not isinstance(window, int) or window < 1:
         raise ArtifactError(f"{json_path}: window must be a positive integer, got {window!r}")
-    interval = _require(meta, "interval", json_path)
+    interval = _section(meta, "interval", json_path)
     lower, upper = _number(interval, "lower", json_path), _number(interval, "upper", json_path)
     if lower > upper:
         raise ArtifactError(f"{json_path}: interval lower {lower} exceeds upper {upper}")

@@ -1,33 +1,42 @@
 """Kafka settings: bootstrap servers, security pass-through and topic names, read once.
 
 Services build a `KafkaSettings` at their edge (flags with env fallback) and pass the frozen
-object down; nothing below the edge reads the environment. `Topics` is the one list of topics:
-each field carries its environment variable and how the topic is created (`TopicSpec`), and
-the flags, `TOPIC_ENV` and `sunspots.topics` are derived from it.
+object down; nothing below the edge reads the environment. The connection and security flags
+(`--bootstrap-servers`, `--security-protocol`, `--sasl-*`, `--ssl-*`) take their variables
+from Kafka's prefix (`KAFKA_BOOTSTRAP_SERVERS`, ...). `Topics` is the one list of topics: each
+field says how its topic is created (`TopicSpec`), and the flags (`--topic-<field>`), their
+environment variables (`SUNSPOTS_TOPIC_<FIELD>`, `TOPIC_ENV`) and `sunspots.topics` are
+derived from it.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Any
 
-from sunspots.cli import env_flag
+from sunspots.cli import env_flag, env_name, kafka_env
 
 DEFAULT_BOOTSTRAP = "localhost:9092"
 
-# kafka-python keyword arguments that may come from the environment, for SASL/SSL clusters.
-_SECURITY_ENV = {
-    "security_protocol": "KAFKA_SECURITY_PROTOCOL",
-    "sasl_mechanism": "KAFKA_SASL_MECHANISM",
-    "sasl_plain_username": "KAFKA_SASL_USERNAME",
-    "sasl_plain_password": "KAFKA_SASL_PASSWORD",
-    "ssl_cafile": "KAFKA_SSL_CAFILE",
-    "ssl_certfile": "KAFKA_SSL_CERTFILE",
-    "ssl_keyfile": "KAFKA_SSL_KEYFILE",
+# Flag -> (kafka-python keyword argument, help), for SASL/SSL clusters. Unset ones are not
+# passed, so kafka-python's defaults (PLAINTEXT, no SASL) apply.
+SECURITY_FLAGS = {
+    "--security-protocol": (
+        "security_protocol",
+        "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL (default: PLAINTEXT)",
+    ),
+    "--sasl-mechanism": ("sasl_mechanism", "PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, ..."),
+    "--sasl-username": ("sasl_plain_username", "SASL user name"),
+    "--sasl-password": (
+        "sasl_plain_password",
+        "SASL password (prefer the variable: flags show in the process list)",
+    ),
+    "--ssl-cafile": ("ssl_cafile", "CA certificate file (PEM) to verify the brokers"),
+    "--ssl-certfile": ("ssl_certfile", "client certificate file (PEM)"),
+    "--ssl-keyfile": ("ssl_keyfile", "client private key file (PEM)"),
 }
 
 
@@ -43,18 +52,16 @@ CHANGELOG_CONFIGS = {
 class TopicSpec:
     """How a topic is configured and created, beside its default name in `Topics`."""
 
-    env: str  # the environment variable that names the topic (its flag: `topic_flag`)
+    env: str  # the environment variable that names the topic: that of its flag, `topic_flag`
     partitioned: bool  # False: one partition, whatever the data topics have
     configs: Mapping[str, str]  # topic configs at creation
 
 
-def _topic(
-    default: str, env: str, partitioned: bool = True, configs: Mapping[str, str] | None = None
-) -> str:
-    """A `Topics` field: its default name, with its `TopicSpec` in the field's metadata.
+def _topic(default: str, partitioned: bool = True, configs: Mapping[str, str] | None = None) -> str:
+    """A `Topics` field: its default name, with how it is created in the field's metadata.
     (Typed as the field's value, as `dataclasses.field` is.)"""
-    spec = TopicSpec(env, partitioned, MappingProxyType(dict(configs or {})))
-    return field(default=default, metadata={"spec": spec})
+    creation = {"partitioned": partitioned, "configs": MappingProxyType(dict(configs or {}))}
+    return field(default=default, metadata=creation)
 
 
 @dataclass(frozen=True)
@@ -62,34 +69,34 @@ class Topics:
     """The service's topic names: the one list of topics that flags, environment variables
     and topic creation are all derived from."""
 
-    observations: str = _topic("sunspots.observations", "TOPIC_OBSERVATIONS")
-    forecasts: str = _topic("sunspots.forecasts", "TOPIC_FORECASTS")
-    evaluations: str = _topic("sunspots.evaluations", "TOPIC_EVALUATIONS")
-    dead_letter: str = _topic("sunspots.dead-letter", "TOPIC_DEAD_LETTER", partitioned=False)
+    observations: str = _topic("sunspots.observations")
+    forecasts: str = _topic("sunspots.forecasts")
+    evaluations: str = _topic("sunspots.evaluations")
+    dead_letter: str = _topic("sunspots.dead-letter", partitioned=False)
     # Partition p of the changelog holds the windows of observations partition p.
-    state: str = _topic(
-        "sunspots.forecaster-state", "TOPIC_FORECASTER_STATE", configs=CHANGELOG_CONFIGS
-    )
-    classifier_requests: str = _topic("classifier.requests", "TOPIC_CLASSIFIER_REQUESTS")
-    classifier_predictions: str = _topic("classifier.predictions", "TOPIC_CLASSIFIER_PREDICTIONS")
+    state: str = _topic("sunspots.forecaster-state", configs=CHANGELOG_CONFIGS)
+    classifier_requests: str = _topic("classifier.requests")
+    classifier_predictions: str = _topic("classifier.predictions")
 
     @staticmethod
     def specs() -> dict[str, TopicSpec]:
         """Field name -> how that topic is configured and created, in declaration order."""
-        return {f.name: f.metadata["spec"] for f in fields(Topics)}
+        return {
+            f.name: TopicSpec(env_name(topic_flag(f.name)), **f.metadata) for f in fields(Topics)
+        }
 
     def named(self) -> list[tuple[str, TopicSpec]]:
         """(topic name, spec) for every topic of this set."""
         return [(getattr(self, name), spec) for name, spec in self.specs().items()]
 
 
-# Field name -> environment variable, for the code that configures services by environment.
-TOPIC_ENV = {name: spec.env for name, spec in Topics.specs().items()}
-
-
 def topic_flag(name: str) -> str:
     """The command-line flag of the `Topics` field `name`: state -> --topic-state."""
     return f"--topic-{name.replace('_', '-')}"
+
+
+# Field name -> environment variable, for the code that configures services by environment.
+TOPIC_ENV = {name: spec.env for name, spec in Topics.specs().items()}
 
 
 @dataclass(frozen=True)
@@ -111,27 +118,31 @@ class KafkaSettings:
 
 def add_kafka_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("kafka")
-    env_flag(
-        group,
-        "--bootstrap-servers",
-        "KAFKA_BOOTSTRAP_SERVERS",
-        DEFAULT_BOOTSTRAP,
-        "comma-separated Kafka brokers",
-    )
+    flag = "--bootstrap-servers"
+    env_flag(group, flag, DEFAULT_BOOTSTRAP, "comma-separated Kafka brokers", env=kafka_env(flag))
+    for flag, (_, help) in SECURITY_FLAGS.items():
+        env_flag(group, flag, None, help, env=kafka_env(flag))
+    topics = parser.add_argument_group("topics")
     defaults = Topics()
     for name, spec in Topics.specs().items():
         env_flag(
-            group,
+            topics,
             topic_flag(name),
-            spec.env,
             getattr(defaults, name),
             f"topic for {name.replace('_', ' ')}",
+            env=spec.env,
         )
 
 
 def kafka_settings_from_args(args: argparse.Namespace) -> KafkaSettings:
     topics = Topics(**{name: getattr(args, f"topic_{name}") for name in Topics.specs()})
     security = tuple(
-        (kwarg, os.environ[env]) for kwarg, env in _SECURITY_ENV.items() if os.environ.get(env)
+        (kwarg, value)
+        for flag, (kwarg, _) in SECURITY_FLAGS.items()
+        if (value := getattr(args, _dest(flag)))
     )
     return KafkaSettings(args.bootstrap_servers, topics, security)
+
+
+def _dest(flag: str) -> str:
+    return flag.lstrip("-").replace("-", "_")

@@ -21,9 +21,10 @@ import sys
 from dataclasses import dataclass
 
 from kafka.admin import KafkaAdminClient, NewTopic
-from kafka.errors import TopicAlreadyExistsError
+from kafka.errors import KafkaError, TopicAlreadyExistsError
 
-from sunspots.cli import add_logging_flag, env_flag, setup_logging
+from sunspots.cli import EXIT_USAGE, Parser, env_flag, positive_int
+from sunspots.logs import add_logging_flags, setup_logging
 from sunspots.settings import KafkaSettings, Topics, add_kafka_flags, kafka_settings_from_args
 
 log = logging.getLogger(__name__)
@@ -46,19 +47,25 @@ def add_replication_flags(parser: argparse.ArgumentParser) -> None:
     env_flag(
         parser,
         "--replication-factor",
-        "TOPIC_REPLICATION_FACTOR",
         CLUSTER_DEFAULT,
         "replicas of each topic the service creates; -1: the cluster's default.replication.factor",
-        type=int,
+        type=replication_factor,
     )
     env_flag(
         parser,
         "--min-insync-replicas",
-        "TOPIC_MIN_INSYNC_REPLICAS",
         None,
         "min.insync.replicas of each topic the service creates; default: the cluster's",
-        type=int,
+        type=positive_int,
     )
+
+
+def replication_factor(text: str) -> int:
+    """-1 (the cluster's default) or a positive number of replicas."""
+    value = int(text) if text.lstrip("-").isdigit() else 0
+    if value != CLUSTER_DEFAULT and value < 1:
+        raise argparse.ArgumentTypeError(f"not -1 or a positive integer: {text!r}")
+    return value
 
 
 def replication_from_args(args: argparse.Namespace) -> Replication:
@@ -109,15 +116,19 @@ def _partitions(admin: KafkaAdminClient, topic: str) -> int | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="sunspots-topics", description=__doc__)
-    env_flag(parser, "--partitions", "TOPIC_PARTITIONS", 1, "partitions per data topic", type=int)
+    parser = Parser(prog="sunspots-topics", description=__doc__)
+    env_flag(parser, "--partitions", 1, "partitions per data topic", type=positive_int)
     add_replication_flags(parser)
     add_kafka_flags(parser)
-    add_logging_flag(parser)
+    add_logging_flags(parser)
     args = parser.parse_args(argv)
-    setup_logging(args.log_level)
+    setup_logging(args, service="topics")
     kafka = kafka_settings_from_args(args)
-    created = create_topics(kafka, args.partitions, replication_from_args(args))
+    try:
+        created = create_topics(kafka, args.partitions, replication_from_args(args))
+    except KafkaError as exc:
+        log.error("cannot create the topics on %s: %s", kafka.bootstrap_servers, exc)
+        return EXIT_USAGE
     log.info("created %s", ", ".join(created) if created else "nothing: all topics exist")
     return 0
 

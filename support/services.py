@@ -156,13 +156,19 @@ def consumer(
     return python_service(args, log_path, port)
 
 
+def instance_id(group: str, instance: str) -> str:
+    """The `--instance-id` of `forecaster(..., instance=instance)` in `group`; it names the
+    instance's transactional producer too, so the broker's transactions can be told apart."""
+    return f"{group}-{instance}"
+
+
 def forecaster(
     bootstrap: str, topics: Topics, group: str, log_dir: Path, *extra: str, instance: str = "a"
 ) -> Service:
     """The forecaster as instance `<group>-<instance>`, logging to forecaster-<instance>.log."""
     log_path = log_dir / f"forecaster-{instance}.log"
-    instance_id = f"{group}-{instance}"
-    return consumer("forecast", bootstrap, topics, group, log_path, *extra, instance_id=instance_id)
+    own_id = instance_id(group, instance)
+    return consumer("forecast", bootstrap, topics, group, log_path, *extra, instance_id=own_id)
 
 
 def producer(
@@ -171,6 +177,23 @@ def producer(
     """`python -m producer` replaying `data` onto the topics (not started)."""
     args = ["producer", "--data", str(data), "--bootstrap-servers", bootstrap]
     return python_service([*args, *topic_flags(topics), *extra], log_path)
+
+
+def replay_range(
+    bootstrap: str,
+    topics: Topics,
+    data: Path | str,
+    log_dir: Path,
+    start: str,
+    end: str | None = None,
+    speed: float = 0.0,
+    *extra: str,
+) -> Service:
+    """`python -m producer` replaying `start`..`end` (the end of the data if None) at `speed`
+    days a second (0: as fast as the broker takes them), logging to `log_dir`/producer.log
+    (not started)."""
+    span = ["--start", start, *(["--end", end] if end else []), "--speed", str(speed)]
+    return producer(bootstrap, topics, data, log_dir / "producer.log", *span, *extra)
 
 
 def run_producer(

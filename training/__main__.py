@@ -7,10 +7,16 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from sunspots.cli import add_logging_flag, env_flag, setup_logging
-from sunspots.data import SILSO_DAILY_URL
+from sunspots.cli import EXIT_USAGE, Parser, env_flag, iso_date, non_negative_float, positive_int
+from sunspots.data import SILSO_DAILY_URL, DataFormatError, load_daily
+from sunspots.logs import add_logging_flags, setup_logging
 
 log = logging.getLogger("training")
+
+
+def _optional_date(text: str) -> str | None:
+    """An ISO date, or None for an empty value (no limit)."""
+    return iso_date(text) if text else None
 
 
 def _optional(text: str) -> str | None:
@@ -18,56 +24,56 @@ def _optional(text: str) -> str | None:
 
 
 def _forecaster_flags(sub: argparse.ArgumentParser) -> None:
-    env_flag(sub, "--data", "SUNSPOTS_DATA", SILSO_DAILY_URL, "SILSO daily CSV path or URL")
-    env_flag(sub, "--end", "TRAIN_END", "2017-06-30", "last date used (ISO)", type=_optional)
+    env_flag(sub, "--data", SILSO_DAILY_URL, "SILSO daily CSV path or URL")
+    env_flag(sub, "--end", "2017-06-30", "last date used (YYYY-MM-DD)", type=_optional_date)
     env_flag(
-        sub, "--start", "TRAIN_START", None, "first date used, for quick runs (ISO)", type=_optional
+        sub, "--start", None, "first date used, for quick runs (YYYY-MM-DD)", type=_optional_date
     )
-    env_flag(sub, "--window", "TRAIN_WINDOW", 10, "input window length in days", type=int)
-    env_flag(sub, "--seed", "TRAIN_SEED", 0, "random seed", type=int)
-    env_flag(sub, "--epochs", "TRAIN_EPOCHS", 100, "maximum epochs (early stopping)", type=int)
-    env_flag(sub, "--batch-size", "TRAIN_BATCH_SIZE", 256, "minibatch size", type=int)
+    env_flag(sub, "--window", 10, "input window length in days", type=positive_int)
+    env_flag(sub, "--seed", 0, "random seed", type=int)
+    env_flag(sub, "--epochs", 100, "maximum epochs (early stopping)", type=positive_int)
+    env_flag(sub, "--batch-size", 256, "minibatch size", type=positive_int)
     env_flag(
         sub,
         "--huber-delta",
-        "TRAIN_HUBER_DELTA",
         0.25,
         "Huber loss delta on the scaled target",
-        type=float,
+        type=non_negative_float,
     )
-    env_flag(sub, "--patience", "TRAIN_PATIENCE", 5, "early-stopping patience", type=int)
+    env_flag(sub, "--patience", 5, "early-stopping patience", type=positive_int)
     env_flag(
         sub,
         "--validation-from",
-        "TRAIN_VALIDATION_FROM",
         1990,
         "first validation year (carved from the training years)",
         type=int,
     )
-    env_flag(sub, "--test-from", "TRAIN_TEST_FROM", 2000, "first test year", type=int)
+    env_flag(sub, "--test-from", 2000, "first test year", type=int)
     env_flag(
         sub,
         "--name",
-        "TRAIN_NAME",
         None,
         "artifact base name (default sunspot_lstm, or sunspot_lstm_w<window>)",
         type=_optional,
     )
-    env_flag(sub, "--reports", "TRAIN_REPORTS", "reports", "report directory", type=Path)
+    env_flag(sub, "--reports", "reports", "report directory", type=Path)
 
 
 def _common_flags(sub: argparse.ArgumentParser) -> None:
-    env_flag(sub, "--out", "TRAIN_OUT", "models", "artifact directory", type=Path)
-    env_flag(sub, "--threads", "TRAIN_THREADS", 2, "TensorFlow intra-op threads", type=int)
-    add_logging_flag(sub)
+    env_flag(sub, "--out", "models", "artifact directory", type=Path)
+    env_flag(sub, "--threads", 2, "TensorFlow intra-op threads", type=positive_int)
+    add_logging_flags(sub)
 
 
 def _seed_list(text: str) -> list[int]:
-    return [int(part) for part in text.split(",") if part.strip()]
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not comma-separated integers: {text!r}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sunspots-train", description=__doc__)
+    parser = Parser(prog="sunspots-train", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     forecaster = commands.add_parser("forecaster", help="train the next-day sunspot LSTM")
     _forecaster_flags(forecaster)
@@ -76,11 +82,11 @@ def build_parser() -> argparse.ArgumentParser:
         "seeds", help="retrain the forecaster with several seeds; write <reports>/<name>_seeds.json"
     )
     _forecaster_flags(seeds)
-    env_flag(seeds, "--seeds", "TRAIN_SEEDS", "0,1,2", "comma-separated seeds", type=_seed_list)
+    env_flag(seeds, "--seeds", "0,1,2", "comma-separated seeds", type=_seed_list)
     _common_flags(seeds)
     classifier = commands.add_parser("classifier", help="train the lesson's toy classifier")
-    env_flag(classifier, "--seed", "TRAIN_SEED", 0, "first random seed", type=int)
-    env_flag(classifier, "--epochs", "TRAIN_EPOCHS", 200, "epochs", type=int)
+    env_flag(classifier, "--seed", 0, "first random seed", type=int)
+    env_flag(classifier, "--epochs", 200, "epochs", type=positive_int)
     _common_flags(classifier)
     return parser
 
@@ -109,7 +115,19 @@ def _forecaster_config(args: argparse.Namespace) -> Any:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    setup_logging(args.log_level)
+    setup_logging(args, service="train")
+    if args.command != "classifier":
+        # Checked before TensorFlow starts, so a bad path or file is one line, not a traceback.
+        try:
+            load_daily(args.data)
+        except (OSError, DataFormatError) as exc:
+            log.error("cannot read the sunspot data: %s", exc)
+            return EXIT_USAGE
+    _run(args)
+    return 0
+
+
+def _run(args: argparse.Namespace) -> None:
     if args.command == "forecaster":
         from training.forecaster import train_forecaster
 
@@ -124,7 +142,6 @@ def main(argv: list[str] | None = None) -> int:
         train_classifier(
             ClassifierConfig(seed=args.seed, epochs=args.epochs, out=args.out, threads=args.threads)
         )
-    return 0
 
 
 if __name__ == "__main__":

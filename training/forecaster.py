@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from sunspots.artifact import FORECASTER_KIND, ForecasterModel, Scaling
-from sunspots.data import file_sha256, load_daily, resolve_source
+from sunspots.data import file_sha256, is_url, load_daily, resolve_source
 from sunspots.lstm import network_from_arrays
 from training.dataset import Splits, WindowSet, build_splits
 from training.export import network_arrays, write_artifact
@@ -191,8 +191,16 @@ def evaluate(
 
 
 def describe_data(cfg: ForecasterConfig) -> dict[str, Any]:
+    """The data trained on, as anyone can check it: the file's name (or the URL it came from),
+    its size and sha256, never a path on the training machine."""
     path = resolve_source(cfg.data)
-    return {"source": cfg.data, "sha256": file_sha256(path), "end": cfg.end, "start": cfg.start}
+    return {
+        "file": str(cfg.data) if is_url(cfg.data) else path.name,
+        "sha256": file_sha256(path),
+        "bytes": path.stat().st_size,
+        "end": cfg.end,
+        "start": cfg.start,
+    }
 
 
 def train_forecaster(cfg: ForecasterConfig) -> dict[str, Any]:

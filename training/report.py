@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from sunspots.artifact import interval_bounds
 from training.dataset import Splits
 
 log = logging.getLogger(__name__)
@@ -57,11 +58,14 @@ def plot_test(path: Path, splits: Splits, forecast: np.ndarray, meta: dict[str, 
         ax.plot(dates[sl], splits.test.y[sl], lw=0.5, color="black", label="actual")
         ax.plot(dates[sl], forecast[sl], lw=0.5, color="tab:orange", label="forecast")
         ax.set_ylabel("sunspot number")
-    lo, hi = meta["interval"]["lower"], meta["interval"]["upper"]
+    # The interval as the service publishes it: the lower bound floored at zero.
+    lower, upper = interval_bounds(
+        forecast[-365:], (meta["interval"]["lower"], meta["interval"]["upper"])
+    )
     zoom.fill_between(
         dates[-365:],
-        forecast[-365:] + lo,
-        forecast[-365:] + hi,
+        lower,
+        upper,
         alpha=0.25,
         color="tab:orange",
         lw=0,

@@ -8,7 +8,6 @@ ports 9092, 9093 and 9094 (sunspots.broker.cluster).
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -20,7 +19,7 @@ from pathlib import Path
 
 from sunspots.broker import BrokerError, LocalBroker, classpath_dir
 from sunspots.broker.cluster import LocalCluster
-from sunspots.cli import env_flag
+from sunspots.cli import Parser, env_flag, kafka_env, port
 from sunspots.data import default_cache_dir
 
 log = logging.getLogger("sunspots.broker")
@@ -112,18 +111,18 @@ def status() -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="sunspots-broker", description=__doc__)
+    parser = Parser(prog="sunspots-broker", description=__doc__)
     parser.add_argument("command", choices=["start", "stop", "status", "fetch"])
-    env_flag(parser, "--port", "KAFKA_PORT", 9092, "broker port on 127.0.0.1", type=int)
-    env_flag(parser, "--heap", "KAFKA_HEAP", "768m", "JVM heap for each broker")
+    env_flag(parser, "--port", 9092, "broker port on 127.0.0.1", type=port, env=kafka_env("--port"))
+    env_flag(parser, "--heap", "768m", "JVM heap for each broker", env=kafka_env("--heap"))
     env_flag(
         parser,
         "--nodes",
-        "KAFKA_NODES",
         1,
         "1: one broker; 3: a cluster with production-like replication",
         type=int,
         choices=[1, 3],
+        env=kafka_env("--nodes"),
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")

@@ -1,4 +1,5 @@
-"""Helpers for the monitoring tests: a real Prometheus server, PromQL names, the compose broker.
+"""Helpers for the monitoring tests: a real Prometheus server, PromQL names, the compose broker,
+and the environment variables a command reads.
 
 The Prometheus server is Debian's `prometheus` binary started on the project's own
 monitoring/prometheus/prometheus.yml, rendered with only the targets (and, to keep the test
@@ -7,12 +8,14 @@ short, the intervals) replaced; the rule files are copied beside it unchanged.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import re
 import shutil
 import subprocess
 import urllib.parse
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +61,40 @@ def exported_names(text: str) -> set[str]:
         names.update(family.name + suffix for suffix in _SUFFIXES.get(family.type, ()))
         names.update(sample.name for sample in family.samples)
     return names
+
+
+# --- the commands' environment variables -----------------------------------------------------
+
+_OPTION = re.compile(r"^  -")  # argparse lists each option from column 2
+_ENV_MARKER = re.compile(r"\[env: ([A-Za-z0-9_]+)\]")
+
+
+def flag_env(main: Callable[[list[str]], int], *args: str) -> dict[str, str]:
+    """Flag -> the environment variable it falls back to, read from the `[env: NAME]` markers
+    of `main([*args, "--help"])`: the services are configured by environment the way the
+    commands themselves name it, so a renamed variable cannot leave a test behind."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):
+        main([*args, "--help"])
+    blocks: list[list[str]] = []  # an option's lines: its flags, then its wrapped help
+    current: list[str] | None = None
+    for line in out.getvalue().splitlines():
+        if _OPTION.match(line):
+            current = [line]
+            blocks.append(current)
+        elif current is not None and line.startswith("   "):
+            current.append(line)
+        else:
+            current = None
+    found: dict[str, str] = {}
+    for block in blocks:
+        invocation = re.split(r"\s{2,}", block[0].strip(), maxsplit=1)[0]
+        marker = _ENV_MARKER.search(" ".join(" ".join(block).split()))
+        if marker:
+            for flag in re.findall(r"--[\w-]+", invocation):
+                found[flag] = marker.group(1)
+    assert found, f"no [env: NAME] markers in the help of {main.__module__} {' '.join(args)}"
+    return found
 
 
 # --- PromQL -----------------------------------------------------------------------------------

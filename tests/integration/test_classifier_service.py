@@ -97,7 +97,7 @@ def test_lesson_sequences_get_the_lesson_classes(
         capture_output=True,
         text=True,
         timeout=ANSWER_TIMEOUT_S + 30,
-        env={**os.environ, "LOG_LEVEL": "WARNING"},
+        env={**os.environ, "SUNSPOTS_LOG_LEVEL": "WARNING"},
     )
     assert cli.returncode == 0, cli.stderr
     lines = cli.stdout.splitlines()

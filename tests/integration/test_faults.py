@@ -1,265 +1,354 @@
-"""Fault tests on the real broker: hard kills, a broker bounce, a consumer leaving a group.
+"""Fault tests on the real broker: hard kills, a broker bounce, a consumer leaving a group, a
+zombie frozen while idle and in the middle of a batch.
 
-In every case the read_committed view of the output topics must hold exactly one forecast and
-one evaluation per target date, with the values of an uninterrupted run.
+Each fault is proven to have landed in flight: the broker is asked (support.progress), right
+before and right after it, how much output was committed and how much input was still waiting,
+and whether the instance's transaction was open; a fault that hit before the stream began or
+after it ended fails the test. Afterwards the read_committed view of the output topics must
+hold exactly the forecasts and evaluations of an uninterrupted run, computed offline
+(tests.integration.offline): every target date once, every value as the offline model gives it,
+including the evaluations scored against a pending forecast restored from the changelog.
 """
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import time
-from collections import Counter
+from collections.abc import Callable
+from datetime import date, timedelta
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from sunspots import data
-from sunspots.artifact import DEFAULT_FORECASTER, load_forecaster
 from sunspots.broker import LocalBroker
-from support.http import sample
+from sunspots.settings import Topics
+from support import http
 from support.polling import wait_for
-from support.services import forecaster, producer, running
-from support.topics import read_topic, unique_topics, values
+from support.progress import ONGOING, Moment, Progress
+from support.services import Service, forecaster, instance_id, replay_range, running
+from support.topics import read_results, unique_topics
+from tests.integration.offline import OfflineRun, assert_matches, offline_run
 
 pytestmark = pytest.mark.fault
 
 
-def _expected(data_path: Path, start: str, end: str | None = None) -> dict[str, float]:
-    """Forecast per target date of an uninterrupted run, from the offline batched model."""
-    model = load_forecaster(os.environ.get("SUNSPOTS_MODEL") or DEFAULT_FORECASTER)
-    frame = data.select_range(data.load_daily(data_path), start, end)
-    series = frame["sunspot_number"].to_numpy(dtype=np.float64)
-    assert not np.isnan(series).any()
-    windows = np.lib.stride_tricks.sliding_window_view(series, model.window)
-    predictions = model.predict(windows)
-    targets = (frame["date"] + np.timedelta64(1, "D")).dt.date.tolist()[model.window - 1 :]
-    return {d.isoformat(): float(p) for d, p in zip(targets, predictions, strict=True)}
+def _aim_at_open_transaction(
+    progress: Progress, instance: str, topics: Topics, timeout: float
+) -> bool:
+    """Wait up to `timeout` s until a transaction of `instance` is open and has written
+    forecasts (the first records of each batch); whether it has. This only aims a fault: where
+    it landed is read from the broker afterwards."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if progress.ends(topics.forecasts).open > 0 and ONGOING in progress.transactions(instance):
+            return True
+    return False
 
 
-def _account(expected: dict[str, float], forecasts: list[dict], evaluations: list[dict]) -> dict:
-    targets = Counter(f["target_date"] for f in forecasts)
-    scored = Counter(e["date"] for e in evaluations)
-    report = {
-        "expected": len(expected),
-        "found": len(targets),
-        "duplicates": sum(c - 1 for c in targets.values()) + sum(c - 1 for c in scored.values()),
-        "missing": len(set(expected) - set(targets)),
-        "unexpected": len(set(targets) - set(expected)),
-        "evaluations": len(evaluations),
-    }
-    print(f"\naccounting: {report}")
-    return report
+def _day(start: str, offset: int) -> str:
+    """The date of the record at `offset` of a one-series replay from `start` (a day each)."""
+    return (date.fromisoformat(start) + timedelta(days=offset)).isoformat()
+
+
+def _assert_restored_pending_scored(
+    offline: OfflineRun, evaluations: list[dict], start: str, resumed_at: list[int]
+) -> None:
+    """The first record a restarted instance processes scores the forecast it restored from the
+    changelog; each such evaluation is there with the offline forecast."""
+    by_date = {e["date"]: e for e in evaluations}
+    for offset in resumed_at:
+        day = _day(start, offset)
+        assert day in by_date, f"the evaluation of the restored pending forecast for {day}"
+        want = offline.evaluations[("silso", day)]["forecast"]
+        assert by_date[day]["forecast"] == pytest.approx(want, abs=1e-4), day
 
 
 def test_forecaster_killed_five_times_during_a_full_replay(
-    bootstrap_servers, create_topics, unique, data_path, tmp_path
+    bootstrap_servers, create_topics, unique, data_file, forecaster_model, tmp_path
 ) -> None:
+    start = "1850-01-01"
     topics = create_topics(unique_topics(unique))
-    expected = _expected(data_path, "1850-01-01")
+    offline = offline_run(data_file, forecaster_model, start)
+    total = offline.observations
     rng = random.Random(unique)
     group = f"g-{unique}"
-    started = time.monotonic()
+    instance = instance_id(group, "a")
+    began = time.monotonic()
     # Small batches mean many transactions, so the kills land between and inside commits.
     fc = forecaster(bootstrap_servers, topics, group, tmp_path, "--max-poll-records", "300")
-    fc.start().wait_ready()
-    replay = producer(
-        bootstrap_servers, topics, data_path, tmp_path / "producer.log", "--start", "1850-01-01"
-    ).start()
-    at: list[int] = []  # evaluations made before each kill: proof the kills hit a live stream
-    try:
-        while len(at) < 5:
-            time.sleep(rng.uniform(0.5, 2.5))
-            at.append(int(sample(fc.metrics(), "sunspot_evaluations_total", series="silso")))
-            fc.kill()
+    replay = replay_range(bootstrap_servers, topics, data_file.path, tmp_path, start)
+    kills: list[tuple[Moment, Moment, bool]] = []
+    with Progress(bootstrap_servers) as progress:
+        moment = progress.forecaster_moments(group, topics, instance)
+        try:
             fc.start().wait_ready()
-        assert replay.process.wait(300) == 0, replay.log()
-        forecasts = values(
-            read_topic(bootstrap_servers, topics.forecasts, expected=len(expected), timeout=300)
-        )
-        evaluations = values(
-            read_topic(
-                bootstrap_servers, topics.evaluations, expected=len(expected) - 1, timeout=120
-            )
-        )
-        assert fc.terminate() == 0
-    finally:
-        fc.kill()
-        replay.kill()
-    print(
-        f"\n{len(at)} SIGKILLs, {time.monotonic() - started:.1f} s; evaluations by the "
-        f"killed instance before each kill: {at}"
+            replay.start()
+            for k in range(1, 6):
+                # Kill k lands when about k/6 of the input is committed: never before the
+                # stream began nor after it ended, whatever the speed of the machine.
+                target = int(total * rng.uniform(k - 0.3, k + 0.3) / 6)
+                progress.wait_consumed(group, topics.observations, target, 300, fc)
+                before = moment()
+                aimed = _aim_at_open_transaction(progress, instance, topics, 5.0)
+                fc.kill()
+                kills.append((before, moment(), aimed))
+                fc.start().wait_ready()
+            assert replay.wait(300) == 0, replay.log()
+            progress.wait_finished(group, topics, total, 300, fc)
+            final = moment()
+            forecasts, evaluations = read_results(bootstrap_servers, topics)
+            assert fc.terminate() == 0
+        finally:
+            fc.kill()
+            replay.kill()
+    print(f"\n5 SIGKILLs during a replay of {total} days, {time.monotonic() - began:.0f} s")
+    for n, (before, after, aimed) in enumerate(kills, 1):
+        print(f"kill {n}: before: {before.describe()}")
+        print(f"        after:  {after.describe()} (aimed at an open transaction: {aimed})")
+    committed_at_end = final.outputs[topics.evaluations].committed
+    for n, (before, after, _) in enumerate(kills, 1):
+        assert before.outputs[topics.evaluations].committed > 0, f"kill {n}: no output before it"
+        assert after.consumed < total, f"kill {n}: no input left after it"
+        assert after.outputs[topics.evaluations].committed < committed_at_end, f"kill {n}"
+    assert any(after.in_transaction for _, after, _ in kills), (
+        "no kill landed inside an open transaction"
     )
-    report = _account(expected, forecasts, evaluations)
-    assert report["duplicates"] == report["missing"] == report["unexpected"] == 0
+    assert_matches(offline, forecasts, evaluations)
     # The last forecast (for the day after the data ends) has no actual yet.
-    assert report["evaluations"] == len(expected) - 1
-    # The network computes in float32, and BLAS sums a product differently for different batch
-    # sizes, so a forecast from a batch of 300 and one from a batch of 64,000 agree to float32
-    # precision (values reach 400: about 1e-5), not to the last bit. The parity test uses the
-    # same bound.
-    worst = max(abs(f["forecast"] - expected[f["target_date"]]) for f in forecasts)
-    assert worst < 1e-4
+    assert len(evaluations) == len(forecasts) - 1
+    _assert_restored_pending_scored(
+        offline, evaluations, start, [after.consumed for _, after, _ in kills]
+    )
 
 
-def test_broker_killed_and_restarted_mid_replay(data_path, tmp_path, unique) -> None:
+def test_broker_killed_and_restarted_mid_replay(
+    data_file, forecaster_model, tmp_path, unique
+) -> None:
     """A broker of its own, so the bounce cannot disturb other tests."""
     broker = LocalBroker(workdir=tmp_path / "kafka").start()
     topics = unique_topics(unique)
     start, end = "1995-01-01", "2005-12-31"
-    expected = _expected(data_path, start, end)
-    expected.pop(max(expected))  # the day after `end` is forecast but never scored
+    offline = offline_run(data_file, forecaster_model, start, end)
+    total = offline.observations
+    group = f"g-{unique}"
+    bootstrap = broker.bootstrap_servers
     try:
-        fc = forecaster(broker.bootstrap_servers, topics, f"g-{unique}", tmp_path)
-        replay = producer(
-            broker.bootstrap_servers,
-            topics,
-            data_path,
-            tmp_path / "producer.log",
-            "--start",
-            start,
-            "--end",
-            end,
-            "--speed",
-            "1000",
-        )
-        with running(fc):
+        fc = forecaster(bootstrap, topics, group, tmp_path)
+        replay = replay_range(bootstrap, topics, data_file.path, tmp_path, start, end, 1000)
+        with running(fc), Progress(bootstrap) as progress:
+            moment = progress.forecaster_moments(group, topics, instance_id(group, "a"))
             fc.wait_ready()
             replay.start()
-            time.sleep(2.0)
+            progress.wait_consumed(group, topics.observations, total // 4, 120, fc)
+            before = moment()
             broker.kill()
             wait_for(
                 "/readyz to answer 503 while the broker is down",
                 lambda: fc.get("/readyz")[0] == 503,
                 60,
             )
-            time.sleep(2.0)
-            before = sample(fc.metrics(), "sunspot_evaluations_total", series="silso")
             broker.start()
             restarted = time.monotonic()
             wait_for(
-                "the forecaster to resume after the broker came back",
-                lambda: sample(fc.metrics(), "sunspot_evaluations_total", series="silso") > before,
+                "the forecaster to commit again after the broker came back",
+                lambda: progress.consumed(group, topics.observations) > before.consumed,
                 120,
             )
             resumed = time.monotonic() - restarted
             wait_for("/readyz to recover", lambda: fc.get("/readyz")[0] == 200, 60)
-            assert replay.process.wait(300) == 0, replay.log()
-            forecasts = values(
-                read_topic(
-                    broker.bootstrap_servers,
-                    topics.forecasts,
-                    expected=len(expected) + 1,
-                    timeout=180,
-                )
-            )
-            evaluations = values(
-                read_topic(
-                    broker.bootstrap_servers,
-                    topics.evaluations,
-                    expected=len(expected),
-                    timeout=120,
-                )
-            )
+            assert replay.wait(300) == 0, replay.log()
+            progress.wait_finished(group, topics, total, 180, fc)
+            forecasts, evaluations = read_results(bootstrap, topics)
+            rewound = "rewound" in fc.log(tail=10**7)
             assert fc.terminate() == 0
         replay.kill()
     finally:
         broker.cleanup()
-    print(f"\npipeline resumed {resumed:.1f} s after the restarted broker was ready")
-    report = _account(expected, [f for f in forecasts if f["target_date"] in expected], evaluations)
-    assert len(forecasts) == len(expected) + 1
-    assert report["duplicates"] == report["missing"] == report["unexpected"] == 0
-    assert report["evaluations"] == len(expected)
+    print(f"\nbroker killed at: {before.describe()}")
+    print(f"pipeline committed again {resumed:.1f} s after the restarted broker was ready")
+    print(f"the forecaster rewound and restored its state from the changelog: {rewound}")
+    assert before.outputs[topics.evaluations].committed > 0
+    assert before.consumed < total
+    assert_matches(offline, forecasts, evaluations)
 
 
 def test_two_consumers_share_four_partitions_and_survive_a_kill(
-    bootstrap_servers, create_topics, unique, data_path, tmp_path
+    bootstrap_servers, create_topics, unique, data_file, forecaster_model, tmp_path
 ) -> None:
     topics = create_topics(unique_topics(unique), partitions=4)
     group = f"g-{unique}"
-    series_count, shift, start, end = 8, 27, "2000-01-01", "2001-12-31"
-    frame = data.select_range(data.load_daily(data_path), start, end)
-    days = len(frame)
-    model_window = load_forecaster(os.environ.get("SUNSPOTS_MODEL") or DEFAULT_FORECASTER).window
-    # Series i starts i × shift days late; its windows end on its 10th day onwards.
-    expected = {f"silso-{i}": days - i * shift - model_window + 1 for i in range(series_count)}
+    count, shift, start, end = 8, 27, "2000-01-01", "2001-12-31"
+    offline = offline_run(data_file, forecaster_model, start, end, count=count, shift_days=shift)
+    total = offline.observations
     a = forecaster(bootstrap_servers, topics, group, tmp_path, instance="a")
     b = forecaster(bootstrap_servers, topics, group, tmp_path, instance="b")
-    replay = producer(
+    replay = replay_range(
         bootstrap_servers,
         topics,
-        data_path,
-        tmp_path / "producer.log",
-        "--start",
+        data_file.path,
+        tmp_path,
         start,
-        "--end",
         end,
-        "--speed",
-        "100",
+        100,
         "--series-count",
-        str(series_count),
+        str(count),
         "--series-shift-days",
         str(shift),
     )
-    with running(a), running(b):
+
+    def forecasts_made(service: Service) -> float:
+        return http.total(service.metrics(), "sunspot_forecasts_total")
+
+    with running(a), running(b), Progress(bootstrap_servers) as progress:
+        moment = progress.forecaster_moments(group, topics, instance_id(group, "b"))
         a.wait_ready()
         b.wait_ready()
         replay.start()
-        time.sleep(2.0)
-        b.kill()
-        time.sleep(3.0)
-        b.start().wait_ready()
-        assert replay.process.wait(120) == 0, replay.log()
-        forecasts = values(
-            read_topic(
-                bootstrap_servers, topics.forecasts, expected=sum(expected.values()), timeout=180
-            )
+        wait_for(
+            "both instances to forecast, and a quarter of the input committed",
+            lambda: (
+                forecasts_made(a) > 0
+                and forecasts_made(b) > 0
+                and progress.consumed(group, topics.observations) >= total // 4
+            ),
+            120,
         )
-        served = {"a": a.metrics(), "b": b.metrics()}
+        before = moment()
+        b_before = forecasts_made(b)
+        b.kill()
+        after = moment()
+        # Let the stream run on while b is away (unless the replay has already ended), so
+        # that its partitions wait for it.
+        wait_for(
+            "more input to arrive while b is down",
+            lambda: (
+                replay.process.poll() is not None
+                or progress.ends(topics.observations).written >= after.produced + 4 * count
+            ),
+            60,
+        )
+        b.start().wait_ready()
+        assert replay.wait(120) == 0, replay.log()
+        progress.wait_finished(group, topics, total, 180, a, b)
+        forecasts, evaluations = read_results(bootstrap_servers, topics)
+        served = {"a": forecasts_made(a), "b": forecasts_made(b)}
         assert a.terminate() == 0 and b.terminate() == 0
-    per_series = Counter(f["series"] for f in forecasts)
-    pairs = Counter((f["series"], f["target_date"]) for f in forecasts)
-    print(f"\nforecasts per series: {dict(sorted(per_series.items()))}")
-    assert dict(per_series) == expected
-    assert max(pairs.values()) == 1
-    # Both instances served some series: the partitions really were shared.
-    for name, samples in served.items():
-        assert any(k[0] == "sunspot_forecasts_total" and v > 0 for k, v in samples.items()), name
+    print(f"\nb killed after making {b_before:.0f} forecasts, at: {before.describe()}")
+    print(f"after the kill: {after.describe()}; forecasts made after it: {served}")
+    assert before.outputs[topics.evaluations].committed > 0 and b_before > 0
+    assert after.consumed < total
+    assert_matches(offline, forecasts, evaluations)
+    # Both instances served some series after the restart too: the partitions were shared.
+    assert served["a"] > 0 and served["b"] > 0, served
 
 
-def test_a_zombie_with_the_same_instance_id_is_fenced_and_stops(
-    bootstrap_servers, create_topics, unique, data_path, tmp_path
+def _zombie_and_twin(
+    bootstrap: str, topics: Topics, group: str, tmp_path: Path, *extra: str
+) -> tuple[Service, Service]:
+    """Two forecasters with the same instance id (so the same transactional id), logging apart."""
+    (tmp_path / "twin").mkdir()
+    zombie = forecaster(bootstrap, topics, group, tmp_path, *extra, instance="a")
+    twin = forecaster(bootstrap, topics, group, tmp_path / "twin", *extra, instance="a")
+    return zombie, twin
+
+
+def _wake_and_expect_fenced(zombie: Service) -> None:
+    zombie.process.send_signal(signal.SIGCONT)
+    assert zombie.wait(60) == 3, zombie.log()
+    assert "another instance runs as" in zombie.log()
+
+
+def test_a_zombie_frozen_while_idle_is_fenced_and_stops(
+    bootstrap_servers, create_topics, unique, data_file, forecaster_model, tmp_path
 ) -> None:
     """A paused instance whose id was taken over must not write once it wakes: it exits."""
     topics = create_topics(unique_topics(unique))
     group = f"g-{unique}"
-    (tmp_path / "twin").mkdir()
-    zombie = forecaster(bootstrap_servers, topics, group, tmp_path, instance="a")
-    twin = forecaster(bootstrap_servers, topics, group, tmp_path / "twin", instance="a")
-    with running(zombie):
+    start, end = "2010-01-01", "2010-03-31"
+    offline = offline_run(data_file, forecaster_model, start, end)
+    zombie, twin = _zombie_and_twin(bootstrap_servers, topics, group, tmp_path)
+    with running(zombie), Progress(bootstrap_servers) as progress:
         zombie.wait_ready()
         zombie.process.send_signal(signal.SIGSTOP)
         with running(twin):
             twin.wait_ready()  # same group.instance.id and transactional id: it takes over
-            producer(
-                bootstrap_servers,
-                topics,
-                data_path,
-                tmp_path / "producer.log",
-                "--start",
-                "2010-01-01",
-                "--end",
-                "2010-03-31",
-            ).start().process.wait(60)
-            evaluations = values(read_topic(bootstrap_servers, topics.evaluations, expected=80))
-            zombie.process.send_signal(signal.SIGCONT)
-            assert zombie.process.wait(60) == 3, zombie.log()
-            assert "another instance runs as" in zombie.log()
-            time.sleep(2)  # anything the zombie could have written would be committed by now
-            evaluations = values(read_topic(bootstrap_servers, topics.evaluations, expected=80))
-            assert twin.process.poll() is None, twin.log()
+            replay = replay_range(bootstrap_servers, topics, data_file.path, tmp_path, start, end)
+            assert replay.start().wait(60) == 0, replay.log()
+            progress.wait_finished(group, topics, offline.observations, 60, twin)
+            _wake_and_expect_fenced(zombie)
+            # The zombie has exited: whatever it wrote is on the topics now.
+            forecasts, evaluations = read_results(bootstrap_servers, topics)
+            twin.check_running()
             assert twin.terminate() == 0
-    dates = [e["date"] for e in evaluations]
-    assert len(dates) == len(set(dates)) == 80
+    assert_matches(offline, forecasts, evaluations)
+
+
+def _freeze_inside_transaction(
+    service: Service,
+    progress: Progress,
+    moment: Callable[[], Moment],
+    instance: str,
+    topics: Topics,
+    attempts: int = 20,
+) -> Moment:
+    """SIGSTOP `service` while a transaction of its is open, and return the broker's view of
+    that moment; a freeze that lands between transactions is undone and tried again."""
+    for _ in range(attempts):
+        _aim_at_open_transaction(progress, instance, topics, 5.0)
+        service.process.send_signal(signal.SIGSTOP)
+        frozen = moment()
+        if frozen.in_transaction:
+            return frozen
+        service.process.send_signal(signal.SIGCONT)
+    raise AssertionError(
+        f"no freeze of {attempts} landed inside a transaction: {frozen.describe()}"
+    )
+
+
+def test_a_zombie_frozen_in_the_middle_of_a_batch_is_fenced_and_its_batch_never_shows(
+    bootstrap_servers, create_topics, unique, data_file, forecaster_model, tmp_path
+) -> None:
+    """Frozen with a transaction open, the zombie's batch is aborted when the twin takes over,
+    the twin processes it again from the committed state, and the zombie, woken, exits."""
+    topics = create_topics(unique_topics(unique))
+    group = f"g-{unique}"
+    instance = instance_id(group, "a")
+    start, end = "2008-01-01", "2010-12-31"
+    offline = offline_run(data_file, forecaster_model, start, end)
+    total = offline.observations
+    zombie, twin = _zombie_and_twin(
+        bootstrap_servers, topics, group, tmp_path, "--max-poll-records", "20"
+    )
+    replay = replay_range(bootstrap_servers, topics, data_file.path, tmp_path, start, end, 150)
+    with running(zombie), Progress(bootstrap_servers) as progress:
+        moment = progress.forecaster_moments(group, topics, instance)
+        zombie.wait_ready()
+        with running(replay):
+            wait_for(
+                "the zombie to commit output",
+                lambda: progress.ends(topics.evaluations).committed > 0,
+                60,
+            )
+            frozen = _freeze_inside_transaction(zombie, progress, moment, instance, topics)
+            with running(twin):
+                twin.wait_ready()  # its producer's start fenced the zombie's, and aborted
+                wait_for(
+                    "the frozen transaction to be aborted",
+                    lambda: all(
+                        progress.ends(topic).committed >= ends.written
+                        for topic, ends in frozen.outputs.items()
+                    ),
+                    60,
+                )
+                taken_over = moment()
+                assert replay.wait(120) == 0, replay.log()
+                progress.wait_finished(group, topics, total, 120, twin)
+                _wake_and_expect_fenced(zombie)
+                forecasts, evaluations = read_results(bootstrap_servers, topics)
+                twin.check_running()
+                assert twin.terminate() == 0
+    print(f"\nzombie frozen at: {frozen.describe()}")
+    print(f"twin took over:   {taken_over.describe()}")
+    assert frozen.outputs[topics.evaluations].committed > 0 and frozen.consumed < total
+    assert_matches(offline, forecasts, evaluations)

@@ -25,19 +25,24 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.admin import KafkaAdminClient
 
+from consumer.__main__ import main as consumer_main
+from producer.__main__ import main as producer_main
 from sunspots import schemas
 from sunspots.broker import free_port
 from sunspots.settings import TOPIC_ENV, Topics
+from sunspots.topics import main as topics_main
 from support.http import get, metrics_text
 from support.polling import wait_for
 from support.services import python_service
 from support.topics import read_to_end, topic_env, unique_topics
+from tests.datafacts import DataFile
 from tests.integration.monitoring_helpers import (
     DASHBOARD,
     ComposeConfiguredBroker,
     PrometheusServer,
     dashboard_queries,
     exported_names,
+    flag_env,
     grafana_to_promql,
     names_of,
     rule_expressions,
@@ -48,7 +53,7 @@ from tests.unit.test_compose import environment, load_compose
 SERIES = "silso"
 # 91 days: windows fill after the first few, so the run has dozens of forecasts and evaluations.
 # 40 days a second spreads them over a few 1 s scrapes, so rates and quantiles have data.
-REPLAY = {"REPLAY_START": "2000-01-01", "REPLAY_END": "2000-03-31", "REPLAY_SPEED": "40"}
+REPLAY = {"--start": "2000-01-01", "--end": "2000-03-31", "--speed": "40"}
 # Smaller than the number of evaluations, so the rolling window really rolls.
 ROLLING = 30
 CLASSIFY = "0,0,0,0,0,1;0,0,0,1,0,0;0,2,0,0,0,0;3,0,0,0,0,0;0,0,0,0,0,0"
@@ -70,14 +75,25 @@ def run(bootstrap_servers: str, data_path: Path, tmp_path_factory) -> Iterator[R
     token = uuid.uuid4().hex[:10]
     workdir = tmp_path_factory.mktemp("monitoring")
     topics = unique_topics(token)
-    env = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap_servers, "LOG_LEVEL": "INFO", **topic_env(topics)}
+    # Each command's environment variables as its --help names them.
+    setup_env, replay_env = flag_env(topics_main), flag_env(producer_main)
+    forecast_env, classify_env = (
+        flag_env(consumer_main, "forecast"),
+        flag_env(consumer_main, "classify"),
+    )
+    client_env = flag_env(producer_main, "classify")
+    env = {
+        forecast_env["--bootstrap-servers"]: bootstrap_servers,
+        forecast_env["--log-level"]: "INFO",
+        **topic_env(topics),
+    }
     forecaster_port, classifier_port, prometheus_port = free_port(), free_port(), free_port()
     processes = []
     prometheus = None
     try:
         # The compose file's one-shot `topics` service.
         setup = python_service(
-            ["sunspots.topics"], workdir / "topics.log", env={**env, "TOPIC_PARTITIONS": "1"}
+            ["sunspots.topics"], workdir / "topics.log", env={**env, setup_env["--partitions"]: "1"}
         ).start()
         processes.append(setup)
         assert setup.wait(60) == 0, setup.log()
@@ -88,11 +104,11 @@ def run(bootstrap_servers: str, data_path: Path, tmp_path_factory) -> Iterator[R
             forecaster_port,
             env={
                 **env,
-                "METRICS_PORT": str(forecaster_port),
-                "CONSUMER_GROUP": f"mon-forecaster-{token}",
-                "INSTANCE_ID": f"mon-forecaster-{token}",
-                "ROLLING_EVALUATIONS": str(ROLLING),
-                "CREATE_TOPICS": "false",
+                forecast_env["--metrics-port"]: str(forecaster_port),
+                forecast_env["--group"]: f"mon-forecaster-{token}",
+                forecast_env["--instance-id"]: f"mon-forecaster-{token}",
+                forecast_env["--rolling"]: str(ROLLING),
+                forecast_env["--create-topics"]: "false",
             },
         ).start()
         processes.append(forecaster)
@@ -102,10 +118,10 @@ def run(bootstrap_servers: str, data_path: Path, tmp_path_factory) -> Iterator[R
             classifier_port,
             env={
                 **env,
-                "METRICS_PORT": str(classifier_port),
-                "CONSUMER_GROUP": f"mon-classifier-{token}",
-                "INSTANCE_ID": f"mon-classifier-{token}",
-                "CREATE_TOPICS": "false",
+                classify_env["--metrics-port"]: str(classifier_port),
+                classify_env["--group"]: f"mon-classifier-{token}",
+                classify_env["--instance-id"]: f"mon-classifier-{token}",
+                classify_env["--create-topics"]: "false",
             },
         ).start()
         processes.append(classifier)
@@ -125,7 +141,12 @@ def run(bootstrap_servers: str, data_path: Path, tmp_path_factory) -> Iterator[R
         producer = python_service(
             ["producer"],
             workdir / "producer.log",
-            env={**env, **REPLAY, "SUNSPOTS_DATA": str(data_path), "SERIES_ID": SERIES},
+            env={
+                **env,
+                **{replay_env[flag]: value for flag, value in REPLAY.items()},
+                replay_env["--data"]: str(data_path),
+                replay_env["--series"]: SERIES,
+            },
         ).start()
         processes.append(producer)
         assert producer.wait(90) == 0, producer.log()
@@ -133,7 +154,7 @@ def run(bootstrap_servers: str, data_path: Path, tmp_path_factory) -> Iterator[R
         client = python_service(
             ["producer", "classify"],
             workdir / "classifier-client.log",
-            env={**env, "CLASSIFY_SEQUENCES": CLASSIFY, "CLASSIFY_TIMEOUT": "60"},
+            env={**env, client_env["--sequence"]: CLASSIFY, client_env["--timeout"]: "60"},
         ).start()
         processes.append(client)
         assert client.wait(90) == 0, client.log()
@@ -259,6 +280,61 @@ def test_prometheus_reports_the_rolling_rmse_of_the_evaluations_on_the_topic(run
         assert scraped == pytest.approx(value, rel=1e-9), f"{name}: the topic gives {value}"
 
 
+def _observed_values(run: Run) -> list[float]:
+    """The sunspot numbers of the run's well-formed observations, in topic order."""
+    found = []
+    for record in read_to_end(run.bootstrap, run.topics.observations):
+        try:
+            obs = schemas.decode_observation(record.value, record.key)
+        except schemas.SchemaError:
+            continue  # the malformed record sent to exercise the dead-letter path
+        if obs.series == SERIES and obs.sunspot_number is not None:
+            found.append(obs.sunspot_number)
+    return found
+
+
+def test_prometheus_reports_coverage_errors_and_last_values_of_the_topics(
+    run: Run, data_file: DataFile
+) -> None:
+    """Each gauge and the error histogram, recomputed from the records on the topics."""
+    evaluations = [
+        schemas.decode_evaluation(r.value)
+        for r in read_to_end(run.bootstrap, run.topics.evaluations)
+    ]
+    evaluations = [e for e in evaluations if e["series"] == SERIES]
+    forecasts = [
+        schemas.decode_forecast(r.value) for r in read_to_end(run.bootstrap, run.topics.forecasts)
+    ]
+    forecasts = [f for f in forecasts if f.series == SERIES]
+    errors = [e["actual"] - e["forecast"] for e in evaluations]
+    last = evaluations[-ROLLING:]
+    coverage = sum(e["lower"] <= e["actual"] <= e["upper"] for e in last) / len(last)
+    # Guard the guard: a coverage of 0 or 1 would let a `covered` that is always False or
+    # always True pass. The replayed quarter has misses and hits in its last K days.
+    assert 0 < coverage < 1, (
+        f"coverage {coverage} of the last {ROLLING} cannot tell a broken `covered` {data_file.note}"
+    )
+    expected = {
+        "sunspot_forecast_interval_coverage": coverage,
+        "sunspot_forecast_error": errors[-1],
+        "sunspot_actual_value": _observed_values(run)[-1],
+        "sunspot_forecast_value": forecasts[-1].forecast,
+        "sunspot_forecast_abs_error_count": len(errors),
+        "sunspot_forecast_abs_error_sum": math.fsum(abs(e) for e in errors),
+    }
+    for name, value in expected.items():
+        own = sample_value(run.forecaster_metrics, name, {"series": SERIES})
+        ((_, scraped),) = run.prometheus.vector(f'{name}{{series="{SERIES}"}}')
+        assert scraped == own, f"{name}: Prometheus has {scraped}, /metrics {own}"
+        assert scraped == pytest.approx(value, rel=1e-9, abs=1e-9), f"{name}: topics give {value}"
+
+    buckets = run.prometheus.vector(f'sunspot_forecast_abs_error_bucket{{series="{SERIES}"}}')
+    assert len(buckets) > 2
+    for labels, scraped in buckets:
+        bound = float(labels["le"])
+        assert scraped == sum(abs(e) <= bound for e in errors), f"bucket le={labels['le']}"
+
+
 def test_the_scrape_targets_are_up(run: Run) -> None:
     targets = run.prometheus.api("targets")["data"]["activeTargets"]
     health = {t["labels"]["job"]: t["health"] for t in targets}
@@ -341,8 +417,9 @@ def test_compose_kafka_settings_run_a_broker_the_services_can_use(tmp_path: Path
         broker.start(timeout=120)
         internal, external = broker.listener("INTERNAL"), broker.listener("EXTERNAL")
 
+        names = flag_env(topics_main)
         setup_env = environment(compose["services"]["topics"])
-        setup_env["KAFKA_BOOTSTRAP_SERVERS"] = internal
+        setup_env[names["--bootstrap-servers"]] = internal
         setup = python_service(["sunspots.topics"], tmp_path / "topics.log", env=setup_env).start()
         assert setup.wait(60) == 0, setup.log()
 
@@ -352,12 +429,12 @@ def test_compose_kafka_settings_run_a_broker_the_services_can_use(tmp_path: Path
             described = {t["name"]: t for t in admin.describe_topics()}
         finally:
             admin.close()
-        partitions = int(setup_env["TOPIC_PARTITIONS"])
-        observations = setup_env["TOPIC_OBSERVATIONS"]
+        partitions = int(setup_env[names["--partitions"]])
+        observations = setup_env[TOPIC_ENV["observations"]]
         for env_name in TOPIC_ENV.values():
             assert setup_env[env_name] in described, f"{setup_env[env_name]} was not created"
         assert len(described[observations]["partitions"]) == partitions
-        state = described[setup_env["TOPIC_FORECASTER_STATE"]]
+        state = described[setup_env[TOPIC_ENV["state"]]]
         assert len(state["partitions"]) == partitions
 
         # A transactional producer needs the single-replica transaction log settings.

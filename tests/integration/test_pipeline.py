@@ -1,12 +1,14 @@
-"""The replay pipeline end to end on the real broker: producer → forecaster → topics + metrics."""
+"""The replay pipeline end to end on the real broker: producer → forecaster → topics + metrics.
+
+Each test waits until the forecaster's group has committed all its input (support.progress) and
+then reads the outputs to their end, so what it checks is all the run will ever commit; the
+values are compared with the offline run (tests.integration.offline).
+"""
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import re
-import time
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -15,15 +17,14 @@ import pytest
 from kafka import KafkaProducer
 
 from sunspots import data
-from sunspots.artifact import DEFAULT_FORECASTER, load_forecaster
 from sunspots.evaluation import rmse
 from sunspots.schemas import Observation
 from support.http import sample
 from support.polling import wait_for
-from support.services import forecaster, producer, run_producer, running
-from support.topics import read_topic, unique_topics, values
-
-SEED_START, SEED_END = "2000-01-01", "2017-06-30"
+from support.progress import Progress
+from support.services import forecaster, instance_id, replay_range, run_producer, running
+from support.topics import read_results, read_to_end, unique_topics, values
+from tests.integration.offline import assert_matches, offline_run
 
 
 @pytest.fixture
@@ -38,31 +39,31 @@ def _replay(bootstrap: str, topics, data_path: Path, log_dir: Path, start: str, 
     )
 
 
-def _metric(service, name: str, **labels: str) -> float:
-    return sample(service.metrics(), name, **labels)
-
-
 def test_replay_parity_with_the_offline_model(
-    bootstrap_servers: str, topics, unique: str, data_path: Path, tmp_path: Path
+    bootstrap_servers: str, topics, unique: str, data_file, forecaster_model, tmp_path: Path
 ) -> None:
-    model = load_forecaster(os.environ.get("SUNSPOTS_MODEL") or DEFAULT_FORECASTER)
-    frame = data.select_range(data.load_daily(data_path), SEED_START, SEED_END)
+    """The artifact's test years streamed through Kafka give its offline forecasts, one by one,
+    and the test RMSE it reports."""
+    model = forecaster_model
+    test_years = model.metadata["splits"]["test"]
+    start, end = test_years["first_date"], test_years["last_date"]
+    frame = data.select_range(data.load_daily(data_file.path), start, end)
     values_ = frame["sunspot_number"].to_numpy(dtype=np.float64)
     n = len(values_) - model.window  # windows whose target date is inside the range
     offline = model.predict(np.lib.stride_tricks.sliding_window_view(values_, model.window)[:n])
+    group = f"g-{unique}"
 
-    with running(forecaster(bootstrap_servers, topics, f"g-{unique}", tmp_path)) as fc:
+    with (
+        running(forecaster(bootstrap_servers, topics, group, tmp_path)) as fc,
+        Progress(bootstrap_servers) as progress,
+    ):
         fc.wait_ready()
-        _replay(bootstrap_servers, topics, data_path, tmp_path, SEED_START, SEED_END)
-        evaluations = values(read_topic(bootstrap_servers, topics.evaluations, expected=n))
-        forecasts = values(read_topic(bootstrap_servers, topics.forecasts, expected=n + 1))
-        wait_for(
-            "the metrics to catch up with the evaluations topic",
-            lambda: _metric(fc, "sunspot_evaluations_total", series="silso") == n,
-            30,
-        )
+        _replay(bootstrap_servers, topics, data_file.path, tmp_path, start, end)
+        progress.wait_finished(group, topics, len(frame), 120, fc)
+        forecasts, evaluations = read_results(bootstrap_servers, topics)
+        # The batch's metrics are set before its transaction commits.
         metrics = {
-            name: _metric(fc, name, series="silso")
+            name: sample(fc.metrics(), name, series="silso")
             for name in (
                 "sunspot_observations_total",
                 "sunspot_forecasts_total",
@@ -71,8 +72,10 @@ def test_replay_parity_with_the_offline_model(
         }
         assert fc.terminate() == 0  # SIGTERM: finish, commit, close, exit 0
 
-    assert n == 6381
-    # One forecast per complete window: 6381 scored ones, and one for 2017-07-01 still waiting.
+    trained_on = model.metadata["data"]["sha256"]
+    about = f"{data_file.note}; the artifact was trained on data sha256 {trained_on[:12]}…"
+    assert n == test_years["windows"], f"{n} test windows, the artifact counted its own {about}"
+    # One forecast per complete window: n scored ones, and one for the day after `end` waiting.
     by_target = {f["target_date"]: f for f in forecasts}
     assert len(forecasts) == len(by_target) == n + 1
     dates = frame["date"].dt.date.tolist()
@@ -80,8 +83,9 @@ def test_replay_parity_with_the_offline_model(
     assert np.max(np.abs(streamed - offline)) < 1e-4
     assert len(evaluations) == len({e["date"] for e in evaluations}) == n
     streamed_rmse = rmse([e["error"] for e in evaluations])
-    assert math.isclose(
-        streamed_rmse, model.metadata["metrics"]["test"]["lstm"]["rmse"], abs_tol=1e-3
+    artifact_rmse = model.metadata["metrics"]["test"]["lstm"]["rmse"]
+    assert math.isclose(streamed_rmse, artifact_rmse, abs_tol=1e-3), (
+        f"streamed RMSE {streamed_rmse} against the artifact's {artifact_rmse} {about}"
     )
     assert metrics == {
         "sunspot_observations_total": len(frame),
@@ -98,34 +102,50 @@ def _send(bootstrap: str, topic: str, items: list[tuple[bytes | None, bytes | No
     producer.close()
 
 
+D0 = date(2001, 1, 1)
+
+
+def _day(day: int) -> str:
+    return (D0 + timedelta(days=day)).isoformat()
+
+
 def _obs(day: int, value: float | None, series: str = "silso") -> tuple[bytes, bytes]:
-    obs = Observation(series, date(2001, 1, 1) + timedelta(days=day), value, None, 5, False)
+    obs = Observation(series, D0 + timedelta(days=day), value, None, 5, False)
     return series.encode(), obs.encode()
 
 
-def _run_records(bootstrap, topics, unique, tmp_path, items, forecasts, evaluations=None):
-    with running(forecaster(bootstrap, topics, f"g-{unique}", tmp_path)) as fc:
+def _run_records(bootstrap, topics, unique, tmp_path, items):
+    """Send `items`, wait until the forecaster has committed them all, and return what it
+    published: forecasts, evaluations, dead letters, and its /metrics."""
+    group = f"g-{unique}"
+    with (
+        running(forecaster(bootstrap, topics, group, tmp_path)) as fc,
+        Progress(bootstrap) as progress,
+    ):
         fc.wait_ready()
         _send(bootstrap, topics.observations, items)
-        fcs = values(read_topic(bootstrap, topics.forecasts, expected=forecasts))
-        evs = values(read_topic(bootstrap, topics.evaluations, expected=evaluations, idle=1))
-        dead = read_topic(bootstrap, topics.dead_letter, idle=1)
+        progress.wait_finished(group, topics, len(items), 60, fc)
+        fcs, evs = read_results(bootstrap, topics)
+        dead = read_to_end(bootstrap, topics.dead_letter)
         metrics = fc.metrics()
         assert fc.terminate() == 0
     return fcs, evs, dead, metrics
 
 
-def test_missing_value_resets_the_window(bootstrap_servers, topics, unique, tmp_path) -> None:
-    # Days 0..11 valid, day 12 missing, days 13..24 valid: windows end on 9..11, then 22..24.
-    items = [_obs(d, 50.0 + d) for d in range(12)] + [_obs(12, None)]
-    items += [_obs(d, 50.0 + d) for d in range(13, 25)]
-    fcs, evs, dead, metrics = _run_records(bootstrap_servers, topics, unique, tmp_path, items, 6)
-    ends = [f["window_end"] for f in fcs]
-    assert ends == [
-        (date(2001, 1, 1) + timedelta(days=d)).isoformat() for d in (9, 10, 11, 22, 23, 24)
+def test_missing_value_resets_the_window(
+    bootstrap_servers, topics, unique, tmp_path, forecaster_model
+) -> None:
+    w = forecaster_model.window
+    # Days 0..w+1 valid, day w+2 missing, w+2 more valid days: windows end on w-1, w, w+1,
+    # then on 2w+2, 2w+3, 2w+4.
+    items = [_obs(d, 50.0 + d) for d in range(w + 2)] + [_obs(w + 2, None)]
+    items += [_obs(d, 50.0 + d) for d in range(w + 3, 2 * w + 5)]
+    fcs, evs, dead, metrics = _run_records(bootstrap_servers, topics, unique, tmp_path, items)
+    assert [f["window_end"] for f in fcs] == [
+        _day(d) for d in (w - 1, w, w + 1, *range(2 * w + 2, 2 * w + 5))
     ]
-    # Scored: the forecasts for days 10, 11, 23, 24; the one for day 12 had no actual.
-    assert [e["date"][-2:] for e in evs] == ["11", "12", "24", "25"]
+    # Scored: the forecasts for days w, w+1, 2w+3, 2w+4; the one for day w+2 had no actual.
+    assert [e["date"] for e in evs] == [_day(d) for d in (w, w + 1, 2 * w + 3, 2 * w + 4)]
     assert dead == []
     assert (
         metrics[("sunspot_window_resets_total", (("cause", "missing_value"), ("series", "silso")))]
@@ -133,11 +153,16 @@ def test_missing_value_resets_the_window(bootstrap_servers, topics, unique, tmp_
     )
 
 
-def test_skipped_date_resets_the_window(bootstrap_servers, topics, unique, tmp_path) -> None:
-    items = [_obs(d, 30.0) for d in range(11)] + [_obs(d, 30.0) for d in range(15, 25)]
-    fcs, evs, _, metrics = _run_records(bootstrap_servers, topics, unique, tmp_path, items, 3)
-    assert [f["window_end"][-2:] for f in fcs] == ["10", "11", "25"]
-    assert len(evs) == 1  # day 10's forecast; day 11's target (day 11) never came
+def test_skipped_date_resets_the_window(
+    bootstrap_servers, topics, unique, tmp_path, forecaster_model
+) -> None:
+    w = forecaster_model.window
+    # Days 0..w, then days w+5..2w+4: the four days in between never come.
+    items = [_obs(d, 30.0) for d in range(w + 1)] + [_obs(d, 30.0) for d in range(w + 5, 2 * w + 5)]
+    fcs, evs, _, metrics = _run_records(bootstrap_servers, topics, unique, tmp_path, items)
+    assert [f["window_end"] for f in fcs] == [_day(w - 1), _day(w), _day(2 * w + 4)]
+    # Day w's forecast is scored; day w+1, the target of the next, never came.
+    assert [e["date"] for e in evs] == [_day(w)]
     assert (
         metrics[("sunspot_window_resets_total", (("cause", "skipped_date"), ("series", "silso")))]
         == 1
@@ -145,88 +170,113 @@ def test_skipped_date_resets_the_window(bootstrap_servers, topics, unique, tmp_p
 
 
 def test_duplicate_and_out_of_order_dates_are_dead_lettered_not_applied(
-    bootstrap_servers, topics, unique, tmp_path
+    bootstrap_servers, topics, unique, tmp_path, forecaster_model
 ) -> None:
-    items = [_obs(d, 10.0 + d) for d in range(12)]
-    items.insert(11, _obs(10, 99.0))  # the same date again
+    w = forecaster_model.window
+    items = [_obs(d, 10.0 + d) for d in range(w + 2)]
+    items.insert(w + 1, _obs(w, 99.0))  # the same date again
     items.insert(5, _obs(2, 99.0))  # a date from the past
-    fcs, evs, dead, _ = _run_records(bootstrap_servers, topics, unique, tmp_path, items, 3, 2)
-    assert [f["window_end"][-2:] for f in fcs] == ["10", "11", "12"]
+    fcs, evs, dead, _ = _run_records(bootstrap_servers, topics, unique, tmp_path, items)
+    assert [f["window_end"] for f in fcs] == [_day(w - 1), _day(w), _day(w + 1)]
+    assert [e["date"] for e in evs] == [_day(w), _day(w + 1)]
     assert all(e["actual"] != 99.0 for e in evs)
     reasons = [dict(r.headers)["reason"] for r in dead]
     assert reasons == [b"out_of_order", b"duplicate"]
     headers = dict(dead[0].headers)
     assert headers["source_topic"] == topics.observations.encode()
     assert int(headers["source_offset"]) == 5
+    # The original bytes, untouched.
+    assert dead[0].value == items[5][1] and dead[1].value == items[w + 2][1]
 
 
 def test_restart_on_the_same_group_resumes_where_it_committed(
-    bootstrap_servers, topics, unique, tmp_path, data_path
+    bootstrap_servers, topics, unique, tmp_path, data_file, forecaster_model
 ) -> None:
     group = f"g-{unique}"
-    with running(forecaster(bootstrap_servers, topics, group, tmp_path)) as fc:
-        fc.wait_ready()
-        _replay(bootstrap_servers, topics, data_path, tmp_path, "2010-01-01", "2010-03-31")
-        read_topic(bootstrap_servers, topics.evaluations, expected=90 - 10)
-        assert fc.terminate() == 0
-    # While it is down, the next quarter arrives; the restarted instance must pick up there,
-    # with its window and pending forecast restored (no gap at the boundary).
-    _replay(bootstrap_servers, topics, data_path, tmp_path, "2010-04-01", "2010-06-30")
-    with running(forecaster(bootstrap_servers, topics, group, tmp_path)) as fc:
-        fc.wait_ready()
-        evs = values(read_topic(bootstrap_servers, topics.evaluations, expected=181 - 10))
-        assert fc.terminate() == 0
-    days = [e["date"] for e in evs]
-    assert len(days) == len(set(days)) == 181 - 10
-    assert days[0] == "2010-01-11" and days[-1] == "2010-06-30"
-    assert json.dumps(sorted(days)) == json.dumps(days)
+    offline = offline_run(data_file, forecaster_model, "2010-01-01", "2010-06-30")
+    first = offline_run(data_file, forecaster_model, "2010-01-01", "2010-03-31").observations
+    with Progress(bootstrap_servers) as progress:
+        with running(forecaster(bootstrap_servers, topics, group, tmp_path)) as fc:
+            fc.wait_ready()
+            _replay(bootstrap_servers, topics, data_file.path, tmp_path, "2010-01-01", "2010-03-31")
+            progress.wait_consumed(group, topics.observations, first, 60, fc)
+            assert fc.terminate() == 0
+        # While it is down, the next quarter arrives; the restarted instance must pick up there,
+        # with its window and pending forecast restored (no gap at the boundary).
+        _replay(bootstrap_servers, topics, data_file.path, tmp_path, "2010-04-01", "2010-06-30")
+        with running(forecaster(bootstrap_servers, topics, group, tmp_path)) as fc:
+            fc.wait_ready()
+            progress.wait_finished(group, topics, offline.observations, 60, fc)
+            forecasts, evaluations = read_results(bootstrap_servers, topics)
+            assert fc.terminate() == 0
+    assert_matches(offline, forecasts, evaluations)
+    # In date order, and 2010-04-01 scored against the forecast restored from the changelog.
+    days = [e["date"] for e in evaluations]
+    assert days == sorted(days) and "2010-04-01" in days
 
 
 def test_at_least_once_mode_loses_nothing_across_a_hard_kill(
-    bootstrap_servers, topics, unique, tmp_path, data_path
+    bootstrap_servers, topics, unique, tmp_path, data_file, forecaster_model
 ) -> None:
-    """Without transactions a kill may repeat outputs, but no target date may go missing."""
+    """Without transactions a kill may repeat the outputs of the batch in flight, but no target
+    date may go missing, and nothing beyond that one batch may repeat."""
     group = f"g-{unique}"
-    mode = ("--processing", "at_least_once", "--max-poll-records", "50")
-    with running(forecaster(bootstrap_servers, topics, group, tmp_path, *mode)) as fc:
-        fc.wait_ready()
-        _replay(bootstrap_servers, topics, data_path, tmp_path, "2012-01-01", "2012-12-31")
-        wait_for(
-            "progress before the kill",
-            lambda: _metric(fc, "sunspot_evaluations_total", series="silso") > 100,
-            60,
-        )
-        fc.kill()
-    with running(forecaster(bootstrap_servers, topics, group, tmp_path, *mode)) as fc:
-        fc.wait_ready()
-        evs = values(read_topic(bootstrap_servers, topics.evaluations, expected=366 - 10))
-        assert fc.terminate() == 0
-    days = {e["date"] for e in evs}
-    assert len(days) == 366 - 10  # every target date scored at least once
-    print(f"\nat-least-once across a SIGKILL: {len(evs) - len(days)} repeated evaluations")
+    batch = 50
+    mode = ("--processing", "at_least_once", "--max-poll-records", str(batch))
+    start, end = "2012-01-01", "2012-12-31"
+    offline = offline_run(data_file, forecaster_model, start, end)
+    total = offline.observations
+    # Paced: 366 days take about 9 s, so the kill lands while input is still arriving.
+    replay = replay_range(bootstrap_servers, topics, data_file.path, tmp_path, start, end, 40)
+    with Progress(bootstrap_servers) as progress:
+        moment = progress.forecaster_moments(group, topics, instance_id(group, "a"))
+        with running(forecaster(bootstrap_servers, topics, group, tmp_path, *mode)) as fc:
+            fc.wait_ready()
+            replay.start()
+            progress.wait_consumed(group, topics.observations, total // 3, 60, fc)
+            before = moment()
+            fc.kill()
+            after = moment()
+        with running(forecaster(bootstrap_servers, topics, group, tmp_path, *mode)) as fc:
+            fc.wait_ready()
+            assert replay.wait(60) == 0, replay.log()
+            progress.wait_finished(group, topics, total, 60, fc)
+            forecasts, evaluations = read_results(bootstrap_servers, topics)
+            assert fc.terminate() == 0
+    print(f"\nkilled at: {before.describe()}\nafter it:  {after.describe()}")
+    assert before.outputs[topics.evaluations].committed > 0
+    assert after.consumed < total
+    # Every target date is there with the offline values; repeats come from one batch at most.
+    forecast_check, evaluation_check = assert_matches(
+        offline, forecasts, evaluations, max_repeats=batch
+    )
+    print(
+        f"at-least-once across a SIGKILL: {forecast_check.repeats} repeated forecasts, "
+        f"{evaluation_check.repeats} repeated evaluations (one batch: {batch} observations)"
+    )
 
 
 def test_producer_stopped_mid_replay_flushes_and_loses_nothing(
-    bootstrap_servers, topics, data_path, tmp_path
+    bootstrap_servers, topics, data_file, tmp_path
 ) -> None:
-    replay = producer(
-        bootstrap_servers,
-        topics,
-        data_path,
-        tmp_path / "producer.log",
-        "--start",
-        "1990-01-01",
-        "--speed",
-        "200",
+    start = "1990-01-01"
+    days = len(data.select_range(data.load_daily(data_file.path), start, None))
+    replay = replay_range(
+        bootstrap_servers, topics, data_file.path, tmp_path, start, None, 200
     ).start()
-    time.sleep(3.0)
+    with Progress(bootstrap_servers) as progress:
+        wait_for(
+            "the producer to deliver its first records",
+            lambda: replay.check_running() or progress.ends(topics.observations).written > 0,
+            60,
+        )
     assert replay.terminate() == 0
     log = replay.log()
     summary = re.search(r"done: (\d+) sent, (\d+) delivered, 0 failed.*\(interrupted\)", log)
     assert summary, log
     sent, delivered = int(summary[1]), int(summary[2])
-    assert 0 < sent == delivered < 13_000
-    records = values(read_topic(bootstrap_servers, topics.observations, expected=sent, idle=1))
+    assert 0 < sent == delivered < days
+    records = values(read_to_end(bootstrap_servers, topics.observations))
     assert len(records) == sent
     assert [r["date"] for r in records] == sorted(r["date"] for r in records)
 
@@ -235,17 +285,28 @@ def test_unreadable_state_stops_the_line_instead_of_forecasting_from_nothing(
     bootstrap_servers, topics, unique, tmp_path
 ) -> None:
     """A changelog that cannot be restored must not be replaced by empty windows."""
+    group = f"g-{unique}"
     _send(bootstrap_servers, topics.state, [(b"silso", b"{corrupt state")])
     _send(bootstrap_servers, topics.observations, [_obs(d, 20.0 + d) for d in range(15)])
-    with running(forecaster(bootstrap_servers, topics, f"g-{unique}", tmp_path)) as fc:
+    with (
+        running(forecaster(bootstrap_servers, topics, group, tmp_path)) as fc,
+        Progress(bootstrap_servers) as progress,
+    ):
         wait_for(
             "the restore failure to be reported",
             lambda: "restoring the state of partitions [0] failed" in fc.log(),
             60,
         )
-        time.sleep(3.0)
+        # The loop keeps turning and keeps refusing: it tried to restore twice more, with
+        # backoff, and failed each time.
+        wait_for(
+            "two more restore attempts",
+            lambda: fc.log().count("restoring state failed") >= 2,
+            60,
+        )
         status, body = fc.get("/readyz")
         assert status == 503 and "assigned=False" in body
         assert fc.get("/healthz")[0] == 200  # alive, retrying: not a crash loop
-        assert read_topic(bootstrap_servers, topics.forecasts, idle=1, timeout=5) == []
+        assert read_to_end(bootstrap_servers, topics.forecasts) == []
+        assert progress.consumed(group, topics.observations) == 0
         assert fc.terminate() == 0

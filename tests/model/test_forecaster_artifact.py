@@ -83,6 +83,14 @@ def test_default_split_counts_match_the_lesson(data_path):
     assert model.metadata["data"]["sha256"] == file_sha256(data_path)
 
 
+def test_artifacts_name_their_data_file_not_a_path_on_the_training_machine(artifact, data_path):
+    data = artifact.metadata["data"]
+    assert data["file"] == data_path.name
+    assert data["bytes"] == data_path.stat().st_size
+    assert data["sha256"] == file_sha256(data_path)
+    assert "/" not in json.dumps(data)
+
+
 def test_test_rmse_recomputed_from_data_matches_metadata(artifact, splits_for):
     splits = splits_for(artifact)
     forecast = artifact.predict(splits.test.x)

@@ -41,6 +41,7 @@ def test_forecaster_cli_writes_a_loadable_artifact_and_report(tmp_path, data_pat
     assert meta["splits"]["validation"]["first_target"] == "1990-01-01"
     assert meta["splits"]["test"]["last_target"] == "2001-12-31"
     assert meta["data"]["sha256"]
+    assert meta["data"]["file"] == data_path.name
     for key in ("rmse", "mae"):
         assert meta["metrics"]["test"]["lstm"][key] > 0
         assert meta["metrics"]["test"]["ridge_ar10"][key] > 0

@@ -195,8 +195,8 @@ def test_client_rejects_what_is_not_a_sequence(text) -> None:
 
 
 def test_client_takes_several_sequence_flags_and_flags_beat_the_env(monkeypatch) -> None:
-    monkeypatch.setenv("CLASSIFY_SEQUENCES", "1,1;[[2],[2]]")
-    monkeypatch.setenv("CLASSIFY_TIMEOUT", "5")
+    monkeypatch.setenv("SUNSPOTS_SEQUENCE", "1,1;[[2],[2]]")
+    monkeypatch.setenv("SUNSPOTS_TIMEOUT", "5")
     parser = build_parser()
     from_env = parser.parse_args([])
     assert sequences_from_args(parser, from_env.sequence) == [[1, 1], [2, 2]]

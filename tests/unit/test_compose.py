@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import http.server
+import importlib.util
 import json
 import os
 import re
@@ -29,8 +30,10 @@ import jsonschema
 import pytest
 import yaml
 
+from consumer.modes import MODES
 from sunspots.broker import KAFKA_VERSION, free_port
-from sunspots.settings import _SECURITY_ENV, TOPIC_ENV
+from sunspots.cli import ENV_PREFIX, KAFKA_ENV_PREFIX
+from sunspots.settings import TOPIC_ENV
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = REPO / "docker-compose.yml"
@@ -39,6 +42,18 @@ SCHEMA = REPO / "docker" / "compose-spec.json"
 PROMETHEUS_CONFIG = REPO / "monitoring" / "prometheus" / "prometheus.yml"
 GRAFANA = REPO / "monitoring" / "grafana"
 DASHBOARD = GRAFANA / "dashboards" / "sunspots.json"
+
+
+def _load_healthcheck() -> Any:
+    """docker/healthcheck.py is a script, not a package module: load it from its path."""
+    spec = importlib.util.spec_from_file_location("healthcheck", REPO / "docker" / "healthcheck.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+healthcheck = _load_healthcheck()
 
 # Variables that are read by the runtime rather than by our flags: Python itself.
 RUNTIME_ENV = {"PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE"}
@@ -131,14 +146,16 @@ def test_compose_file_validates_against_the_compose_spec(compose, schema) -> Non
 
 
 def test_local_data_override_validates_and_requires_a_path(schema) -> None:
-    merged = load_compose(LOCAL_DATA_OVERRIDE, {"SILSO_CSV": "../shared/data/SN_d_tot_V2.0.csv"})
+    merged = load_compose(
+        LOCAL_DATA_OVERRIDE, {"SUNSPOTS_SILSO_CSV": "../shared/data/SN_d_tot_V2.0.csv"}
+    )
     validate(merged, schema)
     assert set(merged["services"]) <= set(load_compose()["services"])
     for service in merged["services"].values():
         # The mounted file is what the service reads.
         target = service["volumes"][0].split(":")[1]
         assert environment(service)["SUNSPOTS_DATA"] == target
-    with pytest.raises(ValueError, match="SILSO_CSV"):
+    with pytest.raises(ValueError, match="SUNSPOTS_SILSO_CSV"):
         load_compose(LOCAL_DATA_OVERRIDE, {})
 
 
@@ -422,19 +439,35 @@ def test_commands_are_console_scripts_that_accept_their_arguments(compose) -> No
 
 
 def test_every_environment_variable_is_one_the_command_reads(compose) -> None:
-    security = set(_SECURITY_ENV.values())
     for name, service in our_services(compose).items():
         script, *args = command(service)
-        known = declared_env(script, tuple(args)) | security | RUNTIME_ENV
+        known = declared_env(script, tuple(args)) | RUNTIME_ENV
         unknown = set(environment(service)) - known
         assert not unknown, f"{name}: {sorted(unknown)} are not read by `{script} {' '.join(args)}`"
+
+
+def test_the_projects_variables_share_one_prefix() -> None:
+    # Our services' variables are SUNSPOTS_* or Kafka's KAFKA_*; so are the knobs the compose
+    # files interpolate, but for what the broker image itself reads (KAFKA_PORT is the host
+    # port of its listener).
+    raw = yaml.safe_load(COMPOSE.read_text())
+    for name, service in our_services(raw).items():
+        for key in environment(service):
+            assert key.startswith((ENV_PREFIX, KAFKA_ENV_PREFIX)) or key in RUNTIME_ENV, (
+                f"{name}: {key}"
+            )
+    for path in (COMPOSE, LOCAL_DATA_OVERRIDE):
+        for match in _VAR.finditer(path.read_text()):
+            knob = match.group("name")
+            if knob:
+                assert knob.startswith(ENV_PREFIX) or knob == "KAFKA_PORT", f"{path.name}: {knob}"
 
 
 def test_every_service_uses_the_same_topic_names(compose) -> None:
     values: dict[str, set[str]] = {}
     for service in our_services(compose).values():
         for key, value in environment(service).items():
-            if key.startswith("TOPIC_") and key != "TOPIC_PARTITIONS":
+            if key in TOPIC_ENV.values():
                 values.setdefault(key, set()).add(value)
     assert set(values) == set(TOPIC_ENV.values())
     assert all(len(v) == 1 for v in values.values()), values
@@ -489,10 +522,10 @@ def test_depends_on_conditions_can_be_met(compose) -> None:
 def test_http_services_publish_and_healthcheck_their_metrics_port(compose) -> None:
     for name in ("forecaster", "classifier"):
         service = compose["services"][name]
-        port = environment(service)["METRICS_PORT"]
+        port = environment(service)["SUNSPOTS_METRICS_PORT"]
         targets = [p.rsplit(":", 1)[1] for p in service["ports"]]
-        assert port in targets, f"{name}: METRICS_PORT {port} is not published"
-        # docker/healthcheck.py reads METRICS_PORT itself.
+        assert port in targets, f"{name}: SUNSPOTS_METRICS_PORT {port} is not published"
+        # docker/healthcheck.py reads SUNSPOTS_METRICS_PORT itself.
         assert service["healthcheck"]["test"] == ["CMD", "python", "/app/healthcheck.py"]
     assert (
         "COPY docker/healthcheck.py /app/healthcheck.py"
@@ -506,7 +539,7 @@ def test_prometheus_scrapes_the_ports_the_services_listen_on(compose) -> None:
     config = yaml.safe_load(PROMETHEUS_CONFIG.read_text())
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
     for name in ("forecaster", "classifier"):
-        port = environment(compose["services"][name])["METRICS_PORT"]
+        port = environment(compose["services"][name])["SUNSPOTS_METRICS_PORT"]
         targets = [t for sc in jobs[name]["static_configs"] for t in sc["targets"]]
         assert targets == [f"{name}:{port}"]
         assert jobs[name].get("metrics_path", "/metrics") == "/metrics"
@@ -603,9 +636,9 @@ def healthz_server() -> Iterator[tuple[int, list[int]]]:
 
 
 def run_healthcheck(port: int | None) -> int:
-    env = {k: v for k, v in os.environ.items() if k != "METRICS_PORT"}
+    env = {k: v for k, v in os.environ.items() if k != healthcheck.PORT_ENV}
     if port is not None:
-        env["METRICS_PORT"] = str(port)
+        env[healthcheck.PORT_ENV] = str(port)
     script = REPO / "docker" / "healthcheck.py"
     return subprocess.run([sys.executable, str(script)], env=env, timeout=30).returncode
 
@@ -619,3 +652,15 @@ def test_healthcheck_passes_only_while_healthz_answers_200(healthz_server) -> No
 
 def test_healthcheck_fails_when_nothing_listens() -> None:
     assert run_healthcheck(free_port()) == 1
+
+
+def test_healthcheck_follows_the_port_of_the_mode_the_container_runs() -> None:
+    # PID 1's command line decides when the port variable is not set, as with `docker run
+    # sunspot-stream:serve sunspots-consumer classify`.
+    classify = ["/opt/venv/bin/python", "/opt/venv/bin/sunspots-consumer", "classify", ""]
+    forecast = ["/opt/venv/bin/python", "/opt/venv/bin/sunspots-consumer", "forecast", ""]
+    assert healthcheck.service_port({}, classify) == MODES["classify"].default_port == 8001
+    assert healthcheck.service_port({}, forecast) == MODES["forecast"].default_port == 8000
+    # The image's default command (`sunspots-consumer forecast`) when PID 1 cannot be read.
+    assert healthcheck.service_port({}, []) == 8000
+    assert healthcheck.service_port({healthcheck.PORT_ENV: "9123"}, classify) == 9123

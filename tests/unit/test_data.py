@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from sunspots import data
+from tests.datafacts import DataFile
 
 
 @pytest.fixture(scope="module")
@@ -16,30 +17,53 @@ def frame(data_path: Path) -> pd.DataFrame:
     return data.load_daily(data_path)
 
 
-def test_reads_every_row_with_types(frame: pd.DataFrame) -> None:
-    assert len(frame) == 76_002
-    assert frame["date"].iloc[0] == pd.Timestamp("1818-01-01")
-    assert frame["date"].iloc[-1] == pd.Timestamp("2026-01-31")
+def _raw_rows(path: Path) -> list[list[str]]:
+    """The file's rows split by hand, without the reader under test."""
+    return [line.split(";") for line in path.read_text().splitlines() if line.strip()]
+
+
+def test_reads_every_row_with_types(frame: pd.DataFrame, data_file: DataFile) -> None:
+    facts = data_file.facts
+    assert len(frame) == len(_raw_rows(data_file.path))
+    assert len(frame) == facts.rows, data_file.note
+    assert frame["date"].iloc[0] == pd.Timestamp(facts.first_date), data_file.note
+    assert frame["date"].iloc[-1] == pd.Timestamp(facts.last_date), data_file.note
     assert frame["observations"].dtype.kind == "i"
     assert frame["provisional"].dtype == bool
 
 
-def test_missing_values_are_nan_never_minus_one(frame: pd.DataFrame) -> None:
+def test_missing_values_are_nan_never_minus_one(frame: pd.DataFrame, data_file: DataFile) -> None:
     assert not (frame["sunspot_number"] < 0).any()
     assert not (frame["std_dev"] < 0).any()
-    assert math.isnan(frame["sunspot_number"].iloc[0])
-    assert frame["sunspot_number"].isna().sum() == 3247
+    # Every -1 of the value column, and nothing else, is read as missing.
+    missing = [float(row[4]) == -1 for row in _raw_rows(data_file.path)]
+    assert frame["sunspot_number"].isna().tolist() == missing
+    assert math.isnan(frame["sunspot_number"].iloc[0]), data_file.note
 
 
-def test_seed_facts(frame: pd.DataFrame) -> None:
-    assert data.last_unobserved_index(frame) == 11313
+def test_seed_facts(frame: pd.DataFrame, data_file: DataFile) -> None:
+    facts = data_file.facts
+    assert data.last_unobserved_index(frame) == facts.last_unobserved_row, data_file.note
+    assert frame["date"].iloc[facts.last_unobserved_row] == pd.Timestamp(
+        facts.last_unobserved_date
+    ), data_file.note
     trimmed = data.trim_unobserved(frame)
-    # Row 11313 is 1848-12-22 (the data README says 1849-12-31, but the index is what counts).
-    assert trimmed["date"].iloc[0] == pd.Timestamp("1848-12-23")
-    assert not trimmed["sunspot_number"].isna().any()
-    split = data.split_by_year(data.select_range(trimmed, end="2017-06-30"))
-    assert len(split.train) == 55_160
-    assert len(split.test) == 6_391
+    assert trimmed["date"].iloc[0] == pd.Timestamp(facts.complete_from), data_file.note
+    assert not trimmed["sunspot_number"].isna().any(), data_file.note
+
+
+def test_the_artifacts_years_split_as_it_recorded(
+    frame: pd.DataFrame, data_file: DataFile, forecaster_model
+) -> None:
+    """The train/test split of the data in use gives the counts the artifact recorded when it
+    was trained (on the shared file)."""
+    splits = forecaster_model.metadata["splits"]
+    trimmed = data.trim_unobserved(frame)
+    split = data.split_by_year(data.select_range(trimmed, end=splits["test"]["last_date"]))
+    assert (len(split.train), len(split.test)) == (
+        splits["train"]["values"],
+        splits["test"]["values"],
+    ), data_file.note
 
 
 def test_select_range_is_inclusive(frame: pd.DataFrame) -> None:

@@ -1,12 +1,15 @@
-"""Rolling RMSE, persistence RMSE and coverage over the last K evaluations."""
+"""Rolling RMSE, persistence RMSE and coverage over the last K evaluations, and whether an
+evaluation's actual lies inside its forecast interval."""
 
 from __future__ import annotations
 
 import math
+from datetime import date
 
 import pytest
 
 from sunspots.evaluation import RollingScore, rmse
+from sunspots.schemas import Evaluation
 
 
 def test_empty_score_is_nan() -> None:
@@ -27,3 +30,37 @@ def test_rolling_window_forgets_old_errors() -> None:
 
 def test_rmse() -> None:
     assert rmse([3.0, -4.0]) == pytest.approx(math.sqrt(12.5))
+
+
+def _scored(actual: float, lower: float = 10.0, upper: float = 20.0) -> Evaluation:
+    return Evaluation("s", date(2001, 1, 1), 15.0, actual, "v1", lower, upper, 14.0)
+
+
+@pytest.mark.parametrize(
+    ("actual", "covered"),
+    [
+        (15.0, True),  # inside
+        (10.0, True),  # on the lower bound: the interval is closed
+        (20.0, True),  # on the upper bound
+        (math.nextafter(10.0, 0.0), False),  # just below
+        (math.nextafter(20.0, 30.0), False),  # just above
+        (3.0, False),
+        (27.0, False),
+    ],
+)
+def test_an_actual_is_covered_inside_the_closed_interval_only(actual: float, covered: bool) -> None:
+    assert _scored(actual).covered is covered
+
+
+def test_a_zero_lower_bound_covers_a_spotless_day() -> None:
+    # Forecast intervals are cut at 0 (sunspot numbers are never negative): a day with no
+    # spots at all lies on that bound, inside.
+    assert _scored(0.0, lower=0.0).covered
+
+
+def test_coverage_is_the_share_of_covered_evaluations_in_the_window() -> None:
+    score = RollingScore(4)
+    for evaluation in (_scored(15.0), _scored(25.0), _scored(10.0), _scored(5.0), _scored(20.0)):
+        score.add(evaluation.error, evaluation.persistence_error, evaluation.covered)
+    # The first (covered) fell out of the window: 25 no, 10 yes, 5 no, 20 yes.
+    assert score.coverage == 0.5

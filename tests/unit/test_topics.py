@@ -3,8 +3,7 @@ follow it."""
 
 from __future__ import annotations
 
-import argparse
-
+from sunspots.cli import Parser
 from sunspots.settings import (
     CHANGELOG_CONFIGS,
     TOPIC_ENV,
@@ -31,8 +30,9 @@ def test_creation_follows_each_topics_spec() -> None:
 def test_every_topic_has_its_own_flag_and_environment_variable(monkeypatch) -> None:
     assert list(TOPIC_ENV) == list(Topics.specs())
     assert len(set(TOPIC_ENV.values())) == len(TOPIC_ENV)
-    monkeypatch.setenv("TOPIC_FORECASTER_STATE", "from-env")
-    parser = argparse.ArgumentParser()
+    assert TOPIC_ENV["state"] == "SUNSPOTS_TOPIC_STATE"
+    monkeypatch.setenv("SUNSPOTS_TOPIC_STATE", "from-env")
+    parser = Parser()
     add_kafka_flags(parser)
     args = parser.parse_args(["--topic-dead-letter", "from-flag"])
     topics = kafka_settings_from_args(args).topics

@@ -1,0 +1,108 @@
+"""Service logs: plain text for people at a terminal, JSON lines for log collectors.
+
+`--log-format text` (the default) writes `time level logger: message`. `--log-format json`
+writes one JSON object per line with `timestamp`, `level`, `logger`, `message`, the `service`
+(forecast, classify, producer, ...) and its `instance_id`, and whatever a call site passes in
+`extra=`: the log lines that concern one series carry `series`, those that concern partitions
+carry `partition` or `partitions`, so a collector can filter on them without parsing messages.
+An exception's traceback stays inside its line (`exc_info`).
+
+Some lines come in floods: while a broker is away kafka-python logs every reconnect attempt,
+several lines a second, and a stream of bad input makes a dead letter per record.
+`RepeatFilter` lets the first line of each kind (logger, level, message template and `reason`)
+through and holds back its repeats for a minute, then says how many it held back: an outage or
+a poison stream is told, not flooded. (Every dead letter is still on the dead-letter topic and
+in `*_dead_letters_total`.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import socket
+import time
+from collections.abc import Callable
+from typing import Any
+
+from pythonjsonlogger.json import JsonFormatter
+
+from sunspots.cli import env_flag
+
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+FORMATS = ("text", "json")
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def log_level(text: str) -> str:
+    """An argparse type: a logging level name, in any case."""
+    level = text.strip().upper()
+    if level not in LEVELS:
+        raise argparse.ArgumentTypeError(f"not a log level: {text!r} (one of {', '.join(LEVELS)})")
+    return level
+
+
+def add_logging_flags(parser: argparse.ArgumentParser | Any) -> None:
+    env_flag(parser, "--log-level", "INFO", "logging level", type=log_level)
+    env_flag(
+        parser,
+        "--log-format",
+        "text",
+        "text for a terminal, json for one JSON object per line",
+        choices=FORMATS,
+    )
+
+
+def setup_logging(args: argparse.Namespace, service: str, instance_id: str | None = None) -> None:
+    """Configure the root logger from `--log-level` and `--log-format`, once, at start."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(formatter(args.log_format, service, instance_id or socket.gethostname()))
+    handler.addFilter(RepeatFilter(("kafka", "consumer.processor")))
+    logging.basicConfig(level=args.log_level, handlers=[handler], force=True)
+    # Python's warnings go through the same handler, so a JSON log stays all JSON.
+    logging.captureWarnings(True)
+    # kafka-python is chatty at INFO about every connection and rebalance step.
+    kafka_level = max(logging.getLevelName(args.log_level), logging.WARNING)
+    logging.getLogger("kafka").setLevel(kafka_level)
+
+
+def formatter(log_format: str, service: str, instance_id: str) -> logging.Formatter:
+    if log_format == "json":
+        return JsonFormatter(
+            "%(levelname)s %(name)s %(message)s",
+            rename_fields={"levelname": "level", "name": "logger"},
+            static_fields={"service": service, "instance_id": instance_id},
+            timestamp=True,
+        )
+    return logging.Formatter(TEXT_FORMAT)
+
+
+class RepeatFilter(logging.Filter):
+    """Holds back repeats of a log line (same logger, level, message template and `reason`)
+    from the loggers under `prefixes` for `window_s` seconds; the next one after that says how
+    many were held back."""
+
+    def __init__(
+        self,
+        prefixes: tuple[str, ...],
+        window_s: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__()
+        self.prefixes = prefixes
+        self.window_s = window_s
+        self.clock = clock
+        self.seen: dict[tuple[str, int, str, object], tuple[float, int]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not any(record.name == p or record.name.startswith(p + ".") for p in self.prefixes):
+            return True
+        key = (record.name, record.levelno, str(record.msg), getattr(record, "reason", None))
+        now = self.clock()
+        shown_at, held = self.seen.get(key, (None, 0))
+        if shown_at is not None and now - shown_at < self.window_s:
+            self.seen[key] = (shown_at, held + 1)
+            return False
+        self.seen[key] = (now, 0)
+        if held:
+            record.msg = f"{record.msg} [{held} more like it held back since the last one shown]"
+        return True

@@ -1,0 +1,173 @@
+"""How far a run has got, as the broker sees it: offsets and transactions, not the services' word.
+
+A fault test must show where its fault landed: that committed output existed before it, that
+input was still waiting after it, and that a transaction was open at the moment. The broker
+knows all three, so `Progress` asks it, through public client calls only:
+
+* the end of a topic as a read_committed reader sees it (the last stable offset: records of a
+  transaction still open are behind it) and as a read_uncommitted one does (the high watermark);
+* a group's committed offsets on a topic (written in the same transaction as the outputs);
+* the state of the transactions of an instance (`Ongoing` while one is open).
+
+`Progress.moment()` takes all of it at once, so a test can record it right before and right
+after a fault and say in figures where the fault landed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from kafka import KafkaConsumer, TopicPartition
+from kafka.admin import KafkaAdminClient, TransactionState
+from kafka.errors import KafkaError
+
+from sunspots.settings import Topics
+from support.polling import wait_for
+from support.services import Service
+
+ONGOING = TransactionState.ONGOING.value
+
+
+@dataclass(frozen=True)
+class Ends:
+    """A topic's end offsets summed over its partitions."""
+
+    committed: int  # read_committed: the last stable offset
+    written: int  # read_uncommitted: the high watermark
+
+    @property
+    def open(self) -> int:
+        """Offsets written by transactions that are still open (neither committed nor aborted)."""
+        return self.written - self.committed
+
+
+@dataclass(frozen=True)
+class Moment:
+    """What the broker held at one moment of a run."""
+
+    consumed: int  # the group's committed offsets on the input topic, summed
+    produced: int  # the input topic's end
+    outputs: dict[str, Ends]  # per output topic
+    transactions: tuple[str, ...]  # the states of the instance's transactions
+
+    @property
+    def in_transaction(self) -> bool:
+        """A transaction is open and holds records on an output topic. Both are needed:
+        `Ongoing` alone may precede the first record, and records past the last stable offset
+        alone may belong to a commit whose markers are still being written."""
+        return ONGOING in self.transactions and any(e.open > 0 for e in self.outputs.values())
+
+    def describe(self) -> str:
+        ends = ", ".join(f"{t}: {e.committed}+{e.open} open" for t, e in self.outputs.items())
+        states = "/".join(self.transactions) or "none"
+        return f"consumed {self.consumed} of {self.produced}; {ends}; transaction {states}"
+
+
+class Progress:
+    """Offsets and transactions of one run's topics, read from the broker."""
+
+    def __init__(self, bootstrap: str) -> None:
+        # Reconnect within a second of a bounced broker's return, as the services do.
+        self.admin = KafkaAdminClient(bootstrap_servers=bootstrap, reconnect_backoff_max_ms=1000)
+        self.committed_reader = _reader(bootstrap, "read_committed")
+        self.written_reader = _reader(bootstrap, "read_uncommitted")
+
+    def close(self) -> None:
+        self.admin.close()
+        self.committed_reader.close()
+        self.written_reader.close()
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _partitions(self, topic: str) -> list[TopicPartition]:
+        found = self.committed_reader.partitions_for_topic(topic)
+        if not found:
+            raise LookupError(f"topic {topic} does not exist")
+        return [TopicPartition(topic, p) for p in sorted(found)]
+
+    def ends(self, topic: str) -> Ends:
+        partitions = self._partitions(topic)
+        committed = self.committed_reader.end_offsets(partitions)
+        written = self.written_reader.end_offsets(partitions)
+        return Ends(sum(committed.values()), sum(written.values()))
+
+    def consumed(self, group: str, topic: str, timeout: float = 30.0) -> int:
+        """The group's committed offsets on `topic`, summed (0 before its first commit)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                offsets = self.admin.list_group_offsets(group).get(group, {})
+                break
+            except KafkaError as exc:
+                # A coordinator that is still loading (a fresh or restarted broker) says so.
+                if not exc.retriable or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        return sum(o.offset for tp, o in offsets.items() if tp.topic == topic and o.offset > 0)
+
+    def wait_consumed(
+        self, group: str, topic: str, count: int, timeout: float, *running: Service
+    ) -> None:
+        """Wait until the group has committed `count` records of `topic` (its outputs with
+        them), raising at once, with its log, if one of the `running` services exits."""
+
+        def probe() -> bool:
+            for service in running:
+                service.check_running()
+            return self.consumed(group, topic) >= count
+
+        wait_for(f"{group} to commit {count} records of {topic}", probe, timeout)
+
+    def wait_finished(
+        self, group: str, topics: Topics, count: int, timeout: float, *running: Service
+    ) -> None:
+        """Wait until a forecaster's group has committed `count` observations and no
+        transaction is open on its outputs: the broker writes a commit's markers to the output
+        topics a moment after the offsets, so only then are all of them readable."""
+        self.wait_consumed(group, topics.observations, count, timeout, *running)
+        outputs = [topics.forecasts, topics.evaluations, topics.dead_letter, topics.state]
+        wait_for(
+            f"the last commit of {group} to reach its outputs",
+            lambda: all(self.ends(topic).open == 0 for topic in outputs),
+            timeout,
+        )
+
+    def transactions(self, contains: str) -> tuple[str, ...]:
+        """The states of the transactional ids that contain `contains`, sorted by id."""
+        listed = [t for per_broker in self.admin.list_transactions().values() for t in per_broker]
+        mine = sorted(
+            (t.transactional_id, t.state) for t in listed if contains in t.transactional_id
+        )
+        return tuple(TransactionState(state).value for _, state in mine)
+
+    def moment(self, group: str, source: str, outputs: Iterable[str], instance: str) -> Moment:
+        """Offsets of the group on `source`, the ends of `outputs` and the transactions of the
+        ids containing `instance`, read one after the other."""
+        return Moment(
+            consumed=self.consumed(group, source),
+            produced=self.ends(source).written,
+            outputs={topic: self.ends(topic) for topic in outputs},
+            transactions=self.transactions(instance),
+        )
+
+    def forecaster_moments(self, group: str, topics: Topics, instance: str) -> Callable[[], Moment]:
+        """A forecaster run's `moment`, ready to call: its group on the observations, its
+        outputs (forecasts, evaluations, changelog), the transactions of instance id `instance`."""
+        outputs = [topics.forecasts, topics.evaluations, topics.state]
+        return lambda: self.moment(group, topics.observations, outputs, instance)
+
+
+def _reader(bootstrap: str, isolation: str) -> KafkaConsumer:
+    return KafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        isolation_level=isolation,
+        reconnect_backoff_max_ms=1000,
+    )

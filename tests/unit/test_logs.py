@@ -1,0 +1,93 @@
+"""Service logs: JSON lines with the service's identity and the call site's fields; floods of
+one kind of line held back and counted."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+
+import pytest
+
+from sunspots.logs import RepeatFilter, formatter, log_level
+
+
+def _record(name: str = "consumer.recovery", msg: str = "partitions assigned: %s", **extra):
+    record = logging.LogRecord(name, logging.INFO, __file__, 1, msg, ([0, 1],), None)
+    record.__dict__.update(extra)
+    return record
+
+
+def test_json_lines_carry_the_service_the_instance_and_the_call_sites_fields() -> None:
+    line = formatter("json", "forecast", "forecaster-1").format(
+        _record(partitions=[0, 1], series="silso")
+    )
+    fields = json.loads(line)
+    assert fields["message"] == "partitions assigned: [0, 1]"
+    assert fields["level"] == "INFO" and fields["logger"] == "consumer.recovery"
+    assert (fields["service"], fields["instance_id"]) == ("forecast", "forecaster-1")
+    assert fields["partitions"] == [0, 1] and fields["series"] == "silso"
+    assert fields["timestamp"].endswith("+00:00")
+
+
+def test_a_traceback_stays_inside_its_json_line() -> None:
+    try:
+        raise RuntimeError("boom")
+    except RuntimeError:
+        record = logging.LogRecord("x", logging.ERROR, __file__, 1, "failed", (), None)
+        import sys
+
+        record.exc_info = sys.exc_info()
+    line = formatter("json", "producer", "host").format(record)
+    assert "\n" not in line
+    assert "RuntimeError: boom" in json.loads(line)["exc_info"]
+
+
+def test_text_stays_the_default_for_people() -> None:
+    line = formatter("text", "forecast", "forecaster-1").format(_record())
+    assert line.endswith("INFO consumer.recovery: partitions assigned: [0, 1]")
+
+
+def test_log_levels_in_any_case_and_nothing_else() -> None:
+    assert log_level("debug") == "DEBUG"
+    with pytest.raises(argparse.ArgumentTypeError, match="not a log level: 'verbose'"):
+        log_level("verbose")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_repeats_are_held_back_then_counted() -> None:
+    clock = Clock()
+    repeats = RepeatFilter(("kafka",), window_s=60, clock=clock)
+
+    def kafka_line() -> logging.LogRecord:
+        return _record("kafka.net.manager", "Connection failed: %s")
+
+    assert repeats.filter(kafka_line())
+    for second in range(1, 31):
+        clock.now = second
+        assert not repeats.filter(kafka_line())
+    clock.now = 61
+    shown = kafka_line()
+    assert repeats.filter(shown)
+    assert "[30 more like it held back since the last one shown]" in shown.getMessage()
+    # Other lines of the same logger, and other loggers, are not held back.
+    assert repeats.filter(_record("kafka.net.manager", "Bootstrap %s not ready"))
+    assert all(repeats.filter(_record("consumer.runner")) for _ in range(3))
+
+
+def test_dead_letters_are_held_back_per_reason() -> None:
+    repeats = RepeatFilter(("consumer.processor",), clock=Clock())
+
+    def dead_letter(reason: str) -> logging.LogRecord:
+        return _record("consumer.processor", "dead letter %s", reason=reason)
+
+    assert repeats.filter(dead_letter("not_json"))
+    assert not repeats.filter(dead_letter("not_json"))
+    assert repeats.filter(dead_letter("duplicate"))

@@ -35,7 +35,7 @@ from kafka.structs import OffsetAndMetadata
 from consumer.fencing import is_fenced
 from consumer.health import Health
 from consumer.output import Output
-from sunspots.kafka_compat import start_transaction_step
+from sunspots.kafka_compat import close_now, start_transaction_step
 
 log = logging.getLogger(__name__)
 
@@ -100,9 +100,9 @@ class TransactionalPublisher:
             log.info("replacing the transactional producer")
             old, self.producer = self.producer, None
             try:
-                old.close(timeout=1)
-            except Exception as exc:  # a wedged client may not close in time: leave it
-                log.info("the old producer did not close cleanly: %s", exc)
+                close_now(old)  # its thread must stop: a live one could fence the new producer
+            except Exception as exc:
+                log.warning("the old producer did not close: %s", exc)
         self.producer = self.make_producer()
         self.wedged = False
 

@@ -1,8 +1,9 @@
 """The one place that reaches into kafka-python's private attributes.
 
-kafka-python's public API lacks three things the services need: a way to ask a client whether
+kafka-python's public API lacks four things the services need: a way to ask a client whether
 it holds a live broker connection, a way to start a transaction step without blocking until
-the broker answers, and a way to ask a group member to rejoin its group. Each shim below says why it exists and what public behaviour it falls back
+the broker answers, a way to ask a group member to rejoin its group, and a way to close a
+producer at once when its broker does not answer. Each shim below says why it exists and what public behaviour it falls back
 to when a kafka-python release no longer has the attribute; `tests/unit/test_kafka_compat.py`
 fails loudly in that case, so an upgrade is noticed in CI, not in production. Nothing else in
 the project touches a private attribute of a third-party object.
@@ -83,3 +84,24 @@ def request_rejoin(consumer: Any) -> bool:
         return False
     rejoin()
     return True
+
+
+def close_now(producer: Any, timeout_s: float = 1.0) -> None:
+    """Close a KafkaProducer within `timeout_s`, dropping what it could not send.
+
+    Why: `KafkaProducer.close(timeout)` flushes first and, when the flush times out, raises
+    before it stops its sender thread. A transactional producer stuck on a node that does not
+    answer would keep that thread alive, and once the node answers again it may bump the
+    transactional id's epoch and fence the producer that replaced it. The sender
+    (`producer._sender`) has `force_close()`, which stops it without sending anything more.
+    Fallback: without it, the timeout error of the public close is raised to the caller.
+    """
+    try:
+        producer.close(timeout=timeout_s)
+        return
+    except Exception:
+        sender = getattr(producer, "_sender", None)
+        if sender is None or not callable(getattr(sender, "force_close", None)):
+            raise
+    sender.force_close()
+    sender.join(timeout_s)

@@ -11,7 +11,7 @@ LOCK := requirements/lock.txt
 DATA ?= $(firstword $(wildcard ../shared/data/SN_d_tot_V2.0.csv) https://www.sidc.be/SILSO/INFO/sndtotcsv.php)
 export SUNSPOTS_DATA ?= $(DATA)
 
-.PHONY: help venv tools jars kafka kafka-stop test test-unit test-model test-integration lint format lock lock-upgrade train train-seeds demo bench clean
+.PHONY: help venv tools jars kafka kafka-stop kafka-cluster test test-cluster test-unit test-model test-integration lint format lock lock-upgrade train train-seeds demo bench clean
 
 help:
 	@echo "make demo   - replay sunspots through Kafka, the forecaster and the classifier"
@@ -20,6 +20,8 @@ help:
 	@echo "make train  - retrain the committed model artifacts"
 	@echo "make bench  - benchmarks (tables in bench/results)"
 	@echo "make kafka / kafka-stop - a local broker on 127.0.0.1:9092"
+	@echo "make kafka-cluster - a local three-node cluster on 127.0.0.1:9092-9094 (kafka-stop stops it)"
+	@echo "make test-cluster - node faults on a three-node cluster (CI runs it after make test)"
 	@echo "make lock   - re-resolve $(LOCK) after a change to pyproject.toml"
 	@echo "             (make lock-upgrade: move every pin to the newest release)"
 
@@ -43,11 +45,18 @@ jars: $(STAMP)
 kafka: jars
 	$(PY) -m sunspots.broker start
 
+kafka-cluster: jars
+	$(PY) -m sunspots.broker start --nodes 3
+
 kafka-stop: $(STAMP)
 	$(PY) -m sunspots.broker stop
 
+# Every tier but the cluster's, which starts a three-node cluster of its own: `test-cluster`.
 test: tools jars
-	$(PY) -m pytest
+	$(PY) -m pytest -m "not cluster"
+
+test-cluster: tools jars
+	$(PY) -m pytest -m cluster
 
 test-unit: tools $(STAMP)
 	$(PY) -m pytest -m unit

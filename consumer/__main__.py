@@ -105,7 +105,11 @@ def _create_topics(
     from sunspots.topics import create_topics
 
     retry = Retry(stop, health, Backoff())
-    created = retry(lambda: create_topics(config.kafka), "topic set-up", retry_on=(KafkaError,))
+    created = retry(
+        lambda: create_topics(config.kafka, replication=config.replication),
+        "topic set-up",
+        retry_on=(KafkaError,),
+    )
     if created:
         log.info("created topics %s", ", ".join(created))
 

@@ -17,6 +17,7 @@ from consumer.publishing import AT_LEAST_ONCE, EXACTLY_ONCE
 from sunspots.cli import Parser, boolean, env_flag, port, positive_int
 from sunspots.logs import add_logging_flags
 from sunspots.settings import KafkaSettings, add_kafka_flags, kafka_settings_from_args
+from sunspots.topics import Replication, add_replication_flags, replication_from_args
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class ServiceConfig:
     rolling: int
     max_poll_records: int
     create_topics: bool
+    replication: Replication
 
 
 def build_parser(description: str | None = None) -> argparse.ArgumentParser:
@@ -79,6 +81,7 @@ def _add_mode_flags(sub: argparse.ArgumentParser, mode: Mode) -> None:
         "create missing topics at start (true/false)",
         type=boolean,
     )
+    add_replication_flags(sub)
     add_kafka_flags(sub)
     add_logging_flags(sub)
 
@@ -95,4 +98,5 @@ def config_from_args(args: argparse.Namespace) -> ServiceConfig:
         rolling=getattr(args, "rolling", 0),
         max_poll_records=args.max_poll_records,
         create_topics=args.create_topics,
+        replication=replication_from_args(args),
     )

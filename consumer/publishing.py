@@ -10,6 +10,14 @@ Both guarantees implement one interface, chosen once at start:
 * `abort()` takes back what a failed `publish` sent, where that is possible (the transaction
   is aborted; at least once has nothing to take back), so that the loop can rewind and send
   the batch again.
+
+A transaction step that the cluster does not acknowledge within `step_timeout_s` fails the
+batch. kafka-python can wait for ever on a transaction coordinator that died mid-step (it does
+not always look the new one up), so rather than trust it the publisher then replaces its
+producer: the new one initialises the same transactional id, which aborts the old transaction
+at whichever node now coordinates it, and the loop processes the batch again from the
+committed offsets. Exactly once holds either way: the old transaction is committed in full or
+aborted in full, and the rewind starts from whatever was committed.
 """
 
 from __future__ import annotations
@@ -20,13 +28,14 @@ from collections.abc import Callable
 from typing import Protocol
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.errors import KafkaTimeoutError
+from kafka.errors import KafkaError, KafkaTimeoutError
 from kafka.producer.future import FutureRecordMetadata
 from kafka.structs import OffsetAndMetadata
 
+from consumer.fencing import is_fenced
 from consumer.health import Health
 from consumer.output import Output
-from sunspots.kafka_compat import start_transaction_step
+from sunspots.kafka_compat import close_now, start_transaction_step
 
 log = logging.getLogger(__name__)
 
@@ -57,14 +66,21 @@ class TransactionalPublisher:
         stop: threading.Event,
         health: Health,
         shutdown_grace_s: float,
+        step_timeout_s: float = 20.0,
     ) -> None:
         self.make_producer = make_producer
         self.stop = stop
         self.health = health
         self.shutdown_grace_s = shutdown_grace_s
-        self.producer = make_producer()
+        self.step_timeout_s = step_timeout_s
+        self.producer: KafkaProducer | None = make_producer()
+        # A step timed out: this client may be stuck on a dead coordinator, so it is replaced
+        # rather than asked to abort.
+        self.wedged = False
 
     def publish(self, outputs: list[Output], offsets: Offsets, consumer: KafkaConsumer) -> None:
+        if self.producer is None:
+            raise KafkaError("no transactional producer: it is being replaced")
         self.producer.begin_transaction()
         for out in outputs:
             send(self.producer, out)
@@ -72,22 +88,34 @@ class TransactionalPublisher:
         self._step("commit_transaction")
 
     def abort(self) -> None:
-        try:
-            self.producer.abort_transaction()
-            return
-        except Exception as exc:
-            log.info("abort failed (%s); replacing the transactional producer", exc)
-        self.producer.close(timeout=1)
+        if self.producer is not None and not self.wedged:
+            try:
+                self._step("abort_transaction")
+                return
+            except Exception as exc:
+                if is_fenced(exc):
+                    raise  # another instance owns the id now: do not fence it back
+                log.warning("abort failed (%s); replacing the transactional producer", exc)
+        if self.producer is not None:
+            log.info("replacing the transactional producer")
+            old, self.producer = self.producer, None
+            try:
+                close_now(old)  # its thread must stop: a live one could fence the new producer
+            except Exception as exc:
+                log.warning("the old producer did not close: %s", exc)
         self.producer = self.make_producer()
+        self.wedged = False
 
     def close(self) -> None:
-        self.producer.flush(timeout=10)
-        self.producer.close(timeout=10)
+        if self.producer is not None:
+            self.producer.flush(timeout=10)
+            self.producer.close(timeout=10)
 
     def _step(self, step: str, *args: object) -> None:
         """Run a blocking transaction step, waiting for it in short slices, so that /healthz
-        stays alive and /readyz turns false while the broker is away, and a shutdown is not
-        held up for ever."""
+        stays alive and /readyz turns false while the broker is away, a shutdown is not held
+        up for ever, and a step that hangs fails after `step_timeout_s`."""
+        assert self.producer is not None
         pending = start_transaction_step(self.producer, step, *args)
         if pending is None:
             getattr(self.producer, step)(*args)
@@ -98,6 +126,9 @@ class TransactionalPublisher:
             self.health.polled(connected=False)
             if self.stop.is_set() and waited >= self.shutdown_grace_s:
                 raise KafkaTimeoutError(f"{step} not acknowledged {waited:.0f} s into shutdown")
+            if waited >= self.step_timeout_s:
+                self.wedged = True
+                raise KafkaTimeoutError(f"{step} not acknowledged in {waited:.0f} s")
             if waited % 10 == 0:
                 log.warning("%s waiting for the broker for %.0f s", step, waited)
 

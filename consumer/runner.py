@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import partial
@@ -37,7 +38,7 @@ from consumer.publishing import (
 )
 from consumer.recovery import Recovery
 from consumer.retry import Backoff, Interrupted, Retry
-from sunspots.kafka_compat import broker_connected
+from sunspots.kafka_compat import broker_connected, request_rejoin
 from sunspots.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,10 @@ class RunnerConfig:
     retry_backoff_s: float = 0.5
     retry_backoff_max_s: float = 10.0
     shutdown_grace_s: float = 10.0
+    # A member left without partitions this long asks its group for a new assignment, then
+    # waits twice as long before asking again (an instance beyond the partition count stays
+    # idle, and is asked about rarely).
+    rejoin_unassigned_s: float = 30.0
 
 
 class Clients(Protocol):
@@ -129,6 +134,8 @@ class Runner:
         self.publisher: Publisher | None = None
         self.consumer: KafkaConsumer | None = None
         self.batches = 0
+        self._unassigned_since: float | None = None
+        self._rejoin_after = config.rejoin_unassigned_s
 
     def run(self) -> None:
         """Turn until asked to stop; raises `Fenced` if another instance took over."""
@@ -151,6 +158,10 @@ class Runner:
             self.clients.consumer, "connecting the consumer", retry_on=(KafkaError,)
         )
         self.recovery.attach(self.consumer)
+        self._subscribe()
+
+    def _subscribe(self) -> None:
+        assert self.consumer is not None
         self.consumer.subscribe([self.config.source_topic], listener=self.recovery)
 
     def turn(self) -> None:
@@ -199,7 +210,30 @@ class Runner:
             self.stop.wait(self.config.retry_backoff_s)
             return None
         self.health.polled(connected=broker_connected(self.consumer))
+        self._watch_assignment()
         return polled
+
+    def _watch_assignment(self) -> None:
+        """Rejoin the group when no partition has been assigned for a while: a member that
+        joined while its topic was still being created can otherwise idle for ever."""
+        assert self.consumer is not None
+        now = time.monotonic()
+        if self.consumer.assignment():
+            self._unassigned_since, self._rejoin_after = None, self.config.rejoin_unassigned_s
+            return
+        if self._unassigned_since is None:
+            self._unassigned_since = now
+        if now - self._unassigned_since < self._rejoin_after:
+            return
+        log.warning(
+            "no partition of %s assigned for %.0f s; rejoining the group",
+            self.config.source_topic,
+            now - self._unassigned_since,
+        )
+        if not request_rejoin(self.consumer):
+            self.consumer.unsubscribe()
+            self._subscribe()
+        self._unassigned_since, self._rejoin_after = now, min(self._rejoin_after * 2, 600.0)
 
     def _close(self) -> None:
         log.info("shutting down after %d batches", self.batches)

@@ -1,8 +1,9 @@
 """The one place that reaches into kafka-python's private attributes.
 
-kafka-python's public API lacks two things the services need: a way to ask a client whether it
-holds a live broker connection, and a way to start a transaction step without blocking until
-the broker answers. Each shim below says why it exists and what public behaviour it falls back
+kafka-python's public API lacks four things the services need: a way to ask a client whether
+it holds a live broker connection, a way to start a transaction step without blocking until
+the broker answers, a way to ask a group member to rejoin its group, and a way to close a
+producer at once when its broker does not answer. Each shim below says why it exists and what public behaviour it falls back
 to when a kafka-python release no longer has the attribute; `tests/unit/test_kafka_compat.py`
 fails loudly in that case, so an upgrade is noticed in CI, not in production. Nothing else in
 the project touches a private attribute of a third-party object.
@@ -65,3 +66,42 @@ def start_transaction_step(producer: Any, step: str, *args: Any) -> Pending | No
     result = getattr(manager, begin)(*args)
     sender.wakeup()
     return result
+
+
+def request_rejoin(consumer: Any) -> bool:
+    """Ask a subscribed KafkaConsumer to rejoin its group at its next poll.
+
+    Why: a member that joined while its topic's partitions were still being created can be
+    left with an empty assignment, and kafka-python does not always notice the partitions
+    appearing later, so the member idles for ever. The group coordinator client
+    (`consumer._coordinator`) has `request_rejoin()`, which triggers a new rebalance.
+    Fallback: False; the caller then unsubscribes and subscribes again (public calls that
+    also lead to a rejoin, at the cost of forgetting the member's generation).
+    """
+    coordinator = getattr(consumer, "_coordinator", None)
+    rejoin = getattr(coordinator, "request_rejoin", None)
+    if not callable(rejoin):
+        return False
+    rejoin()
+    return True
+
+
+def close_now(producer: Any, timeout_s: float = 1.0) -> None:
+    """Close a KafkaProducer within `timeout_s`, dropping what it could not send.
+
+    Why: `KafkaProducer.close(timeout)` flushes first and, when the flush times out, raises
+    before it stops its sender thread. A transactional producer stuck on a node that does not
+    answer would keep that thread alive, and once the node answers again it may bump the
+    transactional id's epoch and fence the producer that replaced it. The sender
+    (`producer._sender`) has `force_close()`, which stops it without sending anything more.
+    Fallback: without it, the timeout error of the public close is raised to the caller.
+    """
+    try:
+        producer.close(timeout=timeout_s)
+        return
+    except Exception:
+        sender = getattr(producer, "_sender", None)
+        if sender is None or not callable(getattr(sender, "force_close", None)):
+            raise
+    sender.force_close()
+    sender.join(timeout_s)

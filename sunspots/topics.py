@@ -1,16 +1,24 @@
-"""Topic set-up: create the service's topics with the right partitions and configs.
+"""Topic set-up: create the service's topics with the right partitions, replicas and configs.
 
 Which topics there are and how each is created is declared once, in `sunspots.settings.Topics`.
 The forecaster's state changelog must have as many partitions as the observations topic
 (changelog partition p holds the windows of source partition p) and is compacted, so only the
 last state of each series is kept.
+
+Replication follows the cluster unless told otherwise: the replication factor defaults to the
+cluster's `default.replication.factor` (asked for as -1) and `min.insync.replicas` to the
+cluster's setting, so a three-node production cluster gets three replicas and a laptop broker
+one. Creating topics is optional: against pre-created topics nothing is created, and the
+services need no permission to create.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import logging
 import sys
+from dataclasses import dataclass
 
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
@@ -21,10 +29,52 @@ from sunspots.settings import KafkaSettings, Topics, add_kafka_flags, kafka_sett
 
 log = logging.getLogger(__name__)
 
-REPLICATION_FACTOR = 1
+CLUSTER_DEFAULT = -1
 
 
-def create_topics(kafka: KafkaSettings, partitions: int = 1) -> list[str]:
+@dataclass(frozen=True)
+class Replication:
+    """Replicas per partition and the in-sync replicas a write needs; -1/None: the cluster's."""
+
+    factor: int = CLUSTER_DEFAULT
+    min_insync: int | None = None
+
+    def configs(self) -> dict[str, str]:
+        return {} if self.min_insync is None else {"min.insync.replicas": str(self.min_insync)}
+
+
+def add_replication_flags(parser: argparse.ArgumentParser) -> None:
+    env_flag(
+        parser,
+        "--replication-factor",
+        CLUSTER_DEFAULT,
+        "replicas of each topic the service creates; -1: the cluster's default.replication.factor",
+        type=replication_factor,
+    )
+    env_flag(
+        parser,
+        "--min-insync-replicas",
+        None,
+        "min.insync.replicas of each topic the service creates; default: the cluster's",
+        type=positive_int,
+    )
+
+
+def replication_factor(text: str) -> int:
+    """-1 (the cluster's default) or a positive number of replicas."""
+    value = int(text) if text.lstrip("-").isdigit() else 0
+    if value != CLUSTER_DEFAULT and value < 1:
+        raise argparse.ArgumentTypeError(f"not -1 or a positive integer: {text!r}")
+    return value
+
+
+def replication_from_args(args: argparse.Namespace) -> Replication:
+    return Replication(args.replication_factor, args.min_insync_replicas)
+
+
+def create_topics(
+    kafka: KafkaSettings, partitions: int = 1, replication: Replication = Replication()
+) -> list[str]:
     """Create any of the service's topics that do not exist yet; return the ones created."""
     t = kafka.topics
     # A short bootstrap timeout: callers retry, and a service asked to stop is not held up.
@@ -34,7 +84,7 @@ def create_topics(kafka: KafkaSettings, partitions: int = 1) -> list[str]:
         if t.observations in existing:
             # The changelog mirrors the observations topic, however many partitions it has.
             partitions = _partitions(admin, t.observations) or partitions
-        wanted = _wanted(t, partitions)
+        wanted = _wanted(t, partitions, replication)
         missing = [topic for topic in wanted if topic.name not in existing]
         if missing:
             # Another instance may win the race to create them; that is fine.
@@ -45,14 +95,14 @@ def create_topics(kafka: KafkaSettings, partitions: int = 1) -> list[str]:
         admin.close()
 
 
-def _wanted(topics: Topics, partitions: int) -> list[NewTopic]:
+def _wanted(topics: Topics, partitions: int, replication: Replication) -> list[NewTopic]:
     """Every topic of the set, as its `TopicSpec` says it is created."""
     return [
         NewTopic(
             name,
             partitions if spec.partitioned else 1,
-            REPLICATION_FACTOR,
-            topic_configs=dict(spec.configs),
+            replication.factor,
+            topic_configs={**spec.configs, **replication.configs()},
         )
         for name, spec in topics.named()
     ]
@@ -68,13 +118,14 @@ def _partitions(admin: KafkaAdminClient, topic: str) -> int | None:
 def main(argv: list[str] | None = None) -> int:
     parser = Parser(prog="sunspots-topics", description=__doc__)
     env_flag(parser, "--partitions", 1, "partitions per data topic", type=positive_int)
+    add_replication_flags(parser)
     add_kafka_flags(parser)
     add_logging_flags(parser)
     args = parser.parse_args(argv)
     setup_logging(args, service="topics")
     kafka = kafka_settings_from_args(args)
     try:
-        created = create_topics(kafka, args.partitions)
+        created = create_topics(kafka, args.partitions, replication_from_args(args))
     except KafkaError as exc:
         log.error("cannot create the topics on %s: %s", kafka.bootstrap_servers, exc)
         return EXIT_USAGE

@@ -16,10 +16,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # The folder is the tier: tests/unit -> unit, tests/model -> model, tests/integration -> integration.
+    # The folder is the tier: tests/unit -> unit, tests/model -> model, tests/integration -> integration, tests/cluster -> cluster.
     for item in items:
         parts = Path(str(item.fspath)).relative_to(REPO / "tests").parts
-        if len(parts) > 1 and parts[0] in {"unit", "model", "integration"}:
+        if len(parts) > 1 and parts[0] in {"unit", "model", "integration", "cluster"}:
             item.add_marker(parts[0])
 
 

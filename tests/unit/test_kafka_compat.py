@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
+from kafka.errors import KafkaTimeoutError
 
 from sunspots import kafka_compat
 
@@ -54,6 +55,47 @@ def test_transaction_manager_and_sender_are_still_there(producer) -> None:
     )
 
 
+def test_group_coordinator_can_still_be_asked_to_rejoin(consumer) -> None:
+    coordinator = getattr(consumer, "_coordinator", None)
+    assert coordinator is not None, "KafkaConsumer._coordinator is gone"
+    assert callable(getattr(coordinator, "request_rejoin", None)), (
+        "_coordinator.request_rejoin() is gone"
+    )
+    assert kafka_compat.request_rejoin(consumer) is True
+    assert coordinator.rejoin_needed is True
+
+
+def test_producer_sender_can_still_be_forced_to_close(producer) -> None:
+    sender = getattr(producer, "_sender", None)
+    assert callable(getattr(sender, "force_close", None)), "_sender.force_close() is gone"
+    assert callable(getattr(sender, "join", None)), "_sender.join() is gone"
+
+
+class _Stuck:
+    """A producer whose flush never completes: close raises, as kafka-python's does."""
+
+    class Sender:
+        forced = joined = False
+
+        def force_close(self) -> None:
+            self.forced = True
+
+        def join(self, timeout: float) -> None:
+            self.joined = True
+
+    def __init__(self) -> None:
+        self._sender = self.Sender()
+
+    def close(self, timeout: float) -> None:
+        raise KafkaTimeoutError("Timeout waiting for future")
+
+
+def test_a_producer_that_cannot_flush_is_closed_by_force() -> None:
+    stuck = _Stuck()
+    kafka_compat.close_now(stuck)
+    assert stuck._sender.forced and stuck._sender.joined
+
+
 class _Bare:
     """A client of a kafka-python release without the internals."""
 
@@ -64,6 +106,14 @@ class _Bare:
 def test_fallbacks_when_the_internals_are_gone() -> None:
     assert kafka_compat.broker_connected(_Bare()) is True
     assert kafka_compat.start_transaction_step(_Bare(), "commit_transaction") is None
+    assert kafka_compat.request_rejoin(_Bare()) is False
+    with pytest.raises(KafkaTimeoutError):
+        kafka_compat.close_now(_BareStuck())
+
+
+class _BareStuck:
+    def close(self, timeout: float) -> None:
+        raise KafkaTimeoutError("Timeout waiting for future")
 
 
 def test_only_transaction_steps_can_be_started() -> None:

@@ -545,7 +545,11 @@ def test_the_loop_survives_a_broker_gone_mid_transaction_and_stops_on_request(st
             t.stop.set()
 
     commit = NeverAnswered(t.health, slices=None, on_wait=sigterm_in_the_first_slice)
-    steps.pending.update(send_offsets_to_transaction=Answered(), commit_transaction=commit)
+    steps.pending.update(
+        send_offsets_to_transaction=Answered(),
+        commit_transaction=commit,
+        abort_transaction=Answered(),
+    )
     t.clients.the_publisher = TransactionalPublisher(
         lambda: producer, t.stop, t.health, CONFIG.shutdown_grace_s
     )
@@ -557,7 +561,7 @@ def test_the_loop_survives_a_broker_gone_mid_transaction_and_stops_on_request(st
         "begin",
         "send_offsets_to_transaction",
         "commit_transaction",
-        "abort",
+        "abort_transaction",  # begun like the other steps, so it cannot hang either
         "flush",
         "close",
     ]
@@ -591,6 +595,27 @@ def test_an_abort_that_fails_replaces_the_transactional_producer() -> None:
     publisher.abort()
     assert len(made) == 2 and publisher.producer is made[1]
     assert made[0].calls == ["abort", "close"]
+
+
+def test_a_step_that_hangs_past_its_timeout_fails_and_its_producer_is_replaced(steps) -> None:
+    """A client stuck on a dead coordinator is not asked to abort: a new producer for the same
+    transactional id aborts the old transaction wherever it is coordinated now."""
+    health, stop = Health(), threading.Event()
+    made: list[FakeProducer] = []
+
+    def make() -> FakeProducer:
+        made.append(FakeProducer())
+        return made[-1]
+
+    hung = NeverAnswered(health, slices=None, on_wait=lambda: None)
+    steps.pending.update(send_offsets_to_transaction=Answered(), commit_transaction=hung)
+    publisher = TransactionalPublisher(make, stop, health, 10.0, step_timeout_s=2.0)
+    with pytest.raises(KafkaTimeoutError, match="not acknowledged in 2 s"):
+        publisher.publish([Output("out", b"v", b"k")], {TP0: OffsetAndMetadata(1, "", -1)}, Fake())
+    assert len(hung.waits) == 4  # 2 s in 0.5 s slices, with no stop asked
+    publisher.abort()
+    assert made[0].calls == ["begin", "send_offsets_to_transaction", "commit_transaction", "close"]
+    assert len(made) == 2 and publisher.producer is made[1] and made[1].calls == []
 
 
 def test_an_abort_takes_the_open_transaction_back() -> None:

@@ -11,14 +11,15 @@ from sunspots.settings import (
     add_kafka_flags,
     kafka_settings_from_args,
 )
-from sunspots.topics import _wanted
+from sunspots.topics import Replication, _wanted
 
 
 def test_creation_follows_each_topics_spec() -> None:
     topics = Topics()
-    wanted = {t.name: t for t in _wanted(topics, partitions=4)}
+    wanted = {t.name: t for t in _wanted(topics, 4, Replication())}
     assert set(wanted) == {name for name, _ in topics.named()}
-    assert all(t.replication_factor == 1 for t in wanted.values())
+    # Replicas as many as the cluster's default.replication.factor: never a hard-coded 1.
+    assert all(t.replication_factor == -1 for t in wanted.values())
     assert wanted[topics.dead_letter].num_partitions == 1
     others = set(wanted) - {topics.dead_letter}
     assert all(wanted[name].num_partitions == 4 for name in others)
@@ -36,3 +37,11 @@ def test_every_topic_has_its_own_flag_and_environment_variable(monkeypatch) -> N
     args = parser.parse_args(["--topic-dead-letter", "from-flag"])
     topics = kafka_settings_from_args(args).topics
     assert topics == Topics(state="from-env", dead_letter="from-flag")
+
+
+def test_replication_can_be_set_for_every_topic() -> None:
+    topics = Topics()
+    wanted = {t.name: t for t in _wanted(topics, 1, Replication(3, 2))}
+    assert all(t.replication_factor == 3 for t in wanted.values())
+    assert all(t.topic_configs["min.insync.replicas"] == "2" for t in wanted.values())
+    assert wanted[topics.state].topic_configs == {**CHANGELOG_CONFIGS, "min.insync.replicas": "2"}

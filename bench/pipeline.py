@@ -17,8 +17,12 @@ would, on fresh topics:
   time a read_committed reader in this process received the forecast − the observation's
   timestamp. Both clocks are this machine's.
 
-Peak RSS of the forecaster is its /proc/<pid>/status VmHWM; CPU is its user+system time.
-The forecaster's own /metrics give the time spent in the model (`sunspot_inference_seconds`).
+Peak RSS of the forecaster is its /proc/<pid>/status VmHWM; CPU is its user+system time
+(`cpu_s`, start-up included). `cpu_us_per_obs` is the CPU the forecaster spent from the moment
+it was ready (model loaded, partitions assigned) to the moment the last evaluation was
+readable, per observation: the consumer's cost of one observation, less sensitive to other
+load on the machine than wall time. The forecaster's own /metrics give the time spent in the
+model (`sunspot_inference_seconds`).
 """
 
 from __future__ import annotations
@@ -66,6 +70,7 @@ COLUMNS = [
     "visible_p99_ms",
     "rss_peak_mib",
     "cpu_s",
+    "cpu_us_per_obs",
     "inference_s",
     "batches",
 ]
@@ -169,10 +174,12 @@ def full_replay(args: argparse.Namespace, base: KafkaSettings, processing: str) 
     try:
         fc.start().wait_ready(90)
         watcher = Watcher(kafka, kafka.topics.evaluations, n_eval)
+        cpu_ready = cpu_seconds(fc.pid)
         extra = ["--start", args.start] + (["--end", args.end] if args.end else [])
         producer_s = replay(kafka, args.data, args.logs / "pipeline.producer.log", *extra)
         if not watcher.wait(args.timeout):
             raise RuntimeError(f"{len(watcher.received)} of {n_eval} evaluations committed")
+        cpu_done = cpu_seconds(fc.pid)
         # The first observation: reading stops at the first records that arrive.
         first_record = read_topic(kafka.bootstrap_servers, kafka.topics.observations, 1, idle=0)
         first = first_record[0].timestamp / 1000.0
@@ -186,6 +193,8 @@ def full_replay(args: argparse.Namespace, base: KafkaSettings, processing: str) 
             "obs_per_s": round(n_obs / seconds, 1),
             "producer_s": round(producer_s, 3),
         }
+        if cpu_ready is not None and cpu_done is not None:
+            row["cpu_us_per_obs"] = round((cpu_done - cpu_ready) / n_obs * 1e6, 1)
         return service_row(fc, row)
     finally:
         fc.stop()

@@ -25,6 +25,7 @@ class ServiceConfig:
     rolling: int
     max_poll_records: int
     create_topics: bool
+    max_series: int = 0  # forecast only
 
 
 def build_parser(description: str | None = None) -> argparse.ArgumentParser:
@@ -92,6 +93,7 @@ def config_from_args(args: argparse.Namespace) -> ServiceConfig:
         processing=args.processing,
         metrics_port=args.metrics_port,
         rolling=getattr(args, "rolling", 0),
+        max_series=getattr(args, "max_series", 0),
         max_poll_records=args.max_poll_records,
         create_topics=args.create_topics.lower() in {"1", "true", "yes"},
     )

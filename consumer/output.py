@@ -2,12 +2,16 @@
 
 A dead letter keeps the original key and bytes untouched and says why in headers, with the
 source topic/partition/offset, so nothing is lost and every rejection can be traced back.
+Every header value is UTF-8 text (schemas/dead-letter-headers.json); `detail` is at most
+MAX_DETAIL_BYTES long, cut on a character boundary.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from sunspots.schemas import MAX_DETAIL_BYTES
 
 if TYPE_CHECKING:
     from consumer.processor import Record
@@ -26,9 +30,14 @@ def dead_letter(topic: str, record: Record, reason: str, detail: str) -> Output:
     """A dead-letter record for the consumed `record`."""
     headers = (
         ("reason", reason.encode()),
-        ("detail", detail.encode("utf-8", "replace")[:1000]),
+        ("detail", _cut(detail.encode("utf-8", "replace"), MAX_DETAIL_BYTES)),
         ("source_topic", record.topic.encode()),
         ("source_partition", str(record.partition).encode()),
         ("source_offset", str(record.offset).encode()),
     )
     return Output(topic, record.value, record.key, headers)
+
+
+def _cut(text: bytes, limit: int) -> bytes:
+    """The first `limit` bytes of UTF-8 `text`, less any character cut in two."""
+    return text[:limit].decode("utf-8", "ignore").encode("utf-8")

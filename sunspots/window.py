@@ -22,6 +22,8 @@ from datetime import date, timedelta
 from typing import Any, Generic, TypeVar
 
 APPLIED, DUPLICATE, OUT_OF_ORDER = "applied", "duplicate", "out_of_order"
+SKIPPED_DATE, MISSING_VALUE = "skipped_date", "missing_value"
+RESET_CAUSES = (SKIPPED_DATE, MISSING_VALUE)
 P = TypeVar("P")
 
 
@@ -50,9 +52,9 @@ class SeriesWindow(Generic[P]):
         reset = None
         scored = dropped = None
         if self.last_date is not None and day != self.last_date + timedelta(days=1):
-            reset = "skipped_date"
+            reset = SKIPPED_DATE
         elif value is None:
-            reset = "missing_value"
+            reset = MISSING_VALUE
         if self.pending is not None:
             if reset is None:
                 scored = self.pending

@@ -27,7 +27,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 from typing import Protocol
 
 import numpy as np
@@ -41,11 +41,12 @@ from sunspots.schemas import (
     Forecast,
     Observation,
     SchemaError,
+    check_key,
     decode_observation,
     today_utc,
 )
 from sunspots.settings import Topics
-from sunspots.window import APPLIED
+from sunspots.window import APPLIED, ONE_DAY
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ class ForecastModel(Protocol):
     def predict(self, windows: np.ndarray) -> np.ndarray: ...
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Window:
     state: SeriesState
     end: date
@@ -200,7 +201,7 @@ class Forecaster:
             forecasts.append(
                 Forecast(
                     window.state.name,
-                    window.end + timedelta(days=1),
+                    window.end + ONE_DAY,
                     value,
                     window.end,
                     version,
@@ -240,27 +241,36 @@ class Forecaster:
         return Output(self.topics.state, state.snapshot(), state.key, partition=state.partition)
 
     def restore(self, partition: int, changelog: Iterable[tuple[bytes, bytes | None]]) -> None:
-        restored = 0
+        restored, skipped, first_error = 0, 0, ""
         for key, value in changelog:
             try:
-                series = key.decode()
-                if value is None:
-                    self.series.pop(series, None)
-                    continue
-                state = SeriesState.from_snapshot(series, value, partition, self.rolling)
-            except (SchemaError, UnicodeDecodeError, AttributeError) as exc:
-                # A record no instance wrote: that series starts afresh rather than the
+                series = check_key(key or b"")
+                state = None if value is None else self._restored(series, value, partition)
+            except SchemaError as exc:
+                # A record no instance wrote: that series starts afresh, rather than the
                 # partition never being restored.
-                log.warning("partition %d: changelog record skipped: %s", partition, exc)
+                skipped += 1
+                first_error = first_error or exc.detail
                 continue
-            if state.window.size != self.model.window:
-                # A model with another window size: its old windows are of no use.
-                self.series.pop(series, None)
+            if state is None:
+                self.series.pop(series, None)  # a tombstone, or a window of another size
                 continue
             self.series[series] = state
             self.labels.keep(series)
             restored += 1
+        if skipped:
+            log.warning(
+                "partition %d: %d changelog records skipped as unreadable (the first: %s)",
+                partition,
+                skipped,
+                first_error,
+            )
         log.debug("partition %d: %d changelog records applied", partition, restored)
+
+    def _restored(self, series: str, value: bytes, partition: int) -> SeriesState | None:
+        state = SeriesState.from_snapshot(series, value, partition, self.rolling)
+        # A model with another window size: the old windows are of no use.
+        return state if state.window.size == self.model.window else None
 
     def revoke(self, partitions: set[int]) -> None:
         gone = [s for s, state in self.series.items() if state.partition in partitions]

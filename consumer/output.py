@@ -17,7 +17,9 @@ if TYPE_CHECKING:
     from consumer.processor import Record
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: a frozen dataclass sets each field through object.__setattr__, and the forecaster
+# makes two or three outputs per observation. Treat an Output as immutable all the same.
+@dataclass(slots=True)
 class Output:
     topic: str
     value: bytes | None

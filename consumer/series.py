@@ -23,7 +23,7 @@ from sunspots.schemas import Forecast, SeriesSnapshot, WindowState, decode_snaps
 from sunspots.window import SeriesWindow
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class InBatch:
     """A pending forecast from this batch's window number `index`, not predicted yet."""
 

@@ -26,8 +26,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import math
 import re
+from math import isfinite
 from typing import Annotated, Any, TypeVar
 
 import msgspec
@@ -178,7 +178,13 @@ class Forecast(_Message):
     persistence: float
 
     def __post_init__(self) -> None:
-        _finite(self, self.forecast, self.lower, self.upper, self.persistence)
+        if not (
+            isfinite(self.forecast)
+            and isfinite(self.lower)
+            and isfinite(self.upper)
+            and isfinite(self.persistence)
+        ):
+            _not_finite(self)
 
     def encode(self) -> bytes:
         return _ENCODER.encode(self)
@@ -200,16 +206,16 @@ class Evaluation(_Message):
     model_version: str
 
     def __post_init__(self) -> None:
-        _finite(
-            self,
-            self.forecast,
-            self.actual,
-            self.error,
-            self.lower,
-            self.upper,
-            self.persistence,
-            self.persistence_error,
-        )
+        if not (
+            isfinite(self.forecast)
+            and isfinite(self.actual)
+            and isfinite(self.error)
+            and isfinite(self.lower)
+            and isfinite(self.upper)
+            and isfinite(self.persistence)
+            and isfinite(self.persistence_error)
+        ):
+            _not_finite(self)
 
     @classmethod
     def score(cls, forecast: Forecast, actual: float) -> Evaluation:
@@ -331,7 +337,8 @@ class ClassifierPrediction(_Message):
     model_version: str
 
     def __post_init__(self) -> None:
-        _finite(self, *self.probabilities)
+        if not all(map(isfinite, self.probabilities)):
+            _not_finite(self)
 
     def encode(self) -> bytes:
         return _ENCODER.encode(self)
@@ -360,6 +367,8 @@ def check_key(key: bytes | str) -> str:
 
 
 def _check_id(name: str, value: str) -> None:
+    if value.isprintable():  # the common case, and no control character is printable
+        return
     control = _CONTROL.search(value)
     if control is not None:
         raise SchemaError("bad_id", f"{name} holds control character U+{ord(control.group()):04X}")
@@ -446,6 +455,5 @@ def _reject_constant(name: str) -> float:
     raise SchemaError("non_finite", f"{name} is not a number JSON allows")
 
 
-def _finite(message: Struct, *values: float) -> None:
-    if not all(map(math.isfinite, values)):
-        raise ValueError(f"{type(message).__name__} with a non-finite number: {values}")
+def _not_finite(message: Struct) -> None:
+    raise ValueError(f"{type(message).__name__} with a non-finite number: {message}")

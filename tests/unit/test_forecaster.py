@@ -163,7 +163,7 @@ def test_a_changelog_record_no_instance_wrote_is_skipped_not_fatal(registry, cap
     restored, _ = _forecaster(CollectorRegistry())
     restored.restore(0, [(b"junk", b"{not json"), (b"\xff", b"{}"), (None, b"{}"), *good])
     assert list(restored.series) == ["s"]
-    assert "changelog record skipped" in caplog.text
+    assert "3 changelog records skipped as unreadable" in caplog.text
 
 
 def test_new_series_past_the_limit_are_dead_letters_and_a_revoke_frees_their_slots() -> None:

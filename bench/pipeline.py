@@ -10,6 +10,10 @@ would, on fresh topics:
   (CreateTime, set by the producer at send) to the moment a read_committed consumer in this
   process sees the last expected evaluation — i.e. until the last evaluation is committed and
   readable downstream. Throughput = observations / wall time.
+- baseline (exactly once, with `--baseline REF`): the same full replay served by the
+  forecaster of commit REF of this repository (`git archive`), in the same run, so that the
+  consumer's CPU per observation and the replay's wall time can be compared before and after
+  a change on a machine whose load varies from run to run.
 - paced (exactly once): a fresh series at `--speed 100` (100 obs/s) for `--paced-seconds`.
   Latency of each forecast = its record timestamp − the timestamp of the observation that
   completed its window (matched by date): the time the forecaster took to see, batch, predict
@@ -30,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -44,9 +49,11 @@ from bench.common import (
     broker,
     consumer_service,
     default_data,
+    from_tree,
     percentile,
     report,
     rss_peak_mib,
+    source_tree,
     write,
 )
 from sunspots.artifact import DEFAULT_FORECASTER, load_forecaster
@@ -165,12 +172,17 @@ def service_row(fc: Service, row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def full_replay(args: argparse.Namespace, base: KafkaSettings, processing: str) -> dict[str, Any]:
+def full_replay(
+    args: argparse.Namespace, base: KafkaSettings, processing: str, tree: Path | None = None
+) -> dict[str, Any]:
     kafka = fresh_topics(base, "pipe")
     model = load_forecaster(DEFAULT_FORECASTER)
     n_obs, _, n_eval = expected_counts(args.data, args.start, args.end, model.window)
-    log = args.logs / f"pipeline.{processing}.forecaster.log"
+    suffix = ".baseline" if tree else ""
+    log = args.logs / f"pipeline.{processing}{suffix}.forecaster.log"
     fc = consumer_service("forecast", kafka, log, "--processing", processing)
+    if tree is not None:
+        fc = from_tree(fc, tree)
     try:
         fc.start().wait_ready(90)
         watcher = Watcher(kafka, kafka.topics.evaluations, n_eval)
@@ -185,8 +197,9 @@ def full_replay(args: argparse.Namespace, base: KafkaSettings, processing: str) 
         first = first_record[0].timestamp / 1000.0
         last_seen = watcher.received[n_eval - 1][0]
         seconds = last_seen - first
+        scenario = f"full replay, {processing.replace('_', ' ')}"
         row = {
-            "scenario": f"full replay, {processing.replace('_', ' ')}",
+            "scenario": f"{scenario}, baseline {args.baseline}" if tree else scenario,
             "observations": n_obs,
             "evaluations": len(watcher.received),
             "seconds": round(seconds, 3),
@@ -258,9 +271,24 @@ def run(args: argparse.Namespace, bootstrap: str) -> dict[str, Any]:
     args.logs.mkdir(parents=True, exist_ok=True)
     base = KafkaSettings(bootstrap)
     rows = [full_replay(args, base, mode) for mode in args.processing]
+    if args.baseline:
+        try:
+            with source_tree(args.baseline) as tree:
+                rows.append(full_replay(args, base, "exactly_once", tree))
+        except (subprocess.CalledProcessError, OSError) as exc:  # a shallow clone, no git
+            stderr = getattr(exc, "stderr", None)
+            why = stderr.decode().strip() if isinstance(stderr, bytes) else exc
+            sys.stderr.write(f"baseline {args.baseline} skipped: {why}\n")
     if args.paced_seconds > 0:
         rows.append(paced(args, base))
-    return report("pipeline", rows, replay_start=args.start, replay_end=args.end, partitions=1)
+    return report(
+        "pipeline",
+        rows,
+        replay_start=args.start,
+        replay_end=args.end,
+        partitions=1,
+        baseline=args.baseline,
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -275,6 +303,9 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         default=["exactly_once", "at_least_once"],
         choices=["exactly_once", "at_least_once"],
+    )
+    parser.add_argument(
+        "--baseline", metavar="REF", help="also replay with the forecaster of commit REF"
     )
     parser.add_argument("--rate", type=float, default=100.0, help="paced obs/s (100)")
     parser.add_argument("--paced-seconds", type=float, default=30.0, help="paced run (30 s)")

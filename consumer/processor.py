@@ -86,8 +86,8 @@ class _Rejection:
 
 
 class Throttle:
-    """At most `limit` warnings per `period` seconds; the rest are summed up in one line when
-    the next period starts, so a burst of bad records is told, not flooded."""
+    """At most `limit` warnings per `period` seconds; the rest are summed up in one line once
+    the period is over (at the next batch), so a burst of bad records is told, not flooded."""
 
     def __init__(
         self, limit: int = 10, period: float = 60.0, clock: Callable[[], float] = time.monotonic
@@ -100,22 +100,27 @@ class Throttle:
         self.held = 0
 
     def allow(self) -> bool:
-        now = self.clock()
-        if now - self.started >= self.period:
-            if self.held:
-                log.warning(
-                    "%d more records failed unexpectedly in the last %.0f s (not logged one "
-                    "by one; each is a dead letter with reason %s)",
-                    self.held,
-                    now - self.started,
-                    INTERNAL_ERROR,
-                )
-            self.started, self.told, self.held = now, 0, 0
+        self.roll()
         if self.told < self.limit:
             self.told += 1
             return True
         self.held += 1
         return False
+
+    def roll(self) -> None:
+        """Start a new period if this one is over, summing up what it held back."""
+        now = self.clock()
+        if now - self.started < self.period:
+            return
+        if self.held:
+            log.warning(
+                "%d more records failed unexpectedly in the last %.0f s (not logged one by one; "
+                "each is a dead letter with reason %s)",
+                self.held,
+                now - self.started,
+                INTERNAL_ERROR,
+            )
+        self.started, self.told, self.held = now, 0, 0
 
 
 class DeadLetters:
@@ -158,6 +163,8 @@ class DeadLetters:
 
     def commit(self) -> None:
         """Count and log the rejections of a batch whose outputs are going out."""
+        if self.throttle.held:
+            self.throttle.roll()
         if not self.pending:
             return
         for reason, count in Tally(r.reason for r in self.pending).items():

@@ -100,7 +100,7 @@ Id = Annotated[
         min_length=1,
         max_length=MAX_ID_LENGTH,
         extra_json_schema={"pattern": ID_PATTERN},
-        description="1 to 256 characters, no control characters",
+        description=f"1 to {MAX_ID_LENGTH} characters, no control characters",
     ),
 ]
 SafeInteger = Annotated[int, Meta(ge=-MAX_SAFE_INTEGER, le=MAX_SAFE_INTEGER)]

@@ -75,9 +75,10 @@ def dead_letter_headers_document() -> dict[str, Any]:
         "$schema": DRAFT,
         "title": "sunspots.dead-letter headers",
         "description": (
-            "A dead letter keeps the rejected record's key and value bytes untouched; its "
-            "Kafka headers, each UTF-8 text, say why and where it came from. Shown as an "
-            "object of header name to header value."
+            "A dead letter keeps the rejected record's key and value bytes untouched (a record "
+            f"of more than {schemas.MAX_KEPT_BYTES // 1024} KiB is kept cut, with its full sizes "
+            "in two more headers); its Kafka headers, each UTF-8 text, say why and where it "
+            "came from. Shown as an object of header name to header value."
         ),
         "type": "object",
         "properties": {
@@ -90,6 +91,16 @@ def dead_letter_headers_document() -> dict[str, Any]:
             "source_topic": {"type": "string", "minLength": 1},
             "source_partition": {**number, "description": "decimal partition number"},
             "source_offset": {**number, "description": "decimal offset of the record"},
+            "original_key_bytes": {
+                **number,
+                "description": "only on a record too large to keep whole: its key's size; the "
+                f"dead letter keeps the first {schemas.MAX_KEY_BYTES} bytes",
+            },
+            "original_value_bytes": {
+                **number,
+                "description": "only on a record too large to keep whole: its value's size; "
+                f"the dead letter keeps the first {schemas.MAX_MESSAGE_BYTES} bytes",
+            },
         },
         "required": ["reason", "detail", "source_topic", "source_partition", "source_offset"],
         "additionalProperties": False,

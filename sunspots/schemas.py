@@ -42,8 +42,10 @@ EARLIEST_DATE = dt.date(1600, 1, 1)
 MAX_SEQUENCE_LENGTH = 1000
 MAX_ID_LENGTH = 256
 MAX_KEY_BYTES = 1024
-# A dead letter's `detail` header, at most this many bytes of UTF-8.
+# A dead letter's `detail` header, at most this many bytes of UTF-8; a rejected record larger
+# than MAX_KEPT_BYTES (key and value) is kept cut (consumer.output).
 MAX_DETAIL_BYTES = 1000
+MAX_KEPT_BYTES = 512 * 1024
 # The integers every JSON reader holds exactly (JavaScript's Number.MAX_SAFE_INTEGER).
 MAX_SAFE_INTEGER = 2**53 - 1
 

@@ -17,6 +17,7 @@ from datetime import date, timedelta
 
 from kafka import KafkaProducer
 
+from sunspots.schemas import MAX_KEPT_BYTES, MAX_MESSAGE_BYTES
 from support.polling import wait_for
 from support.services import consumer, forecaster, running
 from support.topics import read_to_end, read_topic, unique_topics
@@ -51,11 +52,16 @@ HEAD_POISON: list[tuple[bytes | None, bytes, str]] = [
     (None, _obs("silso", 0).replace(b'"silso"', b'"\\ud800"'), "not_json"),  # unencodable key
     (None, _obs("sil\x00so", 0), "bad_id"),  # a control character in an id
     (b"\xff\xfe", _obs("silso", 0), "bad_key"),  # a key that is not UTF-8
+    # Near the broker's 1 MiB limit: whole, with its headers, its dead letter could not be
+    # published, and the loop rewound and retried it for ever.
+    (b"silso", b"x" * 1_048_400, "oversized"),
 ]
 
 
 def _send(bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes]]) -> None:
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", linger_ms=5, max_request_size=2 * 1024 * 1024
+    )
     for key, value in records:
         producer.send(topic, key=key, value=value, partition=0)
     producer.flush()
@@ -115,9 +121,14 @@ def test_poison_at_the_head_of_a_partition_and_a_restart_never_stop_the_line(
     poison = [*HEAD_POISON, (third[0], third[1], third[2])]
     offsets = [*range(len(HEAD_POISON)), len(first) - 1]
     assert sorted(found, key=lambda f: f[3]) == [
-        (key, value, reason, offset)
+        (key, _kept(value), reason, offset)
         for (key, value, reason), offset in zip(poison, offsets, strict=True)
     ]
+
+
+def _kept(value: bytes) -> bytes:
+    """What a dead letter keeps of a value (consumer.output: a record too large is cut)."""
+    return value if len(value) <= MAX_KEPT_BYTES else value[:MAX_MESSAGE_BYTES]
 
 
 CLASSIFIER_POISON: list[tuple[bytes | None, bytes, str]] = [

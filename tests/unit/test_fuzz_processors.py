@@ -74,6 +74,7 @@ def _dead_letters(outputs: list[Output], records: list[Record]) -> dict[int, str
         offset = int(headers["source_offset"])
         assert offset not in found, f"record {offset} dead-lettered twice"
         assert (out.key, out.value) == (by_offset[offset].key, by_offset[offset].value)
+        assert "original_value_bytes" not in headers  # no record here is large enough
         found[offset] = headers["reason"]
     return found
 

@@ -151,12 +151,12 @@ def consumer_service(mode: str, kafka: KafkaSettings, log_path: Path, *extra: st
 
 
 @contextmanager
-def source_tree(ref: str) -> Iterator[Path]:
+def source_tree(ref: str, repo: Path = REPO) -> Iterator[Path]:
     """The packages and models of commit `ref` of this repository, unpacked in a temporary
     folder: an earlier consumer to measure beside this one, in the same run."""
     with tempfile.TemporaryDirectory(prefix=f"bench-{ref[:12]}-") as folder:
         archive = subprocess.run(
-            ["git", "-C", str(REPO), "archive", ref, "consumer", "sunspots", "models"],
+            ["git", "-C", str(repo), "archive", ref, "consumer", "sunspots", "models"],
             capture_output=True,
             check=True,
         ).stdout

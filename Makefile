@@ -11,7 +11,7 @@ LOCK := requirements/lock.txt
 DATA ?= $(firstword $(wildcard ../shared/data/SN_d_tot_V2.0.csv) https://www.sidc.be/SILSO/INFO/sndtotcsv.php)
 export SUNSPOTS_DATA ?= $(DATA)
 
-.PHONY: help venv tools jars kafka kafka-stop kafka-cluster test test-cluster test-unit test-model test-integration lint format lock lock-upgrade train train-seeds demo bench clean
+.PHONY: help venv tools jars kafka kafka-stop kafka-cluster test test-cluster test-unit test-model test-integration fuzz lint format lock lock-upgrade train train-seeds demo bench clean
 
 help:
 	@echo "make demo   - replay sunspots through Kafka, the forecaster and the classifier"
@@ -19,6 +19,7 @@ help:
 	@echo "make test   - every test tier (unit, model, integration on a real broker)"
 	@echo "make train  - retrain the committed model artifacts"
 	@echo "make bench  - benchmarks (tables in bench/results)"
+	@echo "make fuzz   - the fuzz tests with a deep search (minutes)"
 	@echo "make kafka / kafka-stop - a local broker on 127.0.0.1:9092"
 	@echo "make kafka-cluster - a local three-node cluster on 127.0.0.1:9092-9094 (kafka-stop stops it)"
 	@echo "make test-cluster - node faults on a three-node cluster (CI runs it after make test)"
@@ -66,6 +67,12 @@ test-model: $(STAMP)
 
 test-integration: tools jars
 	$(PY) -m pytest -m integration
+
+# The property-based fuzz tests, deep: 20,000 examples per decoder test and 2,000 per processor
+# test, a new seed each run, failures kept in .hypothesis/ and tried first the next time
+# (`make test` runs them with a fixed seed and fewer examples).
+fuzz: $(STAMP)
+	HYPOTHESIS_PROFILE=deep $(PY) -m pytest tests/unit/test_fuzz_decoders.py tests/unit/test_fuzz_processors.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -9,10 +9,14 @@ run: the machines are shared and noisy.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import platform
+import subprocess
 import sys
+import tarfile
+import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -144,3 +148,27 @@ def consumer_service(mode: str, kafka: KafkaSettings, log_path: Path, *extra: st
         *extra,
         instance_id=group,
     )
+
+
+@contextmanager
+def source_tree(ref: str, repo: Path = REPO) -> Iterator[Path]:
+    """The packages and models of commit `ref` of this repository, unpacked in a temporary
+    folder: an earlier consumer to measure beside this one, in the same run."""
+    with tempfile.TemporaryDirectory(prefix=f"bench-{ref[:12]}-") as folder:
+        archive = subprocess.run(
+            ["git", "-C", str(repo), "archive", ref, "consumer", "sunspots", "models"],
+            capture_output=True,
+            check=True,
+        ).stdout
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            tar.extractall(folder, filter="data")
+        yield Path(folder)
+
+
+def from_tree(service: Service, tree: Path) -> Service:
+    """`service`, run from the packages in `tree` instead of this checkout: `-P` keeps the
+    working directory off sys.path, so PYTHONPATH decides where `consumer` comes from."""
+    python, *rest = service.command
+    service.command = [python, "-P", *rest]
+    service.env["PYTHONPATH"] = str(tree)
+    return service

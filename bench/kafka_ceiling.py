@@ -75,7 +75,7 @@ def shaped_outputs() -> tuple[bytes, bytes, bytes]:
         53.307654,
         21.0,
     )
-    ev = Evaluation("silso", day, 23.456789, 19.0, fc.model_version, 0.0, 53.307654, 21.0)
+    ev = Evaluation.score(fc, 19.0)
     state = (
         b'{"series":"silso","offset":64314,"window":{"size":10,"last_date":"2017-06-30",'
         b'"values":[11.0,12.0,13.0,14.0,15.0,16.0,17.0,18.0,19.0,21.0],"pending":'

@@ -10,6 +10,10 @@ would, on fresh topics:
   (CreateTime, set by the producer at send) to the moment a read_committed consumer in this
   process sees the last expected evaluation — i.e. until the last evaluation is committed and
   readable downstream. Throughput = observations / wall time.
+- baseline (exactly once, with `--baseline REF`): the same full replay served by the
+  forecaster of commit REF of this repository (`git archive`), in the same run, so that the
+  consumer's CPU per observation and the replay's wall time can be compared before and after
+  a change on a machine whose load varies from run to run.
 - paced (exactly once): a fresh series at `--speed 100` (100 obs/s) for `--paced-seconds`.
   Latency of each forecast = its record timestamp − the timestamp of the observation that
   completed its window (matched by date): the time the forecaster took to see, batch, predict
@@ -17,8 +21,12 @@ would, on fresh topics:
   time a read_committed reader in this process received the forecast − the observation's
   timestamp. Both clocks are this machine's.
 
-Peak RSS of the forecaster is its /proc/<pid>/status VmHWM; CPU is its user+system time.
-The forecaster's own /metrics give the time spent in the model (`sunspot_inference_seconds`).
+Peak RSS of the forecaster is its /proc/<pid>/status VmHWM; CPU is its user+system time
+(`cpu_s`, start-up included). `cpu_us_per_obs` is the CPU the forecaster spent from the moment
+it was ready (model loaded, partitions assigned) to the moment the last evaluation was
+readable, per observation: the consumer's cost of one observation, less sensitive to other
+load on the machine than wall time. The forecaster's own /metrics give the time spent in the
+model (`sunspot_inference_seconds`).
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -40,9 +49,11 @@ from bench.common import (
     broker,
     consumer_service,
     default_data,
+    from_tree,
     percentile,
     report,
     rss_peak_mib,
+    source_tree,
     write,
 )
 from sunspots.artifact import DEFAULT_FORECASTER, load_forecaster
@@ -66,6 +77,7 @@ COLUMNS = [
     "visible_p99_ms",
     "rss_peak_mib",
     "cpu_s",
+    "cpu_us_per_obs",
     "inference_s",
     "batches",
 ]
@@ -160,32 +172,42 @@ def service_row(fc: Service, row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def full_replay(args: argparse.Namespace, base: KafkaSettings, processing: str) -> dict[str, Any]:
+def full_replay(
+    args: argparse.Namespace, base: KafkaSettings, processing: str, tree: Path | None = None
+) -> dict[str, Any]:
     kafka = fresh_topics(base, "pipe")
     model = load_forecaster(DEFAULT_FORECASTER)
     n_obs, _, n_eval = expected_counts(args.data, args.start, args.end, model.window)
-    log = args.logs / f"pipeline.{processing}.forecaster.log"
+    suffix = ".baseline" if tree else ""
+    log = args.logs / f"pipeline.{processing}{suffix}.forecaster.log"
     fc = consumer_service("forecast", kafka, log, "--processing", processing)
+    if tree is not None:
+        fc = from_tree(fc, tree)
     try:
         fc.start().wait_ready(90)
         watcher = Watcher(kafka, kafka.topics.evaluations, n_eval)
+        cpu_ready = cpu_seconds(fc.pid)
         extra = ["--start", args.start] + (["--end", args.end] if args.end else [])
         producer_s = replay(kafka, args.data, args.logs / "pipeline.producer.log", *extra)
         if not watcher.wait(args.timeout):
             raise RuntimeError(f"{len(watcher.received)} of {n_eval} evaluations committed")
+        cpu_done = cpu_seconds(fc.pid)
         # The first observation: reading stops at the first records that arrive.
         first_record = read_topic(kafka.bootstrap_servers, kafka.topics.observations, 1, idle=0)
         first = first_record[0].timestamp / 1000.0
         last_seen = watcher.received[n_eval - 1][0]
         seconds = last_seen - first
+        scenario = f"full replay, {processing.replace('_', ' ')}"
         row = {
-            "scenario": f"full replay, {processing.replace('_', ' ')}",
+            "scenario": f"{scenario}, baseline {args.baseline}" if tree else scenario,
             "observations": n_obs,
             "evaluations": len(watcher.received),
             "seconds": round(seconds, 3),
             "obs_per_s": round(n_obs / seconds, 1),
             "producer_s": round(producer_s, 3),
         }
+        if cpu_ready is not None and cpu_done is not None:
+            row["cpu_us_per_obs"] = round((cpu_done - cpu_ready) / n_obs * 1e6, 1)
         return service_row(fc, row)
     finally:
         fc.stop()
@@ -249,9 +271,24 @@ def run(args: argparse.Namespace, bootstrap: str) -> dict[str, Any]:
     args.logs.mkdir(parents=True, exist_ok=True)
     base = KafkaSettings(bootstrap)
     rows = [full_replay(args, base, mode) for mode in args.processing]
+    if args.baseline:
+        try:
+            with source_tree(args.baseline) as tree:
+                rows.append(full_replay(args, base, "exactly_once", tree))
+        except (subprocess.CalledProcessError, OSError) as exc:  # a shallow clone, no git
+            stderr = getattr(exc, "stderr", None)
+            why = stderr.decode().strip() if isinstance(stderr, bytes) else exc
+            sys.stderr.write(f"baseline {args.baseline} skipped: {why}\n")
     if args.paced_seconds > 0:
         rows.append(paced(args, base))
-    return report("pipeline", rows, replay_start=args.start, replay_end=args.end, partitions=1)
+    return report(
+        "pipeline",
+        rows,
+        replay_start=args.start,
+        replay_end=args.end,
+        partitions=1,
+        baseline=args.baseline,
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -266,6 +303,9 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         default=["exactly_once", "at_least_once"],
         choices=["exactly_once", "at_least_once"],
+    )
+    parser.add_argument(
+        "--baseline", metavar="REF", help="also replay with the forecaster of commit REF"
     )
     parser.add_argument("--rate", type=float, default=100.0, help="paced obs/s (100)")
     parser.add_argument("--paced-seconds", type=float, default=30.0, help="paced run (30 s)")

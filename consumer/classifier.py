@@ -15,6 +15,10 @@ would silently throw away the information the class depends on (the non-zero val
 
 `probabilities` are the model's per-class sigmoid outputs for classes `model.classes`
 (0..3) as trained in the lesson: one score per class, not normalised to sum to 1.
+
+A batch is atomic (consumer.processor): its metrics and dead-letter counts change only once
+every answer is made and encoded, so `consumer.containment` can process it again in halves.
+The record key an answer goes out under must be UTF-8 (`bad_key` otherwise).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from sunspots.schemas import (
     ClassifierPrediction,
     ClassifierRequest,
     SchemaError,
+    check_key,
     decode_classifier_request,
 )
 from sunspots.settings import Topics
@@ -88,48 +93,68 @@ class Classifier:
         metrics.model_info.labels(model.model_version).set(1)
 
     def process(self, records: list[Record]) -> list[Output]:
+        try:
+            outputs, predictions, seconds = self._process(records)
+        except BaseException:
+            self.dead_letters.discard()
+            raise
+        self.metrics.requests.inc(len(records))
+        if predictions:
+            self.metrics.inference.observe(seconds)
+        for prediction in predictions:
+            self.metrics.predictions.labels(str(prediction.predicted_class)).inc()
+        self.dead_letters.commit()
+        return outputs
+
+    def isolate(self, record: Record, exc: Exception) -> Output:
+        self.metrics.requests.inc()
+        return self.dead_letters.isolate(record, exc)
+
+    def _process(
+        self, records: list[Record]
+    ) -> tuple[list[Output], list[ClassifierPrediction], float]:
         dead: list[Output] = []
         valid: list[_Valid] = []
         for record in records:
-            self.metrics.requests.inc()
             item = self.dead_letters.decode(record, self._decode, dead)
             if item is not None:
                 valid.append(item)
+        started = time.perf_counter()
         predictions = self._predict([v.request for v in valid])
+        seconds = time.perf_counter() - started
         answers = [
             Output(self.topics.classifier_predictions, p.encode(), v.key)
             for v, p in zip(valid, predictions, strict=True)
         ]
-        return [*answers, *dead]
+        return [*answers, *dead], predictions, seconds
 
     def _decode(self, record: Record) -> _Valid:
         request = decode_classifier_request(record.value, self.model.max_value)
         padded = pad_sequence(request.sequence, self.model.sequence_length)
-        key = record.key if record.key is not None else str(request.id).encode()
+        if record.key is None:
+            key = str(request.id).encode()
+        else:
+            check_key(record.key)
+            key = record.key
         return _Valid(ClassifierRequest(request.id, padded), key)
 
     def _predict(self, requests: list[ClassifierRequest]) -> list[ClassifierPrediction]:
         if not requests:
             return []
         sequences = np.array([r.sequence for r in requests], dtype=np.int64)
-        started = time.perf_counter()
         probabilities = np.asarray(self.model.predict_proba(sequences), dtype=np.float64)
-        self.metrics.inference.observe(time.perf_counter() - started)
         # argmax over the columns, mapped to the model's class labels (column i = classes[i]).
         classes = np.asarray(self.model.classes)[np.argmax(probabilities, axis=1)]
-        predictions = []
-        for request, cls, probs in zip(requests, classes.tolist(), probabilities, strict=True):
-            predictions.append(
-                ClassifierPrediction(
-                    id=request.id,
-                    predicted_class=int(cls),
-                    # The network computes in float32: more than 6 decimals would be noise.
-                    probabilities=[round(float(p), 6) for p in probs],
-                    model_version=self.model.model_version,
-                )
+        return [
+            ClassifierPrediction(
+                request.id,
+                int(cls),
+                # The network computes in float32: more than 6 decimals would be noise.
+                [round(float(p), 6) for p in probs],
+                self.model.model_version,
             )
-            self.metrics.predictions.labels(str(cls)).inc()
-        return predictions
+            for request, cls, probs in zip(requests, classes.tolist(), probabilities, strict=True)
+        ]
 
     # --- no state: nothing to restore or forget on a rebalance -----------------------------
 

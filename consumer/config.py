@@ -33,6 +33,7 @@ class ServiceConfig:
     max_poll_records: int
     create_topics: bool
     replication: Replication
+    max_series: int = 0  # forecast only
 
 
 def build_parser(description: str | None = None) -> argparse.ArgumentParser:
@@ -96,6 +97,7 @@ def config_from_args(args: argparse.Namespace) -> ServiceConfig:
         processing=args.processing,
         metrics_port=args.metrics_port,
         rolling=getattr(args, "rolling", 0),
+        max_series=getattr(args, "max_series", 0),
         max_poll_records=args.max_poll_records,
         create_topics=args.create_topics,
         replication=replication_from_args(args),

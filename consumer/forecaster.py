@@ -9,6 +9,16 @@ for the changelog the runner replays after a restart or rebalance. Each series' 
 A window can fill and its forecast's target date arrive within one batch, before the model
 has run; such a pending forecast is held as an `InBatch` index into the batch's windows and
 resolved once the batched call returns.
+
+A batch is atomic (consumer.processor): before a batch first changes a series it keeps a copy
+of its state, and puts the copies back if anything in the batch raises; metrics, rolling
+scores and dead-letter counts change only once the batch has succeeded. `consumer.containment`
+relies on this to isolate a record that makes a batch fail.
+
+Bounds: at most `max_series` series hold state at once; an observation of a new series past
+the limit is a dead letter `too_many_series`, so a producer that invents ids cannot exhaust
+memory or the metrics' label space. A series forgotten on revocation frees its slot, and its
+labelled metrics are removed (consumer.metrics.SeriesLabels).
 """
 
 from __future__ import annotations
@@ -16,21 +26,31 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from datetime import date, timedelta
+from dataclasses import dataclass, field
+from datetime import date
 from typing import Protocol
 
 import numpy as np
 
-from consumer.metrics import BatchTally, ForecasterMetrics
+from consumer.metrics import BatchTally, ForecasterMetrics, SeriesLabels
 from consumer.output import Output
 from consumer.processor import DeadLetters, Record
 from consumer.series import InBatch, Pending, SeriesState
-from sunspots.schemas import Evaluation, Forecast, Observation, decode_observation, today_utc
+from sunspots.schemas import (
+    Evaluation,
+    Forecast,
+    Observation,
+    SchemaError,
+    check_key,
+    decode_observation,
+    today_utc,
+)
 from sunspots.settings import Topics
-from sunspots.window import APPLIED
+from sunspots.window import APPLIED, ONE_DAY
 
 log = logging.getLogger(__name__)
+
+DEFAULT_MAX_SERIES = 10_000
 
 
 class ForecastModel(Protocol):
@@ -48,22 +68,26 @@ class ForecastModel(Protocol):
     def predict(self, windows: np.ndarray) -> np.ndarray: ...
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Window:
-    series: str
+    state: SeriesState
     end: date
     values: tuple[float, ...]
 
 
-@dataclass
+@dataclass(slots=True)
 class _Batch:
-    """What one batch gathers before the model call."""
+    """What one batch gathers before the model call, and what it must put back if it fails."""
 
-    windows: list[_Window]
-    scored: list[tuple[Pending, Observation]]
-    touched: dict[str, SeriesState]
-    dead: list[Output]
-    tally: BatchTally
+    today: date
+    windows: list[_Window] = field(default_factory=list)
+    scored: list[tuple[Pending, SeriesState, float]] = field(default_factory=list)
+    evaluations: list[Evaluation] = field(default_factory=list)
+    # The series this batch changed, each with its state from before the batch (None: new).
+    saved: dict[str, SeriesState | None] = field(default_factory=dict)
+    touched: dict[str, SeriesState] = field(default_factory=dict)
+    dead: list[Output] = field(default_factory=list)
+    tally: BatchTally = field(default_factory=BatchTally)
 
 
 class Forecaster:
@@ -74,21 +98,33 @@ class Forecaster:
         metrics: ForecasterMetrics,
         rolling: int = 365,
         today: Callable[[], date] = today_utc,
+        max_series: int = DEFAULT_MAX_SERIES,
     ) -> None:
         self.model = model
         self.topics = topics
         self.metrics = metrics
         self.rolling = rolling
         self.today = today
+        self.max_series = max_series
         self.series: dict[str, SeriesState] = {}
+        self.labels = SeriesLabels(metrics)
         self.dead_letters = DeadLetters(topics.dead_letter, metrics.dead_letters)
         metrics.model_info.labels(model.model_version).set(1)
 
     # --- one batch ------------------------------------------------------------------------
 
     def process(self, records: list[Record]) -> list[Output]:
-        batch = _Batch([], [], {}, [], BatchTally())
-        today = self.today()
+        batch = _Batch(self.today())
+        try:
+            outputs = self._process(records, batch)
+        except BaseException:
+            self._roll_back(batch)
+            raise
+        self._commit(batch)
+        return outputs
+
+    def _process(self, records: list[Record], batch: _Batch) -> list[Output]:
+        today = batch.today
 
         def decode(record: Record) -> Observation:
             return decode_observation(record.value, record.key, today)
@@ -97,111 +133,150 @@ class Forecaster:
             obs = self.dead_letters.decode(record, decode, batch.dead)
             if obs is not None:
                 self._apply(record, obs, batch)
-        forecasts = self._forecast(batch.windows, batch.tally)
+        forecasts = self._forecast(batch)
         for state in batch.touched.values():
             if isinstance(state.window.pending, InBatch):
                 state.window.pending = forecasts[state.window.pending.index]
-        evaluations = [self._evaluate(_resolve(p, forecasts), obs) for p, obs in batch.scored]
-        for evaluation in evaluations:
-            state = self.series[evaluation.series]
-            state.score.add(evaluation.error, evaluation.persistence_error, evaluation.covered)
-            batch.tally.scored(evaluation.series, evaluation.error, state.score)
-        batch.tally.apply(self.metrics)
+        batch.evaluations = [
+            Evaluation.score(_resolve(pending, forecasts), actual)
+            for pending, _, actual in batch.scored
+        ]
+        topics = self.topics
         return [
-            *(Output(self.topics.forecasts, f.encode(), f.series.encode()) for f in forecasts),
-            *(Output(self.topics.evaluations, e.encode(), e.series.encode()) for e in evaluations),
+            *(
+                Output(topics.forecasts, f.encode(), w.state.key)
+                for f, w in zip(forecasts, batch.windows, strict=True)
+            ),
+            *(
+                Output(topics.evaluations, e.encode(), state.key)
+                for e, (_, state, _) in zip(batch.evaluations, batch.scored, strict=True)
+            ),
             *batch.dead,
             *(self._state_record(state) for state in batch.touched.values()),
         ]
 
     def _apply(self, record: Record, obs: Observation, batch: _Batch) -> None:
-        state = self.series.get(obs.series)
+        name = obs.series
+        state = self.series.get(name)
         if state is not None and record.offset < state.applied_to:
             return  # already in the state: an at-least-once replay after a crash
+        if state is None and len(self.series) >= self.max_series:
+            detail = f"{len(self.series)} series hold state, the limit is {self.max_series}"
+            batch.dead.append(self.dead_letters.reject(record, "too_many_series", detail))
+            return
+        if name not in batch.saved:
+            batch.saved[name] = None if state is None else state.copy()
         if state is None:
-            state = SeriesState.new(obs.series, self.model.window, record.partition, self.rolling)
-            self.series[obs.series] = state
+            state = SeriesState.new(name, self.model.window, record.partition, self.rolling)
+            self.series[name] = state
         step = state.window.apply(obs.date, obs.sunspot_number)
         if step.status != APPLIED:
-            detail = f"{obs.series} {obs.date} arrived after {state.window.last_date}"
+            detail = f"{name} {obs.date} arrived after {state.window.last_date}"
             batch.dead.append(self.dead_letters.reject(record, step.status, detail))
             return
         state.partition = record.partition
         state.applied_to = record.offset + 1
-        batch.touched[obs.series] = state
-        batch.tally.observed(obs.series, obs.sunspot_number)
+        batch.touched[name] = state
+        batch.tally.observed(name, obs.sunspot_number)
         if step.reset:
-            self.metrics.window_resets.labels(obs.series, step.reset).inc()
+            batch.tally.reset(name, step.reset)
         if step.scored is not None:
-            batch.scored.append((step.scored, obs))
+            assert obs.sunspot_number is not None
+            batch.scored.append((step.scored, state, obs.sunspot_number))
         if step.ready is not None:
             state.window.pending = InBatch(len(batch.windows))
-            batch.windows.append(_Window(obs.series, obs.date, step.ready))
+            batch.windows.append(_Window(state, obs.date, step.ready))
 
-    def _forecast(self, windows: list[_Window], tally: BatchTally) -> list[Forecast]:
+    def _forecast(self, batch: _Batch) -> list[Forecast]:
+        windows = batch.windows
         if not windows:
             return []
         started = time.perf_counter()
         predictions = self.model.predict(np.array([w.values for w in windows], dtype=np.float64))
-        self.metrics.inference.observe(time.perf_counter() - started)
-        self.metrics.batch_size.observe(len(windows))
+        batch.tally.inference(time.perf_counter() - started, len(windows))
         low, high = self.model.interval
+        version = self.model.model_version
         forecasts = []
         for window, value in zip(windows, predictions.tolist(), strict=True):
             forecasts.append(
                 Forecast(
-                    series=window.series,
-                    target_date=window.end + timedelta(days=1),
-                    forecast=value,
-                    window_end=window.end,
-                    model_version=self.model.model_version,
-                    lower=max(0.0, value + low),
-                    upper=value + high,
-                    persistence=window.values[-1],
+                    window.state.name,
+                    window.end + ONE_DAY,
+                    value,
+                    window.end,
+                    version,
+                    max(0.0, value + low),
+                    value + high,
+                    window.values[-1],
                 )
             )
-            tally.forecast(window.series, value)
+            batch.tally.forecast(window.state.name, value)
         return forecasts
 
-    @staticmethod
-    def _evaluate(forecast: Forecast, obs: Observation) -> Evaluation:
-        assert obs.sunspot_number is not None and forecast.target_date == obs.date
-        return Evaluation(
-            series=obs.series,
-            date=obs.date,
-            forecast=forecast.forecast,
-            actual=obs.sunspot_number,
-            model_version=forecast.model_version,
-            lower=forecast.lower,
-            upper=forecast.upper,
-            persistence=forecast.persistence,
-        )
+    def isolate(self, record: Record, exc: Exception) -> Output:
+        return self.dead_letters.isolate(record, exc)
+
+    # --- commit or roll back --------------------------------------------------------------
+
+    def _commit(self, batch: _Batch) -> None:
+        """What a successful batch changes besides the windows: scores, metrics, counts."""
+        for evaluation, (_, state, _) in zip(batch.evaluations, batch.scored, strict=True):
+            state.score.add(evaluation.error, evaluation.persistence_error, evaluation.covered)
+            batch.tally.scored(state.name, evaluation.error, state.score)
+        self.labels.forget_released(self.series)
+        batch.tally.apply(self.metrics, len(self.series))
+        self.dead_letters.commit()
+
+    def _roll_back(self, batch: _Batch) -> None:
+        for name, saved in batch.saved.items():
+            if saved is None:
+                self.series.pop(name, None)
+            else:
+                self.series[name] = saved
+        self.dead_letters.discard()
 
     # --- state changelog ------------------------------------------------------------------
 
     def _state_record(self, state: SeriesState) -> Output:
-        key = state.name.encode()
-        return Output(self.topics.state, state.snapshot(), key, partition=state.partition)
+        return Output(self.topics.state, state.snapshot(), state.key, partition=state.partition)
 
     def restore(self, partition: int, changelog: Iterable[tuple[bytes, bytes | None]]) -> None:
-        restored = 0
+        restored, skipped, first_error = 0, 0, ""
         for key, value in changelog:
-            series = key.decode()
-            if value is None:
-                self.series.pop(series, None)
+            try:
+                series = check_key(key or b"")
+                state = None if value is None else self._restored(series, value, partition)
+            except SchemaError as exc:
+                # A record no instance wrote: that series starts afresh, rather than the
+                # partition never being restored.
+                skipped += 1
+                first_error = first_error or exc.detail
                 continue
-            state = SeriesState.from_snapshot(series, value, partition, self.rolling)
-            if state.window.size != self.model.window:
-                # A model with another window size: its old windows are of no use.
-                self.series.pop(series, None)
+            if state is None:
+                self.series.pop(series, None)  # a tombstone, or a window of another size
                 continue
             self.series[series] = state
+            self.labels.keep(series)
             restored += 1
+        if skipped:
+            log.warning(
+                "partition %d: %d changelog records skipped as unreadable (the first: %s)",
+                partition,
+                skipped,
+                first_error,
+            )
         log.debug("partition %d: %d changelog records applied", partition, restored)
 
+    def _restored(self, series: str, value: bytes, partition: int) -> SeriesState | None:
+        state = SeriesState.from_snapshot(series, value, partition, self.rolling)
+        # A model with another window size: the old windows are of no use.
+        return state if state.window.size == self.model.window else None
+
     def revoke(self, partitions: set[int]) -> None:
-        for series in [s for s, state in self.series.items() if state.partition in partitions]:
+        gone = [s for s, state in self.series.items() if state.partition in partitions]
+        for series in gone:
             del self.series[series]
+        self.labels.release(gone)
 
 
 def _resolve(pending: Pending, forecasts: list[Forecast]) -> Forecast:

@@ -1,17 +1,21 @@
 """Every Prometheus metric the consumers export, declared in one place.
 
-The registry is a parameter so tests use a fresh `CollectorRegistry()`. Labels stay few:
-`series` (a handful of ids), `reason` (the fixed set in sunspots.schemas.REASONS plus the
-window's), `predicted_class` (four values) and `model_version` on the info gauge only.
+The registry is a parameter so tests use a fresh `CollectorRegistry()`. Labels stay few and
+bounded: `series` (at most the forecaster's `--max-series` live series; a revoked series'
+children are removed, see `SeriesLabels`), `reason` (the fixed set in
+sunspots.schemas.REASONS), `predicted_class` (the model's classes) and `model_version` on the
+info gauge only.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from sunspots.evaluation import RollingScore
+from sunspots.window import RESET_CAUSES
 
 # Sunspot numbers run 0..~500; day-ahead errors are mostly below 30.
 ABS_ERROR_BUCKETS = (0.5, 1, 2, 3, 5, 7.5, 10, 15, 20, 30, 50, 75, 100, 150, 250)
@@ -118,6 +122,24 @@ class ForecasterMetrics:
             ["model_version"],
             registry=registry,
         )
+        self.live_series = Gauge(
+            "sunspot_series", "Series whose state this instance holds.", registry=registry
+        )
+
+    def gauges(self) -> tuple[Gauge, ...]:
+        """The per-series gauges: last values, frozen once a series stops."""
+        return (
+            self.error,
+            self.rmse,
+            self.persistence_rmse,
+            self.coverage,
+            self.forecast_value,
+            self.actual_value,
+        )
+
+    def counts(self) -> tuple[Counter | Histogram, ...]:
+        """The per-series counters and histograms labelled by `series` alone."""
+        return (self.observations, self.forecasts, self.evaluations, self.abs_error)
 
 
 class ClassifierMetrics:
@@ -160,18 +182,21 @@ class _SeriesTally:
     abs_errors: list[float] = field(default_factory=list)
     last_error: float | None = None
     score: RollingScore | None = None
+    resets: dict[str, int] = field(default_factory=dict)
 
 
 class BatchTally:
-    """A batch's metric updates, gathered per series and applied once at the end.
+    """A batch's metric updates, gathered per series and applied once, when the batch succeeds.
 
     Each series' counters and gauges are set once per batch, to the values they would hold
     after updating them record by record: `labels()` lookups were a tenth of the consumer's
     time, and the rolling RMSE sums K values, so computing it per evaluation cost O(K) each.
+    A batch that fails applies nothing, so processing it again counts nothing twice.
     """
 
     def __init__(self) -> None:
         self.series: dict[str, _SeriesTally] = {}
+        self.model_calls: list[tuple[float, int]] = []
 
     def _of(self, series: str) -> _SeriesTally:
         tally = self.series.get(series)
@@ -185,6 +210,10 @@ class BatchTally:
         if value is not None:
             tally.actual = value
 
+    def reset(self, series: str, cause: str) -> None:
+        resets = self._of(series).resets
+        resets[cause] = resets.get(cause, 0) + 1
+
     def forecast(self, series: str, value: float) -> None:
         tally = self._of(series)
         tally.forecasts += 1
@@ -196,12 +225,21 @@ class BatchTally:
         tally.last_error = error
         tally.score = score
 
-    def apply(self, m: ForecasterMetrics) -> None:
+    def inference(self, seconds: float, windows: int) -> None:
+        self.model_calls.append((seconds, windows))
+
+    def apply(self, m: ForecasterMetrics, live_series: int) -> None:
+        for seconds, windows in self.model_calls:
+            m.inference.observe(seconds)
+            m.batch_size.observe(windows)
+        m.live_series.set(live_series)
         for series, t in self.series.items():
             if t.observations:
                 m.observations.labels(series).inc(t.observations)
             if t.actual is not None:
                 m.actual_value.labels(series).set(t.actual)
+            for cause, count in t.resets.items():
+                m.window_resets.labels(series, cause).inc(count)
             if t.forecasts:
                 m.forecasts.labels(series).inc(t.forecasts)
                 m.forecast_value.labels(series).set(t.last_forecast)
@@ -214,3 +252,38 @@ class BatchTally:
                 m.rmse.labels(series).set(t.score.rmse)
                 m.persistence_rmse.labels(series).set(t.score.persistence_rmse)
                 m.coverage.labels(series).set(t.score.coverage)
+
+
+class SeriesLabels:
+    """Removes the labelled children of series an instance no longer holds.
+
+    On revocation a series' gauges go at once: a frozen last value would read as current (and
+    keep alerts firing) although this instance no longer scores that series. Its counters and
+    histograms go at the next batch, unless its partition came back meanwhile: a rewind after
+    a failed publish revokes and restores every partition at once, and removing the counters
+    then would reset them for nothing. A series that returns later starts its counters from
+    zero, which `rate()` and `increase()` read as a counter reset.
+    """
+
+    def __init__(self, metrics: ForecasterMetrics) -> None:
+        self.metrics = metrics
+        self.released: set[str] = set()
+
+    def release(self, series: Iterable[str]) -> None:
+        for name in series:
+            for gauge in self.metrics.gauges():
+                gauge.remove(name)
+            self.released.add(name)
+
+    def keep(self, series: str) -> None:
+        self.released.discard(series)
+
+    def forget_released(self, live: Mapping[str, object]) -> None:
+        for name in self.released:
+            if name in live:
+                continue
+            for metric in self.metrics.counts():
+                metric.remove(name)
+            for cause in RESET_CAUSES:
+                self.metrics.window_resets.remove(name, cause)
+        self.released.clear()

@@ -3,6 +3,8 @@
 A mode names its model artifact (flag default and env variable), its metrics port and consumer
 group, the topic it reads and the changelog it keeps (if any), its own flags, and how to build
 its processor. Adding a mode means adding an entry here; nothing else branches on the mode.
+Every processor is built inside `consumer.containment.Contained`, so that no record, whatever
+its bytes, stops the line.
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry
 
+from consumer.containment import Contained
+from consumer.forecaster import DEFAULT_MAX_SERIES
 from consumer.processor import Processor
 from sunspots.artifact import DEFAULT_CLASSIFIER, DEFAULT_FORECASTER
-from sunspots.cli import env_flag
+from sunspots.cli import env_flag, positive_int
 from sunspots.settings import Topics
 
 if TYPE_CHECKING:
@@ -47,7 +51,15 @@ def _forecast_flags(parser: argparse.ArgumentParser) -> None:
         "--rolling",
         365,
         "evaluations in the rolling RMSE and coverage",
-        type=int,
+        type=positive_int,
+    )
+    env_flag(
+        parser,
+        "--max-series",
+        DEFAULT_MAX_SERIES,
+        "series this instance holds state for at once; observations of new series past it "
+        "are dead letters (too_many_series)",
+        type=positive_int,
     )
 
 
@@ -58,7 +70,14 @@ def _build_forecaster(config: ServiceConfig, registry: CollectorRegistry) -> Pro
 
     model = load_forecaster(config.model or DEFAULT_FORECASTER)
     log.info("forecaster model %s, window %d", model.model_version, model.window)
-    return Forecaster(model, config.kafka.topics, ForecasterMetrics(registry), config.rolling)
+    forecaster = Forecaster(
+        model,
+        config.kafka.topics,
+        ForecasterMetrics(registry),
+        config.rolling,
+        max_series=config.max_series,
+    )
+    return Contained(forecaster)
 
 
 def _build_classifier(config: ServiceConfig, registry: CollectorRegistry) -> Processor:
@@ -68,7 +87,8 @@ def _build_classifier(config: ServiceConfig, registry: CollectorRegistry) -> Pro
 
     model = load_classifier(config.model or DEFAULT_CLASSIFIER)
     log.info("classifier model %s", model.model_version)
-    return Classifier(model, config.kafka.topics, ClassifierMetrics(registry))
+    classifier = Classifier(model, config.kafka.topics, ClassifierMetrics(registry))
+    return Contained(classifier)
 
 
 FORECAST = Mode(

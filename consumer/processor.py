@@ -2,14 +2,22 @@
 
 A `Processor` never publishes and never sees a Kafka client: it turns a batch of consumed
 `Record`s into `Output`s (results, dead letters, state changelog records) and keeps its state
-per source partition, so it runs in unit tests without a broker. `DeadLetters` is the shared
-way a processor rejects a record: counted by reason, logged, and wrapped with its source.
+per source partition, so it runs in unit tests without a broker.
+
+A processor's `process` is atomic: it returns the batch's outputs with its state and metrics
+updated, or it raises with both as they were before the call. `DeadLetters` is the shared way
+a processor rejects a record: the rejection is returned as an output at once, but counted and
+logged only when the processor commits its batch, so a batch that fails and is processed again
+counts nothing twice. `consumer.containment` builds on both so that no record stops the line.
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from collections import Counter as Tally
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 from prometheus_client import Counter
@@ -19,6 +27,10 @@ from sunspots.schemas import SchemaError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+INTERNAL_ERROR = "internal_error"
+# An internal error's detail: the exception's type and message, cut to this many characters.
+DETAIL_CHARS = 300
 
 
 class Record(Protocol):
@@ -48,31 +60,97 @@ class Processor(Protocol):
     def revoke(self, partitions: set[int]) -> None: ...
 
 
-class DeadLetters:
-    """Rejects records onto the dead-letter topic, counting each by reason."""
+class AtomicProcessor(Processor, Protocol):
+    """A processor whose `process` changes nothing when it raises, and that can reject, on its
+    own, a record whose processing raised (`isolate`: its dead letter, counted and logged)."""
 
-    def __init__(self, topic: str, counter: Counter) -> None:
+    def isolate(self, record: Record, exc: Exception) -> Output: ...
+
+
+def describe(exc: BaseException) -> str:
+    """`Type: message` of an exception, bounded, for a dead letter's detail and the log."""
+    try:
+        message = str(exc)
+    except Exception:  # an exception whose message itself fails
+        message = "(no message)"
+    text = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+    return text if len(text) <= DETAIL_CHARS else text[: DETAIL_CHARS - 1] + "…"
+
+
+@dataclass(frozen=True, slots=True)
+class _Rejection:
+    reason: str
+    detail: str
+    where: str  # topic/partition/offset
+    partition: int
+    series: str | None
+    exc: BaseException | None = None
+
+
+class Throttle:
+    """At most `limit` warnings per `period` seconds; the rest are summed up in one line once
+    the period is over (at the next batch), so a burst of bad records is told, not flooded."""
+
+    def __init__(
+        self, limit: int = 10, period: float = 60.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.limit = limit
+        self.period = period
+        self.clock = clock
+        self.started = clock()
+        self.told = 0
+        self.held = 0
+
+    def allow(self) -> bool:
+        self.roll()
+        if self.told < self.limit:
+            self.told += 1
+            return True
+        self.held += 1
+        return False
+
+    def roll(self) -> None:
+        """Start a new period if this one is over, summing up what it held back."""
+        now = self.clock()
+        if now - self.started < self.period:
+            return
+        if self.held:
+            log.warning(
+                "%d more records failed unexpectedly in the last %.0f s (not logged one by one; "
+                "each is a dead letter with reason %s)",
+                self.held,
+                now - self.started,
+                INTERNAL_ERROR,
+            )
+        self.started, self.told, self.held = now, 0, 0
+
+
+class DeadLetters:
+    """Rejects records onto the dead-letter topic; counts and logs them when a batch commits."""
+
+    def __init__(self, topic: str, counter: Counter, throttle: Throttle | None = None) -> None:
         self.topic = topic
         self.counter = counter
+        self.throttle = throttle or Throttle()
+        self.pending: list[_Rejection] = []
 
-    def reject(self, record: Record, reason: str, detail: str) -> Output:
-        self.counter.labels(reason).inc()
-        # Held back after the first of each reason for a while (sunspots.logs.RepeatFilter):
-        # every one is on the dead-letter topic and in the counter.
-        log.warning(
-            "dead letter %s at %s/%s/%s: %s",
-            reason,
-            record.topic,
-            record.partition,
-            record.offset,
-            detail,
-            extra={
-                "reason": reason,
-                "partition": record.partition,
-                "series": (record.key or b"").decode(errors="replace") or None,
-            },
-        )
+    def reject(
+        self, record: Record, reason: str, detail: str, exc: BaseException | None = None
+    ) -> Output:
+        where = f"{record.topic}/{record.partition}/{record.offset}"
+        series = (record.key or b"").decode(errors="replace") or None
+        self.pending.append(_Rejection(reason, detail, where, record.partition, series, exc))
         return dead_letter(self.topic, record, reason, detail)
+
+    def fail(self, record: Record, exc: BaseException) -> Output:
+        """The dead letter of a record whose processing raised what no schema foresaw."""
+        return self.reject(record, INTERNAL_ERROR, describe(exc), exc)
+
+    def isolate(self, record: Record, exc: BaseException) -> Output:
+        """`fail`, counted and logged at once: the record is rejected outside any batch."""
+        out = self.fail(record, exc)
+        self.commit()
+        return out
 
     def decode(
         self, record: Record, decoder: Callable[[Record], T], into: list[Output]
@@ -82,4 +160,34 @@ class DeadLetters:
             return decoder(record)
         except SchemaError as exc:
             into.append(self.reject(record, exc.reason, exc.detail))
-            return None
+        except Exception as exc:  # a decoder bug must cost this record only
+            into.append(self.fail(record, exc))
+        return None
+
+    def commit(self) -> None:
+        """Count and log the rejections of a batch whose outputs are going out."""
+        if self.throttle.held:
+            self.throttle.roll()
+        if not self.pending:
+            return
+        for reason, count in Tally(r.reason for r in self.pending).items():
+            self.counter.labels(reason).inc(count)
+        for r in self.pending:
+            extra = {"reason": r.reason, "partition": r.partition, "series": r.series}
+            if r.reason != INTERNAL_ERROR:
+                # Held back after the first of each reason for a while (sunspots.logs.
+                # RepeatFilter): every one is on the dead-letter topic and in the counter.
+                log.warning("dead letter %s at %s: %s", r.reason, r.where, r.detail, extra=extra)
+            elif self.throttle.allow():
+                log.warning(
+                    "record at %s failed (%s); dead-lettered",
+                    r.where,
+                    r.detail,
+                    exc_info=r.exc,
+                    extra=extra,
+                )
+        self.pending.clear()
+
+    def discard(self) -> None:
+        """Forget the rejections of a batch that failed: it will be processed again."""
+        self.pending.clear()

@@ -2,24 +2,28 @@
 
 A series' state is its window (with the forecast pending for the next day), the source
 partition it arrives on, the next source offset its state reflects (so an at-least-once replay
-of older records after a crash is skipped instead of applied twice), and its rolling scores.
-The snapshot written to the changelog holds all of it but the rolling scores, which are
-metrics only and restart after a rebalance:
+of older records after a crash is skipped instead of applied twice), its rolling scores, and its
+id as a record key. The snapshot written to the changelog holds all of it but the rolling
+scores, which are metrics only and restart after a rebalance (`sunspots.schemas.SeriesSnapshot`,
+published as schemas/state.json):
 
     {"series": "silso", "offset": 1234, "window": {"size", "last_date", "values", "pending"}}
+
+`copy` is what a batch saves before it first changes a series, to put back if the batch fails;
+the copy shares the rolling scores, which a batch changes only once it has succeeded.
 """
 
 from __future__ import annotations
 
-import json
+from collections import deque
 from dataclasses import dataclass, field
 
 from sunspots.evaluation import RollingScore
-from sunspots.schemas import Forecast, decode_forecast
+from sunspots.schemas import Forecast, SeriesSnapshot, WindowState, decode_snapshot
 from sunspots.window import SeriesWindow
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class InBatch:
     """A pending forecast from this batch's window number `index`, not predicted yet."""
 
@@ -37,26 +41,35 @@ class SeriesState:
     partition: int
     applied_to: int = 0
     score: RollingScore = field(default_factory=RollingScore)
+    key: bytes = b""
+
+    def __post_init__(self) -> None:
+        if not self.key:
+            self.key = self.name.encode()
 
     @classmethod
     def new(cls, name: str, window_size: int, partition: int, rolling: int) -> SeriesState:
         return cls(name, SeriesWindow(window_size), partition, 0, RollingScore(rolling))
 
+    def copy(self) -> SeriesState:
+        w = self.window
+        window = SeriesWindow(w.size, w.last_date, deque(w.values), w.pending)
+        return SeriesState(self.name, window, self.partition, self.applied_to, self.score, self.key)
+
     def snapshot(self) -> bytes:
         """The changelog value; the pending forecast must be resolved (no `InBatch`)."""
-        window = self.window.to_json(encode_pending=_encode_pending)
-        body = {"series": self.name, "offset": self.applied_to, "window": window}
-        return json.dumps(body, separators=(",", ":")).encode()
+        w = self.window
+        pending = w.pending
+        assert not isinstance(pending, InBatch), "a pending forecast is resolved first"
+        window = WindowState(w.size, w.last_date, list(w.values), pending)
+        return SeriesSnapshot(self.name, self.applied_to, window).encode()
 
     @classmethod
     def from_snapshot(cls, name: str, value: bytes, partition: int, rolling: int) -> SeriesState:
-        body = json.loads(value)
-        window: SeriesWindow[Pending] = SeriesWindow.from_json(
-            body["window"], decode_pending=lambda p: decode_forecast(json.dumps(p))
+        """The state in a changelog value; SchemaError if the value is not a snapshot."""
+        snap = decode_snapshot(value)
+        w = snap.window
+        window: SeriesWindow[Pending] = SeriesWindow(
+            w.size, w.last_date, deque(w.values), w.pending
         )
-        return cls(name, window, partition, int(body["offset"]), RollingScore(rolling))
-
-
-def _encode_pending(pending: Pending) -> dict[str, object]:
-    assert isinstance(pending, Forecast), "a pending forecast is resolved before its snapshot"
-    return pending.to_json()
+        return cls(name, window, partition, snap.offset, RollingScore(rolling))

@@ -1,9 +1,22 @@
-"""Message schemas: versioned UTF-8 JSON on every topic, with strict decoding.
+"""Message schemas: versioned UTF-8 JSON on every topic, as typed msgspec structs.
+
+Each message is one `msgspec.Struct`: the same definition decodes it (strictly, in C), encodes
+it, and generates its published JSON Schema (`sunspots.contracts`, committed under `schemas/`).
 
 Inputs (observations, classifier requests) are decoded strictly: anything unexpected raises
 `SchemaError` with a short machine-readable `reason` (used as the dead-letter header and the
-metrics label, so the set of reasons is small and fixed) and a human-readable `detail`.
-Outputs (forecasts, evaluations, predictions) may grow extra fields; their decoders ignore them.
+metrics label, so the set of reasons is small and fixed, `REASONS`) and a human-readable
+`detail`. A decoder returns a valid value or raises `SchemaError`, nothing else, whatever the
+bytes: msgspec's validation errors are mapped to reasons by `_reason`, and bytes msgspec cannot
+parse at all are `not_json`, or `non_finite` when they are JSON but for a NaN or Infinity
+literal. Outputs (forecasts, evaluations, predictions) may grow extra fields; their decoders
+ignore them. Every float an output carries is finite: an output that would not be raises
+`ValueError` when it is made, so a broken model can never publish `null` where a number belongs.
+
+Ids (series, request id) are 1 to 256 characters of valid Unicode without control characters
+(C0, C1); integer request ids are JSON-safe integers (|id| < 2**53). A record key, when there is
+one, is at most 1 KiB of valid UTF-8 (`bad_key` otherwise); an observation's key must also equal
+its series (`key_mismatch`).
 
 Every message carries `"schema_version": 1`. An input without it is read as version 1, so the
 lesson's plain `{"id", "sequence"}` requests work; any other version is rejected.
@@ -11,23 +24,33 @@ lesson's plain `{"id", "sequence"}` requests work; any other version is rejected
 
 from __future__ import annotations
 
+import datetime as dt
 import json
-import math
 import re
-from dataclasses import asdict, dataclass, field
-from datetime import date, datetime, timezone
-from typing import Any
+from math import isfinite
+from typing import Annotated, Any, TypeVar
+
+import msgspec
+from msgspec import Meta, Struct
 
 SCHEMA_VERSION = 1
 MAX_MESSAGE_BYTES = 64 * 1024
 # The largest daily value SILSO has ever published is below 600; anything past this is an error.
 MAX_SUNSPOT_NUMBER = 1000.0
 MAX_OBSERVERS = 100_000
-EARLIEST_DATE = date(1600, 1, 1)
+EARLIEST_DATE = dt.date(1600, 1, 1)
 MAX_SEQUENCE_LENGTH = 1000
 MAX_ID_LENGTH = 256
+MAX_KEY_BYTES = 1024
+# A dead letter's `detail` header, at most this many bytes of UTF-8; a rejected record larger
+# than MAX_KEPT_BYTES (key and value) is kept cut (consumer.output).
+MAX_DETAIL_BYTES = 1000
+MAX_KEPT_BYTES = 512 * 1024
+# The integers every JSON reader holds exactly (JavaScript's Number.MAX_SAFE_INTEGER).
+MAX_SAFE_INTEGER = 2**53 - 1
 
-# The fixed vocabulary of rejection reasons.
+# The fixed vocabulary of rejection reasons: decoding, the window (duplicate, out_of_order),
+# the forecaster's series limit and, for a failure no schema foresaw, internal_error.
 REASONS = (
     "not_json",
     "not_object",
@@ -41,13 +64,20 @@ REASONS = (
     "bad_date",
     "future_date",
     "oversized",
+    "bad_id",
+    "bad_key",
     "key_mismatch",
     "duplicate",
     "out_of_order",
     "bad_sequence",
+    "too_many_series",
+    "internal_error",
 )
 
-_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# Control characters: C0, DEL and C1. The JSON Schema states the same rule as a pattern, which
+# ends in `(?![\s\S])` rather than `$` because Python's `$` also matches before a final "\n".
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+ID_PATTERN = "^[^\\u0000-\\u001f\\u007f-\\u009f]*(?![\\s\\S])"
 
 
 class SchemaError(ValueError):
@@ -60,338 +90,372 @@ class SchemaError(ValueError):
         self.detail = detail
 
 
-def _reject_constant(name: str) -> float:
-    raise SchemaError("non_finite", f"{name} is not a number JSON allows")
+def today_utc() -> dt.date:
+    return dt.datetime.now(dt.timezone.utc).date()  # noqa: UP017 - readable on 3.11
 
 
-def _load_object(raw: bytes | str | None) -> dict[str, Any]:
-    if raw is None:
-        raise SchemaError("not_json", "empty payload (tombstone)")
-    if len(raw) > MAX_MESSAGE_BYTES:
-        raise SchemaError("oversized", f"{len(raw)} bytes, limit {MAX_MESSAGE_BYTES}")
-    try:
-        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
-        obj = json.loads(text, parse_constant=_reject_constant)
-    except SchemaError:
-        raise
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise SchemaError("not_json", str(exc)) from None
-    if not isinstance(obj, dict):
-        raise SchemaError("not_object", f"expected a JSON object, got {type(obj).__name__}")
-    version = obj.get("schema_version", SCHEMA_VERSION)
-    if version != SCHEMA_VERSION or isinstance(version, bool):
-        raise SchemaError(
-            "unknown_version", f"schema_version {version!r}, expected {SCHEMA_VERSION}"
-        )
-    return obj
+# --- field types --------------------------------------------------------------------------------
+
+Id = Annotated[
+    str,
+    Meta(
+        min_length=1,
+        max_length=MAX_ID_LENGTH,
+        extra_json_schema={"pattern": ID_PATTERN},
+        description=f"1 to {MAX_ID_LENGTH} characters, no control characters",
+    ),
+]
+SafeInteger = Annotated[int, Meta(ge=-MAX_SAFE_INTEGER, le=MAX_SAFE_INTEGER)]
+SunspotNumber = Annotated[float, Meta(ge=0.0, le=MAX_SUNSPOT_NUMBER)]
+Observers = Annotated[int, Meta(ge=0, le=MAX_OBSERVERS)]
+# One step of a classifier sequence: an integer (an integral number such as 3.0 is read as 3),
+# alone or, in the lesson's nested form, as a one-element list.
+Step = int | float
+Sequence = Annotated[
+    tuple[Step | tuple[Step, ...], ...],
+    Meta(min_length=1, max_length=MAX_SEQUENCE_LENGTH),
+]
 
 
-def _check_fields(
-    obj: dict[str, Any], required: set[str], optional: set[str], strict: bool
-) -> None:
-    missing = sorted(required - obj.keys())
-    if missing:
-        raise SchemaError("missing_field", f"missing {', '.join(missing)}")
-    if strict:
-        extra = sorted(obj.keys() - required - optional - {"schema_version"})
-        if extra:
-            raise SchemaError("unknown_field", f"unexpected {', '.join(extra)}")
+class _Message(Struct, frozen=True, gc=False, tag_field="schema_version", tag=SCHEMA_VERSION):
+    """Every message: `schema_version` is written first, read as 1 when absent, else checked."""
 
 
-def _number(obj: dict[str, Any], name: str, *, nullable: bool = False) -> float | None:
-    value = obj[name]
-    if value is None and nullable:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise SchemaError("wrong_type", f"{name} must be a number, got {type(value).__name__}")
-    if not math.isfinite(value):
-        raise SchemaError("non_finite", f"{name} is {value}")
-    return float(value)
+# --- observation --------------------------------------------------------------------------------
 
 
-def _integer(obj: dict[str, Any], name: str) -> int:
-    value = obj[name]
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise SchemaError("wrong_type", f"{name} must be an integer, got {type(value).__name__}")
-    return value
+class Observation(_Message, forbid_unknown_fields=True):
+    """One day of one series. `sunspot_number` null means SILSO has no value for that day.
 
+    `date` is YYYY-MM-DD, from 1600-01-01 to today (UTC); `std_dev` is the standard deviation
+    of the observers' values, `observations` their number, `provisional` SILSO's flag."""
 
-def _string(obj: dict[str, Any], name: str) -> str:
-    value = obj[name]
-    if not isinstance(value, str) or not value:
-        raise SchemaError("wrong_type", f"{name} must be a non-empty string")
-    if len(value) > MAX_ID_LENGTH:
-        raise SchemaError("oversized", f"{name} is longer than {MAX_ID_LENGTH} characters")
-    return value
-
-
-def parse_date(value: Any, name: str = "date") -> date:
-    if not isinstance(value, str) or not _DATE_RE.match(value):
-        raise SchemaError("bad_date", f"{name} must be YYYY-MM-DD, got {value!r}")
-    try:
-        return date.fromisoformat(value)
-    except ValueError as exc:
-        raise SchemaError("bad_date", f"{name} {value!r}: {exc}") from None
-
-
-# One encoder for every message: json.dumps with non-default options builds a new one per call.
-_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
-
-
-def _encode(payload: dict[str, Any]) -> bytes:
-    return _ENCODER.encode(payload).encode("utf-8")
-
-
-def _check_key(key: bytes | str | None, expected: str) -> None:
-    if key is None:
-        return
-    text = key.decode("utf-8", "replace") if isinstance(key, bytes) else key
-    if text != expected:
-        raise SchemaError("key_mismatch", f"record key {text!r} differs from series {expected!r}")
-
-
-def today_utc() -> date:
-    return datetime.now(timezone.utc).date()  # noqa: UP017 - readable on 3.11
-
-
-# --- observation ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Observation:
-    """One day of one series. `sunspot_number` None means SILSO has no value for that day."""
-
-    series: str
-    date: date
-    sunspot_number: float | None
-    std_dev: float | None
-    observations: int
+    series: Id
+    date: dt.date
+    sunspot_number: SunspotNumber | None
+    std_dev: SunspotNumber | None
+    observations: Observers
     provisional: bool
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "schema_version": SCHEMA_VERSION,
-            "series": self.series,
-            "date": self.date.isoformat(),
-            "sunspot_number": self.sunspot_number,
-            "std_dev": self.std_dev,
-            "observations": self.observations,
-            "provisional": self.provisional,
-        }
-
     def encode(self) -> bytes:
-        return _encode(self.to_json())
+        return _ENCODER.encode(self)
 
 
-_OBSERVATION_FIELDS = {"series", "date", "sunspot_number", "std_dev", "observations", "provisional"}
+_OBSERVATION = msgspec.json.Decoder(Observation)
 
 
 def decode_observation(
-    raw: bytes | str | None, key: bytes | str | None = None, today: date | None = None
+    raw: bytes | str | None, key: bytes | str | None = None, today: dt.date | None = None
 ) -> Observation:
     """Strictly decode an observation; a `key`, when given, must equal the series id."""
-    obj = _load_object(raw)
-    _check_fields(obj, _OBSERVATION_FIELDS, set(), strict=True)
-    series = _string(obj, "series")
-    day = parse_date(obj["date"])
-    if day < EARLIEST_DATE:
-        raise SchemaError("bad_date", f"date {day} is before {EARLIEST_DATE}")
-    if day > (today or today_utc()):
-        raise SchemaError("future_date", f"date {day} is in the future")
-    value = _number(obj, "sunspot_number", nullable=True)
-    std_dev = _number(obj, "std_dev", nullable=True)
-    for name, number in (("sunspot_number", value), ("std_dev", std_dev)):
-        if number is not None and number < 0:
-            raise SchemaError("negative_value", f"{name} is {number}")
-        if number is not None and number > MAX_SUNSPOT_NUMBER:
-            raise SchemaError("absurd_value", f"{name} {number} exceeds {MAX_SUNSPOT_NUMBER}")
-    count = _integer(obj, "observations")
-    if count < 0:
-        raise SchemaError("negative_value", f"observations is {count}")
-    if count > MAX_OBSERVERS:
-        raise SchemaError("absurd_value", f"observations {count} exceeds {MAX_OBSERVERS}")
-    provisional = obj["provisional"]
-    if not isinstance(provisional, bool):
-        raise SchemaError("wrong_type", "provisional must be true or false")
-    _check_key(key, series)
-    return Observation(series, day, value, std_dev, count, provisional)
+    obs = _decode(_OBSERVATION, raw)
+    _check_id("series", obs.series)
+    if obs.date < EARLIEST_DATE:
+        raise SchemaError("bad_date", f"date {obs.date} is before {EARLIEST_DATE}")
+    if obs.date > (today or today_utc()):
+        raise SchemaError("future_date", f"date {obs.date} is in the future")
+    if key is not None and check_key(key) != obs.series:
+        raise SchemaError(
+            "key_mismatch", f"record key {check_key(key)!r} differs from series {obs.series!r}"
+        )
+    return obs
 
 
-# --- forecast and evaluation ------------------------------------------------------------------
+# --- forecast and evaluation --------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Forecast:
-    """The next-day forecast made from the window that ends on `window_end`."""
+class Forecast(_Message):
+    """The next-day forecast made from the window that ends on `window_end`.
 
-    series: str
-    target_date: date
+    `lower` and `upper` bound the 90 % interval (`lower` is never below 0); `persistence` is
+    the window's last value, so the evaluation can score the baseline too."""
+
+    series: Id
+    target_date: dt.date
     forecast: float
-    window_end: date
+    window_end: dt.date
     model_version: str
     lower: float
     upper: float
-    # Persistence (tomorrow = today) rides along so the evaluation can score the baseline too.
     persistence: float
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "schema_version": SCHEMA_VERSION,
-            "series": self.series,
-            "target_date": self.target_date.isoformat(),
-            "forecast": self.forecast,
-            "lower": self.lower,
-            "upper": self.upper,
-            "window_end": self.window_end.isoformat(),
-            "persistence": self.persistence,
-            "model_version": self.model_version,
-        }
+    def __post_init__(self) -> None:
+        if not (
+            isfinite(self.forecast)
+            and isfinite(self.lower)
+            and isfinite(self.upper)
+            and isfinite(self.persistence)
+        ):
+            _not_finite(self)
 
     def encode(self) -> bytes:
-        return _encode(self.to_json())
+        return _ENCODER.encode(self)
 
 
-def decode_forecast(raw: bytes | str) -> Forecast:
-    obj = _load_object(raw)
-    _check_fields(
-        obj, {"series", "target_date", "forecast", "window_end", "model_version"}, set(), False
-    )
-    value = _number(obj, "forecast")
-    return Forecast(
-        series=_string(obj, "series"),
-        target_date=parse_date(obj["target_date"], "target_date"),
-        forecast=value,
-        window_end=parse_date(obj["window_end"], "window_end"),
-        model_version=_string(obj, "model_version"),
-        lower=float(obj.get("lower", value)),
-        upper=float(obj.get("upper", value)),
-        persistence=float(obj.get("persistence", math.nan)),
-    )
+class Evaluation(_Message):
+    """A forecast scored against the value that arrived for its target date: `error` is
+    actual − forecast, `persistence_error` actual − persistence."""
 
-
-@dataclass(frozen=True, slots=True)
-class Evaluation:
-    """A forecast scored against the value that arrived for its target date."""
-
-    series: str
-    date: date
+    series: Id
+    date: dt.date
     forecast: float
     actual: float
-    model_version: str
+    error: float
     lower: float
     upper: float
     persistence: float
+    persistence_error: float
+    model_version: str
 
-    @property
-    def error(self) -> float:
-        return self.actual - self.forecast
+    def __post_init__(self) -> None:
+        if not (
+            isfinite(self.forecast)
+            and isfinite(self.actual)
+            and isfinite(self.error)
+            and isfinite(self.lower)
+            and isfinite(self.upper)
+            and isfinite(self.persistence)
+            and isfinite(self.persistence_error)
+        ):
+            _not_finite(self)
 
-    @property
-    def persistence_error(self) -> float:
-        return self.actual - self.persistence
+    @classmethod
+    def score(cls, forecast: Forecast, actual: float) -> Evaluation:
+        return cls(
+            forecast.series,
+            forecast.target_date,
+            forecast.forecast,
+            actual,
+            actual - forecast.forecast,
+            forecast.lower,
+            forecast.upper,
+            forecast.persistence,
+            actual - forecast.persistence,
+            forecast.model_version,
+        )
 
     @property
     def covered(self) -> bool:
         return self.lower <= self.actual <= self.upper
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "schema_version": SCHEMA_VERSION,
-            "series": self.series,
-            "date": self.date.isoformat(),
-            "forecast": self.forecast,
-            "actual": self.actual,
-            "error": self.error,
-            "lower": self.lower,
-            "upper": self.upper,
-            "persistence": self.persistence,
-            "persistence_error": self.persistence_error,
-            "model_version": self.model_version,
-        }
-
     def encode(self) -> bytes:
-        return _encode(self.to_json())
+        return _ENCODER.encode(self)
+
+
+_FORECAST = msgspec.json.Decoder(Forecast)
+_EVALUATION = msgspec.json.Decoder(Evaluation)
+
+
+def decode_forecast(raw: bytes | str) -> Forecast:
+    return _decode(_FORECAST, raw)
 
 
 def decode_evaluation(raw: bytes | str) -> dict[str, Any]:
-    """Evaluations are read by tests and dashboards only: check the required fields, return dict."""
-    obj = _load_object(raw)
-    _check_fields(
-        obj, {"series", "date", "forecast", "actual", "error", "model_version"}, set(), False
-    )
-    for name in ("forecast", "actual", "error"):
-        _number(obj, name)
-    parse_date(obj["date"])
-    return obj
+    """Evaluations are read by tests and dashboards: checked, then returned as a dict."""
+    return msgspec.to_builtins(_decode(_EVALUATION, raw))
 
 
-# --- classifier -------------------------------------------------------------------------------
+# --- forecaster state (the changelog) -----------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class ClassifierRequest:
-    id: str | int
-    sequence: tuple[int, ...]
+class WindowState(Struct, frozen=True, gc=False):
+    """A series' window: its size, last date, values (oldest first) and pending forecast."""
+
+    size: int
+    last_date: dt.date | None
+    values: list[float]
+    pending: Forecast | None
 
 
-def _flatten_sequence(value: Any, max_value: int) -> tuple[int, ...]:
-    if not isinstance(value, list):
-        raise SchemaError("wrong_type", "sequence must be a list")
-    if not value:
-        raise SchemaError("bad_sequence", "sequence is empty")
-    if len(value) > MAX_SEQUENCE_LENGTH:
-        raise SchemaError(
-            "oversized", f"sequence has {len(value)} steps, limit {MAX_SEQUENCE_LENGTH}"
-        )
+class SeriesSnapshot(Struct, frozen=True, gc=False):
+    """A series' state on the compacted changelog, keyed by series: `offset` is the next
+    source offset the state reflects."""
+
+    series: str
+    offset: int
+    window: WindowState
+
+    def encode(self) -> bytes:
+        return _ENCODER.encode(self)
+
+
+_SNAPSHOT = msgspec.json.Decoder(SeriesSnapshot)
+
+
+def decode_snapshot(raw: bytes) -> SeriesSnapshot:
+    return _decode(_SNAPSHOT, raw)
+
+
+# --- classifier ---------------------------------------------------------------------------------
+
+
+class ClassifierRequest(_Message, forbid_unknown_fields=True):
+    """A sequence to classify, flat `[0,0,0,0,0,1]` or nested `[[0],[0],[0],[0],[0],[1]]`;
+    the answer carries the same `id`. Steps are integers from 0 to the model's largest value."""
+
+    id: Id | SafeInteger
+    sequence: Sequence
+
+
+_CLASSIFIER_REQUEST = msgspec.json.Decoder(ClassifierRequest)
+
+
+def decode_classifier_request(raw: bytes | str | None, max_value: int = 3) -> ClassifierRequest:
+    """Decode a request; its `sequence` comes back flat, as a tuple of ints."""
+    request = _decode(_CLASSIFIER_REQUEST, raw)
+    if isinstance(request.id, str):
+        _check_id("id", request.id)
+    return ClassifierRequest(request.id, _flatten(request.sequence, max_value))
+
+
+def _flatten(sequence: tuple[Any, ...], max_value: int) -> tuple[int, ...]:
     steps = []
-    for item in value:
-        # The lesson writes sequences as [[0],[1],...]: one feature per time step.
-        if isinstance(item, list):
+    for step, item in enumerate(sequence):
+        if isinstance(item, tuple):
             if len(item) != 1:
                 raise SchemaError("bad_sequence", "nested steps must hold exactly one value")
             item = item[0]
-        if isinstance(item, float) and item.is_integer():
+        if isinstance(item, float):
+            if not item.is_integer():
+                raise SchemaError("wrong_type", f"sequence values must be integers, got {item!r}")
             item = int(item)
-        if isinstance(item, bool) or not isinstance(item, int):
-            raise SchemaError("wrong_type", f"sequence values must be integers, got {item!r}")
         if not 0 <= item <= max_value:
-            raise SchemaError("bad_sequence", f"value {item} outside 0..{max_value}")
+            raise SchemaError("bad_sequence", f"step {step} is outside 0..{max_value}")
         steps.append(item)
     return tuple(steps)
 
 
-def decode_classifier_request(raw: bytes | str | None, max_value: int = 3) -> ClassifierRequest:
-    obj = _load_object(raw)
-    _check_fields(obj, {"id", "sequence"}, set(), strict=True)
-    request_id = obj["id"]
-    if isinstance(request_id, bool) or not isinstance(request_id, str | int):
-        raise SchemaError("wrong_type", "id must be a string or an integer")
-    if isinstance(request_id, str):
-        request_id = _string(obj, "id")
-    return ClassifierRequest(request_id, _flatten_sequence(obj["sequence"], max_value))
-
-
 def encode_classifier_request(request_id: str | int, sequence: list[int]) -> bytes:
-    return _encode({"schema_version": SCHEMA_VERSION, "id": request_id, "sequence": list(sequence)})
+    return _ENCODER.encode(ClassifierRequest(request_id, tuple(sequence)))
 
 
-@dataclass(frozen=True, slots=True)
-class ClassifierPrediction:
-    id: str | int
+class ClassifierPrediction(_Message):
+    """The answer to a request: `probabilities` are the model's per-class sigmoid outputs
+    (one score per class, not normalised), `predicted_class` the class of the largest."""
+
+    id: Id | SafeInteger
     predicted_class: int
-    probabilities: list[float] = field(default_factory=list)
-    model_version: str = ""
+    probabilities: list[float]
+    model_version: str
+
+    def __post_init__(self) -> None:
+        if not all(map(isfinite, self.probabilities)):
+            _not_finite(self)
 
     def encode(self) -> bytes:
-        return _encode({"schema_version": SCHEMA_VERSION, **asdict(self)})
+        return _ENCODER.encode(self)
+
+
+_CLASSIFIER_PREDICTION = msgspec.json.Decoder(ClassifierPrediction)
 
 
 def decode_classifier_prediction(raw: bytes | str) -> ClassifierPrediction:
-    obj = _load_object(raw)
-    _check_fields(obj, {"id", "predicted_class", "probabilities", "model_version"}, set(), False)
-    return ClassifierPrediction(
-        id=obj["id"],
-        predicted_class=_integer(obj, "predicted_class"),
-        probabilities=[float(p) for p in obj["probabilities"]],
-        model_version=_string(obj, "model_version"),
-    )
+    return _decode(_CLASSIFIER_PREDICTION, raw)
+
+
+# --- keys and ids -------------------------------------------------------------------------------
+
+
+def check_key(key: bytes | str) -> str:
+    """A record key as text: at most MAX_KEY_BYTES of valid UTF-8, else SchemaError(bad_key)."""
+    if isinstance(key, str):
+        key = key.encode("utf-8", "surrogatepass")
+    if len(key) > MAX_KEY_BYTES:
+        raise SchemaError("bad_key", f"record key of {len(key)} bytes, limit {MAX_KEY_BYTES}")
+    try:
+        return key.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SchemaError("bad_key", f"record key is not UTF-8: {exc}") from None
+
+
+def _check_id(name: str, value: str) -> None:
+    if value.isprintable():  # the common case, and no control character is printable
+        return
+    control = _CONTROL.search(value)
+    if control is not None:
+        raise SchemaError("bad_id", f"{name} holds control character U+{ord(control.group()):04X}")
+
+
+# --- decoding and its errors --------------------------------------------------------------------
+
+_ENCODER = msgspec.json.Encoder()
+M = TypeVar("M")
+
+
+def _decode(decoder: msgspec.json.Decoder[M], raw: bytes | str | None) -> M:
+    """`decoder.decode(raw)`, every failure raised as a SchemaError."""
+    if raw is None:
+        raise SchemaError("not_json", "empty payload (tombstone)")
+    if isinstance(raw, str):
+        raw = raw.encode("utf-8", "surrogatepass")
+    if len(raw) > MAX_MESSAGE_BYTES:
+        raise SchemaError("oversized", f"{len(raw)} bytes, limit {MAX_MESSAGE_BYTES}")
+    try:
+        return decoder.decode(raw)
+    except msgspec.ValidationError as exc:
+        raise _invalid(str(exc)) from None
+    except msgspec.DecodeError as exc:
+        raise _malformed(raw, str(exc)) from None
+    except RecursionError:
+        # msgspec skips a value it does not keep (a tag field's, for one) by recursing.
+        raise SchemaError("oversized", "nested deeper than the decoder reads") from None
+
+
+# msgspec's validation messages end with " - at `$.field`" (nothing for the top level).
+_AT = re.compile(r" - at `(\$[^`]*)`$")
+_BOUND = re.compile(r"^Expected `(int|float)` (>=|<=) ")
+_LENGTH = re.compile(r"^Expected `(str|array)` of length (>=|<=) ")
+_DATE_FIELDS = {"$.date", "$.target_date", "$.window_end", "$.window.last_date"}
+_ID_FIELDS = {"$.series", "$.id"}
+
+
+def _invalid(message: str) -> SchemaError:
+    """A msgspec ValidationError as the reason it stands for."""
+    return SchemaError(_reason(message), message)
+
+
+def _reason(message: str) -> str:
+    if message.startswith("Object contains unknown field"):
+        return "unknown_field"
+    if message.startswith("Object missing required field"):
+        return "missing_field"
+    at = _AT.search(message)
+    path = at.group(1) if at else "$"
+    field = path.split("[", 1)[0]
+    if field == "$.schema_version":
+        return "unknown_version"
+    if path == "$" and message.startswith("Expected `object`"):
+        return "not_object"
+    if field in _DATE_FIELDS:
+        return "bad_date"
+    bound, length = _BOUND.match(message), _LENGTH.match(message)
+    out_of_range = message.startswith(("Number out of range", "Integer value out of range"))
+    if not (bound or length or out_of_range):
+        return "wrong_type"
+    if field in _ID_FIELDS:
+        return "bad_id"
+    if field == "$.sequence":
+        return "oversized" if length and length.group(2) == "<=" else "bad_sequence"
+    if bound:
+        return "negative_value" if bound.group(2) == ">=" else "absurd_value"
+    return "absurd_value"
+
+
+def _malformed(raw: bytes, message: str) -> SchemaError:
+    """Bytes msgspec cannot parse: `non_finite` if they are JSON but for a NaN or Infinity
+    literal (which the standard library's parser reports), else `not_json`."""
+    try:
+        json.loads(raw, parse_constant=_reject_constant)
+    except SchemaError as constant:
+        return constant
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        pass
+    return SchemaError("not_json", message)
+
+
+def _reject_constant(name: str) -> float:
+    raise SchemaError("non_finite", f"{name} is not a number JSON allows")
+
+
+def _not_finite(message: Struct) -> None:
+    raise ValueError(f"{type(message).__name__} with a non-finite number: {message}")

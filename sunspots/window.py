@@ -22,12 +22,16 @@ from datetime import date, timedelta
 from typing import Any, Generic, TypeVar
 
 APPLIED, DUPLICATE, OUT_OF_ORDER = "applied", "duplicate", "out_of_order"
+SKIPPED_DATE, MISSING_VALUE = "skipped_date", "missing_value"
+RESET_CAUSES = (SKIPPED_DATE, MISSING_VALUE)
+ONE_DAY = timedelta(days=1)
 P = TypeVar("P")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Step(Generic[P]):
-    """What applying one observation did."""
+    """What applying one observation did (one per observation: not frozen, which would make
+    it several times dearer to build)."""
 
     status: str
     reset: str | None = None  # "skipped_date" or "missing_value" when the window was cleared
@@ -49,10 +53,10 @@ class SeriesWindow(Generic[P]):
             return Step(DUPLICATE if day == self.last_date else OUT_OF_ORDER)
         reset = None
         scored = dropped = None
-        if self.last_date is not None and day != self.last_date + timedelta(days=1):
-            reset = "skipped_date"
+        if self.last_date is not None and day != self.last_date + ONE_DAY:
+            reset = SKIPPED_DATE
         elif value is None:
-            reset = "missing_value"
+            reset = MISSING_VALUE
         if self.pending is not None:
             if reset is None:
                 scored = self.pending

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -14,6 +13,7 @@ from consumer.metrics import ClassifierMetrics
 from producer.classify import build_parser, parse_sequence, sequences_from_args
 from sunspots.schemas import MAX_SEQUENCE_LENGTH, SchemaError
 from sunspots.settings import Topics
+from tests.unit import records
 
 TOPICS = Topics()
 
@@ -39,13 +39,8 @@ class LargestValue:
         return scores
 
 
-@dataclass
-class Record:
-    value: bytes | None
-    key: bytes | None
-    offset: int
-    partition: int = 0
-    topic: str = "classifier.requests"
+def Record(value: bytes | None, key: bytes | None, offset: int) -> records.Record:
+    return records.Record(value, key, offset, topic="classifier.requests")
 
 
 def _request(request_id: object, sequence: object, offset: int = 0) -> Record:

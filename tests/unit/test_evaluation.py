@@ -9,7 +9,7 @@ from datetime import date
 import pytest
 
 from sunspots.evaluation import RollingScore, rmse
-from sunspots.schemas import Evaluation
+from sunspots.schemas import Evaluation, Forecast
 
 
 def test_empty_score_is_nan() -> None:
@@ -33,7 +33,8 @@ def test_rmse() -> None:
 
 
 def _scored(actual: float, lower: float = 10.0, upper: float = 20.0) -> Evaluation:
-    return Evaluation("s", date(2001, 1, 1), 15.0, actual, "v1", lower, upper, 14.0)
+    forecast = Forecast("s", date(2001, 1, 1), 15.0, date(2000, 12, 31), "v1", lower, upper, 14.0)
+    return Evaluation.score(forecast, actual)
 
 
 @pytest.mark.parametrize(

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 
 import numpy as np
 import pytest
@@ -12,11 +11,10 @@ from prometheus_client import CollectorRegistry
 
 from consumer.forecaster import Forecaster
 from consumer.metrics import ForecasterMetrics
-from sunspots.schemas import Observation
 from sunspots.settings import Topics
+from tests.unit.records import Record, observations
 
 TOPICS = Topics()
-D0 = date(2000, 1, 1)
 
 
 class LastPlusOne:
@@ -34,21 +32,7 @@ class LastPlusOne:
         return windows[:, -1] + 1.0
 
 
-@dataclass
-class Record:
-    value: bytes | None
-    key: bytes | None
-    offset: int
-    partition: int = 0
-    topic: str = "sunspots.observations"
-
-
-def _records(values: list[float | None], series: str = "s", start: int = 0) -> list[Record]:
-    out = []
-    for i, v in enumerate(values):
-        obs = Observation(series, D0 + timedelta(days=start + i), v, None, 1, False)
-        out.append(Record(obs.encode(), series.encode(), start + i))
-    return out
+_records = observations
 
 
 @pytest.fixture
@@ -149,3 +133,88 @@ def test_revoke_forgets_the_partitions_series(registry) -> None:
     fc.process(_records([1, 2, 3]))
     fc.revoke({0})
     assert fc.series == {}
+
+
+# A changelog record exactly as the forecaster wrote it before its schemas moved to msgspec
+# (standard-library JSON: ASCII escapes, the forecast's fields in their old order).
+OLD_CHANGELOG_VALUE = (
+    b'{"series":"s\\u00e9","offset":3,"window":{"size":3,"last_date":"2000-01-03",'
+    b'"values":[1.0,2.0,3.5],"pending":{"schema_version":1,"series":"s\\u00e9",'
+    b'"target_date":"2000-01-04","forecast":4.5,"lower":2.5,"upper":6.5,'
+    b'"window_end":"2000-01-03","persistence":3.5,"model_version":"test-v1"}}}'
+)
+
+
+def test_changelog_records_of_the_earlier_format_still_restore(registry) -> None:
+    fc, _ = _forecaster(registry)
+    fc.restore(0, [("s\u00e9".encode(), OLD_CHANGELOG_VALUE)])
+    state = fc.series["s\u00e9"]
+    assert state.applied_to == 3 and list(state.window.values) == [1.0, 2.0, 3.5]
+    assert state.window.pending.forecast == 4.5 and state.window.pending.persistence == 3.5
+    outputs = fc.process(_records([7.0], series="s\u00e9", start=3))
+    assert [(e["forecast"], e["actual"]) for e in _by_topic(outputs, TOPICS.evaluations)] == [
+        (4.5, 7.0)
+    ]
+
+
+def test_a_changelog_record_no_instance_wrote_is_skipped_not_fatal(registry, caplog) -> None:
+    fc, _ = _forecaster(registry)
+    good = [(o.key, o.value) for o in fc.process(_records([1, 2, 3])) if o.topic == TOPICS.state]
+    restored, _ = _forecaster(CollectorRegistry())
+    restored.restore(0, [(b"junk", b"{not json"), (b"\xff", b"{}"), (None, b"{}"), *good])
+    assert list(restored.series) == ["s"]
+    assert "3 changelog records skipped as unreadable" in caplog.text
+
+
+def test_new_series_past_the_limit_are_dead_letters_and_a_revoke_frees_their_slots() -> None:
+    registry = CollectorRegistry()
+    fc = Forecaster(
+        LastPlusOne(),
+        TOPICS,
+        ForecasterMetrics(registry),
+        today=lambda: date(2026, 1, 1),
+        max_series=2,
+    )
+    first = [*_records([1], "a"), *_records([1], "b", start=1)]
+    outputs = fc.process([*first, *_records([1], "c", start=2), *_records([2], "a", start=1)])
+    dead = [dict(o.headers) for o in outputs if o.topic == TOPICS.dead_letter]
+    assert [(d["reason"], d["source_offset"]) for d in dead] == [(b"too_many_series", b"2")]
+    assert sorted(fc.series) == ["a", "b"]
+    assert registry.get_sample_value("sunspot_series") == 2
+    assert (
+        registry.get_sample_value("sunspot_dead_letters_total", {"reason": "too_many_series"}) == 1
+    )
+    fc.revoke({0})
+    assert fc.process(_records([1], "c", start=3)) and list(fc.series) == ["c"]
+
+
+def _series_samples(registry: CollectorRegistry, series: str) -> set[str]:
+    return {
+        s.name for m in registry.collect() for s in m.samples if s.labels.get("series") == series
+    }
+
+
+def test_a_revoked_series_loses_its_gauges_at_once_and_its_counters_at_the_next_batch(
+    registry,
+) -> None:
+    fc, _ = _forecaster(registry)
+    fc.process(_records([1, 2, 3, 4, 5, None]))
+    assert "sunspot_forecast_rmse" in _series_samples(registry, "s")
+    fc.revoke({0})
+    left = _series_samples(registry, "s")
+    assert not {"sunspot_forecast_rmse", "sunspot_forecast_value", "sunspot_actual_value"} & left
+    assert "sunspot_observations_total" in left
+    fc.process(_records([1], series="t"))
+    assert _series_samples(registry, "s") == set()
+    assert _series_samples(registry, "t")
+
+
+def test_a_rewind_keeps_the_counters_of_the_partitions_it_restores(registry) -> None:
+    fc, _ = _forecaster(registry)
+    outputs = fc.process(_records([1, 2, 3, 4]))
+    state = [(o.key, o.value) for o in outputs if o.topic == TOPICS.state]
+    fc.revoke({0})  # what a rewind does: revoke every partition, then restore it
+    fc.restore(0, state)
+    fc.process(_records([5], start=4))
+    assert registry.get_sample_value("sunspot_observations_total", {"series": "s"}) == 5
+    assert registry.get_sample_value("sunspot_forecasts_total", {"series": "s"}) == 3

@@ -58,7 +58,7 @@ def test_schema_version_defaults_to_one() -> None:
         (_obs(sunspot_number=True), "wrong_type"),
         (_obs(observations=1.5), "wrong_type"),
         (_obs(provisional=0), "wrong_type"),
-        (_obs(series=""), "wrong_type"),
+        (_obs(series=""), "bad_id"),
         (
             b'{"series":"s","date":"2000-01-01","sunspot_number":NaN,"std_dev":1,'
             b'"observations":1,"provisional":false}',
@@ -120,7 +120,10 @@ def test_forecast_requires_fields(missing: str) -> None:
 
 
 def test_evaluation_error_is_actual_minus_forecast() -> None:
-    ev = schemas.Evaluation("silso", date(2000, 1, 11), 51.5, 60.0, "v", 40.0, 55.0, 50.0)
+    fc = schemas.Forecast(
+        "silso", date(2000, 1, 11), 51.5, date(2000, 1, 10), "v", 40.0, 55.0, 50.0
+    )
+    ev = schemas.Evaluation.score(fc, 60.0)
     body = schemas.decode_evaluation(ev.encode())
     assert body["error"] == pytest.approx(8.5)
     assert body["persistence_error"] == pytest.approx(10.0)
@@ -149,6 +152,7 @@ def test_classifier_request_forms(sequence: list, expected: tuple) -> None:
         ({"sequence": [1]}, "missing_field"),
         ({"id": None, "sequence": [1]}, "wrong_type"),
         ({"id": True, "sequence": [1]}, "wrong_type"),
+        ({"id": "", "sequence": [1]}, "bad_id"),
         ({"id": "a", "sequence": []}, "bad_sequence"),
         ({"id": "a", "sequence": [1, 9]}, "bad_sequence"),
         ({"id": "a", "sequence": [1, -1]}, "bad_sequence"),
@@ -170,3 +174,83 @@ def test_classifier_prediction_round_trip() -> None:
     pred = schemas.ClassifierPrediction(7, 1, [0.1, 0.8, 0.05, 0.05], "clf-abc")
     assert schemas.decode_classifier_prediction(pred.encode()) == pred
     assert json.loads(pred.encode())["schema_version"] == 1
+
+
+HUGE = b"1" + b"0" * 400
+
+
+@pytest.mark.parametrize(
+    ("raw", "key", "reason"),
+    [
+        # Numbers past the float range, written as integers or with exponents.
+        (
+            _obs(sunspot_number=0).replace(b'"sunspot_number": 0', b'"sunspot_number": ' + HUGE),
+            None,
+            "absurd_value",
+        ),
+        (_obs(std_dev=0).replace(b'"std_dev": 0', b'"std_dev": -' + HUGE), None, "absurd_value"),
+        (
+            _obs(observations=0).replace(b'"observations": 0', b'"observations": ' + HUGE),
+            None,
+            "absurd_value",
+        ),
+        (
+            _obs(sunspot_number=0).replace(b'"sunspot_number": 0', b'"sunspot_number": 1e400'),
+            None,
+            "absurd_value",
+        ),
+        (
+            _obs(sunspot_number=0).replace(b'"sunspot_number": 0', b'"sunspot_number": -Infinity'),
+            None,
+            "non_finite",
+        ),
+        # Nesting deeper than any parser recurses, at the top and where the tag is read.
+        (b"[" * 60_000, None, "not_object"),
+        (b'{"schema_version":' + b"[" * 50_000, None, "oversized"),
+        # Ids: control characters, a lone surrogate, too long; keys that are not UTF-8.
+        (_obs(series="sil\x00so"), None, "bad_id"),
+        (_obs(series="silso\n"), None, "bad_id"),
+        (_obs(series="\x85"), None, "bad_id"),
+        (_obs(series="x" * 257), None, "bad_id"),
+        (_obs().replace(b'"silso"', b'"\\ud800"'), None, "not_json"),
+        (_obs(), b"\xff\xfe", "bad_key"),
+        (_obs(), b"silso" * 300, "bad_key"),
+        (_obs(), "silso\ud800", "bad_key"),
+        # Text in other encodings than UTF-8.
+        (_obs().decode().encode("utf-16"), None, "not_json"),
+    ],
+)
+def test_observations_no_earlier_decoder_survived(raw, key, reason: str) -> None:
+    with pytest.raises(SchemaError) as info:
+        schemas.decode_observation(raw, key=key, today=TODAY)
+    assert info.value.reason == reason
+
+
+def test_ids_hold_any_printable_unicode() -> None:
+    for series in ("\u00e9t\u00e9", "\u6f22\U0001f600", "a b", "x" * 256, "\u202e"):
+        obs = schemas.decode_observation(_obs(series=series), key=series.encode(), today=TODAY)
+        assert obs.series == series
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b'{"id":1' + b"0" * 400 + b',"sequence":[1]}', "bad_id"),
+        (b'{"id":9007199254740992,"sequence":[1]}', "bad_id"),
+        (b'{"id":"a\\u0007","sequence":[1]}', "bad_id"),
+        (b'{"id":"r","sequence":[1' + b"0" * 5000 + b"]}", "bad_sequence"),
+        (b'{"id":"r","sequence":[1e400]}', "bad_sequence"),
+        (b'{"id":"r","sequence":[' + b"[" * 50_000 + b"]}", "wrong_type"),
+    ],
+)
+def test_classifier_requests_no_earlier_decoder_survived(body: bytes, reason: str) -> None:
+    with pytest.raises(SchemaError) as info:
+        schemas.decode_classifier_request(body)
+    assert info.value.reason == reason
+
+
+def test_an_output_with_a_non_finite_number_cannot_be_made() -> None:
+    with pytest.raises(ValueError, match="non-finite"):
+        schemas.Forecast("s", date(2000, 1, 2), float("nan"), date(2000, 1, 1), "v", 0.0, 1.0, 1.0)
+    with pytest.raises(ValueError, match="non-finite"):
+        schemas.ClassifierPrediction("r", 1, [0.5, float("inf")], "v")

@@ -1,0 +1,30 @@
+"""Consumed records for the processors' unit tests: what the runner hands a processor."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from sunspots.schemas import Observation
+
+D0 = date(2000, 1, 1)
+
+
+@dataclass
+class Record:
+    """The fields of a Kafka record a processor reads (consumer.processor.Record)."""
+
+    value: bytes | None
+    key: bytes | None
+    offset: int
+    partition: int = 0
+    topic: str = "sunspots.observations"
+
+
+def observations(values: list[float | None], series: str = "s", start: int = 0) -> list[Record]:
+    """One observation a day from D0 + `start` days, at offsets `start`.., keyed by series."""
+    out = []
+    for i, v in enumerate(values):
+        obs = Observation(series, D0 + timedelta(days=start + i), v, None, 1, False)
+        out.append(Record(obs.encode(), series.encode(), start + i))
+    return out

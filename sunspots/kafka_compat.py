@@ -1,17 +1,21 @@
 """The one place that reaches into kafka-python's private attributes.
 
-kafka-python's public API lacks three things the services need: a way to ask a client whether
+kafka-python's public API lacks four things the services need: a way to ask a client whether
 it holds a live broker connection, a way to start a transaction step without blocking until
-the broker answers, and a way to ask a group member to rejoin its group. Each shim below says why it exists and what public behaviour it falls back
-to when a kafka-python release no longer has the attribute; `tests/unit/test_kafka_compat.py`
-fails loudly in that case, so an upgrade is noticed in CI, not in production. Nothing else in
-the project touches a private attribute of a third-party object.
+the broker answers, a way to ask a group member to rejoin its group, and a way to close a
+producer at once, failing what it still holds. Each shim below says why it exists and what
+public behaviour it falls back to when a kafka-python release no longer has the attribute;
+`tests/unit/test_kafka_compat.py` fails loudly in that case, so an upgrade is noticed in CI,
+not in production. Nothing else in the project touches a private attribute of a third-party
+object.
 """
 
 from __future__ import annotations
 
 import logging
 from typing import Any, Protocol
+
+from kafka.errors import KafkaTimeoutError
 
 log = logging.getLogger(__name__)
 
@@ -83,3 +87,31 @@ def request_rejoin(consumer: Any) -> bool:
         return False
     rejoin()
     return True
+
+
+def close_now(producer: Any, timeout: float) -> None:
+    """Close a KafkaProducer without delivering what it still holds: every record not yet
+    acknowledged fails at once (its errback runs), and the call returns within about `timeout`
+    seconds even when no broker answers.
+
+    Why: the public `close(timeout)` flushes first, and that flush waits up to `timeout` for
+    each batch in turn and then raises instead of closing, so with the brokers gone it neither
+    returns in a bounded time nor closes. The producer's sender thread (`producer._sender`)
+    has `force_close()`, which fails every incomplete batch and ends the thread: what the
+    public close does itself once its flush is over. After it, nothing is left to flush and
+    the public `close(0)` completes.
+    Fallback: the public `close(timeout)`, its timeout error swallowed (it may then take a
+    multiple of `timeout`, and records may stay unsettled).
+    """
+    sender = getattr(producer, "_sender", None)
+    force_close = getattr(sender, "force_close", None)
+    join = getattr(sender, "join", None)
+    if callable(force_close) and callable(join):
+        force_close()
+        join(timeout)
+    else:
+        log.debug("kafka-python without a sender thread to force closed: close() may wait")
+    try:
+        producer.close(timeout=0 if callable(force_close) else timeout)
+    except KafkaTimeoutError:
+        log.debug("the producer could not flush within %s s", timeout)

@@ -100,7 +100,7 @@ class TransactionalPublisher:
             log.info("replacing the transactional producer")
             old, self.producer = self.producer, None
             try:
-                close_now(old)  # its thread must stop: a live one could fence the new producer
+                close_now(old, 1.0)  # its thread must stop: a live one could fence the new producer
             except Exception as exc:
                 log.warning("the old producer did not close: %s", exc)
         self.producer = self.make_producer()

@@ -1,9 +1,12 @@
 """`python -m producer`: replay sunspot observations onto Kafka (`classify`: ask the classifier).
 
 Every flag falls back to an environment variable, shown in --help. Exit codes: 0 when every
-record sent was delivered (also after SIGTERM or SIGINT, which stop the replay early); 1 when
-some were not; 2 for bad start-up input (a bad flag or variable, unreadable data, a date range
-that selects nothing, an unreachable broker), told in one line.
+record sent was acknowledged (also after SIGTERM or SIGINT, which stop the replay early); 1 when
+Kafka refused records (an error a retry will not mend: authorisation, a record too large); 2 for
+bad start-up input (a bad flag or variable, unreadable data, a date range that selects nothing,
+an unreachable broker); 4 when Kafka stopped acknowledging mid-replay (nothing acknowledged
+within the delivery timeout, or records still in flight at SIGTERM/SIGINT). Every failure is
+one line that names the last date acknowledged and how to go on (`--resume`).
 """
 
 from __future__ import annotations
@@ -14,10 +17,20 @@ import sys
 
 from kafka.errors import KafkaError
 
-from producer.replay import EmptyRange, ReplayConfig, Replayer
+from producer.delivery import failure_line
+from producer.replay import (
+    DEFAULT_DELIVERY_TIMEOUT_S,
+    MIN_DELIVERY_TIMEOUT_S,
+    SHUTDOWN_GRACE_S,
+    EmptyRange,
+    ReplayConfig,
+    Replayer,
+    ReplayResult,
+)
 from sunspots.cli import (
     EXIT_USAGE,
     Parser,
+    boolean,
     env_flag,
     iso_date,
     non_negative_float,
@@ -30,6 +43,17 @@ from sunspots.settings import add_kafka_flags, kafka_settings_from_args
 from sunspots.signals import stop_on_signals
 
 log = logging.getLogger("producer")
+
+EXIT_REFUSED = 1  # Kafka answered with an error a retry will not mend
+EXIT_UNREACHABLE = 4  # Kafka stopped acknowledging: try again later with --resume
+
+
+def delivery_timeout(text: str) -> float:
+    """Seconds, at least MIN_DELIVERY_TIMEOUT_S (a request and its retries must fit)."""
+    value = non_negative_float(text)
+    if value < MIN_DELIVERY_TIMEOUT_S:
+        raise argparse.ArgumentTypeError(f"must be at least {MIN_DELIVERY_TIMEOUT_S:g} s: {text!r}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,6 +83,24 @@ def build_parser() -> argparse.ArgumentParser:
         "days by which each further series lags the one before",
         type=non_negative_int,
     )
+    env_flag(
+        parser,
+        "--delivery-timeout",
+        DEFAULT_DELIVERY_TIMEOUT_S,
+        "seconds Kafka has to acknowledge a record (retries included); when it does not, the "
+        "replay stops and exits 4",
+        type=delivery_timeout,
+    )
+    env_flag(
+        parser,
+        "--resume",
+        False,
+        "send each series only after the last date it already has on the topic (true/false; "
+        "--resume alone: true)",
+        type=boolean,
+        nargs="?",
+        const=True,
+    )
     add_kafka_flags(parser)
     add_logging_flags(parser)
     return parser
@@ -75,6 +117,8 @@ def replay(argv: list[str]) -> int:
         series=args.series,
         series_count=args.series_count,
         series_shift_days=args.series_shift_days,
+        delivery_timeout_s=args.delivery_timeout,
+        resume=args.resume,
     )
     stop = stop_on_signals()
     kafka = kafka_settings_from_args(args)
@@ -89,17 +133,26 @@ def replay(argv: list[str]) -> int:
     except KafkaError as exc:
         log.error("cannot reach Kafka at %s: %s", kafka.bootstrap_servers, exc)
         return EXIT_USAGE
+    return outcome(result, kafka.bootstrap_servers, config.delivery_timeout_s)
+
+
+def outcome(result: ReplayResult, bootstrap: str, timeout_s: float) -> int:
+    """Tell how the replay ended, in one line, and return its exit code."""
+    delivery = result.delivery
+    if not result.ok:
+        log.error("%s", failure_line(delivery, bootstrap, timeout_s, SHUTDOWN_GRACE_S))
+        return EXIT_REFUSED if delivery.refused else EXIT_UNREACHABLE
     log.info(
         "done: %d sent, %d delivered, %d failed in %.1f s (%.0f records/s), last date %s%s",
-        result.sent,
-        result.delivered,
-        result.failed,
+        delivery.sent,
+        delivery.acknowledged,
+        delivery.lost,
         result.seconds,
-        result.sent / result.seconds if result.seconds else 0.0,
+        delivery.sent / result.seconds if result.seconds else 0.0,
         result.last_date,
         " (interrupted)" if result.interrupted else "",
     )
-    return 0 if result.ok else 1
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,16 +3,19 @@
 kafka-python's public API lacks four things the services need: a way to ask a client whether
 it holds a live broker connection, a way to start a transaction step without blocking until
 the broker answers, a way to ask a group member to rejoin its group, and a way to close a
-producer at once when its broker does not answer. Each shim below says why it exists and what public behaviour it falls back
-to when a kafka-python release no longer has the attribute; `tests/unit/test_kafka_compat.py`
-fails loudly in that case, so an upgrade is noticed in CI, not in production. Nothing else in
-the project touches a private attribute of a third-party object.
+producer at once, failing what it still holds. Each shim below says why it exists and what
+public behaviour it falls back to when a kafka-python release no longer has the attribute;
+`tests/unit/test_kafka_compat.py` fails loudly in that case, so an upgrade is noticed in CI,
+not in production. Nothing else in the project touches a private attribute of a third-party
+object.
 """
 
 from __future__ import annotations
 
 import logging
 from typing import Any, Protocol
+
+from kafka.errors import KafkaTimeoutError
 
 log = logging.getLogger(__name__)
 
@@ -86,22 +89,29 @@ def request_rejoin(consumer: Any) -> bool:
     return True
 
 
-def close_now(producer: Any, timeout_s: float = 1.0) -> None:
-    """Close a KafkaProducer within `timeout_s`, dropping what it could not send.
+def close_now(producer: Any, timeout: float) -> None:
+    """Close a KafkaProducer without delivering what it still holds: every record not yet
+    acknowledged fails at once (its errback runs), and the call returns within about `timeout`
+    seconds even when no broker answers.
 
-    Why: `KafkaProducer.close(timeout)` flushes first and, when the flush times out, raises
-    before it stops its sender thread. A transactional producer stuck on a node that does not
-    answer would keep that thread alive, and once the node answers again it may bump the
-    transactional id's epoch and fence the producer that replaced it. The sender
-    (`producer._sender`) has `force_close()`, which stops it without sending anything more.
-    Fallback: without it, the timeout error of the public close is raised to the caller.
+    Why: the public `close(timeout)` flushes first, and that flush waits up to `timeout` for
+    each batch in turn and then raises instead of closing, so with the brokers gone it neither
+    returns in a bounded time nor closes. The producer's sender thread (`producer._sender`)
+    has `force_close()`, which fails every incomplete batch and ends the thread: what the
+    public close does itself once its flush is over. After it, nothing is left to flush and
+    the public `close(0)` completes.
+    Fallback: the public `close(timeout)`, its timeout error swallowed (it may then take a
+    multiple of `timeout`, and records may stay unsettled).
     """
+    sender = getattr(producer, "_sender", None)
+    force_close = getattr(sender, "force_close", None)
+    join = getattr(sender, "join", None)
+    if callable(force_close) and callable(join):
+        force_close()
+        join(timeout)
+    else:
+        log.debug("kafka-python without a sender thread to force closed: close() may wait")
     try:
-        producer.close(timeout=timeout_s)
-        return
-    except Exception:
-        sender = getattr(producer, "_sender", None)
-        if sender is None or not callable(getattr(sender, "force_close", None)):
-            raise
-    sender.force_close()
-    sender.join(timeout_s)
+        producer.close(timeout=0 if callable(force_close) else timeout)
+    except KafkaTimeoutError:
+        log.debug("the producer could not flush within %s s", timeout)

@@ -146,6 +146,16 @@ class Progress:
         )
         return tuple(TransactionState(state).value for _, state in mine)
 
+    def aim_at_open_transaction(self, instance: str, output: str, timeout: float) -> bool:
+        """Wait up to `timeout` s until a transaction of the ids containing `instance` is open
+        and has written to `output` (for a forecaster, its forecasts: the first records of each
+        batch); whether it has. This only aims a fault: where it landed is read afterwards."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.ends(output).open > 0 and ONGOING in self.transactions(instance):
+                return True
+        return False
+
     def moment(self, group: str, source: str, outputs: Iterable[str], instance: str) -> Moment:
         """Offsets of the group on `source`, the ends of `outputs` and the transactions of the
         ids containing `instance`, read one after the other."""

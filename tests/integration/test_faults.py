@@ -25,25 +25,12 @@ from sunspots.broker import LocalBroker
 from sunspots.settings import Topics
 from support import http
 from support.polling import wait_for
-from support.progress import ONGOING, Moment, Progress
+from support.progress import Moment, Progress
 from support.services import Service, forecaster, instance_id, replay_range, running
 from support.topics import read_results, unique_topics
 from tests.integration.offline import OfflineRun, assert_matches, offline_run
 
 pytestmark = pytest.mark.fault
-
-
-def _aim_at_open_transaction(
-    progress: Progress, instance: str, topics: Topics, timeout: float
-) -> bool:
-    """Wait up to `timeout` s until a transaction of `instance` is open and has written
-    forecasts (the first records of each batch); whether it has. This only aims a fault: where
-    it landed is read from the broker afterwards."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if progress.ends(topics.forecasts).open > 0 and ONGOING in progress.transactions(instance):
-            return True
-    return False
 
 
 def _day(start: str, offset: int) -> str:
@@ -90,7 +77,7 @@ def test_forecaster_killed_five_times_during_a_full_replay(
                 target = int(total * rng.uniform(k - 0.3, k + 0.3) / 6)
                 progress.wait_consumed(group, topics.observations, target, 300, fc)
                 before = moment()
-                aimed = _aim_at_open_transaction(progress, instance, topics, 5.0)
+                aimed = progress.aim_at_open_transaction(instance, topics.forecasts, 5.0)
                 fc.kill()
                 kills.append((before, moment(), aimed))
                 fc.start().wait_ready()
@@ -295,7 +282,7 @@ def _freeze_inside_transaction(
     """SIGSTOP `service` while a transaction of its is open, and return the broker's view of
     that moment; a freeze that lands between transactions is undone and tried again."""
     for _ in range(attempts):
-        _aim_at_open_transaction(progress, instance, topics, 5.0)
+        progress.aim_at_open_transaction(instance, topics.forecasts, 5.0)
         service.process.send_signal(signal.SIGSTOP)
         frozen = moment()
         if frozen.in_transaction:

@@ -7,11 +7,12 @@ tests prove what the shims do then.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
-from kafka.errors import KafkaTimeoutError
+from kafka.errors import IllegalStateError, KafkaTimeoutError
 
 from sunspots import kafka_compat
 
@@ -65,37 +66,6 @@ def test_group_coordinator_can_still_be_asked_to_rejoin(consumer) -> None:
     assert coordinator.rejoin_needed is True
 
 
-def test_producer_sender_can_still_be_forced_to_close(producer) -> None:
-    sender = getattr(producer, "_sender", None)
-    assert callable(getattr(sender, "force_close", None)), "_sender.force_close() is gone"
-    assert callable(getattr(sender, "join", None)), "_sender.join() is gone"
-
-
-class _Stuck:
-    """A producer whose flush never completes: close raises, as kafka-python's does."""
-
-    class Sender:
-        forced = joined = False
-
-        def force_close(self) -> None:
-            self.forced = True
-
-        def join(self, timeout: float) -> None:
-            self.joined = True
-
-    def __init__(self) -> None:
-        self._sender = self.Sender()
-
-    def close(self, timeout: float) -> None:
-        raise KafkaTimeoutError("Timeout waiting for future")
-
-
-def test_a_producer_that_cannot_flush_is_closed_by_force() -> None:
-    stuck = _Stuck()
-    kafka_compat.close_now(stuck)
-    assert stuck._sender.forced and stuck._sender.joined
-
-
 class _Bare:
     """A client of a kafka-python release without the internals."""
 
@@ -107,15 +77,41 @@ def test_fallbacks_when_the_internals_are_gone() -> None:
     assert kafka_compat.broker_connected(_Bare()) is True
     assert kafka_compat.start_transaction_step(_Bare(), "commit_transaction") is None
     assert kafka_compat.request_rejoin(_Bare()) is False
-    with pytest.raises(KafkaTimeoutError):
-        kafka_compat.close_now(_BareStuck())
-
-
-class _BareStuck:
-    def close(self, timeout: float) -> None:
-        raise KafkaTimeoutError("Timeout waiting for future")
 
 
 def test_only_transaction_steps_can_be_started() -> None:
     with pytest.raises(ValueError, match="not a transaction step"):
         kafka_compat.start_transaction_step(_Bare(), "send")
+
+
+def test_producer_sender_can_still_be_force_closed() -> None:
+    client = KafkaProducer(bootstrap_servers=NOWHERE, api_version=(3, 9))
+    sender = getattr(client, "_sender", None)
+    assert callable(getattr(sender, "force_close", None)), "_sender.force_close() is gone"
+    assert callable(getattr(sender, "join", None)), "_sender.join() is gone"
+    started = time.monotonic()
+    kafka_compat.close_now(client, 5.0)
+    assert time.monotonic() - started < 5.0
+    assert not sender.is_alive()
+    with pytest.raises(IllegalStateError):
+        client.send("t", b"closed")
+
+
+class _Closable:
+    """A producer of a kafka-python release without a sender thread."""
+
+    def __init__(self, flush_times_out: bool) -> None:
+        self.flush_times_out = flush_times_out
+        self.closed_with: float | None = None
+
+    def close(self, timeout: float | None = None) -> None:
+        self.closed_with = timeout
+        if self.flush_times_out:
+            raise KafkaTimeoutError("Timeout waiting for future")
+
+
+@pytest.mark.parametrize("flush_times_out", [False, True])
+def test_close_now_falls_back_to_the_public_close(flush_times_out: bool) -> None:
+    producer = _Closable(flush_times_out)
+    kafka_compat.close_now(producer, 2.5)
+    assert producer.closed_with == 2.5

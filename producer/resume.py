@@ -1,0 +1,113 @@
+"""Where a restarted replay picks up: the last date each of its series has on the topic.
+
+`--resume` sends, per series, only the days after the last one already on the observations
+topic, so a replay stopped by an outage continues without re-sending days that the forecaster
+would dead-letter as duplicates. The topic is the truth here, not the stopped run's account: a
+record may have reached it after the producer gave up on it.
+
+How it is read: a series' records all lie in one partition (the key is the series id, and the
+producer's default partitioner is murmur2 of the key, as Java's). Each partition that holds one
+of the replay's series is read backwards from its end as a read_committed reader sees it, in
+chunks that double in size, until each of its series is found or the partition's start is
+reached. A record counts when its key is one of the series and its value decodes as an
+observation of that series; anything else on a shared topic (other series, bad input) is
+passed over. A series with no record is replayed from the start.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from datetime import date
+
+from kafka import KafkaConsumer, TopicPartition
+from kafka.errors import KafkaTimeoutError
+from kafka.partitioner import murmur2
+
+from sunspots.schemas import SchemaError, decode_observation
+from sunspots.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
+
+FIRST_CHUNK = 1000  # records read back from a partition's end at first
+
+
+def partition_of(series: str, partitions: int) -> int:
+    """The partition the default partitioner gives a record keyed `series`."""
+    return (murmur2(series.encode()) & 0x7FFFFFFF) % partitions
+
+
+def last_dates(
+    kafka: KafkaSettings, series: Iterable[str], timeout: float = 60.0
+) -> dict[str, date]:
+    """Series id -> the date of its last record on the observations topic (absent: none yet).
+    KafkaTimeoutError when the topic cannot be read within `timeout` seconds."""
+    wanted = set(series)
+    topic = kafka.topics.observations
+    consumer = KafkaConsumer(
+        **kafka.client_kwargs(),
+        group_id=None,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+    )
+    try:
+        partitions = consumer.partitions_for_topic(topic)
+        if not partitions:
+            return {}
+        by_partition: dict[int, set[str]] = {}
+        for name in wanted:
+            by_partition.setdefault(partition_of(name, len(partitions)), set()).add(name)
+        deadline = time.monotonic() + timeout
+        found: dict[str, date] = {}
+        for partition, names in sorted(by_partition.items()):
+            found |= _read_back(consumer, TopicPartition(topic, partition), names, deadline)
+        return found
+    finally:
+        consumer.close()
+
+
+def _read_back(
+    consumer: KafkaConsumer, tp: TopicPartition, names: set[str], deadline: float
+) -> dict[str, date]:
+    """The last date of each of `names` in partition `tp`, reading back from its end."""
+    consumer.assign([tp])
+    start = consumer.beginning_offsets([tp])[tp]
+    upper = consumer.end_offsets([tp])[tp]
+    found: dict[str, date] = {}
+    chunk = FIRST_CHUNK
+    while upper > start and not names <= set(found):
+        lower = max(start, upper - chunk)
+        for name, day in _last_in(consumer, tp, lower, upper, names, deadline).items():
+            found.setdefault(name, day)  # a later chunk is older: keep the newer date
+        upper, chunk = lower, chunk * 2
+    return found
+
+
+def _last_in(
+    consumer: KafkaConsumer,
+    tp: TopicPartition,
+    lower: int,
+    upper: int,
+    names: set[str],
+    deadline: float,
+) -> dict[str, date]:
+    """The last date of each of `names` among the offsets [lower, upper) of `tp`."""
+    consumer.seek(tp, lower)
+    last: dict[str, date] = {}
+    while consumer.position(tp) < upper:
+        if time.monotonic() > deadline:
+            raise KafkaTimeoutError(f"could not read {tp.topic} back to where to resume in time")
+        for record in consumer.poll(timeout_ms=500).get(tp, []):
+            if record.offset >= upper or record.key is None:
+                continue
+            name = record.key.decode(errors="replace")
+            if name not in names:
+                continue
+            try:
+                day = decode_observation(record.value, record.key).date
+            except SchemaError:
+                continue
+            # The forecaster applies a series' dates in order and rejects earlier ones.
+            last[name] = max(day, last.get(name, day))
+    return last

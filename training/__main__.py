@@ -1,4 +1,5 @@
-"""Command line: `python -m training forecaster|seeds|classifier` (also `sunspots-train`)."""
+"""Command line: `python -m training forecaster|seeds|classifier` (also `sunspots-train`), and
+`publish|retire|promote` for the models topic (`training.publish`, no TensorFlow)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,11 @@ from typing import Any
 from sunspots.cli import EXIT_USAGE, Parser, env_flag, iso_date, non_negative_float, positive_int
 from sunspots.data import SILSO_DAILY_URL, DataFormatError, load_daily
 from sunspots.logs import add_logging_flags, setup_logging
+from sunspots.registry import CHALLENGER, ROLES
+from sunspots.settings import add_kafka_flags, kafka_settings_from_args
 
 log = logging.getLogger("training")
+MODEL_COMMANDS = ("publish", "retire", "promote")
 
 
 def _optional_date(text: str) -> str | None:
@@ -72,6 +76,29 @@ def _seed_list(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"not comma-separated integers: {text!r}") from None
 
 
+def _role(text: str) -> str:
+    if text not in ROLES:
+        raise argparse.ArgumentTypeError(f"not a role ({', '.join(ROLES)}): {text!r}")
+    return text
+
+
+def _model_commands(commands: Any) -> None:
+    """`publish`, `retire` and `promote`: each with the Kafka flags and the logging flags."""
+    publish = commands.add_parser(
+        "publish", help="publish a forecaster artifact to the models topic under a role"
+    )
+    publish.add_argument("model_json", type=Path, help="the artifact's .json (its .npz beside)")
+    retire = commands.add_parser("retire", help="remove a role's model from the models topic")
+    promote = commands.add_parser(
+        "promote", help="make the challenger champion, in one transaction"
+    )
+    for sub in (publish, retire):
+        env_flag(sub, "--role", CHALLENGER, f"{' or '.join(ROLES)}", type=_role)
+    for sub in (publish, retire, promote):
+        add_kafka_flags(sub)
+        add_logging_flags(sub)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="sunspots-train", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -88,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     env_flag(classifier, "--seed", 0, "first random seed", type=int)
     env_flag(classifier, "--epochs", 200, "epochs", type=positive_int)
     _common_flags(classifier)
+    _model_commands(commands)
     return parser
 
 
@@ -116,6 +144,11 @@ def _forecaster_config(args: argparse.Namespace) -> Any:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args, service="train")
+    if args.command in MODEL_COMMANDS:
+        from training.publish import run
+
+        path = getattr(args, "model_json", None)
+        return run(kafka_settings_from_args(args), args.command, path, getattr(args, "role", ""))
     if args.command != "classifier":
         # Checked before TensorFlow starts, so a bad path or file is one line, not a traceback.
         try:

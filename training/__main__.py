@@ -99,12 +99,26 @@ def _model_commands(commands: Any) -> None:
         add_logging_flags(sub)
 
 
+def _topic_source_flags(sub: argparse.ArgumentParser) -> None:
+    """Train from an observations topic instead of the file: the topic and the Kafka flags."""
+    env_flag(
+        sub,
+        "--from-topic",
+        None,
+        "read the data from this observations topic (to its end, read_committed), not --data",
+        type=_optional,
+    )
+    env_flag(sub, "--series", "silso", "with --from-topic: the series to train on")
+    add_kafka_flags(sub)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="sunspots-train", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     forecaster = commands.add_parser("forecaster", help="train the next-day sunspot LSTM")
     _forecaster_flags(forecaster)
     _common_flags(forecaster)
+    _topic_source_flags(forecaster)
     seeds = commands.add_parser(
         "seeds", help="retrain the forecaster with several seeds; write <reports>/<name>_seeds.json"
     )
@@ -149,6 +163,10 @@ def main(argv: list[str] | None = None) -> int:
 
         path = getattr(args, "model_json", None)
         return run(kafka_settings_from_args(args), args.command, path, getattr(args, "role", ""))
+    if getattr(args, "from_topic", None):
+        code = _data_from_topic(args)
+        if code:
+            return code
     if args.command != "classifier":
         # Checked before TensorFlow starts, so a bad path or file is one line, not a traceback.
         try:
@@ -157,6 +175,29 @@ def main(argv: list[str] | None = None) -> int:
             log.error("cannot read the sunspot data: %s", exc)
             return EXIT_USAGE
     _run(args)
+    return 0
+
+
+def _data_from_topic(args: argparse.Namespace) -> int:
+    """Read the series from `--from-topic` into a data file under `--reports` and point
+    `--data` at it; an exit code (with one line) when that cannot be done, else 0."""
+    from kafka.errors import KafkaError
+
+    from training.dataset import frame_from_observations, read_observations, write_daily
+
+    try:
+        records = read_observations(kafka_settings_from_args(args), args.from_topic)
+    except KafkaError as exc:
+        log.error("cannot read the observations topic %s: %r", args.from_topic, exc)
+        return 1
+    try:
+        frame = frame_from_observations(records, args.series)
+    except ValueError as exc:
+        log.error("%s: %s", args.from_topic, exc)
+        return EXIT_USAGE
+    path = write_daily(frame, args.reports / f"{args.from_topic}.{args.series}.csv")
+    log.info("read %d days of %s from %s into %s", len(frame), args.series, args.from_topic, path)
+    args.data = str(path)
     return 0
 
 

@@ -91,6 +91,7 @@ class ModelFeed:
             group_id=None,
             enable_auto_commit=False,
             isolation_level="read_committed",
+            allow_auto_create_topics=False,
             max_partition_fetch_bytes=FETCH_BYTES,
             fetch_max_bytes=FETCH_BYTES,
         )

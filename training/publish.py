@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from kafka import KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer
 from kafka.errors import KafkaError
 
 from sunspots import registry
@@ -115,6 +115,18 @@ def current_challenger(kafka: KafkaSettings) -> ModelRecord | None:
     return board.challenger.record if board.challenger else None
 
 
+def require_topic(kafka: KafkaSettings) -> None:
+    """CommandError unless the models topic exists: a command never creates it, since a topic
+    auto-created by the broker would be neither compacted nor sized for models."""
+    topics = _kafka_step(lambda: _topic_names(kafka), "connect to Kafka")
+    if kafka.topics.models not in topics:
+        raise CommandError(
+            f"the models topic {kafka.topics.models} does not exist: create it with "
+            "sunspots-topics (the forecaster also creates it at start)",
+            EXIT_BAD_INPUT,
+        )
+
+
 def write(kafka: KafkaSettings, change: Change) -> None:
     """Write the change's records to the models topic in one transaction."""
     producer = _kafka_step(lambda: _producer(kafka), "connect to Kafka")
@@ -134,7 +146,8 @@ def run(kafka: KafkaSettings, command: str, path: Path | None, role: str) -> int
             change = publish_change(path or Path(), role)
         elif command == "retire":
             change = retire_change(role)
-        else:
+        require_topic(kafka)
+        if command == "promote":
             change = promote_change(current_challenger(kafka))
         write(kafka, change)
     except CommandError as exc:
@@ -144,9 +157,20 @@ def run(kafka: KafkaSettings, command: str, path: Path | None, role: str) -> int
     return 0
 
 
+def _topic_names(kafka: KafkaSettings) -> set[str]:
+    consumer = KafkaConsumer(
+        **kafka.client_kwargs(), allow_auto_create_topics=False, request_timeout_ms=KAFKA_TIMEOUT_MS
+    )
+    try:
+        return consumer.topics()
+    finally:
+        consumer.close()
+
+
 def _producer(kafka: KafkaSettings) -> KafkaProducer:
     producer = KafkaProducer(
         **kafka.client_kwargs(),
+        allow_auto_create_topics=False,
         acks="all",
         enable_idempotence=True,
         transactional_id=TRANSACTIONAL_ID,

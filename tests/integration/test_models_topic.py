@@ -9,6 +9,7 @@ import time
 
 import pytest
 from kafka import KafkaProducer
+from kafka.admin import KafkaAdminClient
 
 from sunspots import registry
 from sunspots.artifact import MODELS_DIR, load_forecaster
@@ -140,3 +141,16 @@ def test_an_unreachable_broker_is_one_line_and_exit_1(tmp_path) -> None:
     assert done.returncode == 1
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "cannot connect to Kafka" in lines[0]
+
+
+def test_a_missing_models_topic_is_named_not_created(bootstrap_servers, unique) -> None:
+    kafka = KafkaSettings(bootstrap_servers, unique_topics(unique))
+    done = command(kafka, "publish", str(W10), "--role", "champion")
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"{kafka.topics.models} does not exist" in lines[0]
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    try:
+        assert kafka.topics.models not in admin.list_topics()
+    finally:
+        admin.close()

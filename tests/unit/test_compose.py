@@ -822,6 +822,9 @@ def test_monitoring_images_are_current_major_versions(compose) -> None:
     # Prometheus 2 and Grafana 11 are out of support; a regression to them fails here.
     assert _version(compose["services"]["prometheus"]["image"]) >= (3, 0, 0)
     assert _version(compose["services"]["grafana"]["image"]) >= (12, 0, 0)
+    # Grafana 12 no longer runs AngularJS panels (graph, singlestat, the old table).
+    types = {p["type"] for p in json.loads(DASHBOARD.read_text())["panels"]}
+    assert not types & {"graph", "singlestat", "table-old", "grafana-piechart-panel"}, types
 
 
 def test_kafka_healthchecks_start_no_java_tool(compose) -> None:

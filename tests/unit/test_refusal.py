@@ -23,6 +23,7 @@ from kafka.errors import (
 )
 
 from consumer.health import Health
+from consumer.retry import Backoff, Retry
 from sunspots.refusal import (
     AUTHENTICATION,
     AUTHORIZATION,
@@ -211,3 +212,17 @@ def test_readyz_names_the_refusal() -> None:
     health.refused = "not authorized: Kafka at k:9093 denied User:bob access to group g"
     assert not health.ready
     assert "refused=not authorized: Kafka at k:9093 denied User:bob" in health.describe()
+
+
+def test_the_retry_policy_gives_a_refusal_back_at_once() -> None:
+    calls = []
+
+    def step() -> None:  # refused once; a retry would succeed, but must not be made
+        calls.append(1)
+        if len(calls) == 1:
+            raise KafkaError("commit failed", GroupAuthorizationFailedError())
+
+    retry = Retry(threading.Event(), Health(), Backoff(first_s=0.01, max_s=0.01))
+    with pytest.raises(KafkaError):
+        retry(step, "committing", retry_on=(KafkaError,))
+    assert calls == [1]

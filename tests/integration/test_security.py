@@ -4,7 +4,8 @@ One broker for the module (`SecureBroker`: a private CA, SCRAM and PLAIN users m
 storage is formatted, the StandardAuthorizer with `allow.everyone.if.no.acl.found=false`).
 Topics are created by the admin; each service's principal gets exactly the ACLs the README
 lists (`sunspots.acls.grants`), and with them the producer, the forecaster and the classifier
-run a replay exactly once. Refused clients (no credentials, a wrong password, no write on the
+run a replay exactly once, each with another SASL mechanism (SCRAM-SHA-256, SCRAM-SHA-512,
+PLAIN) and its password in a file. Refused clients (no credentials, a wrong password, no write on the
 observations topic, no transactional id, an untrusted certificate, a foreign host name) each
 end with one line naming the cause, their own exit code, no password anywhere, and nothing
 written.
@@ -207,19 +208,19 @@ def test_with_the_listed_acls_the_services_run_a_replay_exactly_once(
     _grant(broker, "forecaster", acls.grants(acls.FORECASTER, topics, group_f))
     _grant(broker, "classifier", acls.grants(acls.CLASSIFIER, topics, group_c))
 
-    def service(mode: str, user: str, group: str) -> Service:
-        return _service(
-            broker, topics, mode, group, _client_env(broker, user, secrets_dir), tmp_path
-        )
+    def service(mode: str, user: str, group: str, mechanism: str) -> Service:
+        env = _client_env(broker, user, secrets_dir, KAFKA_SASL_MECHANISM=mechanism)
+        return _service(broker, topics, mode, group, env, tmp_path)
 
     offline = offline_run(data_file, forecaster_model, START, END)
     with (
-        running(service("forecast", "forecaster", group_f)) as fc,
-        running(service("classify", "classifier", group_c)) as cl,
+        running(service("forecast", "forecaster", group_f, "SCRAM-SHA-512")) as fc,
+        running(service("classify", "classifier", group_c, "PLAIN")) as cl,
     ):
         fc.wait_ready(120)
         cl.wait_ready(120)
-        done = _producer(_client_env(broker, "producer", secrets_dir), topics, data_file.path)
+        env = _client_env(broker, "producer", secrets_dir, KAFKA_SASL_MECHANISM="SCRAM-SHA-256")
+        done = _producer(env, topics, data_file.path)
         assert done.returncode == 0, done.stderr
         admin = _admin_config(broker)
         forecasts = values(
@@ -283,6 +284,16 @@ def test_a_refused_producer_says_why_in_one_line(
     _one_line(done.stderr, "producer", expected.format(bootstrap=shown, topic=topics.observations))
     _no_secret_in(done.stdout, done.stderr)
     assert _observations(broker, topics) == 0
+
+
+def test_the_host_name_check_can_be_turned_off(broker, topics, secrets_dir, data_file) -> None:
+    """The listener whose certificate names another host takes a client that does not check."""
+    _grant(broker, "producer", acls.grants(acls.PRODUCER, topics))
+    env = _client_env(broker, "producer", secrets_dir, KAFKA_SSL_CHECK_HOSTNAME="false")
+    env["KAFKA_BOOTSTRAP_SERVERS"] = broker.foreign_bootstrap_servers
+    done = _producer(env, topics, data_file.path)
+    assert done.returncode == 0, done.stderr
+    assert _observations(broker, topics) == 90
 
 
 def _refused_forecaster(service: Service, cause: str, expected: str) -> None:

@@ -87,14 +87,6 @@ class Refusal:
         return self.cause == UNREACHABLE
 
 
-class Refused(Exception):
-    """Kafka refused this client for a reason a retry will not mend."""
-
-    def __init__(self, refusal: Refusal) -> None:
-        super().__init__(refusal.line)
-        self.refusal = refusal
-
-
 def refusal_error(error: BaseException) -> BaseException | None:
     """The brokers' refusal inside `error` (itself, its cause or an argument), if any."""
     inner = [error, error.__cause__, error.__context__, *getattr(error, "args", ())]
@@ -112,8 +104,7 @@ def from_error(
         return Refusal(
             AUTHENTICATION,
             f"authentication failed: Kafka at {kafka.bootstrap_servers} refused "
-            f"{kafka.principal}: "
-            f"{error}",
+            f"{kafka.principal}: {error}",
         )
     if not isinstance(error, AuthorizationError):
         return None
@@ -124,24 +115,22 @@ def from_error(
     return Refusal(
         AUTHORIZATION,
         f"not authorized: Kafka at {kafka.bootstrap_servers} denied {kafka.principal} "
-        f"access to {what} "
-        f"({type(error).__name__}); {ACL_ADVICE}",
+        f"access to {what} ({type(error).__name__}); {ACL_ADVICE}",
     )
 
 
 def probe(kafka: KafkaSettings, timeout_s: float = 10.0) -> Refusal | None:
-    """Connect to each bootstrap server as the clients do; the first refusal other than an
-    unreachable server, else `unreachable` when no server answers, else None (the servers take
-    this client, so whatever failed was something else)."""
+    """Connect to the bootstrap servers in turn as the clients do, until one takes this client
+    (None: whatever failed was something else) or refuses it (that refusal); `unreachable`
+    when no server answers."""
     security = dict(kafka.security)
-    found = [_probe_one(address.strip(), kafka, security, timeout_s) for address in _servers(kafka)]
-    refused = [r for r in found if r is not None]
-    if not refused:
-        return None
-    decisive = [r for r in refused if not r.retry_helps]
-    if decisive:
-        return decisive[0]
-    return refused[0] if len(refused) == len(found) else None
+    unreachable: Refusal | None = None
+    for address in _servers(kafka):
+        found = _probe_one(address.strip(), kafka, security, timeout_s)
+        if found is None or not found.retry_helps:
+            return found
+        unreachable = unreachable or found
+    return unreachable
 
 
 def preflight(kafka: KafkaSettings) -> Refusal | None:

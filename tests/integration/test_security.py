@@ -5,10 +5,10 @@ storage is formatted, the StandardAuthorizer with `allow.everyone.if.no.acl.foun
 Topics are created by the admin; each service's principal gets exactly the ACLs the README
 lists (`sunspots.acls.grants`), and with them the producer, the forecaster and the classifier
 run a replay exactly once, each with another SASL mechanism (SCRAM-SHA-256, SCRAM-SHA-512,
-PLAIN) and its password in a file. Refused clients (no credentials, a wrong password, no write on the
-observations topic, no transactional id, an untrusted certificate, a foreign host name) each
-end with one line naming the cause, their own exit code, no password anywhere, and nothing
-written.
+PLAIN) and its password in a file. Refused clients (no credentials, plain text, a wrong
+password, no write on the observations topic, no transactional id, an untrusted certificate, a
+foreign host name) each end with one line naming the cause, their own exit code, no password
+anywhere, and nothing written.
 """
 
 from __future__ import annotations

@@ -175,6 +175,16 @@ def test_refused_credentials_are_an_authentication_failure_without_the_password(
     assert "hunter2" not in found.line
 
 
+def test_a_server_out_of_reach_does_not_hide_the_refusal_of_the_next(sasl_listener) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    bob = _as_bob(sasl_listener, "PLAIN")
+    both = KafkaSettings(f"127.0.0.1:{closed},{bob.bootstrap_servers}", security=bob.security)
+    found = probe(both, timeout_s=5)
+    assert found is not None and found.cause == AUTHENTICATION
+
+
 def test_a_mechanism_the_broker_does_not_offer_is_named(sasl_listener) -> None:
     found = probe(_as_bob(sasl_listener, "SCRAM-SHA-256"), timeout_s=5)
     assert found is not None and found.cause == AUTHENTICATION

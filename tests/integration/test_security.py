@@ -335,3 +335,24 @@ def test_a_forecaster_with_a_wrong_password_stops_at_once(
         f"authentication failed: Kafka at {broker.bootstrap_servers} refused User:forecaster "
         "(SCRAM-SHA-512): Authentication failed during authentication due to invalid credentials",
     )
+
+
+def test_sunspots_topics_with_a_wrong_password_says_so_in_one_line(broker, secrets_dir) -> None:
+    env = _client_env(broker, "producer", secrets_dir, WRONG_PASSWORD)
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("SUNSPOTS_", "KAFKA_"))}
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("sunspots-topics"))],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**base, **env},
+    )
+    assert done.returncode == 5, done.stderr
+    _one_line(
+        done.stderr,
+        "sunspots.topics",
+        f"cannot create the topics: authentication failed: Kafka at {broker.bootstrap_servers} "
+        "refused User:producer (SCRAM-SHA-512)",
+    )
+    _no_secret_in(done.stdout, done.stderr)

@@ -1,4 +1,4 @@
-"""`python -m bench`: all four benchmarks on one broker, then the targets as ratios of one run.
+"""`python -m bench`: all five benchmarks on one broker, then the targets as ratios of one run.
 
     .venv/bin/python -m bench --data FILE            # what `make bench` runs
     .venv/bin/python -m bench --quick                # a smoke-sized run (seconds per benchmark)
@@ -7,7 +7,8 @@
 1. inference (bench.inference): Keras predict, tf.function, the NumPy serving path batched;
 2. kafka_ceiling (bench.kafka_ceiling): bare kafka-python loops with the services' settings;
 3. pipeline (bench.pipeline): the real producer and forecaster, full replay and paced;
-4. classifier (bench.classifier): the classifier service, burst and paced.
+4. classifier (bench.classifier): the classifier service, burst and paced;
+5. scaling (bench.scaling): 1, 2 and 3 forecasters on 6 partitions, and what a series costs.
 
 The Kafka benchmarks share one local broker (started here unless --bootstrap-servers is
 given), so the pipeline's throughput can be read as a ratio of the bare loops'. Each benchmark
@@ -28,10 +29,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench import classifier, inference, kafka_ceiling, pipeline
+from bench import classifier, inference, kafka_ceiling, pipeline, scaling
 from bench.common import RESULTS, broker, default_data, machine, report, table
 
-BENCHMARKS = ("inference", "kafka_ceiling", "pipeline", "classifier")
+BENCHMARKS = ("inference", "kafka_ceiling", "pipeline", "classifier", "scaling")
 THROUGHPUT_RATIO = 0.7
 # Against the bare loop that writes what the forecaster writes, the pipeline must do better.
 SHAPED_RATIO = 0.85
@@ -66,6 +67,11 @@ def _argv(name: str, args: argparse.Namespace, bootstrap: str | None) -> list[st
         ]
         baseline = ["--baseline", args.baseline] if args.baseline and not args.quick else []
         return data + broker + out + logs + baseline + (quick if args.quick else [])
+    if name == "scaling":
+        logs = ["--logs", str(args.results)]
+        quick = ["--instances", "1", "2", "--state-series", "20", "60"]
+        quick += ["--start", "2020-01-01", "--end", _quick_end(args.quick_days)]
+        return data + broker + out + logs + (quick if args.quick else [])
     quick = ["--requests", "100", "--rate", "50", "--duration", "1", "--timeout", "60"]
     return broker + out + (quick if args.quick else [])
 
@@ -248,6 +254,7 @@ def markdown(reports: dict[str, dict[str, Any] | None], targets: list[dict[str, 
                 "max_ms",
             ],
         ),
+        "scaling": ("Scale-out: 1, 2, 3 forecasters", scaling.COLUMNS),
     }
     for name, (title, cols) in titles.items():
         if reports.get(name):
@@ -280,6 +287,7 @@ def main(argv: list[str] | None = None) -> int:
         "kafka_ceiling": kafka_ceiling.main,
         "pipeline": pipeline.main,
         "classifier": classifier.main,
+        "scaling": scaling.main,
     }
     with broker(args.bootstrap_servers, needed=bool(set(args.only) - {"inference"})) as bootstrap:
         for name in BENCHMARKS:

@@ -18,7 +18,7 @@ import sys
 import tarfile
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from importlib import metadata
@@ -103,6 +103,17 @@ def write(report_: dict[str, Any], out: Path, cols: list[str]) -> None:
     out.write_text(json.dumps(report_, indent=2) + "\n")
     sys.stdout.write(table(report_["results"], cols))
     sys.stdout.write(f"written to {out}\n")
+
+
+def measure(
+    args: Any, run: Callable[[Any, str], dict[str, Any]], columns: list[str]
+) -> dict[str, Any]:
+    """A benchmark's main: `run(args, bootstrap)` on the broker of `--bootstrap-servers` (or
+    one started for it), then its report written to `--out` and its table printed."""
+    with broker(args.bootstrap_servers) as bootstrap:
+        result = run(args, bootstrap)
+    write(result, args.out, columns)
+    return result
 
 
 def percentile(values: list[float] | np.ndarray, q: float, digits: int = 3) -> float | None:

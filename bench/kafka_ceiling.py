@@ -41,7 +41,7 @@ from kafka import KafkaConsumer, KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.structs import OffsetAndMetadata
 
-from bench.common import RESULTS, broker, default_data, report, write
+from bench.common import RESULTS, default_data, measure, report
 from consumer.clients import make_consumer, make_producer
 from producer.replay import ReplayConfig, observations
 from sunspots.data import load_daily, select_range
@@ -262,10 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    with broker(args.bootstrap_servers) as bootstrap:
-        result = run(args, bootstrap)
-    write(result, args.out, COLUMNS)
+    measure(build_parser().parse_args(argv), run, COLUMNS)
     return 0
 
 

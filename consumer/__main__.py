@@ -6,7 +6,9 @@ or SIGINT, after which it finishes the batch in hand, commits and closes.
 
 Exit codes: 0 after a graceful stop; 2 for bad start-up input, told in one line (a bad flag
 or variable, an unreadable or inconsistent model, a metrics port that cannot be bound);
-3 when fenced by another instance with the same id.
+3 when fenced by another instance with the same id; 5, 6, 7 when the brokers refuse the
+service (authentication, authorization, TLS: `sunspots.refusal`), told in one line, which
+`/readyz` shows too. A broker out of reach is waited for, never an exit.
 """
 
 from __future__ import annotations
@@ -25,10 +27,12 @@ from consumer.fencing import Fenced
 from consumer.processor import Processor
 from consumer.retry import Backoff, Interrupted, Retry
 from consumer.runner import KafkaClients, Runner, RunnerConfig
+from sunspots import acls
 from sunspots.artifact import ArtifactError
 from sunspots.cli import EXIT_USAGE, env_name
 from sunspots.logs import setup_logging
 from sunspots.lstm import single_threaded_blas
+from sunspots.refusal import REFUSAL_ERRORS, Refusal, from_error, preflight
 from sunspots.signals import stop_on_signals
 
 log = logging.getLogger("consumer")
@@ -57,20 +61,50 @@ def run(config: ServiceConfig, stop: threading.Event) -> int:
     health.model_loaded = True
     _settle_garbage_collector()
     try:
-        server = health_endpoint.serve(registry, health, config.metrics_port)
+        server = health_endpoint.serve(registry, health, config.metrics_port, config.metrics_host)
     except OSError as exc:
         log.error(
-            "cannot serve /metrics on port %d (%s); choose another with --metrics-port or %s",
+            "cannot serve /metrics on port %d at %s (%s); choose another with --metrics-port or "
+            "%s, or another address with --metrics-host or %s",
             config.metrics_port,
+            config.metrics_host,
             exc.strerror or exc,
             env_name("--metrics-port"),
+            env_name("--metrics-host"),
         )
         return EXIT_USAGE
-    log.info("metrics on :%d/metrics", config.metrics_port)
+    log.info("metrics on %s:%d/metrics", config.metrics_host, config.metrics_port)
     try:
-        return _serve(config, processor, health, stop)
+        refusal = preflight(config.kafka)
+        if refusal is not None:
+            return _refused(refusal, health)
+        try:
+            return _serve(config, processor, health, stop)
+        except REFUSAL_ERRORS as exc:
+            found = from_error(exc, config.kafka, _resources(config))
+            assert found is not None
+            return _refused(found, health)
     finally:
         server.shutdown()
+
+
+def _refused(refusal: Refusal, health: health_endpoint.Health) -> int:
+    """Tell a refusal once, in the log and on /readyz; its exit code."""
+    health.refused = refusal.line
+    log.error("%s", refusal.line)
+    return refusal.exit_code
+
+
+def _resources(config: ServiceConfig) -> dict[str, str]:
+    """What the service uses, by kind, to name in a refusal."""
+    service = {"forecast": acls.FORECASTER, "classify": acls.CLASSIFIER}[config.mode.name]
+    grants = acls.grants(service, config.kafka.topics, config.group_id)
+    used = dict.fromkeys(g.name for g in grants if g.resource == "topic")
+    return {
+        "topic": " or ".join(used),
+        "group": config.group_id,
+        "transactional id": f"{config.group_id}-{config.instance_id}",
+    }
 
 
 def _settle_garbage_collector() -> None:

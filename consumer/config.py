@@ -34,6 +34,7 @@ class ServiceConfig:
     create_topics: bool
     replication: Replication
     max_series: int = 0  # forecast only
+    metrics_host: str = "0.0.0.0"
 
 
 def build_parser(description: str | None = None) -> argparse.ArgumentParser:
@@ -53,6 +54,12 @@ def _add_mode_flags(sub: argparse.ArgumentParser, mode: Mode) -> None:
         env=mode.model_env,
     )
     env_flag(sub, "--metrics-port", mode.default_port, "HTTP port for /metrics", type=port)
+    env_flag(
+        sub,
+        "--metrics-host",
+        "0.0.0.0",
+        "address /metrics, /healthz and /readyz listen on (127.0.0.1: this host only)",
+    )
     env_flag(sub, "--group", mode.default_group, "consumer group id")
     mode.add_flags(sub)
     env_flag(
@@ -96,6 +103,7 @@ def config_from_args(args: argparse.Namespace) -> ServiceConfig:
         instance_id=args.instance_id,
         processing=args.processing,
         metrics_port=args.metrics_port,
+        metrics_host=args.metrics_host,
         rolling=getattr(args, "rolling", 0),
         max_series=getattr(args, "max_series", 0),
         max_poll_records=args.max_poll_records,

@@ -2,7 +2,8 @@
 
 `/healthz` answers 200 while the poll loop has turned within `stale_after` seconds, so an
 orchestrator restarts a wedged process. `/readyz` answers 200 only when the model is loaded,
-partitions are assigned and the broker answered the last poll. The client side (waiting for
+partitions are assigned and the broker answered the last poll, and never once the brokers
+refused the service (`refused=` names the cause: authentication, authorization, TLS). The client side (waiting for
 /readyz, reading /metrics) is in the repository's `support` package, for the tests, the
 benchmarks and the demo.
 """
@@ -25,6 +26,7 @@ class Health:
         self.model_loaded = False
         self.assigned = False
         self.connected = False
+        self.refused: str | None = None  # the refusal's one line, once the brokers refused
 
     def polled(self, connected: bool) -> None:
         self.last_poll = time.monotonic()
@@ -36,12 +38,19 @@ class Health:
 
     @property
     def ready(self) -> bool:
-        return self.alive and self.model_loaded and self.assigned and self.connected
+        return (
+            self.alive
+            and self.model_loaded
+            and self.assigned
+            and self.connected
+            and self.refused is None
+        )
 
     def describe(self) -> str:
+        refused = f" refused={self.refused}" if self.refused else ""
         return (
             f"alive={self.alive} model_loaded={self.model_loaded} "
-            f"assigned={self.assigned} connected={self.connected}\n"
+            f"assigned={self.assigned} connected={self.connected}{refused}\n"
         )
 
 

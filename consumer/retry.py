@@ -2,8 +2,9 @@
 
 Connecting at start (the broker may not be up yet), restoring state and rewinding after a
 failed publish all retry the same way: back off exponentially up to a ceiling, report the
-service as not connected meanwhile, stop at once on a fencing (see `consumer.fencing`), and
-give up only when the service is asked to stop.
+service as not connected meanwhile, stop at once on a fencing (see `consumer.fencing`) or a
+refusal a retry will not mend (`sunspots.refusal`), and give up only when the service is asked
+to stop.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import TypeVar
 
 from consumer.fencing import Fenced, is_fenced
 from consumer.health import Health
+from sunspots.refusal import refusal_error
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -46,7 +48,8 @@ class Retry:
         retry_on: tuple[type[BaseException], ...] = (Exception,),
     ) -> T:
         """Return `step()` once it succeeds. Raises `Fenced` on a fencing, `Interrupted` when
-        the service stops while the step still fails, and any error outside `retry_on`."""
+        the service stops while the step still fails, and, unchanged, a refusal of the brokers
+        (authentication, authorization: `sunspots.refusal`) and any error outside `retry_on`."""
         delay = self.backoff.first_s
         while True:
             try:
@@ -54,6 +57,8 @@ class Retry:
             except retry_on as exc:
                 if is_fenced(exc):
                     raise Fenced(f"fenced while {what}: {exc!r}") from exc
+                if refusal_error(exc) is not None:
+                    raise
                 if self.stop.is_set():
                     raise Interrupted(f"stopped while {what}: {exc}") from exc
                 log.warning("%s failed (%s); retrying in %.1f s", what, exc, delay)

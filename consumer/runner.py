@@ -6,7 +6,8 @@ exactly once or at least once). When publishing fails (broker gone), the publish
 it sent and the recovery (`consumer.recovery`) rewinds to the committed offsets and rebuilds
 the processor's state, so the batch is processed again from where the commit left it; every
 wait on Kafka backs off the same way (`consumer.retry`). A fencing stops the service
-(`consumer.fencing`).
+(`consumer.fencing`), and so does a refusal of the brokers (`sunspots.refusal`), which it
+raises unchanged for the service to tell.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from consumer.publishing import (
 from consumer.recovery import Recovery
 from consumer.retry import Backoff, Interrupted, Retry
 from sunspots.kafka_compat import broker_connected, request_rejoin
+from sunspots.refusal import refusal_error
 from sunspots.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -187,6 +189,8 @@ class Runner:
         except KafkaError as exc:
             if is_fenced(exc):
                 raise Fenced(f"fenced while publishing: {exc!r}") from exc
+            if refusal_error(exc) is not None:
+                raise  # not authorized: a retry will not mend it
             log.warning("publishing %d outputs failed (%s); rewinding", len(outputs), exc)
             self.health.polled(connected=False)
             # The rewound consumer fetches the batch again, so this attempt is simply dropped.
@@ -205,6 +209,8 @@ class Runner:
         except KafkaError as exc:
             if is_fenced(exc):
                 raise Fenced(f"fenced while polling: {exc}") from exc
+            if refusal_error(exc) is not None:
+                raise  # not authorized: a retry will not mend it
             log.warning("poll failed: %s", exc)
             self.health.polled(connected=False)
             self.stop.wait(self.config.retry_backoff_s)

@@ -2,11 +2,13 @@
 
 Every flag falls back to an environment variable, shown in --help. Exit codes: 0 when every
 record sent was acknowledged (also after SIGTERM or SIGINT, which stop the replay early); 1 when
-Kafka refused records (an error a retry will not mend: authorisation, a record too large); 2 for
-bad start-up input (a bad flag or variable, unreadable data, a date range that selects nothing,
-an unreachable broker); 4 when Kafka stopped acknowledging mid-replay (nothing acknowledged
-within the delivery timeout, or records still in flight at SIGTERM/SIGINT). Every failure is
-one line that names the last date acknowledged and how to go on (`--resume`).
+Kafka refused records with an error a retry will not mend (a record too large); 2 for bad
+start-up input (a bad flag or variable, unreadable data, a date range that selects nothing);
+4 when Kafka is out of reach (at start, or nothing acknowledged within the delivery timeout, or
+records still in flight at SIGTERM/SIGINT); 5, 6, 7 when a secured cluster refuses this client:
+authentication, authorization (the topic), TLS (`sunspots.refusal`). Every failure is one line
+that names its cause and, once records were sent, the last date acknowledged and how to go on
+(`--resume`).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import sys
 
 from kafka.errors import KafkaError
 
-from producer.delivery import failure_line
+from producer.delivery import Delivery, failure_line
 from producer.replay import (
     DEFAULT_DELIVERY_TIMEOUT_S,
     MIN_DELIVERY_TIMEOUT_S,
@@ -39,13 +41,14 @@ from sunspots.cli import (
 )
 from sunspots.data import SILSO_DAILY_URL, DataFormatError
 from sunspots.logs import add_logging_flags, setup_logging
-from sunspots.settings import add_kafka_flags, kafka_settings_from_args
+from sunspots.refusal import EXIT_CODES, UNREACHABLE, explain, from_error, preflight
+from sunspots.settings import KafkaSettings, add_kafka_flags, kafka_settings_from_args
 from sunspots.signals import stop_on_signals
 
 log = logging.getLogger("producer")
 
 EXIT_REFUSED = 1  # Kafka answered with an error a retry will not mend
-EXIT_UNREACHABLE = 4  # Kafka stopped acknowledging: try again later with --resume
+EXIT_UNREACHABLE = EXIT_CODES[UNREACHABLE]  # Kafka out of reach: try again later with --resume
 
 
 def delivery_timeout(text: str) -> float:
@@ -122,6 +125,10 @@ def replay(argv: list[str]) -> int:
     )
     stop = stop_on_signals()
     kafka = kafka_settings_from_args(args)
+    refusal = preflight(kafka)
+    if refusal is not None:
+        log.error("%s", refusal.line)
+        return refusal.exit_code
     try:
         result = Replayer(kafka, config, stop).run()
     except (OSError, DataFormatError) as exc:
@@ -131,17 +138,21 @@ def replay(argv: list[str]) -> int:
         log.error("nothing to replay: %s", exc)
         return EXIT_USAGE
     except KafkaError as exc:
-        log.error("cannot reach Kafka at %s: %s", kafka.bootstrap_servers, exc)
-        return EXIT_USAGE
-    return outcome(result, kafka.bootstrap_servers, config.delivery_timeout_s)
+        refusal = explain(exc, kafka, _resources(kafka))
+        log.error("%s", refusal.line)
+        return refusal.exit_code
+    return outcome(result, kafka, config.delivery_timeout_s)
 
 
-def outcome(result: ReplayResult, bootstrap: str, timeout_s: float) -> int:
+def _resources(kafka: KafkaSettings) -> dict[str, str]:
+    return {"topic": kafka.topics.observations}
+
+
+def outcome(result: ReplayResult, kafka: KafkaSettings, timeout_s: float) -> int:
     """Tell how the replay ended, in one line, and return its exit code."""
     delivery = result.delivery
     if not result.ok:
-        log.error("%s", failure_line(delivery, bootstrap, timeout_s, SHUTDOWN_GRACE_S))
-        return EXIT_REFUSED if delivery.refused else EXIT_UNREACHABLE
+        return _failed(delivery, kafka, timeout_s)
     log.info(
         "done: %d sent, %d delivered, %d failed in %.1f s (%.0f records/s), last date %s%s",
         delivery.sent,
@@ -153,6 +164,18 @@ def outcome(result: ReplayResult, bootstrap: str, timeout_s: float) -> int:
         " (interrupted)" if result.interrupted else "",
     )
     return 0
+
+
+def _failed(delivery: Delivery, kafka: KafkaSettings, timeout_s: float) -> int:
+    """One line for a replay that did not deliver everything; its exit code."""
+    error = delivery.error
+    refusal = from_error(error, kafka, _resources(kafka)) if error is not None else None
+    if refusal is not None:
+        log.error("%s; %s", refusal.line, delivery.where())
+        return refusal.exit_code
+    line = failure_line(delivery, kafka.bootstrap_servers, timeout_s, SHUTDOWN_GRACE_S)
+    log.error("%s", line)
+    return EXIT_REFUSED if delivery.refused else EXIT_UNREACHABLE
 
 
 def main(argv: list[str] | None = None) -> int:

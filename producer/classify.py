@@ -26,6 +26,7 @@ from kafka.errors import KafkaError
 
 from sunspots.cli import EXIT_USAGE, Parser, env_flag, env_name, non_negative_float
 from sunspots.logs import add_logging_flags, setup_logging
+from sunspots.refusal import explain, preflight
 from sunspots.schemas import (
     ClassifierPrediction,
     SchemaError,
@@ -271,11 +272,16 @@ def main(argv: list[str] | None = None) -> int:
     sequences = sequences_from_args(parser, args.sequence)
     ids = new_ids(len(sequences))
     kafka = kafka_settings_from_args(args)
+    refusal = preflight(kafka)
+    if refusal is not None:
+        log.error("%s", refusal.line)
+        return refusal.exit_code
     try:
         result = exchange(kafka, list(zip(ids, sequences, strict=True)), args.timeout)
     except KafkaError as exc:
-        log.error("cannot reach Kafka at %s: %s", kafka.bootstrap_servers, exc)
-        return EXIT_USAGE
+        refusal = explain(exc, kafka, {"topic": kafka.topics.classifier_requests})
+        log.error("%s", refusal.line)
+        return EXIT_USAGE if refusal.retry_helps else refusal.exit_code
     for request_id, sequence in zip(ids, sequences, strict=True):
         answer = result.answers.get(request_id)
         if answer is None:

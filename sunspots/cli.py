@@ -115,8 +115,16 @@ class EnvValue:
 
 
 class Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line, exit code 2, and which checks the values
-    its flags took from the environment."""
+    """An ArgumentParser whose errors are one line, exit code 2, which checks the values its
+    flags took from the environment, and then the checks that span several flags."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.checks: list[Callable[[argparse.Namespace], None]] = []
+
+    def add_check(self, check: Callable[[argparse.Namespace], None]) -> None:
+        """Run `check` on the parsed flags; a ValueError it raises is a usage error."""
+        self.checks.append(check)
 
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}; see {self.prog} --help\n")
@@ -131,6 +139,11 @@ class Parser(argparse.ArgumentParser):
                     setattr(parsed, dest, value.resolve())
                 except ValueError as exc:
                     self.error(str(exc))
+        for check in self.checks:
+            try:
+                check(parsed)
+            except ValueError as exc:
+                self.error(str(exc))
         return parsed, rest
 
 
@@ -181,6 +194,20 @@ def boolean(text: str) -> bool:
         return word in TRUE_WORDS
     allowed = "/".join(f"{t}/{f}" for t, f in zip(TRUE_WORDS, FALSE_WORDS, strict=True))
     raise argparse.ArgumentTypeError(f"not a boolean: {text!r} (use {allowed})")
+
+
+def secret_file(text: str) -> str:
+    """The content of a secret file (a Docker secret), without its final line break; an
+    unreadable file is an error that names the file, never its content."""
+    try:
+        with open(text, encoding="utf-8") as fh:
+            content = fh.read().rstrip("\r\n")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+        raise argparse.ArgumentTypeError(f"cannot read the secret file {text}: {reason}") from None
+    if not content:
+        raise argparse.ArgumentTypeError(f"the secret file {text} is empty")
+    return content
 
 
 def port(text: str) -> int:

@@ -3,7 +3,10 @@
 Services build a `KafkaSettings` at their edge (flags with env fallback) and pass the frozen
 object down; nothing below the edge reads the environment. The connection and security flags
 (`--bootstrap-servers`, `--security-protocol`, `--sasl-*`, `--ssl-*`) take their variables
-from Kafka's prefix (`KAFKA_BOOTSTRAP_SERVERS`, ...). `Topics` is the one list of topics: each
+from Kafka's prefix (`KAFKA_BOOTSTRAP_SERVERS`, ...). Each password can also come from a file
+(`--sasl-password-file`, `KAFKA_SASL_PASSWORD_FILE`: Docker secrets), one way only; it is held
+as a `Secret`, whose repr never shows it. Settings that cannot work together (SASL without a
+user or password, SASL settings on a plain connection) stop the command at start. `Topics` is the one list of topics: each
 field says how its topic is created (`TopicSpec`), and the flags (`--topic-<field>`), their
 environment variables (`SUNSPOTS_TOPIC_<FIELD>`, `TOPIC_ENV`) and `sunspots.topics` are
 derived from it.
@@ -12,32 +15,71 @@ derived from it.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Any
 
-from sunspots.cli import env_flag, env_name, kafka_env
+from sunspots.cli import Parser, boolean, env_flag, env_name, kafka_env, secret_file
 
 DEFAULT_BOOTSTRAP = "localhost:9092"
 
-# Flag -> (kafka-python keyword argument, help), for SASL/SSL clusters. Unset ones are not
-# passed, so kafka-python's defaults (PLAINTEXT, no SASL) apply.
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+
+
+class Secret(str):
+    """A password: the string itself for the client, `'***'` wherever it is shown (a repr in a
+    log line, an exception, a dataclass's repr)."""
+
+    def __repr__(self) -> str:
+        return "'***'"
+
+
+@dataclass(frozen=True)
+class SecurityFlag:
+    """A security flag: the kafka-python keyword argument it sets, and how it is read."""
+
+    kwarg: str
+    help: str
+    type: Callable[[str], Any] = str
+    choices: tuple[str, ...] | None = None
+    secret: bool = False  # a password: also read from a file (`<flag>-file`), never shown
+
+
+# Flag -> how it maps to kafka-python, for SASL/SSL clusters. Unset ones are not passed, so
+# kafka-python's defaults (PLAINTEXT, no SASL, host names checked) apply.
 SECURITY_FLAGS = {
-    "--security-protocol": (
-        "security_protocol",
-        "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL (default: PLAINTEXT)",
+    "--security-protocol": SecurityFlag(
+        "security_protocol", "how to connect (default: PLAINTEXT)", choices=PROTOCOLS
     ),
-    "--sasl-mechanism": ("sasl_mechanism", "PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, ..."),
-    "--sasl-username": ("sasl_plain_username", "SASL user name"),
-    "--sasl-password": (
+    "--sasl-mechanism": SecurityFlag(
+        "sasl_mechanism", "SASL mechanism (default: PLAIN)", choices=SASL_MECHANISMS
+    ),
+    "--sasl-username": SecurityFlag("sasl_plain_username", "SASL user name"),
+    "--sasl-password": SecurityFlag(
         "sasl_plain_password",
-        "SASL password (prefer the variable: flags show in the process list)",
+        "SASL password (prefer the variable or the file: flags show in the process list)",
+        secret=True,
     ),
-    "--ssl-cafile": ("ssl_cafile", "CA certificate file (PEM) to verify the brokers"),
-    "--ssl-certfile": ("ssl_certfile", "client certificate file (PEM)"),
-    "--ssl-keyfile": ("ssl_keyfile", "client private key file (PEM)"),
+    "--ssl-cafile": SecurityFlag("ssl_cafile", "CA certificate file (PEM) to verify the brokers"),
+    "--ssl-certfile": SecurityFlag("ssl_certfile", "client certificate file (PEM), for mutual TLS"),
+    "--ssl-keyfile": SecurityFlag("ssl_keyfile", "client private key file (PEM), for mutual TLS"),
+    "--ssl-password": SecurityFlag(
+        "ssl_password", "password of the client private key file", secret=True
+    ),
+    "--ssl-check-hostname": SecurityFlag(
+        "ssl_check_hostname",
+        "check that the broker's certificate names the host connected to (true/false; "
+        "default: true)",
+        type=boolean,
+    ),
 }
+
+
+def secret_file_flag(flag: str) -> str:
+    """The flag that reads secret `flag` from a file: --sasl-password -> --sasl-password-file."""
+    return f"{flag}-file"
 
 
 # The forecaster's state changelog is compacted, so only the last state of each series is kept.
@@ -112,7 +154,8 @@ TOPIC_ENV = {name: spec.env for name, spec in Topics.specs().items()}
 class KafkaSettings:
     bootstrap_servers: str = DEFAULT_BOOTSTRAP
     topics: Topics = field(default_factory=Topics)
-    security: tuple[tuple[str, str], ...] = ()
+    # (kafka-python keyword, value) pairs; passwords are `Secret`s, so a repr never shows them
+    security: tuple[tuple[str, Any], ...] = ()
 
     def client_kwargs(self) -> dict[str, Any]:
         """Keyword arguments shared by every kafka-python client."""
@@ -124,13 +167,39 @@ class KafkaSettings:
             **dict(self.security),
         }
 
+    @property
+    def principal(self) -> str:
+        """Who the brokers see: `User:alice` with SASL, else what the protocol makes of it."""
+        security = dict(self.security)
+        user = security.get("sasl_plain_username")
+        if user and security.get("security_protocol", "").startswith("SASL_"):
+            return f"User:{user}"
+        if security.get("ssl_certfile"):
+            return "the principal of the client certificate"
+        return "User:ANONYMOUS"
+
 
 def add_kafka_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("kafka")
     flag = "--bootstrap-servers"
     env_flag(group, flag, DEFAULT_BOOTSTRAP, "comma-separated Kafka brokers", env=kafka_env(flag))
-    for flag, (_, help) in SECURITY_FLAGS.items():
-        env_flag(group, flag, None, help, env=kafka_env(flag))
+    for flag, spec in SECURITY_FLAGS.items():
+        env_flag(
+            group, flag, None, spec.help, type=spec.type, env=kafka_env(flag), choices=spec.choices
+        )
+        if spec.secret:
+            file_flag = secret_file_flag(flag)
+            env_flag(
+                group,
+                file_flag,
+                None,
+                f"file holding the {flag[2:].replace('-', ' ')}, e.g. a Docker secret "
+                f"(instead of {flag})",
+                type=secret_file,
+                env=kafka_env(file_flag),
+            )
+    if isinstance(parser, Parser):
+        parser.add_check(check_security)
     topics = parser.add_argument_group("topics")
     defaults = Topics()
     for name, spec in Topics.specs().items():
@@ -143,14 +212,52 @@ def add_kafka_flags(parser: argparse.ArgumentParser) -> None:
         )
 
 
+def check_security(args: argparse.Namespace) -> None:
+    """The security flags make sense together: each secret given once, SASL complete."""
+    for flag, spec in SECURITY_FLAGS.items():
+        file_flag = secret_file_flag(flag)
+        if spec.secret and getattr(args, _dest(flag)) and getattr(args, _dest(file_flag)):
+            raise ValueError(
+                f"{flag} ({kafka_env(flag)}) and {file_flag} ({kafka_env(file_flag)}) are both "
+                "set; give the secret one way"
+            )
+    security = dict(_security(args))
+    protocol = security.get("security_protocol", "PLAINTEXT")
+    if protocol.startswith("SASL_"):
+        missing = [
+            flag
+            for flag in ("--sasl-username", "--sasl-password")
+            if SECURITY_FLAGS[flag].kwarg not in security
+        ]
+        if missing:
+            raise ValueError(
+                f"--security-protocol {protocol} needs "
+                + " and ".join(f"{m} ({kafka_env(m)})" for m in missing)
+            )
+    elif "sasl_mechanism" in security or "sasl_plain_username" in security:
+        raise ValueError(
+            f"SASL settings are given but --security-protocol is {protocol}: set SASL_SSL "
+            "(or SASL_PLAINTEXT) to authenticate with them"
+        )
+
+
+def _security(args: argparse.Namespace) -> tuple[tuple[str, Any], ...]:
+    """The security settings given, as (kafka-python keyword, value); secrets as `Secret`s,
+    from the flag, the variable or the file."""
+    pairs = []
+    for flag, spec in SECURITY_FLAGS.items():
+        value = getattr(args, _dest(flag))
+        if spec.secret:
+            value = value or getattr(args, _dest(secret_file_flag(flag)))
+            value = Secret(value) if value else None
+        if value is not None and value != "":
+            pairs.append((spec.kwarg, value))
+    return tuple(pairs)
+
+
 def kafka_settings_from_args(args: argparse.Namespace) -> KafkaSettings:
     topics = Topics(**{name: getattr(args, f"topic_{name}") for name in Topics.specs()})
-    security = tuple(
-        (kwarg, value)
-        for flag, (kwarg, _) in SECURITY_FLAGS.items()
-        if (value := getattr(args, _dest(flag)))
-    )
-    return KafkaSettings(args.bootstrap_servers, topics, security)
+    return KafkaSettings(args.bootstrap_servers, topics, _security(args))
 
 
 def _dest(flag: str) -> str:

@@ -21,10 +21,16 @@ import sys
 from dataclasses import dataclass
 
 from kafka.admin import KafkaAdminClient, NewTopic
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.errors import (
+    KafkaConnectionError,
+    KafkaError,
+    KafkaTimeoutError,
+    TopicAlreadyExistsError,
+)
 
 from sunspots.cli import EXIT_USAGE, Parser, env_flag, positive_int
 from sunspots.logs import add_logging_flags, setup_logging
+from sunspots.refusal import explain, from_error, preflight
 from sunspots.settings import KafkaSettings, Topics, add_kafka_flags, kafka_settings_from_args
 
 log = logging.getLogger(__name__)
@@ -124,11 +130,20 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     setup_logging(args, service="topics")
     kafka = kafka_settings_from_args(args)
+    refusal = preflight(kafka)
     try:
-        created = create_topics(kafka, args.partitions, replication_from_args(args))
+        if refusal is None:
+            created = create_topics(kafka, args.partitions, replication_from_args(args))
+    except (KafkaTimeoutError, KafkaConnectionError) as exc:
+        refusal = explain(exc, kafka)
     except KafkaError as exc:
-        log.error("cannot create the topics on %s: %s", kafka.bootstrap_servers, exc)
-        return EXIT_USAGE
+        refusal = from_error(exc, kafka)
+        if refusal is None:  # the brokers refused the request itself (a replication factor...)
+            log.error("cannot create the topics on %s: %s", kafka.bootstrap_servers, exc)
+            return EXIT_USAGE
+    if refusal is not None:
+        log.error("cannot create the topics: %s", refusal.line)
+        return refusal.exit_code
     log.info("created %s", ", ".join(created) if created else "nothing: all topics exist")
     return 0
 

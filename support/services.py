@@ -146,14 +146,15 @@ def consumer(
     *extra: str,
     instance_id: str | None = None,
     port: int | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> Service:
     """`python -m consumer <mode>` (forecast or classify) in `group`, on its own metrics port
-    unless one is given (not started)."""
+    unless one is given, with `env` added to the environment (not started)."""
     port = port or free_port()
     identity = ["--instance-id", instance_id] if instance_id else []
     args = ["consumer", mode, "--bootstrap-servers", bootstrap, "--group", group, *identity]
     args += ["--metrics-port", str(port), *topic_flags(topics), *extra]
-    return python_service(args, log_path, port)
+    return python_service(args, log_path, port, env)
 
 
 def instance_id(group: str, instance: str) -> str:

@@ -53,11 +53,13 @@ def read_topic(
     expected: int | None = None,
     timeout: float = 120.0,
     idle: float = 3.0,
+    **config: Any,
 ) -> list[ConsumerRecord]:
     """All committed records of `topic`: until `expected` are read (then `idle` seconds more,
     to catch any extra), or until nothing new arrives for `idle` seconds when not given.
-    What has arrived after `timeout` seconds is returned, however many it is."""
-    consumer = reader(bootstrap, topic)
+    What has arrived after `timeout` seconds is returned, however many it is. `config`: more
+    client settings (a secured cluster's)."""
+    consumer = reader(bootstrap, topic, **config)
     records: list[ConsumerRecord] = []
     deadline = time.monotonic() + timeout
     last_new = time.monotonic()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 
+from bench.common import rss_peak_mib
 from producer.resume import partition_of
 from sunspots.broker.cluster import LocalCluster
 from support import http
@@ -101,6 +102,8 @@ def test_three_instances_on_four_partitions_one_killed_and_restarted(
     print(f"b killed at: {before.describe()}")
     print(f"right after: {after.describe()} (aimed at an open transaction: {aimed})")
     print(f"b ready again {back:.1f} s after the kill; forecasts made since start: {served}")
+    peaks = {n: rss_peak_mib(node.process.pid) for n, node in cluster.nodes.items() if node.process}
+    print(f"cluster nodes' peak resident memory (MiB): {peaks}")
     assert before.outputs[topics.evaluations].committed > 0, "no output before the kill"
     assert after.consumed < total, "no input left after the kill"
     assert_matches(offline, forecasts, evaluations)

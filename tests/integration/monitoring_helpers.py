@@ -182,7 +182,11 @@ class PrometheusServer:
     """The real `prometheus` binary on the project's config, targets pointed at test ports."""
 
     def __init__(
-        self, workdir: Path, port: int, targets: Mapping[str, str], interval: str = "1s"
+        self,
+        workdir: Path,
+        port: int,
+        targets: Mapping[str, str | list[str]],
+        interval: str = "1s",
     ) -> None:
         binary = shutil.which("prometheus")
         if binary is None:
@@ -199,8 +203,12 @@ class PrometheusServer:
             name = job["job_name"]
             address = targets.get(name, f"127.0.0.1:{port}" if name == "prometheus" else None)
             assert address, f"no test target for scrape job {name}"
-            for static in job["static_configs"]:
-                static["targets"] = [address]
+            # No Docker DNS here: a job that finds its replicas by DNS gets the test's
+            # addresses as static targets; its relabelling stays as it is.
+            job.pop("dns_sd_configs", None)
+            static = (job.get("static_configs") or [{}])[0]
+            addresses = [address] if isinstance(address, str) else list(address)
+            job["static_configs"] = [{**static, "targets": addresses}]
         self.config_path = workdir / "prometheus.yml"
         self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
         shutil.copytree(PROMETHEUS_DIR / "rules", workdir / "rules")

@@ -1,4 +1,4 @@
-"""The four benchmarks run end to end at smoke size, so `make bench` keeps working.
+"""The benchmarks run end to end at smoke size, so `make bench` keeps working.
 
 No figure is asserted: CI machines are shared and noisy, and speed is judged by reading the
 tables of a full `make bench`. Only the shape is checked — every benchmark wrote its JSON with
@@ -107,3 +107,23 @@ def test_summary_and_markdown(results: Path) -> None:
     assert any("÷ bare" in t for t in targets)
     text = (results / "performance.md").read_text()
     assert "kafka-python" in text and "| target |" in text
+
+
+def test_scaling(results: Path) -> None:
+    report = _load(results, "scaling")
+    rows = {row["instances"]: row for row in report["results"]}
+    assert set(rows) == {1, 2}
+    for n, row in rows.items():
+        # Every instance took part; every observation was committed.
+        assert len(row["instance_cpu_s"]) == n and all(c > 0 for c in row["instance_cpu_s"])
+        assert row["observations"] > 0 and row["obs_per_s"] > 0 and row["batches"] > 0
+    states = {row["series"]: row for row in report["state"]}
+    assert set(states) == {20, 60}
+    for series, row in states.items():
+        # One state record per series at least; the restarted instance restored them.
+        assert row["changelog_records"] >= series and row["state_bytes"] > 0
+        assert row["restore_s"] >= 0
+    per_series = report["per_series"]
+    assert per_series["rss_bytes_per_series"] is not None
+    # Full rolling scores hold more than the few evaluations of a state run.
+    assert per_series["rolling_bytes_full"] > per_series["rolling_bytes_at_state_days"] > 0

@@ -38,6 +38,7 @@ from sunspots.settings import TOPIC_ENV
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = REPO / "docker-compose.yml"
 LOCAL_DATA_OVERRIDE = REPO / "docker" / "compose.local-data.yml"
+CLUSTER_ENV = REPO / "docker" / "cluster.env"
 SCHEMA = REPO / "docker" / "compose-spec.json"
 PROMETHEUS_CONFIG = REPO / "monitoring" / "prometheus" / "prometheus.yml"
 GRAFANA = REPO / "monitoring" / "grafana"
@@ -93,10 +94,14 @@ def _interpolate_tree(node: Any, env: dict[str, str]) -> Any:
     return node
 
 
+# What a user must set: compose refuses to start without it (see test_grafana_...).
+USER_ENV = {"SUNSPOTS_GRAFANA_PASSWORD": "a password of the user's"}
+
+
 def load_compose(path: Path = COMPOSE, env: dict[str, str] | None = None) -> dict[str, Any]:
     """The file as compose sees it: YAML parsed and merged, then string values interpolated
-    (here with an empty environment, so every default applies)."""
-    return _interpolate_tree(yaml.safe_load(path.read_text()), env or {})
+    (here with only USER_ENV and `env`, so every default applies)."""
+    return _interpolate_tree(yaml.safe_load(path.read_text()), {**USER_ENV, **(env or {})})
 
 
 def validate(document: dict[str, Any], schema: dict[str, Any]) -> None:
@@ -461,6 +466,8 @@ def test_the_projects_variables_share_one_prefix() -> None:
             knob = match.group("name")
             if knob:
                 assert knob.startswith(ENV_PREFIX) or knob == "KAFKA_PORT", f"{path.name}: {knob}"
+    for knob in cluster_env():
+        assert knob.startswith(ENV_PREFIX) or knob == "COMPOSE_PROFILES", f"cluster.env: {knob}"
 
 
 def test_every_service_uses_the_same_topic_names(compose) -> None:
@@ -473,30 +480,119 @@ def test_every_service_uses_the_same_topic_names(compose) -> None:
     assert all(len(v) == 1 for v in values.values()), values
 
 
-def test_services_reach_kafka_on_an_advertised_listener(compose) -> None:
-    kafka = environment(compose["services"]["kafka"])
-    listeners = dict(item.split("://") for item in kafka["KAFKA_ADVERTISED_LISTENERS"].split(","))
-    bound = {
-        name: addr.rsplit(":", 1)[1]
-        for name, addr in (item.split("://") for item in kafka["KAFKA_LISTENERS"].split(","))
+def kafka_probe(service: dict[str, Any]) -> tuple[str, str]:
+    """A Kafka node's healthcheck: (bash script, the addresses it probes)."""
+    test = service["healthcheck"]["test"]
+    assert test[:3] == ["CMD", "bash", "-c"] and len(test) == 5, test
+    return test[3], test[4]
+
+
+def cluster_env() -> dict[str, str]:
+    """docker/cluster.env: the variables that turn the compose Kafka into three nodes."""
+    lines = CLUSTER_ENV.read_text().splitlines()
+    pairs = (line.split("=", 1) for line in lines if line.strip() and not line.startswith("#"))
+    return {key.strip(): value.strip() for key, value in pairs}
+
+
+def kafka_nodes(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The Kafka services, by name."""
+    return {name: svc for name, svc in compose["services"].items() if name.startswith("kafka")}
+
+
+def active(compose: dict[str, Any], profiles: set[str]) -> dict[str, Any]:
+    """The file with only the services `up` starts with these profiles."""
+    services = {
+        name: svc
+        for name, svc in compose["services"].items()
+        if not svc.get("profiles") or profiles & set(svc["profiles"])
     }
-    for name, service in our_services(compose).items():
+    return {**compose, "services": services}
+
+
+def _listeners(value: str) -> dict[str, str]:
+    """`NAME://host:port,...` -> {NAME: host:port}."""
+    return dict(item.split("://") for item in value.split(","))
+
+
+SETUPS = {
+    "single node": ({}, set()),
+    "cluster profile": (cluster_env(), {"cluster"}),
+}
+
+
+@pytest.mark.parametrize("setup", SETUPS)
+def test_services_reach_kafka_on_an_advertised_listener(setup: str) -> None:
+    env, profiles = SETUPS[setup]
+    compose = load_compose(env=env)
+    running = active(compose, profiles | set(env.get("COMPOSE_PROFILES", "").split(",")) - {""})
+    nodes = {name: environment(svc) for name, svc in kafka_nodes(running).items()}
+
+    def service(name: str) -> dict[str, Any]:
+        return running["services"][name]
+
+    assert len(nodes) == (3 if profiles else 1), sorted(nodes)
+    internal = set()
+    for name, kafka in nodes.items():
+        advertised = _listeners(kafka["KAFKA_ADVERTISED_LISTENERS"])
+        bound = {n: a.rsplit(":", 1)[1] for n, a in _listeners(kafka["KAFKA_LISTENERS"]).items()}
+        for listener, addr in advertised.items():
+            assert bound[listener] == addr.rsplit(":", 1)[1], f"{name}: {listener} moved port"
+        # The advertised host is the container's host name; the host port is the bound one.
+        assert advertised["INTERNAL"].split(":")[0] == service(name)["hostname"]
+        assert [p.split(":")[1] for p in service(name)["ports"]] == [
+            advertised["EXTERNAL"].rsplit(":", 1)[1]
+        ], name
+        assert advertised["INTERNAL"] in kafka_probe(service(name))[1].split(",")
+        internal.add(advertised["INTERNAL"])
+        protocols = dict(
+            item.split(":") for item in kafka["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(",")
+        )
+        assert set(protocols) == set(bound)
+        cluster_id = kafka["CLUSTER_ID"]
+        assert len(base64.urlsafe_b64decode(cluster_id + "==")) == 16 and len(cluster_id) == 22
+    # The quorum is exactly these nodes, at their controller listeners.
+    voters = {
+        v.split("@")[0]: v.split("@")[1]
+        for v in nodes["kafka"]["KAFKA_CONTROLLER_QUORUM_VOTERS"].split(",")
+    }
+    assert len({k["KAFKA_CONTROLLER_QUORUM_VOTERS"] for k in nodes.values()}) == 1
+    assert len({k["CLUSTER_ID"] for k in nodes.values()}) == 1
+    for name, kafka in nodes.items():
+        controller = _listeners(kafka["KAFKA_LISTENERS"])[kafka["KAFKA_CONTROLLER_LISTENER_NAMES"]]
+        assert (
+            voters[kafka["KAFKA_NODE_ID"]]
+            == f"{service(name)['hostname']}:{controller.split(':')[1]}"
+        )
+    assert len(voters) == len(nodes)
+    # Replication the nodes can hold; a write survives one lost node when there are three.
+    replicas = {int(k["KAFKA_DEFAULT_REPLICATION_FACTOR"]) for k in nodes.values()}
+    in_sync = {int(k["KAFKA_MIN_INSYNC_REPLICAS"]) for k in nodes.values()}
+    assert replicas == {len(nodes)} and in_sync == {max(1, len(nodes) - 1)}
+    for kafka in nodes.values():
+        assert int(kafka["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"]) == len(nodes)
+        assert int(kafka["KAFKA_TRANSACTION_STATE_LOG_MIN_ISR"]) == max(1, len(nodes) - 1)
+    # Node 1's healthcheck waits for all the nodes, since everything depends on it alone.
+    assert set(kafka_probe(service("kafka"))[1].split(",")) == internal
+    for name, app in our_services(running).items():
         if name == "train":
             continue
-        bootstrap = environment(service)["KAFKA_BOOTSTRAP_SERVERS"]
-        assert bootstrap in listeners.values(), f"{name}: {bootstrap} is not advertised"
-    for name, addr in listeners.items():
-        assert bound[name] == addr.rsplit(":", 1)[1], f"{name} advertised on another port"
-    # The broker's own healthcheck must use the listener the services use.
-    assert listeners["INTERNAL"] in " ".join(compose["services"]["kafka"]["healthcheck"]["test"])
-    host, port = kafka["KAFKA_CONTROLLER_QUORUM_VOTERS"].split("@")[1].split(":")
-    assert host == "kafka" and bound[kafka["KAFKA_CONTROLLER_LISTENER_NAMES"]] == port
-    protocols = dict(
-        item.split(":") for item in kafka["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(",")
-    )
-    assert set(protocols) == set(bound)
-    cluster_id = kafka["CLUSTER_ID"]
-    assert len(base64.urlsafe_b64decode(cluster_id + "==")) == 16 and len(cluster_id) == 22
+        bootstrap = set(environment(app)["KAFKA_BOOTSTRAP_SERVERS"].split(","))
+        assert bootstrap == internal, f"{name}: {bootstrap} are not the nodes' listeners"
+
+
+def test_the_cluster_profile_needs_its_settings(schema) -> None:
+    """Without docker/cluster.env the extra nodes would not be voters of node 1's quorum:
+    they are started only by the profile, and the file names it."""
+    merged = load_compose(env=cluster_env())
+    validate(merged, schema)
+    assert cluster_env()["COMPOSE_PROFILES"] == "cluster"
+    extra = [n for n, svc in kafka_nodes(load_compose()).items() if svc.get("profiles")]
+    assert extra == ["kafka-2", "kafka-3"]
+    assert all(load_compose()["services"][n]["profiles"] == ["cluster"] for n in extra)
+    # The single node keeps its defaults: one voter, one replica.
+    single = environment(load_compose()["services"]["kafka"])
+    assert single["KAFKA_CONTROLLER_QUORUM_VOTERS"] == "1@kafka:29093"
+    assert single["KAFKA_DEFAULT_REPLICATION_FACTOR"] == "1"
 
 
 # --- health, ordering, ports ------------------------------------------------------------------
@@ -519,14 +615,23 @@ def test_depends_on_conditions_can_be_met(compose) -> None:
                 assert "profiles" not in target, f"{dep} is not started by default"
 
 
-def test_http_services_publish_and_healthcheck_their_metrics_port(compose) -> None:
-    for name in ("forecaster", "classifier"):
+SCALABLE = ("forecaster", "classifier")
+
+
+def test_consumers_scale_without_clashing(compose) -> None:
+    """`--scale forecaster=N` must give N distinct instances: no fixed host name, container
+    name, instance id or host port, so each replica's instance id is its own host name."""
+    for name in SCALABLE:
         service = compose["services"][name]
-        port = environment(service)["SUNSPOTS_METRICS_PORT"]
-        targets = [p.rsplit(":", 1)[1] for p in service["ports"]]
-        assert port in targets, f"{name}: SUNSPOTS_METRICS_PORT {port} is not published"
+        env = environment(service)
+        for key in ("hostname", "container_name", "ports"):
+            assert key not in service, f"{name}: {key} is the same for every replica"
+        assert "SUNSPOTS_INSTANCE_ID" not in env, f"{name}: every replica would share it"
+        port = env["SUNSPOTS_METRICS_PORT"]
+        assert [str(p) for p in service["expose"]] == [port], f"{name}: expose {port}"
         # docker/healthcheck.py reads SUNSPOTS_METRICS_PORT itself.
         assert service["healthcheck"]["test"] == ["CMD", "python", "/app/healthcheck.py"]
+        assert service["restart"] == "unless-stopped"  # a restart keeps the host name
     assert (
         "COPY docker/healthcheck.py /app/healthcheck.py"
         in (REPO / "docker" / "Dockerfile").read_text()
@@ -535,14 +640,31 @@ def test_http_services_publish_and_healthcheck_their_metrics_port(compose) -> No
         assert compose["services"][name]["healthcheck"] == {"disable": True}, name
 
 
-def test_prometheus_scrapes_the_ports_the_services_listen_on(compose) -> None:
+def test_the_instance_id_defaults_to_the_host_name() -> None:
+    # What a replica gets when compose sets no SUNSPOTS_INSTANCE_ID.
+    env = {k: v for k, v in os.environ.items() if k != "SUNSPOTS_INSTANCE_ID"}
+    code = (
+        "import socket, sys; from consumer.config import build_parser; "
+        "args = build_parser().parse_args(['forecast']); "
+        "sys.exit(0 if args.instance_id == socket.gethostname() else 1)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, timeout=60)
+    assert done.returncode == 0
+
+
+def test_prometheus_finds_every_replica_on_the_port_it_listens_on(compose) -> None:
     config = yaml.safe_load(PROMETHEUS_CONFIG.read_text())
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
-    for name in ("forecaster", "classifier"):
+    for name in SCALABLE:
         port = environment(compose["services"][name])["SUNSPOTS_METRICS_PORT"]
-        targets = [t for sc in jobs[name]["static_configs"] for t in sc["targets"]]
-        assert targets == [f"{name}:{port}"]
-        assert jobs[name].get("metrics_path", "/metrics") == "/metrics"
+        job = jobs[name]
+        assert "static_configs" not in job, f"{name}: a static target is one replica only"
+        # Docker's DNS answers the service name with an A record per replica.
+        (sd,) = job["dns_sd_configs"]
+        assert (sd["names"], sd["type"], str(sd["port"])) == ([name], "A", port)
+        assert job.get("metrics_path", "/metrics") == "/metrics"
+        # Every series says which service it came from (the dashboards and alerts use it).
+        assert {"target_label": "service", "replacement": name} in job["relabel_configs"]
 
 
 def test_mounted_files_exist_where_the_containers_expect_them(compose) -> None:
@@ -606,6 +728,136 @@ def test_dashboard_has_the_panels_the_replay_is_watched_with() -> None:
         "Classifier traffic",
     }
     assert wanted <= titles, wanted - titles
+
+
+def test_dashboard_shows_each_replica_and_their_sum() -> None:
+    panels = json.loads(DASHBOARD.read_text())["panels"]
+    row = next(i for i, p in enumerate(panels) if p["type"] == "row" and p["title"] == "Instances")
+    instances = panels[row + 1 :]
+    assert len(instances) >= 4
+    for panel in instances:
+        exprs = [t["expr"] for t in panel["targets"]]
+        per_instance = [e for e in exprs if "by (instance)" in e]
+        summed = [e for e in exprs if re.match(r"(sum|count)\(", e)]
+        assert per_instance and summed, panel["title"]
+        assert all(
+            "{{instance}}" in t["legendFormat"]
+            for t in panel["targets"]
+            if "by (instance)" in t["expr"]
+        )
+    up = next(p for p in panels if p["title"] == "Services up")
+    assert "{{instance}}" in up["targets"][0]["legendFormat"]
+
+
+# --- exposure and privileges -------------------------------------------------------------------
+
+# Services whose root file system stays writable, and why.
+WRITABLE_ROOT = {
+    # The apache/kafka image writes server.properties from KAFKA_* at start; its log dirs live
+    # in the container.
+    "kafka": "image writes its config at start",
+    "kafka-2": "likewise",
+    "kafka-3": "likewise",
+}
+
+
+def test_grafana_has_no_default_admin_password() -> None:
+    raw = yaml.safe_load(COMPOSE.read_text())
+    for unset in ({}, {"SUNSPOTS_GRAFANA_PASSWORD": ""}):
+        with pytest.raises(ValueError, match=r"SUNSPOTS_GRAFANA_PASSWORD.*docs/compose\.md"):
+            _interpolate_tree(raw, unset)
+    grafana = environment(load_compose()["services"]["grafana"])
+    assert grafana["GF_SECURITY_ADMIN_PASSWORD"] == USER_ENV["SUNSPOTS_GRAFANA_PASSWORD"]
+    assert not any("PASSWORD" in k and v for k, v in grafana.items() if k.endswith("__FILE"))
+
+
+@pytest.mark.parametrize("setup", SETUPS)
+def test_host_ports_are_bound_to_loopback_unless_chosen(setup: str) -> None:
+    env, profiles = SETUPS[setup]
+
+    def published(extra: dict[str, str]) -> dict[str, list[str]]:
+        compose = active(load_compose(env={**env, **extra}), profiles)
+        return {n: svc["ports"] for n, svc in compose["services"].items() if svc.get("ports")}
+
+    ports = published({})
+    nodes = kafka_nodes(active(load_compose(env=env), profiles))
+    assert set(ports) == {"prometheus", "grafana", *nodes}
+    for name, entries in ports.items():
+        for entry in entries:
+            # host address:host port:container port, the address given.
+            assert entry.count(":") == 2 and entry.startswith("127.0.0.1:"), f"{name}: {entry}"
+    for entries in published({"SUNSPOTS_BIND": "192.0.2.7"}).values():
+        assert all(e.startswith("192.0.2.7:") for e in entries)
+    # Kafka tells host clients the name they can reach it by.
+    named = active(load_compose(env={**env, "SUNSPOTS_KAFKA_HOST": "h"}), profiles)
+    for service in kafka_nodes(named).values():
+        assert "EXTERNAL://h:" in environment(service)["KAFKA_ADVERTISED_LISTENERS"]
+
+
+def test_prometheus_offers_no_lifecycle_or_admin_api(compose) -> None:
+    flags = compose["services"]["prometheus"]["command"]
+    assert not any("enable-lifecycle" in f or "enable-admin-api" in f for f in flags), flags
+
+
+def test_services_gain_no_privileges_and_write_only_where_they_must(compose) -> None:
+    for name, service in compose["services"].items():
+        assert service.get("security_opt") == ["no-new-privileges:true"], name
+        if name in WRITABLE_ROOT:
+            assert not service.get("read_only"), f"{name}: update WRITABLE_ROOT"
+            continue
+        assert service.get("read_only") is True, f"{name}: read-only root, or WRITABLE_ROOT"
+        assert "/tmp" in service["tmpfs"], name
+        # What it keeps goes to a named volume; files of the checkout are mounted read-only.
+        for volume in service.get("volumes") or []:
+            source, _, mode = [*volume.split(":"), ""][:3]
+            assert not source.startswith(".") or mode == "ro", f"{name}: {volume}"
+    assert environment(compose["services"]["grafana"])["GF_LOG_MODE"] == "console"
+
+
+def _version(image: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in image.split(":")[1].lstrip("v").split("."))
+
+
+def test_monitoring_images_are_current_major_versions(compose) -> None:
+    # Prometheus 2 and Grafana 11 are out of support; a regression to them fails here.
+    assert _version(compose["services"]["prometheus"]["image"]) >= (3, 0, 0)
+    assert _version(compose["services"]["grafana"]["image"]) >= (12, 0, 0)
+    # Grafana 12 no longer runs AngularJS panels (graph, singlestat, the old table).
+    types = {p["type"] for p in json.loads(DASHBOARD.read_text())["panels"]}
+    assert not types & {"graph", "singlestat", "table-old", "grafana-piechart-panel"}, types
+
+
+def test_kafka_healthchecks_start_no_java_tool(compose) -> None:
+    for name, service in kafka_nodes(load_compose(env=cluster_env())).items():
+        script, _ = kafka_probe(service)
+        assert "/dev/tcp/" in script and not re.search(r"\.sh\b|java|/opt/kafka", script), name
+        check = service["healthcheck"]
+        assert check["interval"] == "10s" and check["timeout"] == "10s", name
+
+
+@pytest.fixture
+def listening() -> Iterator[str]:
+    """An address something accepts TCP connections on."""
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        yield f"127.0.0.1:{server.getsockname()[1]}"
+
+
+def test_kafka_probe_passes_only_when_every_node_accepts(compose, listening: str) -> None:
+    script, _ = kafka_probe(compose["services"]["kafka"])
+    bash = shutil.which("bash")
+    assert bash
+
+    def probe(addresses: str) -> int:
+        done = subprocess.run([bash, "-c", script, addresses], capture_output=True, timeout=30)
+        return done.returncode
+
+    closed = f"127.0.0.1:{free_port()}"
+    assert probe(listening) == 0
+    assert probe(f"{listening},{listening}") == 0
+    assert probe(f"{listening},{closed}") != 0
+    assert probe(closed) != 0
 
 
 # --- docker/healthcheck.py --------------------------------------------------------------------

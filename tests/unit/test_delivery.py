@@ -7,11 +7,12 @@ from datetime import date, timedelta
 
 import pandas as pd
 import pytest
-from kafka.errors import KafkaTimeoutError, TopicAuthorizationFailedError
+from kafka.errors import KafkaTimeoutError, MessageSizeTooLargeError, TopicAuthorizationFailedError
 
 from producer.__main__ import EXIT_REFUSED, EXIT_UNREACHABLE, build_parser, outcome
 from producer.delivery import Delivery, DeliveryLedger, failure_line
 from producer.replay import ReplayConfig, ReplayResult, observations, plan, series_ids
+from sunspots.settings import KafkaSettings
 
 DAY0 = date(1999, 4, 10)
 
@@ -148,12 +149,13 @@ def test_refused_and_stopped_lines_say_something_else() -> None:
         (None, 0, 0),
         (KafkaTimeoutError("expired"), 10, EXIT_UNREACHABLE),
         (None, 10, EXIT_UNREACHABLE),
-        (TopicAuthorizationFailedError(), 10, EXIT_REFUSED),
+        (MessageSizeTooLargeError(), 10, EXIT_REFUSED),
+        (TopicAuthorizationFailedError(), 10, 6),
     ],
 )
 def test_exit_codes(error: BaseException | None, lost: int, code: int, caplog) -> None:
     result = ReplayResult(_delivery(error=error, lost=lost, sent=5012 + lost), seconds=2.0)
-    assert outcome(result, "k:9092", 30.0) == code
+    assert outcome(result, KafkaSettings("k:9092"), 30.0) == code
     errors = [r for r in caplog.records if r.levelname == "ERROR"]
     assert len(errors) == (0 if code == 0 else 1)
 

@@ -1,0 +1,358 @@
+"""The services on a secured cluster: SASL_SSL only, ACLs enforced, each refusal told clearly.
+
+One broker for the module (`SecureBroker`: a private CA, SCRAM and PLAIN users made when its
+storage is formatted, the StandardAuthorizer with `allow.everyone.if.no.acl.found=false`).
+Topics are created by the admin; each service's principal gets exactly the ACLs the README
+lists (`sunspots.acls.grants`), and with them the producer, the forecaster and the classifier
+run a replay exactly once, each with another SASL mechanism (SCRAM-SHA-256, SCRAM-SHA-512,
+PLAIN) and its password in a file. Refused clients (no credentials, plain text, a wrong
+password, no write on the observations topic, no transactional id, an untrusted certificate, a
+foreign host name) each end with one line naming the cause, their own exit code, no password
+anywhere, and nothing written.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kafka.admin import (
+    ACL,
+    ACLOperation,
+    ACLPermissionType,
+    ACLResourcePatternType,
+    KafkaAdminClient,
+    ResourcePattern,
+    ResourceType,
+)
+
+from producer.classify import ask
+from sunspots import acls, lesson
+from sunspots.broker.security import SecureBroker
+from sunspots.refusal import EXIT_CODES
+from sunspots.settings import KafkaSettings, Topics
+from sunspots.topics import create_topics
+from support.services import REPO, Service, consumer, instance_id, running
+from support.topics import read_topic, unique_topics, values
+from tests.integration.offline import assert_matches, offline_run
+
+pytestmark = pytest.mark.integration
+
+PASSWORDS = {
+    "producer": "producer-Pw-7f3a",
+    "forecaster": "forecaster-Pw-91c2",
+    "classifier": "classifier-Pw-44d0",
+    "stranger": "stranger-Pw-0b5e",  # authenticated, but granted nothing
+    "half": "half-Pw-c8e1",  # the forecaster's grants without its transactional id
+}
+WRONG_PASSWORD = "not-the-Pw-5d17"
+START, END = "2017-01-01", "2017-03-31"  # 90 days: 80 forecasts scored
+RESOURCE_TYPES = {
+    "topic": ResourceType.TOPIC,
+    "group": ResourceType.GROUP,
+    "transactional-id": ResourceType.TRANSACTIONAL_ID,
+}
+
+
+@pytest.fixture(scope="module")
+def broker() -> Iterator[SecureBroker]:
+    secured = SecureBroker(PASSWORDS).start()
+    try:
+        yield secured
+    finally:
+        secured.cleanup()
+
+
+def _admin_settings(broker: SecureBroker, topics: Topics) -> KafkaSettings:
+    kwargs = broker.client_kwargs()
+    security = tuple((k, v) for k, v in kwargs.items() if k != "bootstrap_servers")
+    return KafkaSettings(broker.bootstrap_servers, topics, security)
+
+
+def _admin_config(broker: SecureBroker) -> dict[str, Any]:
+    return {k: v for k, v in broker.client_kwargs().items() if k != "bootstrap_servers"}
+
+
+def _grant(broker: SecureBroker, user: str, grants: list[acls.Grant]) -> None:
+    admin = KafkaAdminClient(**broker.client_kwargs())
+    try:
+        made = admin.create_acls(
+            [
+                ACL(
+                    f"User:{user}",
+                    "*",
+                    ACLOperation[g.operation.upper()],
+                    ACLPermissionType.ALLOW,
+                    ResourcePattern(
+                        RESOURCE_TYPES[g.resource],
+                        g.name,
+                        ACLResourcePatternType.PREFIXED
+                        if g.prefixed
+                        else ACLResourcePatternType.LITERAL,
+                    ),
+                )
+                for g in grants
+            ]
+        )
+    finally:
+        admin.close()
+    assert not made["failed"], made
+
+
+@pytest.fixture
+def topics(broker: SecureBroker, unique: str) -> Topics:
+    """This test's topics, created by the admin as an operator would (`sunspots-topics`)."""
+    mine = unique_topics(unique)
+    create_topics(_admin_settings(broker, mine), partitions=1)
+    return mine
+
+
+@pytest.fixture
+def secrets_dir(tmp_path: Path) -> Path:
+    directory = tmp_path / "secrets"
+    directory.mkdir()
+    return directory
+
+
+def _client_env(
+    broker: SecureBroker,
+    user: str | None,
+    secrets: Path,
+    password: str | None = None,
+    **overrides: str,
+) -> dict[str, str]:
+    """A service's environment for `user`, its password in a file as Docker secrets give it."""
+    env = {
+        "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
+        "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+        "KAFKA_SSL_CAFILE": str(broker.certificates.ca_pem),
+    }
+    if user is not None:
+        secret = secrets / f"{user}.password"
+        secret.write_text((password or PASSWORDS[user]) + "\n")
+        env |= {
+            "KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+            "KAFKA_SASL_USERNAME": user,
+            "KAFKA_SASL_PASSWORD_FILE": str(secret),
+        }
+    return {**env, **overrides}
+
+
+def _producer(
+    env: dict[str, str], topics: Topics, data_path: Path, *extra: str
+) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("SUNSPOTS_", "KAFKA_"))}
+    args = ["--data", str(data_path), "--start", START, "--end", END, "--delivery-timeout", "20"]
+    args += ["--topic-observations", topics.observations, *extra]
+    return subprocess.run(
+        [sys.executable, "-m", "producer", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**base, **env},
+    )
+
+
+def _service(broker: SecureBroker, topics: Topics, mode: str, group: str, env: dict, log_dir: Path):
+    """`python -m consumer <mode>` on the admin's topics, as instance `<group>-a` (not started)."""
+    return consumer(
+        mode,
+        broker.bootstrap_servers,
+        topics,
+        group,
+        log_dir / f"{mode}-{group}.log",
+        "--create-topics",
+        "false",
+        "--metrics-host",
+        "127.0.0.1",
+        instance_id=instance_id(group, "a"),
+        env=env,
+    )
+
+
+def _no_secret_in(*texts: str) -> None:
+    for text in texts:
+        for password in (*PASSWORDS.values(), WRONG_PASSWORD):
+            assert password not in text
+
+
+def _one_line(stderr: str, logger: str, expected: str) -> str:
+    """The run's own error: exactly one line, from `logger`, holding `expected`."""
+    ours = [line for line in stderr.splitlines() if f"ERROR {logger}:" in line]
+    assert len(ours) == 1, stderr
+    assert expected in ours[0], stderr
+    assert "Traceback" not in stderr, stderr
+    return ours[0]
+
+
+def _observations(broker: SecureBroker, topics: Topics) -> int:
+    return len(
+        read_topic(broker.bootstrap_servers, topics.observations, idle=1.0, **_admin_config(broker))
+    )
+
+
+# --- granted exactly the README's ACLs, the services run a replay exactly once ---------------
+
+
+def test_with_the_listed_acls_the_services_run_a_replay_exactly_once(
+    broker, topics, unique, secrets_dir, data_file, forecaster_model, tmp_path
+) -> None:
+    group_f, group_c = f"gf-{unique}", f"gc-{unique}"
+    _grant(broker, "producer", acls.grants(acls.PRODUCER, topics))
+    _grant(broker, "forecaster", acls.grants(acls.FORECASTER, topics, group_f))
+    _grant(broker, "classifier", acls.grants(acls.CLASSIFIER, topics, group_c))
+
+    def service(mode: str, user: str, group: str, mechanism: str) -> Service:
+        env = _client_env(broker, user, secrets_dir, KAFKA_SASL_MECHANISM=mechanism)
+        return _service(broker, topics, mode, group, env, tmp_path)
+
+    offline = offline_run(data_file, forecaster_model, START, END)
+    with (
+        running(service("forecast", "forecaster", group_f, "SCRAM-SHA-512")) as fc,
+        running(service("classify", "classifier", group_c, "PLAIN")) as cl,
+    ):
+        fc.wait_ready(120)
+        cl.wait_ready(120)
+        env = _client_env(broker, "producer", secrets_dir, KAFKA_SASL_MECHANISM="SCRAM-SHA-256")
+        done = _producer(env, topics, data_file.path)
+        assert done.returncode == 0, done.stderr
+        admin = _admin_config(broker)
+        forecasts = values(
+            read_topic(broker.bootstrap_servers, topics.forecasts, len(offline.forecasts), **admin)
+        )
+        evaluations = values(
+            read_topic(
+                broker.bootstrap_servers, topics.evaluations, len(offline.evaluations), **admin
+            )
+        )
+        admin_kafka = _admin_settings(broker, topics)
+        answers = ask(admin_kafka, lesson.SEQUENCES, timeout=60)
+        assert [a.predicted_class for a in answers] == lesson.CLASSES
+        predictions = read_topic(broker.bootstrap_servers, topics.classifier_predictions, **admin)
+        assert len(predictions) == len(lesson.SEQUENCES)  # each answered once
+        metrics = [fc.get("/metrics")[1], cl.get("/metrics")[1]]
+        assert fc.terminate() == 0 and cl.terminate() == 0
+    assert_matches(offline, forecasts, evaluations)
+    _no_secret_in(done.stderr, fc.log(), cl.log(), *metrics)
+
+
+# --- refused: one line with the cause, its exit code, nothing written ------------------------
+
+
+# (case, client settings, cause, the start of the line the producer ends with)
+REFUSALS = [
+    ("no-credentials", dict(user=None, KAFKA_SECURITY_PROTOCOL="SSL"), "authentication",
+     "authentication failed: Kafka at {bootstrap} requires SASL"),
+    ("plain-text", dict(user=None, KAFKA_SECURITY_PROTOCOL="PLAINTEXT", KAFKA_SSL_CAFILE=""),
+     "tls", "TLS failed: Kafka at {bootstrap} speaks TLS but --security-protocol is PLAINTEXT"),
+    ("wrong-password", dict(user="producer", password=WRONG_PASSWORD), "authentication",
+     "authentication failed: Kafka at {bootstrap} refused User:producer (SCRAM-SHA-512): "
+     "Authentication failed during authentication due to invalid credentials"),
+    ("no-write-acl", dict(user="stranger"), "authorization",
+     "not authorized: Kafka at {bootstrap} denied User:stranger access to topic {topic} "
+     "(TopicAuthorizationFailedError)"),
+    ("untrusted-certificate", dict(user="producer", KAFKA_SSL_CAFILE=""), "tls",
+     "TLS failed: the certificate of Kafka at {bootstrap} is not trusted"),
+    ("foreign-host-name", dict(user="producer", foreign=True), "tls",
+     "TLS failed: the certificate of Kafka at {bootstrap} is not valid for 127.0.0.1"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("client", "cause", "expected"),
+    [pytest.param(*case, id=name) for name, *case in REFUSALS],
+)
+def test_a_refused_producer_says_why_in_one_line(
+    broker, topics, secrets_dir, data_file, client, cause, expected
+) -> None:
+    client = dict(client)
+    user, password = client.pop("user"), client.pop("password", None)
+    bootstrap = broker.foreign_bootstrap_servers if client.pop("foreign", False) else None
+    env = _client_env(broker, user, secrets_dir, password, **client)
+    if bootstrap:
+        env["KAFKA_BOOTSTRAP_SERVERS"] = bootstrap
+    env = {k: v for k, v in env.items() if v}
+    done = _producer(env, topics, data_file.path)
+    assert done.returncode == EXIT_CODES[cause], done.stderr
+    shown = env["KAFKA_BOOTSTRAP_SERVERS"]
+    _one_line(done.stderr, "producer", expected.format(bootstrap=shown, topic=topics.observations))
+    _no_secret_in(done.stdout, done.stderr)
+    assert _observations(broker, topics) == 0
+
+
+def test_the_host_name_check_can_be_turned_off(broker, topics, secrets_dir, data_file) -> None:
+    """The listener whose certificate names another host takes a client that does not check."""
+    _grant(broker, "producer", acls.grants(acls.PRODUCER, topics))
+    env = _client_env(broker, "producer", secrets_dir, KAFKA_SSL_CHECK_HOSTNAME="false")
+    env["KAFKA_BOOTSTRAP_SERVERS"] = broker.foreign_bootstrap_servers
+    done = _producer(env, topics, data_file.path)
+    assert done.returncode == 0, done.stderr
+    assert _observations(broker, topics) == 90
+
+
+def _refused_forecaster(service: Service, cause: str, expected: str) -> None:
+    """The forecaster exits with the cause's code and one line, its password nowhere."""
+    with running(service) as fc:
+        code = fc.wait(180)
+    assert code == EXIT_CODES[cause], fc.log()
+    _one_line(fc.log(), "consumer", expected)
+    _no_secret_in(fc.log())
+
+
+def test_a_forecaster_without_its_transactional_id_says_so_and_writes_nothing(
+    broker, topics, unique, secrets_dir, tmp_path
+) -> None:
+    group = f"gh-{unique}"
+    grants = acls.grants(acls.FORECASTER, topics, group)
+    _grant(broker, "half", [g for g in grants if g.resource != "transactional-id"])
+    _refused_forecaster(
+        _service(
+            broker, topics, "forecast", group, _client_env(broker, "half", secrets_dir), tmp_path
+        ),
+        "authorization",
+        f"not authorized: Kafka at {broker.bootstrap_servers} denied User:half access to "
+        f"transactional id {group}-{instance_id(group, 'a')} "
+        "(TransactionalIdAuthorizationFailedError)",
+    )
+    admin = _admin_config(broker)
+    assert read_topic(broker.bootstrap_servers, topics.forecasts, idle=1.0, **admin) == []
+
+
+def test_a_forecaster_with_a_wrong_password_stops_at_once(
+    broker, topics, unique, secrets_dir, tmp_path
+) -> None:
+    group = f"gw-{unique}"
+    env = _client_env(broker, "forecaster", secrets_dir, WRONG_PASSWORD)
+    _refused_forecaster(
+        _service(broker, topics, "forecast", group, env, tmp_path),
+        "authentication",
+        f"authentication failed: Kafka at {broker.bootstrap_servers} refused User:forecaster "
+        "(SCRAM-SHA-512): Authentication failed during authentication due to invalid credentials",
+    )
+
+
+def test_sunspots_topics_with_a_wrong_password_says_so_in_one_line(broker, secrets_dir) -> None:
+    env = _client_env(broker, "producer", secrets_dir, WRONG_PASSWORD)
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("SUNSPOTS_", "KAFKA_"))}
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("sunspots-topics"))],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**base, **env},
+    )
+    assert done.returncode == 5, done.stderr
+    _one_line(
+        done.stderr,
+        "sunspots.topics",
+        f"cannot create the topics: authentication failed: Kafka at {broker.bootstrap_servers} "
+        "refused User:producer (SCRAM-SHA-512)",
+    )
+    _no_secret_in(done.stdout, done.stderr)

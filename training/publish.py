@@ -7,10 +7,12 @@ model as champion and the challenger's tombstone together, and the topic never s
 roles on one model, nor neither. An artifact is verified as the service will verify it
 (`sunspots.registry`) before anything is sent, so a bad one is refused here first.
 
-Outcomes: exit 0 with one line saying what was written; exit 2 with one line on bad input (an
-unreadable or refused artifact, no challenger to promote); exit 1 with one line when Kafka
-cannot be reached or refuses the write. Concurrent commands share one transactional id, so
-a second one fences the first (which then fails with exit 1) rather than interleave.
+Outcomes, each told in one line: exit 0, what was written; exit 2, bad input (an unreadable or
+refused artifact, an unknown role, no challenger to promote, no models topic); Kafka's refusals
+with the project's codes (`sunspots.refusal`: 4 out of reach, 5 authentication, 6
+authorization, 7 TLS); exit 1 for any other Kafka failure. Concurrent commands share one
+transactional id, so a second one fences the first (which then fails with exit 1) rather than
+interleave.
 
 NumPy only: TensorFlow is not imported.
 """
@@ -27,11 +29,12 @@ from pathlib import Path
 from typing import TypeVar
 
 from kafka import KafkaConsumer, KafkaProducer
-from kafka.errors import KafkaError
+from kafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
 
 from sunspots import registry
 from sunspots.artifact import FORECASTER_KIND, ArtifactError, metadata_path, read_artifact
 from sunspots.model_feed import ModelFeed
+from sunspots.refusal import explain, from_error, probe
 from sunspots.registry import ModelRecord
 from sunspots.settings import KafkaSettings
 
@@ -104,9 +107,9 @@ def promote_change(challenger: ModelRecord | None) -> Change:
 def current_challenger(kafka: KafkaSettings) -> ModelRecord | None:
     """The verified challenger on the models topic now; CommandError if there is a refused
     one (it would be promoted unverified)."""
-    feed = _kafka_step(lambda: ModelFeed.connect(kafka), "reach the models topic")
+    feed = _kafka_step(kafka, lambda: ModelFeed.connect(kafka), "reach the models topic")
     try:
-        board, refused = _kafka_step(feed.current, "read the models topic")
+        board, refused = _kafka_step(kafka, feed.current, "read the models topic")
     finally:
         feed.close()
     bad = [r for r in refused if r.role == registry.CHALLENGER]
@@ -118,7 +121,7 @@ def current_challenger(kafka: KafkaSettings) -> ModelRecord | None:
 def require_topic(kafka: KafkaSettings) -> None:
     """CommandError unless the models topic exists: a command never creates it, since a topic
     auto-created by the broker would be neither compacted nor sized for models."""
-    topics = _kafka_step(lambda: _topic_names(kafka), "connect to Kafka")
+    topics = _kafka_step(kafka, lambda: _topic_names(kafka), "connect to Kafka")
     if kafka.topics.models not in topics:
         raise CommandError(
             f"the models topic {kafka.topics.models} does not exist: create it with "
@@ -129,9 +132,11 @@ def require_topic(kafka: KafkaSettings) -> None:
 
 def write(kafka: KafkaSettings, change: Change) -> None:
     """Write the change's records to the models topic in one transaction."""
-    producer = _kafka_step(lambda: _producer(kafka), "connect to Kafka")
+    producer = _kafka_step(kafka, lambda: _producer(kafka), "connect to Kafka")
     try:
-        _kafka_step(lambda: _send(producer, kafka.topics.models, change), "write the models topic")
+        _kafka_step(
+            kafka, lambda: _send(producer, kafka.topics.models, change), "write the models topic"
+        )
     finally:
         producer.close(timeout=5)
 
@@ -146,6 +151,7 @@ def run(kafka: KafkaSettings, command: str, path: Path | None, role: str) -> int
             change = publish_change(path or Path(), role)
         elif command == "retire":
             change = retire_change(role)
+        _reachable(kafka)
         require_topic(kafka)
         if command == "promote":
             change = promote_change(current_challenger(kafka))
@@ -155,6 +161,14 @@ def run(kafka: KafkaSettings, command: str, path: Path | None, role: str) -> int
         return exc.exit_code
     log.info("%s on %s", change.summary, kafka.topics.models)
     return 0
+
+
+def _reachable(kafka: KafkaSettings) -> None:
+    """Before any client starts: one connection as the clients make it, so that a broker out
+    of reach, a wrong password or an untrusted certificate is told at once, with its code."""
+    found = probe(kafka)
+    if found is not None:
+        raise CommandError(found.line, found.exit_code)
 
 
 def _topic_names(kafka: KafkaSettings) -> set[str]:
@@ -194,9 +208,18 @@ def _send(producer: KafkaProducer, topic: str, change: Change) -> None:
         raise
 
 
-def _kafka_step(step: Callable[[], T], what: str) -> T:
-    """`step()`, with a Kafka failure turned into the command's exit 1 and one line."""
+def _kafka_step(kafka: KafkaSettings, step: Callable[[], T], what: str) -> T:
+    """`step()`, with a Kafka failure turned into the command's one line and exit code: the
+    refusal's own (`sunspots.refusal`: out of reach, authentication, authorization, TLS), or
+    EXIT_KAFKA for any other (a concurrent command fenced this one, a transaction that failed)."""
+    resources = {"topic": kafka.topics.models, "transactional id": TRANSACTIONAL_ID}
     try:
         return step()
+    except (KafkaTimeoutError, KafkaConnectionError) as exc:
+        refusal = explain(exc, kafka, resources)
     except KafkaError as exc:
-        raise CommandError(f"cannot {what}: {exc!r}", EXIT_KAFKA) from None
+        found = from_error(exc, kafka, resources)
+        if found is None:
+            raise CommandError(f"cannot {what}: {exc!r}", EXIT_KAFKA) from None
+        refusal = found
+    raise CommandError(f"cannot {what}: {refusal.line}", refusal.exit_code)

@@ -138,7 +138,9 @@ def write(kafka: KafkaSettings, change: Change) -> None:
             kafka, lambda: _send(producer, kafka.topics.models, change), "write the models topic"
         )
     finally:
-        producer.close(timeout=5)
+        # kafka-python's close can raise after a failed flush; the failure is already told.
+        with contextlib.suppress(KafkaError):
+            producer.close(timeout=5)
 
 
 def run(kafka: KafkaSettings, command: str, path: Path | None, role: str) -> int:
@@ -147,14 +149,12 @@ def run(kafka: KafkaSettings, command: str, path: Path | None, role: str) -> int
     if not log.isEnabledFor(logging.DEBUG):
         logging.getLogger("kafka").setLevel(logging.CRITICAL)
     try:
-        if command == "publish":
-            change = publish_change(path or Path(), role)
-        elif command == "retire":
-            change = retire_change(role)
+        # Bad input is told before Kafka is asked anything.
+        local = publish_change(path or Path(), role) if command == "publish" else None
+        local = retire_change(role) if command == "retire" else local
         _reachable(kafka)
         require_topic(kafka)
-        if command == "promote":
-            change = promote_change(current_challenger(kafka))
+        change = local or promote_change(current_challenger(kafka))
         write(kafka, change)
     except CommandError as exc:
         log.error("%s: %s", command, exc)

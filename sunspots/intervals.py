@@ -125,15 +125,15 @@ class Calibration:
 
     def quantile(self, p: float) -> float:
         """Q(p) by linear interpolation, with p clipped to [0, 1]."""
-        q = self.quantiles
-        position = min(max(p, 0.0), 1.0) * (len(q) - 1)
-        i = min(int(position), len(q) - 2)
-        return q[i] + (position - i) * (q[i + 1] - q[i])
+        return _at(self.quantiles, min(max(p, 0.0), 1.0) * (len(self.quantiles) - 1))
 
     def offsets(self, level: float) -> tuple[float, float]:
-        """The scaled lower and upper offsets of the interval at miscoverage `level` (α_t)."""
-        level = min(max(level, 0.0), 1.0)
-        return self.quantile(level / 2.0), self.quantile(1.0 - level / 2.0)
+        """The scaled lower and upper offsets of the interval at miscoverage `level` (α_t):
+        Q(α_t/2) and Q(1 − α_t/2), with α_t clipped to [0, 1]."""
+        q = self.quantiles
+        top = len(q) - 1
+        half = min(max(level, 0.0), 1.0) * 0.5 * top
+        return _at(q, half), _at(q, top - half)
 
     def start(self) -> AdaptiveInterval:
         """A series' adaptive interval before its first scored day."""
@@ -167,6 +167,12 @@ class Calibration:
             )
         except (KeyError, TypeError) as exc:
             raise ValueError(f"interval section incomplete or malformed: {exc!r}") from None
+
+
+def _at(q: tuple[float, ...], position: float) -> float:
+    """The quantile function between its points: `position` runs from 0 to len(q) − 1."""
+    i = min(int(position), len(q) - 2)
+    return q[i] + (position - i) * (q[i + 1] - q[i])
 
 
 def _finite(value: Any) -> float:

@@ -105,7 +105,13 @@ def build_parser() -> argparse.ArgumentParser:
         "intervals",
         help="print the interval's table by activity band for a replay of a date range",
     )
-    env_flag(intervals, "--model", "models/sunspot_lstm.json", "forecaster artifact", type=Path)
+    env_flag(
+        intervals,
+        "--model",
+        None,
+        "forecaster artifact (.json); default: the committed models/sunspot_lstm.json",
+        type=Path,
+    )
     env_flag(intervals, "--data", SILSO_DAILY_URL, "SILSO daily CSV path or URL")
     env_flag(intervals, "--start", "2000-01-01", "first date replayed (YYYY-MM-DD)", type=iso_date)
     env_flag(intervals, "--end", None, "last date replayed (YYYY-MM-DD)", type=_optional_date)
@@ -170,18 +176,19 @@ def _run(args: argparse.Namespace) -> None:
         for path in args.models:
             recalibrate(path, args.data, args.reports)
     elif args.command == "intervals":
-        from sunspots.artifact import load_forecaster
+        from sunspots.artifact import DEFAULT_FORECASTER, load_forecaster
         from training.calibration import replay_run
 
-        model = load_forecaster(args.model)
+        path = args.model or DEFAULT_FORECASTER
+        model = load_forecaster(path)
         if args.floors:
             from training.calibration import artifact_splits, floor_study
 
             study = floor_study(model, artifact_splits(model.metadata, args.data))
-            log.info("volatility floors on the validation years of %s:\n%s", args.model, study)
+            log.info("volatility floors on the validation years of %s:\n%s", path, study)
             return
         run = replay_run(model, args.data, args.start, args.end)
-        log.info("intervals of %s, %s to %s:\n%s", args.model, args.start, args.end, run.markdown())
+        log.info("intervals of %s, %s to %s:\n%s", path, args.start, args.end, run.markdown())
     elif args.command == "forecaster":
         from training.forecaster import train_forecaster
 

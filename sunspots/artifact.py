@@ -1,7 +1,8 @@
 """Load the committed model artifacts (JSON metadata + NumPy weights) without TensorFlow.
 
 A forecaster artifact is `<base>.json` + `<base>.npz`: the JSON names the weights file and its
-sha256, the window, the input/target scaling and the 90 % interval offsets; the `.npz` holds
+sha256, the window, the input/target scaling and the 90 % interval's calibration
+(`sunspots.intervals.Calibration`, in the `interval` section); the `.npz` holds
 the LSTM/Dense weights replayed by `sunspots.lstm`. Every inconsistency raises
 `ArtifactError` with a message that names the file and what is wrong, so a service fails at
 start-up rather than serving garbage.
@@ -18,15 +19,13 @@ from typing import Any
 
 import numpy as np
 
+from sunspots.intervals import Calibration
 from sunspots.lstm import Network, network_from_arrays
 
 FORMAT_VERSION = 1
 MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
 DEFAULT_FORECASTER = MODELS_DIR / "sunspot_lstm.json"
 DEFAULT_CLASSIFIER = MODELS_DIR / "sequence_classifier.json"
-
-# Sunspot numbers are never negative: an interval's lower bound is floored here.
-SUNSPOT_FLOOR = 0.0
 
 FORECASTER_KIND = "sunspot-forecaster"
 CLASSIFIER_KIND = "sequence-classifier"
@@ -139,7 +138,7 @@ class ForecasterModel:
 
     window: int
     model_version: str
-    interval: tuple[float, float]
+    calibration: Calibration
     metadata: dict[str, Any] = field(repr=False)
     network: Network = field(repr=False)
     scaling: Scaling = field(repr=False)
@@ -156,22 +155,15 @@ class ForecasterModel:
         return float(self.predict(np.asarray(window, dtype=np.float64)[None, :])[0])
 
 
-def interval_bounds(forecast: Any, offsets: tuple[float, float]) -> tuple[Any, Any]:
-    """The interval around a forecast (a number or an array) from the artifact's residual
-    quantile offsets, with the lower bound floored at `SUNSPOT_FLOOR`, as the service
-    publishes it."""
-    return np.maximum(forecast + offsets[0], SUNSPOT_FLOOR), forecast + offsets[1]
-
-
 def load_forecaster(path: str | Path = DEFAULT_FORECASTER) -> ForecasterModel:
     json_path, meta = read_metadata(path, FORECASTER_KIND)
     window = _require(meta, "window", json_path)
     if not isinstance(window, int) or window < 1:
         raise ArtifactError(f"{json_path}: window must be a positive integer, got {window!r}")
-    interval = _section(meta, "interval", json_path)
-    lower, upper = _number(interval, "lower", json_path), _number(interval, "upper", json_path)
-    if lower > upper:
-        raise ArtifactError(f"{json_path}: interval lower {lower} exceeds upper {upper}")
+    try:
+        calibration = Calibration.from_json(_section(meta, "interval", json_path))
+    except ValueError as exc:
+        raise ArtifactError(f"{json_path}: {exc}") from None
     scaling = Scaling.from_metadata(meta, json_path)
     network = load_network(json_path, meta)
     if network.input_features != 1 or network.dense[-1].kernel.shape[1] != 1:
@@ -179,7 +171,7 @@ def load_forecaster(path: str | Path = DEFAULT_FORECASTER) -> ForecasterModel:
     return ForecasterModel(
         window=window,
         model_version=str(meta["model_version"]),
-        interval=(lower, upper),
+        calibration=calibration,
         metadata=meta,
         network=network,
         scaling=scaling,

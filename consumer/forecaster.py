@@ -10,6 +10,13 @@ A window can fill and its forecast's target date arrive within one batch, before
 has run; such a pending forecast is held as an `InBatch` index into the batch's windows and
 resolved once the batched call returns.
 
+Intervals (sunspots.intervals): each series' adaptive level moves after every scored day, and
+the interval of the next forecast depends on it, so once the batched model call has returned
+(and the windows' volatilities are computed for the whole batch at once) the batch's forecasts
+and scorings are walked in the order their observations were applied: each forecast gets its
+interval at its series' current level, each scoring updates that level. This is the order the
+offline evaluation uses, so stream and training give the same intervals.
+
 A batch is atomic (consumer.processor): before a batch first changes a series it keeps a copy
 of its state, and puts the copies back if anything in the batch raises; metrics, rolling
 scores and dead-letter counts change only once the batch has succeeded. `consumer.containment`
@@ -36,6 +43,7 @@ from consumer.metrics import BatchTally, ForecasterMetrics, SeriesLabels
 from consumer.output import Output
 from consumer.processor import DeadLetters, Record
 from consumer.series import InBatch, Pending, SeriesState
+from sunspots.intervals import Calibration, band, volatility
 from sunspots.schemas import (
     Evaluation,
     Forecast,
@@ -63,7 +71,7 @@ class ForecastModel(Protocol):
     def model_version(self) -> str: ...
 
     @property
-    def interval(self) -> tuple[float, float]: ...
+    def calibration(self) -> Calibration: ...
 
     def predict(self, windows: np.ndarray) -> np.ndarray: ...
 
@@ -82,6 +90,9 @@ class _Batch:
     today: date
     windows: list[_Window] = field(default_factory=list)
     scored: list[tuple[Pending, SeriesState, float]] = field(default_factory=list)
+    # In application order: (True, i) the forecast of windows[i], (False, j) the scoring of
+    # scored[j].
+    steps: list[tuple[bool, int]] = field(default_factory=list)
     evaluations: list[Evaluation] = field(default_factory=list)
     # The series this batch changed, each with its state from before the batch (None: new).
     saved: dict[str, SeriesState | None] = field(default_factory=dict)
@@ -133,14 +144,10 @@ class Forecaster:
             obs = self.dead_letters.decode(record, decode, batch.dead)
             if obs is not None:
                 self._apply(record, obs, batch)
-        forecasts = self._forecast(batch)
+        forecasts, batch.evaluations = self._forecast(batch)
         for state in batch.touched.values():
             if isinstance(state.window.pending, InBatch):
                 state.window.pending = forecasts[state.window.pending.index]
-        batch.evaluations = [
-            Evaluation.score(_resolve(pending, forecasts), actual)
-            for pending, _, actual in batch.scored
-        ]
         topics = self.topics
         return [
             *(
@@ -167,7 +174,9 @@ class Forecaster:
         if name not in batch.saved:
             batch.saved[name] = None if state is None else state.copy()
         if state is None:
-            state = SeriesState.new(name, self.model.window, record.partition, self.rolling)
+            state = SeriesState.new(
+                name, self.model.window, record.partition, self.model.calibration, self.rolling
+            )
             self.series[name] = state
         step = state.window.apply(obs.date, obs.sunspot_number)
         if step.status != APPLIED:
@@ -182,36 +191,53 @@ class Forecaster:
             batch.tally.reset(name, step.reset)
         if step.scored is not None:
             assert obs.sunspot_number is not None
+            batch.steps.append((False, len(batch.scored)))
             batch.scored.append((step.scored, state, obs.sunspot_number))
         if step.ready is not None:
             state.window.pending = InBatch(len(batch.windows))
+            batch.steps.append((True, len(batch.windows)))
             batch.windows.append(_Window(state, obs.date, step.ready))
 
-    def _forecast(self, batch: _Batch) -> list[Forecast]:
-        windows = batch.windows
-        if not windows:
-            return []
+    def _forecast(self, batch: _Batch) -> tuple[list[Forecast], list[Evaluation]]:
+        """The batch's forecasts, from one model call, and its evaluations, in step order."""
+        values, scales = self._predict(batch)
+        forecasts: dict[int, Forecast] = {}
+        evaluations = []
+        for is_forecast, index in batch.steps:
+            if is_forecast:
+                forecasts[index] = self._made(batch.windows[index], values[index], scales[index])
+                batch.tally.forecast(forecasts[index].series, values[index])
+            else:
+                pending, state, actual = batch.scored[index]
+                made = pending if isinstance(pending, Forecast) else forecasts[pending.index]
+                evaluation = Evaluation.score(made, actual)
+                state.interval.update(evaluation.covered)
+                evaluations.append(evaluation)
+        return [forecasts[i] for i in range(len(batch.windows))], evaluations
+
+    def _predict(self, batch: _Batch) -> tuple[list[float], list[float]]:
+        """One model call for all the batch's windows, and their volatilities."""
+        if not batch.windows:
+            return [], []
+        x = np.array([w.values for w in batch.windows], dtype=np.float64)
         started = time.perf_counter()
-        predictions = self.model.predict(np.array([w.values for w in windows], dtype=np.float64))
-        batch.tally.inference(time.perf_counter() - started, len(windows))
-        low, high = self.model.interval
-        version = self.model.model_version
-        forecasts = []
-        for window, value in zip(windows, predictions.tolist(), strict=True):
-            forecasts.append(
-                Forecast(
-                    window.state.name,
-                    window.end + ONE_DAY,
-                    value,
-                    window.end,
-                    version,
-                    max(0.0, value + low),
-                    value + high,
-                    window.values[-1],
-                )
-            )
-            batch.tally.forecast(window.state.name, value)
-        return forecasts
+        values = self.model.predict(x).tolist()
+        batch.tally.inference(time.perf_counter() - started, len(x))
+        return values, volatility(x, self.model.calibration.floor).tolist()
+
+    def _made(self, window: _Window, value: float, scale: float) -> Forecast:
+        """The forecast from a window, with its interval at its series' current level."""
+        lower, upper = window.state.interval.interval(value, scale)
+        return Forecast(
+            window.state.name,
+            window.end + ONE_DAY,
+            value,
+            window.end,
+            self.model.model_version,
+            lower,
+            upper,
+            window.values[-1],
+        )
 
     def isolate(self, record: Record, exc: Exception) -> Output:
         return self.dead_letters.isolate(record, exc)
@@ -221,8 +247,14 @@ class Forecaster:
     def _commit(self, batch: _Batch) -> None:
         """What a successful batch changes besides the windows: scores, metrics, counts."""
         for evaluation, (_, state, _) in zip(batch.evaluations, batch.scored, strict=True):
-            state.score.add(evaluation.error, evaluation.persistence_error, evaluation.covered)
-            batch.tally.scored(state.name, evaluation.error, state.score)
+            state.score.add(
+                evaluation.error,
+                evaluation.persistence_error,
+                evaluation.covered,
+                evaluation.upper - evaluation.lower,
+                band(evaluation.persistence),
+            )
+            batch.tally.scored(state.name, evaluation.error, state.score, state.interval.level)
         self.labels.forget_released(self.series)
         batch.tally.apply(self.metrics, len(self.series))
         self.dead_letters.commit()
@@ -268,7 +300,9 @@ class Forecaster:
         log.debug("partition %d: %d changelog records applied", partition, restored)
 
     def _restored(self, series: str, value: bytes, partition: int) -> SeriesState | None:
-        state = SeriesState.from_snapshot(series, value, partition, self.rolling)
+        state = SeriesState.from_snapshot(
+            series, value, partition, self.model.calibration, self.rolling
+        )
         # A model with another window size: the old windows are of no use.
         return state if state.window.size == self.model.window else None
 
@@ -277,7 +311,3 @@ class Forecaster:
         for series in gone:
             del self.series[series]
         self.labels.release(gone)
-
-
-def _resolve(pending: Pending, forecasts: list[Forecast]) -> Forecast:
-    return forecasts[pending.index] if isinstance(pending, InBatch) else pending

@@ -2,9 +2,9 @@
 
 The registry is a parameter so tests use a fresh `CollectorRegistry()`. Labels stay few and
 bounded: `series` (at most the forecaster's `--max-series` live series; a revoked series'
-children are removed, see `SeriesLabels`), `reason` (the fixed set in
-sunspots.schemas.REASONS), `predicted_class` (the model's classes) and `model_version` on the
-info gauge only.
+children are removed, see `SeriesLabels`), `band` (the five activity bands of
+sunspots.intervals.BANDS), `reason` (the fixed set in sunspots.schemas.REASONS),
+`predicted_class` (the model's classes) and `model_version` on the info gauge only.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from sunspots.evaluation import RollingScore
+from sunspots.intervals import BAND_LABELS
 from sunspots.window import RESET_CAUSES
 
 # Sunspot numbers run 0..~500; day-ahead errors are mostly below 30.
@@ -98,6 +99,38 @@ class ForecasterMetrics:
             ["series"],
             registry=registry,
         )
+        self.band_coverage = Gauge(
+            "sunspot_forecast_interval_band_coverage",
+            "Share of the actuals inside the 90 % interval among the last K evaluations whose "
+            "window ended in the activity band (by its last value).",
+            ["series", "band"],
+            registry=registry,
+        )
+        self.band_width = Gauge(
+            "sunspot_forecast_interval_band_width",
+            "Mean width of the 90 % interval among the last K evaluations in the activity band.",
+            ["series", "band"],
+            registry=registry,
+        )
+        self.band_evaluations = Gauge(
+            "sunspot_forecast_interval_band_evaluations",
+            "How many of the last K evaluations fall in the activity band.",
+            ["series", "band"],
+            registry=registry,
+        )
+        self.width = Gauge(
+            "sunspot_forecast_interval_width",
+            "Mean width of the 90 % interval over the last K evaluations.",
+            ["series"],
+            registry=registry,
+        )
+        self.alpha = Gauge(
+            "sunspot_forecast_interval_alpha",
+            "The adaptive interval's current miscoverage level (0.1 calibrated; higher: "
+            "narrower, lower: wider).",
+            ["series"],
+            registry=registry,
+        )
         self.forecast_value = Gauge(
             "sunspot_forecast_value", "Last forecast published.", ["series"], registry=registry
         )
@@ -133,9 +166,15 @@ class ForecasterMetrics:
             self.rmse,
             self.persistence_rmse,
             self.coverage,
+            self.width,
+            self.alpha,
             self.forecast_value,
             self.actual_value,
         )
+
+    def band_gauges(self) -> tuple[Gauge, ...]:
+        """The per-series gauges labelled by `series` and `band`."""
+        return (self.band_coverage, self.band_width, self.band_evaluations)
 
     def counts(self) -> tuple[Counter | Histogram, ...]:
         """The per-series counters and histograms labelled by `series` alone."""
@@ -182,6 +221,7 @@ class _SeriesTally:
     abs_errors: list[float] = field(default_factory=list)
     last_error: float | None = None
     score: RollingScore | None = None
+    alpha: float | None = None
     resets: dict[str, int] = field(default_factory=dict)
 
 
@@ -219,11 +259,12 @@ class BatchTally:
         tally.forecasts += 1
         tally.last_forecast = value
 
-    def scored(self, series: str, error: float, score: RollingScore) -> None:
+    def scored(self, series: str, error: float, score: RollingScore, alpha: float) -> None:
         tally = self._of(series)
         tally.abs_errors.append(abs(error))
         tally.last_error = error
         tally.score = score
+        tally.alpha = alpha
 
     def inference(self, seconds: float, windows: int) -> None:
         self.model_calls.append((seconds, windows))
@@ -252,6 +293,24 @@ class BatchTally:
                 m.rmse.labels(series).set(t.score.rmse)
                 m.persistence_rmse.labels(series).set(t.score.persistence_rmse)
                 m.coverage.labels(series).set(t.score.coverage)
+                m.width.labels(series).set(t.score.mean_width)
+                m.alpha.labels(series).set(t.alpha)
+                _set_bands(m, series, t.score.bands())
+
+
+def _set_bands(
+    m: ForecasterMetrics, series: str, bands: Mapping[str, tuple[int, float, float]]
+) -> None:
+    """A band with no day among the last K has no value, rather than a stale one."""
+    for band in BAND_LABELS:
+        if band in bands:
+            days, coverage, width = bands[band]
+            m.band_evaluations.labels(series, band).set(days)
+            m.band_coverage.labels(series, band).set(coverage)
+            m.band_width.labels(series, band).set(width)
+        else:
+            for gauge in m.band_gauges():
+                gauge.remove(series, band)
 
 
 class SeriesLabels:
@@ -273,6 +332,9 @@ class SeriesLabels:
         for name in series:
             for gauge in self.metrics.gauges():
                 gauge.remove(name)
+            for gauge in self.metrics.band_gauges():
+                for band in BAND_LABELS:
+                    gauge.remove(name, band)
             self.released.add(name)
 
     def keep(self, series: str) -> None:

@@ -195,6 +195,28 @@ def _summary(metrics: Samples, evaluations: list[dict], seconds: float) -> None:
     say(f"  90 % interval     {coverage:.1%} of actuals inside")
     say(f"  dead letters      {int(total(metrics, 'sunspot_dead_letters_total'))}")
     say(f"  wall time         {seconds:.1f} s")
+    if evaluations:
+        say("")
+        say("90 % interval by activity (the window's last value), from the evaluations topic")
+        say(_band_table(evaluations))
+
+
+def _band_table(evaluations: list[dict]) -> str:
+    import numpy as np
+
+    from sunspots.intervals import band_table, format_table
+
+    def column(name: str) -> np.ndarray:
+        return np.array([e[name] for e in evaluations])
+
+    rows = band_table(
+        column("persistence"),
+        column("forecast"),
+        column("actual"),
+        column("lower"),
+        column("upper"),
+    )
+    return format_table(rows)
 
 
 def main(argv: list[str] | None = None) -> int:

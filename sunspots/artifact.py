@@ -1,8 +1,9 @@
 """Load model artifacts (JSON metadata + NumPy weights) without TensorFlow, and refuse bad ones.
 
 A forecaster artifact is `<base>.json` + `<base>.npz`: the JSON names the weights file and its
-sha256, the window, the input/target scaling and the 90 % interval offsets; the `.npz` holds
-the LSTM/Dense weights replayed by `sunspots.lstm`. An artifact arrives either as two files
+sha256, the window, the input/target scaling and the 90 % interval's calibration
+(`sunspots.intervals.Calibration`, in the `interval` section); the `.npz` holds the LSTM/Dense
+weights replayed by `sunspots.lstm`. An artifact arrives either as two files
 (`load_forecaster(path)`, at start-up) or as metadata and weights bytes (`model_from_bytes`,
 from the models topic, `sunspots.registry`); both go through the same checks.
 
@@ -27,15 +28,13 @@ from typing import Any
 
 import numpy as np
 
+from sunspots.intervals import Calibration
 from sunspots.lstm import Network, network_from_arrays
 
 FORMAT_VERSION = 1
 MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
 DEFAULT_FORECASTER = MODELS_DIR / "sunspot_lstm.json"
 DEFAULT_CLASSIFIER = MODELS_DIR / "sequence_classifier.json"
-
-# Sunspot numbers are never negative: an interval's lower bound is floored here.
-SUNSPOT_FLOOR = 0.0
 
 FORECASTER_KIND = "sunspot-forecaster"
 CLASSIFIER_KIND = "sequence-classifier"
@@ -143,6 +142,12 @@ def read_weights(json_path: Path, meta: Mapping[str, Any]) -> tuple[Path, bytes]
         return npz_path, npz_path.read_bytes()
     except OSError as exc:
         raise ArtifactError(f"{npz_path}: unreadable weights: {exc}", UNREADABLE) from None
+
+
+def load_network(json_path: Path, meta: Mapping[str, Any]) -> Network:
+    """Read the `.npz` the metadata at `json_path` names, verify it, and build the network."""
+    npz_path, payload = read_weights(json_path, meta)
+    return network_from_bytes(meta, payload, npz_path)
 
 
 def network_from_bytes(meta: Mapping[str, Any], payload: bytes, where: object) -> Network:
@@ -266,7 +271,7 @@ class ForecasterModel:
 
     window: int
     model_version: str
-    interval: tuple[float, float]
+    calibration: Calibration
     metadata: dict[str, Any] = field(repr=False)
     network: Network = field(repr=False)
     scaling: Scaling = field(repr=False)
@@ -283,13 +288,6 @@ class ForecasterModel:
         return float(self.predict(np.asarray(window, dtype=np.float64)[None, :])[0])
 
 
-def interval_bounds(forecast: Any, offsets: tuple[float, float]) -> tuple[Any, Any]:
-    """The interval around a forecast (a number or an array) from the artifact's residual
-    quantile offsets, with the lower bound floored at `SUNSPOT_FLOOR`, as the service
-    publishes it."""
-    return np.maximum(forecast + offsets[0], SUNSPOT_FLOOR), forecast + offsets[1]
-
-
 def load_forecaster(path: str | Path = DEFAULT_FORECASTER) -> ForecasterModel:
     """The forecaster artifact at `path` (its `.json`, `.npz` or base path)."""
     return _forecaster(*_read_file(path, FORECASTER_KIND))
@@ -302,10 +300,10 @@ def _forecaster(
     window = _require(meta, "window", where)
     if not isinstance(window, int) or isinstance(window, bool) or window < 1:
         raise ArtifactError(f"{where}: window must be a positive integer, got {window!r}")
-    interval = _section(meta, "interval", where)
-    lower, upper = _number(interval, "lower", where), _number(interval, "upper", where)
-    if lower > upper:
-        raise ArtifactError(f"{where}: interval lower {lower} exceeds upper {upper}")
+    try:
+        calibration = Calibration.from_json(_section(meta, "interval", where))
+    except ValueError as exc:
+        raise ArtifactError(f"{where}: {exc}") from None
     scaling = Scaling.from_metadata(meta, where)
     network = network_from_bytes(meta, payload, weights_where)
     if network.input_features != 1 or network.dense[-1].kernel.shape[1] != 1:
@@ -315,7 +313,7 @@ def _forecaster(
     return ForecasterModel(
         window=window,
         model_version=str(meta["model_version"]),
-        interval=(lower, upper),
+        calibration=calibration,
         metadata=meta,
         network=network,
         scaling=scaling,

@@ -1,7 +1,9 @@
-"""Rolling scores of streamed forecasts: RMSE of the model and of persistence, and coverage.
+"""Rolling scores of streamed forecasts: RMSE of the model and of persistence, and the
+interval's coverage and mean width, overall and by activity band.
 
-Both RMSEs run over the same last K evaluations, so their ratio is the model's skill
-(below 1 = better than "tomorrow equals today"). Pure arithmetic, no I/O.
+All run over the same last K evaluations, so the RMSEs' ratio is the model's skill (below 1 =
+better than "tomorrow equals today"), and a band's coverage is that of the band's days among
+the last K. Pure arithmetic, no I/O.
 """
 
 from __future__ import annotations
@@ -17,15 +19,26 @@ class RollingScore:
     _sq: deque[float] = field(default_factory=deque)
     _sq_persistence: deque[float] = field(default_factory=deque)
     _covered: deque[bool] = field(default_factory=deque)
+    # (band, width) of each evaluation, beside its `_covered`.
+    _intervals: deque[tuple[str, float]] = field(default_factory=deque)
 
-    def add(self, error: float, persistence_error: float, covered: bool) -> None:
+    def add(
+        self,
+        error: float,
+        persistence_error: float,
+        covered: bool,
+        width: float = math.nan,
+        band: str = "",
+    ) -> None:
         self._sq.append(error * error)
         self._sq_persistence.append(persistence_error * persistence_error)
         self._covered.append(covered)
+        self._intervals.append((band, width))
         if len(self._sq) > self.size:
             self._sq.popleft()
             self._sq_persistence.popleft()
             self._covered.popleft()
+            self._intervals.popleft()
 
     def __len__(self) -> int:
         return len(self._sq)
@@ -43,6 +56,22 @@ class RollingScore:
     @property
     def coverage(self) -> float:
         return sum(self._covered) / len(self._covered) if self._covered else math.nan
+
+    @property
+    def mean_width(self) -> float:
+        widths = [width for _, width in self._intervals]
+        return math.fsum(widths) / len(widths) if widths else math.nan
+
+    def bands(self) -> dict[str, tuple[int, float, float]]:
+        """(days, coverage, mean width) of each band with days among the last K."""
+        hits: dict[str, int] = {}
+        days: dict[str, int] = {}
+        widths: dict[str, list[float]] = {}
+        for (band, width), covered in zip(self._intervals, self._covered, strict=True):
+            days[band] = days.get(band, 0) + 1
+            hits[band] = hits.get(band, 0) + covered
+            widths.setdefault(band, []).append(width)
+        return {b: (n, hits[b] / n, math.fsum(widths[b]) / n) for b, n in days.items() if b}
 
 
 def rmse(errors: list[float]) -> float:

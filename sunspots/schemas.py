@@ -267,13 +267,26 @@ class WindowState(Struct, frozen=True, gc=False):
     pending: Forecast | None
 
 
+class IntervalState(Struct, frozen=True, gc=False):
+    """A series' adaptive interval (sunspots.intervals): `alpha` is its current miscoverage
+    level α_t."""
+
+    alpha: float
+
+    def __post_init__(self) -> None:
+        if not isfinite(self.alpha):
+            raise ValueError(f"alpha {self.alpha!r} is not finite")
+
+
 class SeriesSnapshot(Struct, frozen=True, gc=False):
     """A series' state on the compacted changelog, keyed by series: `offset` is the next
-    source offset the state reflects."""
+    source offset the state reflects; `interval` is absent in snapshots written before the
+    adaptive interval (such a series starts from the calibrated level)."""
 
     series: str
     offset: int
     window: WindowState
+    interval: IntervalState | None = None
 
     def encode(self) -> bytes:
         return _ENCODER.encode(self)

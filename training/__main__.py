@@ -1,5 +1,6 @@
-"""Command line: `python -m training forecaster|seeds|classifier` (also `sunspots-train`), and
-`publish|retire|promote` for the models topic (`training.publish`, no TensorFlow)."""
+"""Command line: `python -m training forecaster|seeds|classifier|calibrate|intervals` (also
+`sunspots-train`), and `publish|retire|promote` for the models topic (`training.publish`, no
+TensorFlow)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,15 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from sunspots.cli import EXIT_USAGE, Parser, env_flag, iso_date, non_negative_float, positive_int
+from sunspots.cli import (
+    EXIT_USAGE,
+    Parser,
+    boolean,
+    env_flag,
+    iso_date,
+    non_negative_float,
+    positive_int,
+)
 from sunspots.data import SILSO_DAILY_URL, DataFormatError, load_daily
 from sunspots.logs import add_logging_flags, setup_logging
 from sunspots.registry import CHALLENGER, ROLES
@@ -125,6 +134,39 @@ def build_parser() -> argparse.ArgumentParser:
     _forecaster_flags(seeds)
     env_flag(seeds, "--seeds", "0,1,2", "comma-separated seeds", type=_seed_list)
     _common_flags(seeds)
+    calibrate = commands.add_parser(
+        "calibrate",
+        help="recompute the interval section of committed forecaster artifacts from their weights",
+    )
+    calibrate.add_argument("models", nargs="+", type=Path, help="forecaster artifact (.json)")
+    env_flag(calibrate, "--data", SILSO_DAILY_URL, "SILSO daily CSV path or URL")
+    env_flag(calibrate, "--reports", "reports", "report directory", type=Path)
+    add_logging_flags(calibrate)
+    intervals = commands.add_parser(
+        "intervals",
+        help="print the interval's table by activity band for a replay of a date range",
+    )
+    env_flag(
+        intervals,
+        "--model",
+        None,
+        "forecaster artifact (.json); default: the committed models/sunspot_lstm.json",
+        type=Path,
+    )
+    env_flag(intervals, "--data", SILSO_DAILY_URL, "SILSO daily CSV path or URL")
+    env_flag(intervals, "--start", "2000-01-01", "first date replayed (YYYY-MM-DD)", type=iso_date)
+    env_flag(intervals, "--end", None, "last date replayed (YYYY-MM-DD)", type=_optional_date)
+    env_flag(
+        intervals,
+        "--floors",
+        False,
+        "instead: how the volatility floor was chosen on the model's validation years "
+        "(true/false; --floors alone: true)",
+        type=boolean,
+        nargs="?",
+        const=True,
+    )
+    add_logging_flags(intervals)
     classifier = commands.add_parser("classifier", help="train the lesson's toy classifier")
     env_flag(classifier, "--seed", 0, "first random seed", type=int)
     env_flag(classifier, "--epochs", 200, "epochs", type=positive_int)
@@ -202,7 +244,26 @@ def _data_from_topic(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> None:
-    if args.command == "forecaster":
+    if args.command == "calibrate":
+        from training.calibration import recalibrate
+
+        for path in args.models:
+            recalibrate(path, args.data, args.reports)
+    elif args.command == "intervals":
+        from sunspots.artifact import DEFAULT_FORECASTER, load_forecaster
+        from training.calibration import replay_run
+
+        path = args.model or DEFAULT_FORECASTER
+        model = load_forecaster(path)
+        if args.floors:
+            from training.calibration import artifact_splits, floor_study
+
+            study = floor_study(model, artifact_splits(model.metadata, args.data))
+            log.info("volatility floors on the validation years of %s:\n%s", path, study)
+            return
+        run = replay_run(model, args.data, args.start, args.end)
+        log.info("intervals of %s, %s to %s:\n%s", path, args.start, args.end, run.markdown())
+    elif args.command == "forecaster":
         from training.forecaster import train_forecaster
 
         train_forecaster(_forecaster_config(args))

@@ -6,7 +6,9 @@ Differences from the lesson, all to remove test leakage or help the optimiser:
 - inputs are standardised and the network predicts the standardised *change* from the last
   value of the window, with a Huber loss (robust to the spiky daily series);
 - metrics are computed through the NumPy serving path, so the numbers in the metadata are the
-  numbers the service reproduces.
+  numbers the service reproduces;
+- the 90 % interval is calibrated on the validation years and judged on the test years, run
+  in date order as the stream runs it (training.calibration, sunspots.intervals).
 """
 
 from __future__ import annotations
@@ -22,14 +24,15 @@ import numpy as np
 
 from sunspots.artifact import FORECASTER_KIND, ForecasterModel, Scaling
 from sunspots.data import file_sha256, is_url, load_daily, resolve_source
+from sunspots.intervals import Calibration
 from sunspots.lstm import network_from_arrays
+from training.calibration import calibrate
 from training.dataset import Splits, WindowSet, build_splits
 from training.export import network_arrays, write_artifact
 from training.runtime import configure_tensorflow, epoch_logger, package_versions
 
 log = logging.getLogger(__name__)
 
-INTERVAL_QUANTILES = (0.05, 0.95)
 LR_FACTOR, LR_PATIENCE, MIN_LR = 0.3, 2, 1e-5
 
 
@@ -153,7 +156,7 @@ def serving_model(model: Any, cfg: ForecasterConfig, s: Scaling) -> ForecasterMo
     return ForecasterModel(
         window=cfg.window,
         model_version="unsaved",
-        interval=(0.0, 0.0),
+        calibration=Calibration((0.0, 0.0)),  # calibrated from this model's forecasts
         metadata={},
         network=network_from_arrays(spec, arrays),
         scaling=s,
@@ -162,13 +165,12 @@ def serving_model(model: Any, cfg: ForecasterConfig, s: Scaling) -> ForecasterMo
 
 def evaluate(
     served: ForecasterModel, splits: Splits, cfg: ForecasterConfig
-) -> tuple[dict[str, Any], dict[str, Any], np.ndarray]:
-    """Metrics, the validation-calibrated interval, and the test forecasts."""
-    val_residual = splits.validation.y - served.predict(splits.validation.x)
-    lower, upper = (float(q) for q in np.quantile(val_residual, INTERVAL_QUANTILES))
+) -> tuple[dict[str, Any], dict[str, Any], Calibration, np.ndarray]:
+    """Metrics, the validation-calibrated interval section, its calibration, and the test
+    forecasts."""
     forecast = served.predict(splits.test.x)
     ridge, _ = ridge_baseline(splits, cfg.ridge_alpha)
-    inside = (splits.test.y >= forecast + lower) & (splits.test.y <= forecast + upper)
+    calibration, interval = calibrate(served, splits)
     metrics = {
         "validation": {
             "lstm": errors(splits.validation.y, served.predict(splits.validation.x)),
@@ -178,16 +180,9 @@ def evaluate(
             "lstm": errors(splits.test.y, forecast),
             "persistence": errors(splits.test.y, splits.test.x[:, -1]),
             f"ridge_ar{cfg.window}": ridge,
-            "interval_coverage": float(inside.mean()),
         },
     }
-    interval = {
-        "coverage": 0.9,
-        "quantiles": list(INTERVAL_QUANTILES),
-        "lower": lower,
-        "upper": upper,
-    }
-    return metrics, interval, forecast
+    return metrics, interval, calibration, forecast
 
 
 def describe_data(cfg: ForecasterConfig) -> dict[str, Any]:
@@ -218,7 +213,7 @@ def train_forecaster(cfg: ForecasterConfig) -> dict[str, Any]:
     keras = configure_tensorflow(cfg.threads, cfg.seed)
     s = fit_scaling(splits.fit)
     model, info = train_network(keras, cfg, splits, s)
-    metrics, interval, forecast = evaluate(serving_model(model, cfg, s), splits, cfg)
+    metrics, interval, calibration, forecast = evaluate(serving_model(model, cfg, s), splits, cfg)
     test = metrics["test"]
     log.info(
         "test RMSE: lstm %.3f, persistence %.3f, ridge AR(%d) %.3f",
@@ -261,5 +256,7 @@ def train_forecaster(cfg: ForecasterConfig) -> dict[str, Any]:
     if cfg.reports is not None:
         from training.report import write_forecaster_report
 
-        write_forecaster_report(cfg.reports / cfg.artifact_name, meta, history, splits, forecast)
+        write_forecaster_report(
+            cfg.reports / cfg.artifact_name, meta, history, splits, forecast, calibration
+        )
     return meta

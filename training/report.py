@@ -1,5 +1,8 @@
 """Training reports: loss curves and forecast-vs-actual PNGs plus the numbers as JSON.
 
+The numbers include the interval's table by activity band for the test years (coverage, mean
+width, interval score, RMSE; adaptive and constant band), as in the artifact's interval section.
+
 PNGs are rendered small (low dpi, thin lines) because they are committed to the repo.
 """
 
@@ -12,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from sunspots.artifact import interval_bounds
+from sunspots.artifact import ForecasterModel
+from sunspots.intervals import Calibration, sequential
 from training.dataset import Splits
 
 log = logging.getLogger(__name__)
@@ -49,7 +53,13 @@ def plot_losses(path: Path, history: dict[str, list[float]], meta: dict[str, Any
     plt.close(fig)
 
 
-def plot_test(path: Path, splits: Splits, forecast: np.ndarray, meta: dict[str, Any]) -> None:
+def plot_test(
+    path: Path,
+    splits: Splits,
+    forecast: np.ndarray,
+    calibration: Calibration,
+    meta: dict[str, Any],
+) -> None:
     plt = _pyplot()
     test = meta["metrics"]["test"]
     fig, (top, zoom) = plt.subplots(2, 1, figsize=(8, 5.5))
@@ -58,14 +68,12 @@ def plot_test(path: Path, splits: Splits, forecast: np.ndarray, meta: dict[str, 
         ax.plot(dates[sl], splits.test.y[sl], lw=0.5, color="black", label="actual")
         ax.plot(dates[sl], forecast[sl], lw=0.5, color="tab:orange", label="forecast")
         ax.set_ylabel("sunspot number")
-    # The interval as the service publishes it: the lower bound floored at zero.
-    lower, upper = interval_bounds(
-        forecast[-365:], (meta["interval"]["lower"], meta["interval"]["upper"])
-    )
+    # The interval as the service publishes it: adapted day by day from the first test day.
+    run = sequential(calibration, splits.test.x, forecast, splits.test.y)
     zoom.fill_between(
         dates[-365:],
-        lower,
-        upper,
+        run.lower[-365:],
+        run.upper[-365:],
         alpha=0.25,
         color="tab:orange",
         lw=0,
@@ -88,16 +96,32 @@ def write_forecaster_report(
     history: dict[str, list[float]],
     splits: Splits,
     forecast: np.ndarray,
+    calibration: Calibration,
 ) -> None:
     base.parent.mkdir(parents=True, exist_ok=True)
-    loss_png = base.with_name(base.name + "_loss.png")
-    test_png = base.with_name(base.name + "_test.png")
-    plot_losses(loss_png, history, meta)
-    plot_test(test_png, splits, forecast, meta)
+    plot_losses(base.with_name(base.name + "_loss.png"), history, meta)
+    plot_test(base.with_name(base.name + "_test.png"), splits, forecast, calibration, meta)
+    _write_numbers(base, meta, history)
+    log.info("wrote report %s_{metrics.json,loss.png,test.png}", base)
+
+
+def _write_numbers(base: Path, meta: dict[str, Any], history: dict[str, list[float]]) -> None:
     numbers = {
         key: meta[key]
         for key in ("model_version", "window", "splits", "metrics", "interval", "training", "data")
     }
     numbers["history"] = history
     base.with_name(base.name + "_metrics.json").write_text(json.dumps(numbers, indent=2) + "\n")
-    log.info("wrote report %s_{metrics.json,loss.png,test.png}", base)
+
+
+def update_forecaster_report(
+    base: Path, meta: dict[str, Any], splits: Splits, served: ForecasterModel
+) -> None:
+    """After a recalibration: the numbers and the test plot again, the loss history kept."""
+    numbers = base.with_name(base.name + "_metrics.json")
+    history = json.loads(numbers.read_text())["history"] if numbers.is_file() else {}
+    base.parent.mkdir(parents=True, exist_ok=True)
+    forecast = served.predict(splits.test.x)
+    plot_test(base.with_name(base.name + "_test.png"), splits, forecast, served.calibration, meta)
+    _write_numbers(base, meta, history)
+    log.info("updated report %s_{metrics.json,test.png}", base)

@@ -2,7 +2,10 @@
 
 From the data file and the artifact in use, with no Kafka: every forecast (target date, value,
 interval, persistence) and every evaluation (actual, error, persistence error) of each replayed
-series, as an undisturbed service would publish them. A disturbed run (killed consumers, a
+series, as an undisturbed service would publish them. Each series' intervals come from
+`sunspots.intervals.sequential`, in date order from a fresh adaptive level, as the training
+evaluation computes them: a service that lost or reset a series' adaptive level publishes other
+intervals, which `compare` finds. A disturbed run (killed consumers, a
 bounced broker, a fenced zombie) must have committed exactly these, each once: `compare` says
 what is missing, unexpected, repeated or off in value.
 
@@ -23,6 +26,7 @@ import numpy as np
 
 from sunspots import data
 from sunspots.artifact import ForecasterModel
+from sunspots.intervals import sequential
 from tests.datafacts import DataFile
 
 TOLERANCE = 1e-4
@@ -82,15 +86,17 @@ def offline_run(
             windows.append(own[j - w + 1 : j + 1])
             actual = float(own[j + 1]) if j + 1 < len(own) else None
             meta.append((name, days[j], float(own[j]), actual))
-    predictions = model.predict(np.array(windows)).tolist() if windows else []
-    low, high = model.interval
+    predictions = model.predict(np.array(windows)) if windows else np.empty(0)
+    lower, upper = _intervals(model, np.array(windows), predictions, meta)
     forecasts, evaluations = {}, {}
-    for (name, window_end, last, actual), value in zip(meta, predictions, strict=True):
+    for i, ((name, window_end, last, actual), value) in enumerate(
+        zip(meta, predictions.tolist(), strict=True)
+    ):
         target = (window_end + timedelta(days=1)).isoformat()
         made = {
             "forecast": value,
-            "lower": max(0.0, value + low),
-            "upper": value + high,
+            "lower": float(lower[i]),
+            "upper": float(upper[i]),
             "persistence": last,
             "window_end": window_end.isoformat(),
         }
@@ -103,6 +109,20 @@ def offline_run(
                 "persistence_error": actual - last,
             }
     return OfflineRun(sent, forecasts, evaluations)
+
+
+def _intervals(
+    model: ForecasterModel, windows: np.ndarray, predictions: np.ndarray, meta: list[tuple]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each series' intervals, run in date order (its windows are consecutive in `meta`)."""
+    lower, upper = np.empty(len(meta)), np.empty(len(meta))
+    names = [m[0] for m in meta]
+    for name in dict.fromkeys(names):
+        rows = np.array([i for i, n in enumerate(names) if n == name])
+        actuals = [meta[i][3] for i in rows]
+        run = sequential(model.calibration, windows[rows], predictions[rows], actuals)
+        lower[rows], upper[rows] = run.lower, run.upper
+    return lower, upper
 
 
 @dataclass

@@ -29,6 +29,7 @@ from consumer.__main__ import main as consumer_main
 from producer.__main__ import main as producer_main
 from sunspots import schemas
 from sunspots.broker import free_port
+from sunspots.intervals import BAND_LABELS, band
 from sunspots.settings import TOPIC_ENV, Topics
 from sunspots.topics import main as topics_main
 from support.http import get, metrics_text
@@ -328,11 +329,29 @@ def test_prometheus_reports_coverage_errors_and_last_values_of_the_topics(
         assert scraped == own, f"{name}: Prometheus has {scraped}, /metrics {own}"
         assert scraped == pytest.approx(value, rel=1e-9, abs=1e-9), f"{name}: topics give {value}"
 
+    _check_interval_gauges(run, last)
+
     buckets = run.prometheus.vector(f'sunspot_forecast_abs_error_bucket{{series="{SERIES}"}}')
     assert len(buckets) > 2
     for labels, scraped in buckets:
         bound = float(labels["le"])
         assert scraped == sum(abs(e) <= bound for e in errors), f"bucket le={labels['le']}"
+
+
+def _check_interval_gauges(run: Run, last: list[dict]) -> None:
+    """Mean width and coverage per activity band of the last K evaluations, as scraped."""
+    widths = [e["upper"] - e["lower"] for e in last]
+    ((_, width),) = run.prometheus.vector(f'sunspot_forecast_interval_width{{series="{SERIES}"}}')
+    assert width == pytest.approx(math.fsum(widths) / len(widths), rel=1e-9)
+    by_band: dict[str, list[bool]] = {}
+    for e in last:
+        by_band.setdefault(band(e["persistence"]), []).append(
+            e["lower"] <= e["actual"] <= e["upper"]
+        )
+    query = f'sunspot_forecast_interval_band_coverage{{series="{SERIES}"}}'
+    bands = {labels["band"]: value for labels, value in run.prometheus.vector(query)}
+    assert bands == pytest.approx({b: sum(c) / len(c) for b, c in by_band.items()}, rel=1e-9)
+    assert set(bands) <= set(BAND_LABELS) and bands
 
 
 def test_the_scrape_targets_are_up(run: Run) -> None:

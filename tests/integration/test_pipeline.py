@@ -19,6 +19,7 @@ from kafka import KafkaProducer
 
 from sunspots import data
 from sunspots.evaluation import rmse
+from sunspots.intervals import Intervals, sequential
 from sunspots.schemas import Observation
 from support.http import sample
 from support.polling import wait_for
@@ -43,15 +44,21 @@ def _replay(bootstrap: str, topics, data_path: Path, log_dir: Path, start: str, 
 def test_replay_parity_with_the_offline_model(
     bootstrap_servers: str, topics, unique: str, data_file, forecaster_model, tmp_path: Path
 ) -> None:
-    """The artifact's test years streamed through Kafka give its offline forecasts, one by one,
-    and the test RMSE it reports."""
+    """The artifact's test years streamed through Kafka give its offline forecasts and
+    intervals, one by one, and the test RMSE and interval coverage it reports."""
     model = forecaster_model
     test_years = model.metadata["splits"]["test"]
     start, end = test_years["first_date"], test_years["last_date"]
     frame = data.select_range(data.load_daily(data_file.path), start, end)
     values_ = frame["sunspot_number"].to_numpy(dtype=np.float64)
     n = len(values_) - model.window  # windows whose target date is inside the range
-    offline = model.predict(np.lib.stride_tricks.sliding_window_view(values_, model.window)[:n])
+    windows = np.lib.stride_tricks.sliding_window_view(values_, model.window)
+    forecasts_offline = model.predict(windows)
+    # The training evaluation's intervals: in date order, the last forecast never scored.
+    intervals = sequential(
+        model.calibration, windows, forecasts_offline, [*values_[model.window :], None]
+    )
+    offline = forecasts_offline[:n]
     group = f"g-{unique}"
 
     with (
@@ -82,6 +89,8 @@ def test_replay_parity_with_the_offline_model(
     dates = frame["date"].dt.date.tolist()
     streamed = np.array([by_target[d.isoformat()]["forecast"] for d in dates[model.window :]])
     assert np.max(np.abs(streamed - offline)) < 1e-4
+    streamed_all = [by_target[d.isoformat()] for d in [*dates[model.window :], _after(dates)]]
+    _assert_same_intervals(streamed_all, forecasts_offline, intervals)
     assert len(evaluations) == len({e["date"] for e in evaluations}) == n
     streamed_rmse = rmse([e["error"] for e in evaluations])
     artifact_rmse = model.metadata["metrics"]["test"]["lstm"]["rmse"]
@@ -93,6 +102,32 @@ def test_replay_parity_with_the_offline_model(
         "sunspot_forecasts_total": n + 1,
         "sunspot_evaluations_total": n,
     }
+    coverage = np.mean([e["lower"] <= e["actual"] <= e["upper"] for e in evaluations])
+    reported = model.metadata["interval"]["test"]["adaptive"][-1]["coverage"]
+    assert math.isclose(coverage, reported, abs_tol=1e-3), (coverage, reported)
+
+
+def _after(dates: list[date]) -> date:
+    return dates[-1] + timedelta(days=1)
+
+
+def _assert_same_intervals(
+    streamed: list[dict], offline_forecast: np.ndarray, offline: Intervals
+) -> None:
+    """Bounds within the forecasts' float32 noise (see tests.integration.offline); the interval
+    around its forecast, which the adaptive level and the window's volatility make, within
+    1e-6."""
+    n = len(streamed)
+    forecast = np.array([f["forecast"] for f in streamed])
+    lower = np.array([f["lower"] for f in streamed])
+    upper = np.array([f["upper"] for f in streamed])
+    want_lower, want_upper, want_forecast = offline.lower[:n], offline.upper[:n], offline_forecast
+    assert np.max(np.abs(lower - want_lower)) < 1e-4
+    assert np.max(np.abs(upper - want_upper)) < 1e-4
+    assert np.max(np.abs((upper - forecast) - (want_upper - want_forecast))) < 1e-6
+    floored = (lower == 0.0) | (want_lower == 0.0)  # the lower bound is floored at zero
+    above = (forecast - lower)[~floored] - (want_forecast - want_lower)[~floored]
+    assert np.max(np.abs(above)) < 1e-6
 
 
 def _send(bootstrap: str, topic: str, items: list[tuple[bytes | None, bytes | None]]) -> None:

@@ -64,8 +64,8 @@ def test_metadata_is_complete(artifact):
     assert {"numpy", "keras"} <= set(meta["versions"])
     test = meta["metrics"]["test"]
     assert {"lstm", "persistence", f"ridge_ar{artifact.window}"} <= set(test)
-    lower, upper = artifact.interval
-    assert lower < 0 < upper
+    low, high = artifact.calibration.offsets(artifact.calibration.alpha)
+    assert low < 0 < high
 
 
 def test_model_version_is_derived_from_the_weights(artifact, models_dir):
@@ -172,7 +172,8 @@ def test_checksum_mismatch_is_reported(copy_of_default):
         ({"kind": "sequence-classifier"}, "expected a 'sunspot-forecaster'"),
         ({"window": 0}, "window"),
         ({"scaling": {"target": "residual"}}, "input_mean"),
-        ({"interval": {"lower": 1.0, "upper": -1.0}}, "exceeds"),
+        ({"interval": {"lower": -1.0, "upper": 1.0}}, "recalibrate"),
+        ({"interval": {"method": "adaptive-conformal"}}, "incomplete"),
     ],
 )
 def test_bad_metadata_is_reported(copy_of_default, changes, message):
@@ -185,3 +186,20 @@ def test_unparseable_metadata_is_reported(copy_of_default):
     copy_of_default.write_text("{not json")
     with pytest.raises(ArtifactError, match="unreadable"):
         load_forecaster(copy_of_default)
+
+
+def test_the_interval_section_is_what_calibration_computes_from_the_weights(
+    artifact, models_dir, data_path
+):
+    """`python -m training calibrate` (and training, which calls the same code) would write
+    exactly the committed section; its test-year table is the sequential run's."""
+    from training.calibration import artifact_splits, calibrate, model_without_interval
+
+    _, meta, model = model_without_interval(models_dir / f"{artifact.metadata['weights_file']}")
+    splits = artifact_splits(meta, str(data_path))
+    calibration, section = calibrate(model, splits)
+    assert calibration == artifact.calibration
+    assert json.loads(json.dumps(section)) == artifact.metadata["interval"]
+    overall = section["test"]["adaptive"][-1]
+    assert overall["band"] == "all" and overall["days"] == len(splits.test)
+    assert abs(overall["coverage"] - 0.9) < 0.02

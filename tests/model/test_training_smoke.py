@@ -50,6 +50,19 @@ def test_forecaster_cli_writes_a_loadable_artifact_and_report(tmp_path, data_pat
     assert numbers["model_version"] == model.model_version
     for png in ("sunspot_lstm_loss.png", "sunspot_lstm_test.png"):
         assert 0 < (reports / png).stat().st_size < 300_000
+    assert [row["band"] for row in numbers["interval"]["test"]["adaptive"]] == [
+        "0-10",
+        "10-50",
+        "50-100",
+        "100-150",
+        "150+",
+        "all",
+    ]
+    # Recalibrating the fresh artifact from its weights rewrites the same bytes.
+    written = (out / "sunspot_lstm.json").read_bytes()
+    calibrate = ["calibrate", str(out / "sunspot_lstm.json"), "--data", str(data_path)]
+    assert main([*calibrate, "--reports", str(reports), "--log-level", "WARNING"]) == 0
+    assert (out / "sunspot_lstm.json").read_bytes() == written
 
 
 def test_window_variant_gets_its_own_name(tmp_path, data_path, keras):

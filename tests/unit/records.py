@@ -5,9 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from sunspots.intervals import Calibration
 from sunspots.schemas import Observation
 
 D0 = date(2000, 1, 1)
+# A stand-in model's calibration: Q(p) = 2p − 1, so at α = 0.1 the interval is the forecast
+# ± 0.9 × the window's volatility (floor 2); a step γ large enough to see the level move.
+CALIBRATION = Calibration((-1.0, 1.0), gamma=0.05, floor=2.0)
 
 
 @dataclass

@@ -732,8 +732,9 @@ def test_dashboard_has_the_panels_the_replay_is_watched_with() -> None:
 
 def test_dashboard_shows_each_replica_and_their_sum() -> None:
     panels = json.loads(DASHBOARD.read_text())["panels"]
-    row = next(i for i, p in enumerate(panels) if p["type"] == "row" and p["title"] == "Instances")
-    instances = panels[row + 1 :]
+    rows = [i for i, p in enumerate(panels) if p["type"] == "row"] + [len(panels)]
+    row = next(i for i in rows[:-1] if panels[i]["title"] == "Instances")
+    instances = panels[row + 1 : next(i for i in rows if i > row)]
     assert len(instances) >= 4
     for panel in instances:
         exprs = [t["expr"] for t in panel["targets"]]

@@ -23,7 +23,7 @@ from consumer.metrics import ClassifierMetrics, ForecasterMetrics
 from consumer.output import Output
 from consumer.processor import DeadLetters, Throttle
 from sunspots.settings import Topics
-from tests.unit.records import D0, Record, observations
+from tests.unit.records import CALIBRATION, D0, Record, observations
 
 pytestmark = pytest.mark.unit
 
@@ -37,7 +37,7 @@ class BrokenOnPoison:
 
     window = 3
     model_version = "test-v1"
-    interval = (-2.0, 2.0)
+    calibration = CALIBRATION
 
     def __init__(self, how: str = "raise") -> None:
         self.how = how

@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry
 from consumer.forecaster import Forecaster
 from consumer.metrics import ForecasterMetrics
 from sunspots.settings import Topics
-from tests.unit.records import Record, observations
+from tests.unit.records import CALIBRATION, Record, observations
 
 TOPICS = Topics()
 
@@ -22,7 +22,7 @@ class LastPlusOne:
 
     window = 3
     model_version = "test-v1"
-    interval = (-2.0, 2.0)
+    calibration = CALIBRATION
 
     def __init__(self) -> None:
         self.calls: list[int] = []
@@ -61,7 +61,8 @@ def test_one_model_call_per_batch_and_evaluations_within_the_batch(registry) -> 
         ("2000-01-05", 41.0),
         ("2000-01-06", 51.0),
     ]
-    assert forecasts[0]["lower"] == 29.0 and forecasts[0]["upper"] == 33.0
+    # ± 0.9 × (2 + mean |change| of 10, 20, 30 = 10) around 31.
+    assert (forecasts[0]["lower"], forecasts[0]["upper"]) == pytest.approx((20.2, 41.8))
     assert forecasts[0]["window_end"] == "2000-01-03" and forecasts[0]["persistence"] == 30.0
     evaluations = _by_topic(outputs, TOPICS.evaluations)
     # Forecasts made in this batch are scored in this batch when their day arrives.
@@ -71,7 +72,24 @@ def test_one_model_call_per_batch_and_evaluations_within_the_batch(registry) -> 
     ]
     assert registry.get_sample_value("sunspot_forecast_rmse", {"series": "s"}) == 9.0
     assert registry.get_sample_value("sunspot_persistence_rmse", {"series": "s"}) == 10.0
-    assert registry.get_sample_value("sunspot_forecast_interval_coverage", {"series": "s"}) == 0.0
+    assert registry.get_sample_value("sunspot_forecast_interval_coverage", {"series": "s"}) == 1.0
+    band = {"series": "s", "band": "10-50"}
+    assert registry.get_sample_value("sunspot_forecast_interval_band_coverage", band) == 1.0
+    assert registry.get_sample_value("sunspot_forecast_interval_band_evaluations", band) == 2
+    # Widths 2 × 0.9 × 12 and, after one hit (α_t = 0.105), 2 × 0.895 × 12.
+    assert registry.get_sample_value("sunspot_forecast_interval_band_width", band) == pytest.approx(
+        21.54
+    )
+    assert (
+        registry.get_sample_value(
+            "sunspot_forecast_interval_band_coverage", {"series": "s", "band": "0-10"}
+        )
+        is None
+    )  # no day of that band scored: no value, rather than a made-up one
+    # Two hits: α_t = 0.1 + 2 × 0.05 × (0.1 − 0).
+    assert registry.get_sample_value(
+        "sunspot_forecast_interval_alpha", {"series": "s"}
+    ) == pytest.approx(0.11)
 
 
 def test_pending_forecast_carries_over_to_the_next_batch(registry) -> None:
@@ -116,16 +134,30 @@ def test_gap_resets_the_window(registry) -> None:
 
 def test_changelog_restores_the_exact_state(registry) -> None:
     fc, _ = _forecaster(registry)
-    outputs = fc.process(_records([1, 2, 3, 4]))
+    # 5 falls inside its interval, 30 outside: α_t = 0.1 + 0.05 × 0.1 + 0.05 × (0.1 − 1).
+    outputs = fc.process(_records([1, 2, 3, 5, 30]))
     state = [(o.key, o.value) for o in outputs if o.topic == TOPICS.state]
     assert len(state) == 1 and outputs[-1].partition == 0
-    uninterrupted = fc.process(_records([9, 10], start=4))
+    assert json.loads(state[0][1])["interval"] == {"alpha": pytest.approx(0.06)}
+    level = fc.series["s"].interval.level
+    uninterrupted = fc.process(_records([9, 10, 30], start=5))
 
     restored, _ = _forecaster(CollectorRegistry())
     restored.restore(0, state)
-    assert restored.process(_records([9, 10], start=4)) == uninterrupted
+    assert restored.series["s"].interval.level == level
+    assert restored.process(_records([9, 10, 30], start=5)) == uninterrupted
+    # A level restarted at α would give other intervals: the comparison above would catch it.
+    afresh, _ = _forecaster(CollectorRegistry())
+    afresh.restore(0, [(state[0][0], _without_interval(state[0][1]))])
+    assert afresh.process(_records([9, 10, 30], start=5)) != uninterrupted
     # A replay of records already in the state (at-least-once) is skipped, not re-applied.
     assert restored.process(_records([3, 4], start=2)) == []
+
+
+def _without_interval(value: bytes) -> bytes:
+    snapshot = json.loads(value)
+    del snapshot["interval"]
+    return json.dumps(snapshot).encode()
 
 
 def test_revoke_forgets_the_partitions_series(registry) -> None:
@@ -150,6 +182,7 @@ def test_changelog_records_of_the_earlier_format_still_restore(registry) -> None
     fc.restore(0, [("s\u00e9".encode(), OLD_CHANGELOG_VALUE)])
     state = fc.series["s\u00e9"]
     assert state.applied_to == 3 and list(state.window.values) == [1.0, 2.0, 3.5]
+    assert state.interval.level == CALIBRATION.alpha  # no adaptive state yet: the calibrated one
     assert state.window.pending.forecast == 4.5 and state.window.pending.persistence == 3.5
     outputs = fc.process(_records([7.0], series="s\u00e9", start=3))
     assert [(e["forecast"], e["actual"]) for e in _by_topic(outputs, TOPICS.evaluations)] == [
@@ -199,10 +232,26 @@ def test_a_revoked_series_loses_its_gauges_at_once_and_its_counters_at_the_next_
 ) -> None:
     fc, _ = _forecaster(registry)
     fc.process(_records([1, 2, 3, 4, 5, None]))
-    assert "sunspot_forecast_rmse" in _series_samples(registry, "s")
+    assert {
+        "sunspot_forecast_rmse",
+        "sunspot_forecast_interval_band_coverage",
+        "sunspot_forecast_interval_alpha",
+    } <= _series_samples(registry, "s")
     fc.revoke({0})
     left = _series_samples(registry, "s")
-    assert not {"sunspot_forecast_rmse", "sunspot_forecast_value", "sunspot_actual_value"} & left
+    assert (
+        not {
+            "sunspot_forecast_rmse",
+            "sunspot_forecast_value",
+            "sunspot_actual_value",
+            "sunspot_forecast_interval_alpha",
+            "sunspot_forecast_interval_width",
+            "sunspot_forecast_interval_band_coverage",
+            "sunspot_forecast_interval_band_width",
+            "sunspot_forecast_interval_band_evaluations",
+        }
+        & left
+    )
     assert "sunspot_observations_total" in left
     fc.process(_records([1], series="t"))
     assert _series_samples(registry, "s") == set()

@@ -26,6 +26,7 @@ ALERTS = {
     "NoForecasts",
     "ForecastWorseThanPersistence",
     "IntervalCoverageOutOfRange",
+    "IntervalBandCoverageOutOfRange",
     "ForecasterDeadLettersRising",
     "ClassifierDeadLettersRising",
 }

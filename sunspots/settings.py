@@ -89,6 +89,13 @@ CHANGELOG_CONFIGS = {
     "min.cleanable.dirty.ratio": "0.1",
 }
 
+# The largest model record the models topic takes (`sunspots.registry.MAX_RECORD_BYTES`, 1 MiB)
+# plus room for the record batch's own framing: brokers default to 1 MiB + 12 bytes a batch.
+MODELS_MAX_MESSAGE_BYTES = 1024 * 1024 + 64 * 1024
+
+# The models topic is compacted too: only the last record of each role (key) is kept.
+MODELS_CONFIGS = {**CHANGELOG_CONFIGS, "max.message.bytes": str(MODELS_MAX_MESSAGE_BYTES)}
+
 
 @dataclass(frozen=True)
 class TopicSpec:
@@ -119,6 +126,8 @@ class Topics:
     state: str = _topic("sunspots.forecaster-state", configs=CHANGELOG_CONFIGS)
     classifier_requests: str = _topic("classifier.requests")
     classifier_predictions: str = _topic("classifier.predictions")
+    # The served models, key = role (champion, challenger): one partition, so one order.
+    models: str = _topic("sunspots.models", partitioned=False, configs=MODELS_CONFIGS)
 
     @staticmethod
     def specs() -> dict[str, TopicSpec]:

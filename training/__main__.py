@@ -1,5 +1,6 @@
 """Command line: `python -m training forecaster|seeds|classifier|calibrate|intervals` (also
-`sunspots-train`)."""
+`sunspots-train`), and `publish|retire|promote` for the models topic (`training.publish`, no
+TensorFlow)."""
 
 from __future__ import annotations
 
@@ -19,8 +20,11 @@ from sunspots.cli import (
 )
 from sunspots.data import SILSO_DAILY_URL, DataFormatError, load_daily
 from sunspots.logs import add_logging_flags, setup_logging
+from sunspots.registry import CHALLENGER, ROLES
+from sunspots.settings import add_kafka_flags, kafka_settings_from_args
 
 log = logging.getLogger("training")
+MODEL_COMMANDS = ("publish", "retire", "promote")
 
 
 def _optional_date(text: str) -> str | None:
@@ -81,12 +85,49 @@ def _seed_list(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"not comma-separated integers: {text!r}") from None
 
 
+def _role(text: str) -> str:
+    if text not in ROLES:
+        raise argparse.ArgumentTypeError(f"not a role ({', '.join(ROLES)}): {text!r}")
+    return text
+
+
+def _model_commands(commands: Any) -> None:
+    """`publish`, `retire` and `promote`: each with the Kafka flags and the logging flags."""
+    publish = commands.add_parser(
+        "publish", help="publish a forecaster artifact to the models topic under a role"
+    )
+    publish.add_argument("model_json", type=Path, help="the artifact's .json (its .npz beside)")
+    retire = commands.add_parser("retire", help="remove a role's model from the models topic")
+    promote = commands.add_parser(
+        "promote", help="make the challenger champion, in one transaction"
+    )
+    for sub in (publish, retire):
+        env_flag(sub, "--role", CHALLENGER, f"{' or '.join(ROLES)}", type=_role)
+    for sub in (publish, retire, promote):
+        add_kafka_flags(sub)
+        add_logging_flags(sub)
+
+
+def _topic_source_flags(sub: argparse.ArgumentParser) -> None:
+    """Train from an observations topic instead of the file: the topic and the Kafka flags."""
+    env_flag(
+        sub,
+        "--from-topic",
+        None,
+        "read the data from this observations topic (to its end, read_committed), not --data",
+        type=_optional,
+    )
+    env_flag(sub, "--series", "silso", "with --from-topic: the series to train on")
+    add_kafka_flags(sub)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="sunspots-train", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     forecaster = commands.add_parser("forecaster", help="train the next-day sunspot LSTM")
     _forecaster_flags(forecaster)
     _common_flags(forecaster)
+    _topic_source_flags(forecaster)
     seeds = commands.add_parser(
         "seeds", help="retrain the forecaster with several seeds; write <reports>/<name>_seeds.json"
     )
@@ -130,6 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     env_flag(classifier, "--seed", 0, "first random seed", type=int)
     env_flag(classifier, "--epochs", 200, "epochs", type=positive_int)
     _common_flags(classifier)
+    _model_commands(commands)
     return parser
 
 
@@ -158,6 +200,15 @@ def _forecaster_config(args: argparse.Namespace) -> Any:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args, service="train")
+    if args.command in MODEL_COMMANDS:
+        from training.publish import run
+
+        path = getattr(args, "model_json", None)
+        return run(kafka_settings_from_args(args), args.command, path, getattr(args, "role", ""))
+    if getattr(args, "from_topic", None):
+        code = _data_from_topic(args)
+        if code:
+            return code
     if args.command != "classifier":
         # Checked before TensorFlow starts, so a bad path or file is one line, not a traceback.
         try:
@@ -166,6 +217,29 @@ def main(argv: list[str] | None = None) -> int:
             log.error("cannot read the sunspot data: %s", exc)
             return EXIT_USAGE
     _run(args)
+    return 0
+
+
+def _data_from_topic(args: argparse.Namespace) -> int:
+    """Read the series from `--from-topic` into a data file under `--reports` and point
+    `--data` at it; an exit code (with one line) when that cannot be done, else 0."""
+    from kafka.errors import KafkaError
+
+    from training.dataset import frame_from_observations, read_observations, write_daily
+
+    try:
+        records = read_observations(kafka_settings_from_args(args), args.from_topic)
+    except KafkaError as exc:
+        log.error("cannot read the observations topic %s: %r", args.from_topic, exc)
+        return 1
+    try:
+        frame = frame_from_observations(records, args.series)
+    except ValueError as exc:
+        log.error("%s: %s", args.from_topic, exc)
+        return EXIT_USAGE
+    path = write_daily(frame, args.reports / f"{args.from_topic}.{args.series}.csv")
+    log.info("read %d days of %s from %s into %s", len(frame), args.series, args.from_topic, path)
+    args.data = str(path)
     return 0
 
 

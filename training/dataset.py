@@ -4,17 +4,28 @@ Windows are built separately inside each contiguous period so that no window str
 train/test boundary (as in the lesson). Validation windows are the training-period windows
 whose target falls in the validation years; they are used for early stopping, scaling and
 interval calibration, so the test years are touched exactly once, at the end.
+
+The daily series comes from the SILSO file, or from the observations topic (`read_observations`
++ `frame_from_observations`), rebuilt into the same frame the file gives.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import time
+from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from kafka import KafkaConsumer, TopicPartition
+from kafka.errors import KafkaError
 
-from sunspots.data import select_range, split_by_year, trim_unobserved
+from sunspots.data import COLUMNS, select_range, split_by_year, trim_unobserved
+from sunspots.schemas import SchemaError, decode_observation
+from sunspots.settings import KafkaSettings
 
 
 def make_windows(values: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
@@ -100,3 +111,80 @@ def build_splits(
     periods["fit"] = fit.describe()
     periods["validation"] = validation.describe()
     return Splits(train, fit, validation, test, periods)
+
+
+# --- the observations topic as a data source ----------------------------------------------------
+
+
+def frame_from_observations(
+    records: Iterable[tuple[bytes | None, bytes | None]], series: str
+) -> pd.DataFrame:
+    """The daily frame `sunspots.data.read_daily` gives, rebuilt from a series' observation
+    records (key, value) in any order: one row per day from the first to the last date, a day
+    with no record or a null value as a missing value (NaN, no observers, as SILSO marks one).
+    A record that does not decode, or of another series, is left out; of a date sent twice, the
+    first record counts, as the forecaster counts it. ValueError when the series has no record."""
+    rows: dict[dt.date, tuple[Any, ...]] = {}
+    for key, value in records:
+        try:
+            obs = decode_observation(value, key)
+        except SchemaError:
+            continue
+        if obs.series == series and obs.date not in rows:
+            rows[obs.date] = (obs.sunspot_number, obs.std_dev, obs.observations, obs.provisional)
+    if not rows:
+        raise ValueError(f"no observations of series {series!r}")
+    days = pd.date_range(min(rows), max(rows), freq="D")
+    missing = (np.nan, np.nan, 0, False)
+    frame = pd.DataFrame([rows.get(day.date(), missing) for day in days], columns=list(COLUMNS[1:]))
+    frame.insert(0, "date", days)
+    for column in ("sunspot_number", "std_dev"):
+        frame[column] = frame[column].astype(np.float64)
+    return frame
+
+
+def read_observations(
+    kafka: KafkaSettings, topic: str, timeout_s: float = 300.0
+) -> list[tuple[bytes | None, bytes | None]]:
+    """Every committed (key, value) of `topic`, read to the end it has now (read_committed)."""
+    consumer = KafkaConsumer(
+        **kafka.client_kwargs(),
+        group_id=None,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+    )
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        if not partitions:
+            raise KafkaError(f"topic {topic} does not exist")
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        end = consumer.end_offsets(partitions)
+        records: list[tuple[bytes | None, bytes | None]] = []
+        deadline = time.monotonic() + timeout_s
+        while any(consumer.position(tp) < end[tp] for tp in partitions):
+            if time.monotonic() > deadline:
+                raise KafkaError(f"{topic} not read to its end in {timeout_s:g} s")
+            for batch in consumer.poll(timeout_ms=500).values():
+                records.extend((r.key, r.value) for r in batch)
+        return records
+    finally:
+        consumer.close()
+
+
+def write_daily(frame: pd.DataFrame, path: Path) -> Path:
+    """`frame` as a SILSO daily file (`sunspots.data.read_daily` reads it back the same), so a
+    model trained from the topic records the exact data it saw, as one trained from a file."""
+    lines = []
+    for row in frame.itertuples(index=False):
+        day = row.date
+        value = -1 if np.isnan(row.sunspot_number) else row.sunspot_number
+        std = -1.0 if np.isnan(row.std_dev) else row.std_dev
+        fraction = (day.day_of_year - 0.5) / (366 if day.is_leap_year else 365)
+        lines.append(
+            f"{day.year};{day.month:02d};{day.day:02d};{day.year + fraction:.3f};"
+            f"{value:g};{std:g};{int(row.observations)};{int(row.provisional)}"
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n", encoding="ascii")
+    return path

@@ -6,6 +6,7 @@ from __future__ import annotations
 from sunspots.cli import Parser
 from sunspots.settings import (
     CHANGELOG_CONFIGS,
+    MODELS_CONFIGS,
     TOPIC_ENV,
     Topics,
     add_kafka_flags,
@@ -20,11 +21,17 @@ def test_creation_follows_each_topics_spec() -> None:
     assert set(wanted) == {name for name, _ in topics.named()}
     # Replicas as many as the cluster's default.replication.factor: never a hard-coded 1.
     assert all(t.replication_factor == -1 for t in wanted.values())
-    assert wanted[topics.dead_letter].num_partitions == 1
-    others = set(wanted) - {topics.dead_letter}
+    single = {topics.dead_letter, topics.models}
+    assert all(wanted[name].num_partitions == 1 for name in single)
+    others = set(wanted) - single
     assert all(wanted[name].num_partitions == 4 for name in others)
     assert wanted[topics.state].topic_configs == CHANGELOG_CONFIGS
-    assert all(not wanted[name].topic_configs for name in others - {topics.state})
+    # The models topic is compacted (the last record of each role) and takes 1 MiB records.
+    assert wanted[topics.models].topic_configs == MODELS_CONFIGS
+    assert MODELS_CONFIGS["cleanup.policy"] == "compact"
+    assert int(MODELS_CONFIGS["max.message.bytes"]) > 1024 * 1024
+    plain = others - {topics.state}
+    assert all(not wanted[name].topic_configs for name in plain)
 
 
 def test_every_topic_has_its_own_flag_and_environment_variable(monkeypatch) -> None:

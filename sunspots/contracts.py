@@ -23,7 +23,7 @@ from typing import Any
 
 import msgspec
 
-from sunspots import schemas
+from sunspots import registry, schemas
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 # file name -> (topic, message struct, is it an input)
@@ -34,6 +34,7 @@ MESSAGES: dict[str, tuple[str, type[msgspec.Struct], bool]] = {
     "state.json": ("sunspots.forecaster-state", schemas.SeriesSnapshot, False),
     "classifier-request.json": ("classifier.requests", schemas.ClassifierRequest, True),
     "classifier-prediction.json": ("classifier.predictions", schemas.ClassifierPrediction, False),
+    "model-record.json": ("sunspots.models", registry.ModelRecord, True),
 }
 DEAD_LETTER_HEADERS = "dead-letter-headers.json"
 

@@ -3,11 +3,14 @@ a service reads them with, refusals included."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
+from jsonschema import Draft202012Validator
 from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient
 
@@ -18,6 +21,7 @@ from sunspots.registry import Published, Refused, Retired
 from sunspots.settings import KafkaSettings, topic_flag
 from support.topics import read_to_end, unique_topics
 
+REPO = Path(__file__).resolve().parents[2]
 W10 = MODELS_DIR / "sunspot_lstm.json"
 W27 = MODELS_DIR / "sunspot_lstm_w27.json"
 
@@ -90,6 +94,12 @@ def test_publish_promote_retire_as_a_service_sees_them(kafka: KafkaSettings) -> 
     ]
     # The promotion's two records are one transaction: adjacent, one commit marker after them.
     assert records[3].offset == records[2].offset + 1
+    # Every record follows the published contract of the topic.
+    document = json.loads((REPO / "schemas" / "model-record.json").read_text())
+    validator = Draft202012Validator(document, format_checker=Draft202012Validator.FORMAT_CHECKER)
+    for record in records:
+        if record.value is not None:
+            validator.validate(json.loads(record.value))
 
 
 def test_promote_without_a_challenger_is_bad_input(kafka: KafkaSettings) -> None:

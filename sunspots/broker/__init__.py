@@ -97,6 +97,19 @@ def _cluster_id() -> str:
             return cluster_id
 
 
+# A single node's internal topics: one replica, one partition each.
+ONE_NODE_TOPICS = {
+    "num.partitions": "1",
+    "offsets.topic.replication.factor": "1",
+    "offsets.topic.num.partitions": "1",
+    "transaction.state.log.replication.factor": "1",
+    "transaction.state.log.min.isr": "1",
+    "transaction.state.log.num.partitions": "1",
+    "share.coordinator.state.topic.replication.factor": "1",
+    "share.coordinator.state.topic.min.isr": "1",
+}
+
+
 def single_node_properties(port: int, controller_port: int, log_dir: Path) -> dict[str, str]:
     """A development broker: one node, every internal topic with one replica."""
     return {
@@ -109,14 +122,7 @@ def single_node_properties(port: int, controller_port: int, log_dir: Path) -> di
         "inter.broker.listener.name": "PLAINTEXT",
         "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
         "log.dirs": str(log_dir),
-        "num.partitions": "1",
-        "offsets.topic.replication.factor": "1",
-        "offsets.topic.num.partitions": "1",
-        "transaction.state.log.replication.factor": "1",
-        "transaction.state.log.min.isr": "1",
-        "transaction.state.log.num.partitions": "1",
-        "share.coordinator.state.topic.replication.factor": "1",
-        "share.coordinator.state.topic.min.isr": "1",
+        **ONE_NODE_TOPICS,
         **TEST_TUNING,
     }
 

@@ -23,6 +23,7 @@ from typing import Any
 from sunspots.broker import (
     DEFAULT_HEAP,
     KAFKA_VERSION,
+    ONE_NODE_TOPICS,
     TEST_TUNING,
     BrokerError,
     LocalBroker,
@@ -134,14 +135,7 @@ def secure_properties(
         "ssl.truststore.type": "PKCS12",
         "ssl.truststore.password": certs.password,
         "log.dirs": str(log_dir),
-        "num.partitions": "1",
-        "offsets.topic.replication.factor": "1",
-        "offsets.topic.num.partitions": "1",
-        "transaction.state.log.replication.factor": "1",
-        "transaction.state.log.min.isr": "1",
-        "transaction.state.log.num.partitions": "1",
-        "share.coordinator.state.topic.replication.factor": "1",
-        "share.coordinator.state.topic.min.isr": "1",
+        **ONE_NODE_TOPICS,
         **TEST_TUNING,
     }
     for listener, keystore in (("secure", certs.keystore), ("foreign", certs.foreign_keystore)):

@@ -38,6 +38,9 @@ from kafka.errors import (
     AuthorizationError,
     ClusterAuthorizationFailedError,
     GroupAuthorizationFailedError,
+    KafkaConnectionError,
+    KafkaError,
+    KafkaTimeoutError,
     SaslAuthenticationFailedError,
     TopicAuthorizationFailedError,
     TransactionalIdAuthorizationFailedError,
@@ -150,6 +153,17 @@ def explain(
     if found is not None:
         return found
     return Refusal(UNREACHABLE, f"cannot reach Kafka at {kafka.bootstrap_servers}: {error}")
+
+
+def of_failure(
+    error: KafkaError, kafka: KafkaSettings, resources: Mapping[str, str] | None = None
+) -> Refusal | None:
+    """The refusal behind a failed Kafka request: for a connection failure (a timeout, no
+    connection), what `explain` finds; for any other error, the brokers' refusal it carries, or
+    None when it carries none (the brokers turned down the request itself)."""
+    if isinstance(error, (KafkaTimeoutError, KafkaConnectionError)):
+        return explain(error, kafka, resources)
+    return from_error(error, kafka, resources)
 
 
 def _servers(kafka: KafkaSettings) -> list[str]:

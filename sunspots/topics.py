@@ -21,16 +21,11 @@ import sys
 from dataclasses import dataclass
 
 from kafka.admin import KafkaAdminClient, NewTopic
-from kafka.errors import (
-    KafkaConnectionError,
-    KafkaError,
-    KafkaTimeoutError,
-    TopicAlreadyExistsError,
-)
+from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from sunspots.cli import EXIT_USAGE, Parser, env_flag, positive_int
 from sunspots.logs import add_logging_flags, setup_logging
-from sunspots.refusal import explain, from_error, preflight
+from sunspots.refusal import of_failure, preflight
 from sunspots.settings import KafkaSettings, Topics, add_kafka_flags, kafka_settings_from_args
 
 log = logging.getLogger(__name__)
@@ -134,10 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if refusal is None:
             created = create_topics(kafka, args.partitions, replication_from_args(args))
-    except (KafkaTimeoutError, KafkaConnectionError) as exc:
-        refusal = explain(exc, kafka)
     except KafkaError as exc:
-        refusal = from_error(exc, kafka)
+        refusal = of_failure(exc, kafka)
         if refusal is None:  # the brokers refused the request itself (a replication factor...)
             log.error("cannot create the topics on %s: %s", kafka.bootstrap_servers, exc)
             return EXIT_USAGE

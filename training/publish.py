@@ -29,12 +29,12 @@ from pathlib import Path
 from typing import TypeVar
 
 from kafka import KafkaConsumer, KafkaProducer
-from kafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
+from kafka.errors import KafkaError
 
 from sunspots import registry
 from sunspots.artifact import FORECASTER_KIND, ArtifactError, metadata_path, read_artifact
 from sunspots.model_feed import ModelFeed
-from sunspots.refusal import explain, from_error, probe
+from sunspots.refusal import of_failure, probe
 from sunspots.registry import ModelRecord
 from sunspots.settings import KafkaSettings
 
@@ -215,11 +215,8 @@ def _kafka_step(kafka: KafkaSettings, step: Callable[[], T], what: str) -> T:
     resources = {"topic": kafka.topics.models, "transactional id": TRANSACTIONAL_ID}
     try:
         return step()
-    except (KafkaTimeoutError, KafkaConnectionError) as exc:
-        refusal = explain(exc, kafka, resources)
     except KafkaError as exc:
-        found = from_error(exc, kafka, resources)
-        if found is None:
+        refusal = of_failure(exc, kafka, resources)
+        if refusal is None:
             raise CommandError(f"cannot {what}: {exc!r}", EXIT_KAFKA) from None
-        refusal = found
     raise CommandError(f"cannot {what}: {refusal.line}", refusal.exit_code)

@@ -184,7 +184,7 @@ class DeadLetters:
                     r.where,
                     r.detail,
                     exc_info=r.exc,
-                    extra=extra,
+                    extra={**extra, "rate_limited": True},  # by the throttle, not RepeatFilter
                 )
         self.pending.clear()
 

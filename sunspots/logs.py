@@ -79,7 +79,8 @@ def formatter(log_format: str, service: str, instance_id: str) -> logging.Format
 class RepeatFilter(logging.Filter):
     """Holds back repeats of a log line (same logger, level, message template and `reason`)
     from the loggers under `prefixes` for `window_s` seconds; the next one after that says how
-    many were held back."""
+    many were held back. A line that its logger already rate-limits itself (`extra` holds
+    `rate_limited=True`) passes, so it is not limited twice."""
 
     def __init__(
         self,
@@ -94,6 +95,8 @@ class RepeatFilter(logging.Filter):
         self.seen: dict[tuple[str, int, str, object], tuple[float, int]] = {}
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "rate_limited", False):
+            return True
         if not any(record.name == p or record.name.startswith(p + ".") for p in self.prefixes):
             return True
         key = (record.name, record.levelno, str(record.msg), getattr(record, "reason", None))

@@ -91,3 +91,21 @@ def test_dead_letters_are_held_back_per_reason() -> None:
     assert repeats.filter(dead_letter("not_json"))
     assert not repeats.filter(dead_letter("not_json"))
     assert repeats.filter(dead_letter("duplicate"))
+
+
+def test_a_line_its_logger_rate_limits_itself_is_not_held_back_again() -> None:
+    """Internal-error dead letters are limited by their own throttle (10 a minute, with a
+    summary), which RepeatFilter must not cut to one a minute."""
+    repeats = RepeatFilter(("consumer.processor",), clock=Clock())
+
+    def failure() -> logging.LogRecord:
+        return _record(
+            "consumer.processor",
+            "record at %s failed (%s); dead-lettered",
+            reason="internal_error",
+            rate_limited=True,
+        )
+
+    assert all(repeats.filter(failure()) for _ in range(10))
+    plain = _record("consumer.processor", "dead letter %s", reason="not_json")
+    assert repeats.filter(plain) and not repeats.filter(plain)

@@ -121,6 +121,9 @@ class Topics:
     observations: str = _topic("sunspots.observations")
     forecasts: str = _topic("sunspots.forecasts")
     evaluations: str = _topic("sunspots.evaluations")
+    # A challenger's forecasts and evaluations, beside the champion's (consumer.lanes).
+    forecasts_shadow: str = _topic("sunspots.forecasts.shadow")
+    evaluations_shadow: str = _topic("sunspots.evaluations.shadow")
     dead_letter: str = _topic("sunspots.dead-letter", partitioned=False)
     # Partition p of the changelog holds the windows of observations partition p.
     state: str = _topic("sunspots.forecaster-state", configs=CHANGELOG_CONFIGS)

@@ -32,8 +32,13 @@ def topic_env(topics: Topics) -> dict[str, str]:
     return {spec.env: name for name, spec in topics.named()}
 
 
-def reader(bootstrap: str, topic: str, **config: Any) -> KafkaConsumer:
-    """A read_committed consumer with no group, at the start of every partition of `topic`."""
+def reader(bootstrap: str, topic: str, wait: float = 30.0, **config: Any) -> KafkaConsumer:
+    """A read_committed consumer with no group, at the start of every partition of `topic`.
+
+    A metadata request can fail (a bootstrap node just killed, a leader moving): the topic's
+    partitions are asked for again until known, for at most `wait` seconds, then LookupError,
+    so that a failed lookup never reads as an empty topic.
+    """
     consumer = KafkaConsumer(
         bootstrap_servers=bootstrap,
         group_id=None,
@@ -41,7 +46,13 @@ def reader(bootstrap: str, topic: str, **config: Any) -> KafkaConsumer:
         isolation_level="read_committed",
         **config,
     )
-    partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+    deadline = time.monotonic() + wait
+    while not (known := consumer.partitions_for_topic(topic)):
+        if time.monotonic() > deadline:
+            consumer.close()
+            raise LookupError(f"the partitions of {topic} are still unknown after {wait:g} s")
+        time.sleep(0.5)
+    partitions = [TopicPartition(topic, p) for p in known]
     consumer.assign(partitions)
     consumer.seek_to_beginning(*partitions)
     return consumer

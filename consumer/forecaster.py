@@ -120,7 +120,7 @@ class Forecaster:
         self.series: dict[str, SeriesState] = {}
         self.labels = SeriesLabels(metrics)
         self.dead_letters = DeadLetters(topics.dead_letter, metrics.dead_letters)
-        metrics.model_info.labels(model.model_version).set(1)
+        metrics.model_info.labels(model.model_version, "champion").set(1)
 
     # --- one batch ------------------------------------------------------------------------
 

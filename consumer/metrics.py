@@ -151,12 +151,93 @@ class ForecasterMetrics:
         )
         self.model_info = Gauge(
             "sunspot_model_info",
-            "The model artifact being served.",
-            ["model_version"],
+            "The models this instance runs: the champion serves, a challenger is shadow-scored.",
+            ["model_version", "role"],
             registry=registry,
         )
         self.live_series = Gauge(
             "sunspot_series", "Series whose state this instance holds.", registry=registry
+        )
+        self.lifecycle = LifecycleMetrics(registry)
+
+
+class LifecycleMetrics:
+    """The models' lifecycle: switches, refusals, promotions, each role's scores, drift."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.switches = Counter(
+            "sunspot_model_switches",
+            "Models taken from the models topic while running, by role (a new champion "
+            "serving, a challenger starting its shadow forecasts).",
+            ["role"],
+            registry=registry,
+        )
+        self.rejections = Counter(
+            "sunspot_model_rejections",
+            "Model records refused (the model in place keeps its role), by reason.",
+            ["reason"],
+            registry=registry,
+        )
+        self.promotions = Counter(
+            "sunspot_model_promotions",
+            "Challengers this instance promoted to champion by the automatic rule.",
+            registry=registry,
+        )
+        by_role = ["role", "model_version"]
+        self.forecasts = Counter(
+            "sunspot_model_forecasts",
+            "Forecasts made, by role and model.",
+            by_role,
+            registry=registry,
+        )
+        self.evaluations = Counter(
+            "sunspot_model_evaluations",
+            "Forecasts scored, by role and model.",
+            by_role,
+            registry=registry,
+        )
+        scored = ["series", "role", "model_version"]
+        self.rmse = Gauge(
+            "sunspot_model_rmse",
+            "RMSE over the last K evaluations, by role and model.",
+            scored,
+            registry=registry,
+        )
+        self.skill = Gauge(
+            "sunspot_model_skill",
+            "Skill against persistence over the last K evaluations: 1 - RMSE / persistence "
+            "RMSE (above 0: better than tomorrow = today).",
+            scored,
+            registry=registry,
+        )
+        self.coverage = Gauge(
+            "sunspot_model_interval_coverage",
+            "Share of the last K actuals inside the 90 % interval, by role and model.",
+            scored,
+            registry=registry,
+        )
+        drift = ["series", "role"]
+        self.drift_detected = Gauge(
+            "sunspot_drift_detected",
+            "1 from a drift alarm until the detector has learned the new error level, else 0.",
+            drift,
+            registry=registry,
+        )
+        self.drift_alarms = Counter(
+            "sunspot_drift_alarms", "Drift alarms on the live error.", drift, registry=registry
+        )
+        self.drift_statistic = Gauge(
+            "sunspot_drift_statistic",
+            "The Page-Hinkley statistic of the relative error (alarm above its threshold).",
+            drift,
+            registry=registry,
+        )
+        self.drift_alarm_date = Gauge(
+            "sunspot_drift_last_alarm_timestamp_seconds",
+            "The target date (midnight UTC, Unix time) of the scored forecast that raised the "
+            "last drift alarm.",
+            drift,
+            registry=registry,
         )
 
     def gauges(self) -> tuple[Gauge, ...]:

@@ -160,6 +160,27 @@ class ForecasterMetrics:
         )
         self.lifecycle = LifecycleMetrics(registry)
 
+    def gauges(self) -> tuple[Gauge, ...]:
+        """The per-series gauges: last values, frozen once a series stops."""
+        return (
+            self.error,
+            self.rmse,
+            self.persistence_rmse,
+            self.coverage,
+            self.width,
+            self.alpha,
+            self.forecast_value,
+            self.actual_value,
+        )
+
+    def band_gauges(self) -> tuple[Gauge, ...]:
+        """The per-series gauges labelled by `series` and `band`."""
+        return (self.band_coverage, self.band_width, self.band_evaluations)
+
+    def counts(self) -> tuple[Counter | Histogram, ...]:
+        """The per-series counters and histograms labelled by `series` alone."""
+        return (self.observations, self.forecasts, self.evaluations, self.abs_error)
+
 
 class LifecycleMetrics:
     """The models' lifecycle: switches, refusals, promotions, each role's scores, drift."""
@@ -239,27 +260,6 @@ class LifecycleMetrics:
             drift,
             registry=registry,
         )
-
-    def gauges(self) -> tuple[Gauge, ...]:
-        """The per-series gauges: last values, frozen once a series stops."""
-        return (
-            self.error,
-            self.rmse,
-            self.persistence_rmse,
-            self.coverage,
-            self.width,
-            self.alpha,
-            self.forecast_value,
-            self.actual_value,
-        )
-
-    def band_gauges(self) -> tuple[Gauge, ...]:
-        """The per-series gauges labelled by `series` and `band`."""
-        return (self.band_coverage, self.band_width, self.band_evaluations)
-
-    def counts(self) -> tuple[Counter | Histogram, ...]:
-        """The per-series counters and histograms labelled by `series` alone."""
-        return (self.observations, self.forecasts, self.evaluations, self.abs_error)
 
 
 class ClassifierMetrics:

@@ -23,7 +23,10 @@ from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector,
 
 from consumer import health as health_endpoint
 from consumer.config import ServiceConfig, build_parser, config_from_args
+from consumer.containment import Contained
 from consumer.fencing import Fenced
+from consumer.following import ModelFollower
+from consumer.forecaster import Forecaster
 from consumer.processor import Processor
 from consumer.retry import Backoff, Interrupted, Retry
 from consumer.runner import KafkaClients, Runner, RunnerConfig
@@ -136,17 +139,34 @@ def _serve(
         state_topic=config.mode.state(topics),
         max_poll_records=config.max_poll_records,
     )
+    follower: ModelFollower | None = None
     try:
         if config.create_topics:
             _create_topics(config, health, stop)
+        if config.mode.follows_models:
+            follower = _follow_models(config, processor, health, stop)
         clients = KafkaClients(config.kafka, runner_config, health, stop)
-        Runner(clients, runner_config, processor, health, stop).run()
+        Runner(clients, runner_config, processor, health, stop, follower).run()
     except Interrupted as exc:
         log.info("%s", exc)
     except Fenced as exc:
         log.error("%s: another instance runs as %r; stopping", exc, config.instance_id)
         return EXIT_FENCED
+    finally:
+        if follower is not None:
+            follower.close()
     return 0
+
+
+def _follow_models(
+    config: ServiceConfig,
+    processor: Processor,
+    health: health_endpoint.Health,
+    stop: threading.Event,
+) -> ModelFollower | None:
+    forecaster = processor.processor if isinstance(processor, Contained) else processor
+    assert isinstance(forecaster, Forecaster)
+    return ModelFollower.start(config.kafka, forecaster, Retry(stop, health, Backoff()))
 
 
 def _create_topics(

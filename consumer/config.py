@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from consumer.modes import MODES, Mode
+from consumer.promotion import PromotionPolicy
 from consumer.publishing import AT_LEAST_ONCE, EXACTLY_ONCE
 from sunspots.cli import Parser, boolean, env_flag, port, positive_int
 from sunspots.logs import add_logging_flags
@@ -35,6 +36,8 @@ class ServiceConfig:
     replication: Replication
     max_series: int = 0  # forecast only
     metrics_host: str = "0.0.0.0"
+    history: int = 64  # forecast only
+    promotion: PromotionPolicy | None = None  # forecast only: None, no automatic promotion
 
 
 def build_parser(description: str | None = None) -> argparse.ArgumentParser:
@@ -109,4 +112,12 @@ def config_from_args(args: argparse.Namespace) -> ServiceConfig:
         max_poll_records=args.max_poll_records,
         create_topics=args.create_topics,
         replication=replication_from_args(args),
+        history=getattr(args, "history", 64),
+        promotion=_promotion(args),
     )
+
+
+def _promotion(args: argparse.Namespace) -> PromotionPolicy | None:
+    if not getattr(args, "auto_promote", False):
+        return None
+    return PromotionPolicy(args.promote_days, args.promote_margin)

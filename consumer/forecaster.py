@@ -22,6 +22,15 @@ of its state, and puts the copies back if anything in the batch raises; metrics,
 scores and dead-letter counts change only once the batch has succeeded. `consumer.containment`
 relies on this to isolate a record that makes a batch fail.
 
+Models (consumer.lanes): the champion's forecasts and evaluations go to the forecasts and
+evaluations topics; a challenger, while one runs, forecasts from the same windows (each model
+reads as many of the series' last values as its input needs) and goes to the shadow topics.
+Each output carries the version of the model that made it. Between batches, `follow` applies
+the records of the models topic: a new champion serves from the next batch on, and a forecast
+pending from the old one is still scored, under its own version. The live error of each role
+is watched for drift (sunspots.drift), and with automatic promotion (consumer.promotion) a
+challenger that beats the champion is published as champion, in the batch's transaction.
+
 Bounds: at most `max_series` series hold state at once; an observation of a new series past
 the limit is a dead letter `too_many_series`, so a producer that invents ids cannot exhaust
 memory or the metrics' label space. A series forgotten on revocation frees its slot, and its
@@ -35,15 +44,19 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Protocol
 
 import numpy as np
 
+from consumer.lanes import Change, ForecastModel, Lane, Lanes
 from consumer.metrics import BatchTally, ForecasterMetrics, SeriesLabels
 from consumer.output import Output
 from consumer.processor import DeadLetters, Record
-from consumer.series import InBatch, Pending, SeriesState
-from sunspots.intervals import Calibration, band, volatility
+from consumer.promotion import PromotionPolicy, PromotionRule
+from consumer.series import InBatch, Keeping, Pending, Pendings, SeriesState
+from sunspots import registry
+from sunspots.evaluation import RollingScore
+from sunspots.intervals import band, volatility
+from sunspots.registry import CHALLENGER, CHAMPION, Entry
 from sunspots.schemas import (
     Evaluation,
     Forecast,
@@ -60,40 +73,34 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MAX_SERIES = 10_000
 
-
-class ForecastModel(Protocol):
-    """What the forecaster needs of a model: sunspots.artifact.ForecasterModel is one."""
-
-    @property
-    def window(self) -> int: ...
-
-    @property
-    def model_version(self) -> str: ...
-
-    @property
-    def calibration(self) -> Calibration: ...
-
-    def predict(self, windows: np.ndarray) -> np.ndarray: ...
+__all__ = ["DEFAULT_MAX_SERIES", "ForecastModel", "Forecaster"]
 
 
 @dataclass(slots=True)
 class _Window:
     state: SeriesState
     end: date
-    values: tuple[float, ...]
+    values: tuple[float, ...]  # the model's input: the series' last values
+
+
+@dataclass(slots=True)
+class _Scoring:
+    pending: Pending
+    state: SeriesState
+    actual: float
+    role: str
 
 
 @dataclass(slots=True)
 class _Batch:
-    """What one batch gathers before the model call, and what it must put back if it fails."""
+    """What one batch gathers before the model calls, and what it must put back if it fails."""
 
     today: date
-    windows: list[_Window] = field(default_factory=list)
-    scored: list[tuple[Pending, SeriesState, float]] = field(default_factory=list)
-    # In application order: (True, i) the forecast of windows[i], (False, j) the scoring of
-    # scored[j].
-    steps: list[tuple[bool, int]] = field(default_factory=list)
-    evaluations: list[Evaluation] = field(default_factory=list)
+    windows: dict[str, list[_Window]] = field(default_factory=dict)  # by role
+    scorings: list[_Scoring] = field(default_factory=list)
+    # In application order: (role, i) the forecast of windows[role][i], (None, j) scorings[j].
+    steps: list[tuple[str | None, int]] = field(default_factory=list)
+    evaluations: list[Evaluation] = field(default_factory=list)  # beside `scorings`
     # The series this batch changed, each with its state from before the batch (None: new).
     saved: dict[str, SeriesState | None] = field(default_factory=dict)
     touched: dict[str, SeriesState] = field(default_factory=dict)
@@ -110,17 +117,78 @@ class Forecaster:
         rolling: int = 365,
         today: Callable[[], date] = today_utc,
         max_series: int = DEFAULT_MAX_SERIES,
+        keeping: Keeping | None = None,
+        promotion: PromotionPolicy | None = None,
+        promoter: str = "forecaster",
     ) -> None:
-        self.model = model
+        self.keeping = keeping or Keeping(rolling=rolling)
+        self.lanes = Lanes(model, topics, self.keeping.history)
+        if model.window > self.keeping.history:
+            raise ValueError(
+                f"the model reads {model.window} values; series keep {self.keeping.history} "
+                "(--history)"
+            )
         self.topics = topics
         self.metrics = metrics
-        self.rolling = rolling
         self.today = today
         self.max_series = max_series
         self.series: dict[str, SeriesState] = {}
         self.labels = SeriesLabels(metrics)
         self.dead_letters = DeadLetters(topics.dead_letter, metrics.dead_letters)
-        metrics.model_info.labels(model.model_version, "champion").set(1)
+        self.promotion = None if promotion is None else PromotionRule(promotion)
+        self.promoter = promoter
+        self.challenger_record: registry.ModelRecord | None = None
+        metrics.model_info.labels(model.model_version, CHAMPION).set(1)
+
+    @property
+    def model(self) -> ForecastModel:
+        """The champion's model, the one serving."""
+        return self.lanes.champion.model
+
+    # --- the models topic, between batches --------------------------------------------------
+
+    def follow(self, entries: Iterable[Entry]) -> None:
+        """Apply records of the models topic; takes effect from the next batch."""
+        for entry in entries:
+            change = self.lanes.apply(entry)
+            if change.started is not None and change.role == CHALLENGER:
+                assert isinstance(entry, registry.Published)
+                self.challenger_record = entry.record
+            self._tell(change)
+            if (change.started or change.stopped) and self.promotion is not None:
+                self.promotion.reset()
+
+    def _tell(self, change: Change) -> None:
+        """Count and log what a models-topic entry did, once."""
+        m = self.metrics
+        if change.refused is not None:
+            reason, detail = change.refused
+            m.lifecycle.rejections.labels(reason).inc()
+            log.warning(
+                "model record refused (%s): %s; the models in place keep running",
+                reason,
+                detail,
+                extra={"reason": reason},
+            )
+            return
+        if change.ignored:
+            log.info("models topic: %s; nothing changes", change.ignored)
+            return
+        old, new = change.stopped, change.started
+        if old is not None:
+            m.model_info.remove(old.version, old.role)
+            self.labels.retire_model(old.role, old.version)
+        if new is not None:
+            m.model_info.labels(new.version, new.role).set(1)
+            m.lifecycle.switches.labels(new.role).inc()
+        log.info(
+            "%s: %s",
+            change.role,
+            f"{new.version} now runs" + (f" (was {old.version})" if old else "")
+            if new is not None
+            else f"{old.version if old else 'none'} retired",
+            extra={"role": change.role},
+        )
 
     # --- one batch ------------------------------------------------------------------------
 
@@ -131,8 +199,7 @@ class Forecaster:
         except BaseException:
             self._roll_back(batch)
             raise
-        self._commit(batch)
-        return outputs
+        return outputs + self._commit(batch)
 
     def _process(self, records: list[Record], batch: _Batch) -> list[Output]:
         today = batch.today
@@ -144,23 +211,29 @@ class Forecaster:
             obs = self.dead_letters.decode(record, decode, batch.dead)
             if obs is not None:
                 self._apply(record, obs, batch)
-        forecasts, batch.evaluations = self._forecast(batch)
+        forecasts = self._forecast(batch)
         for state in batch.touched.values():
-            if isinstance(state.window.pending, InBatch):
-                state.window.pending = forecasts[state.window.pending.index]
-        topics = self.topics
+            _resolve(state.window.pending, forecasts)
         return [
             *(
-                Output(topics.forecasts, f.encode(), w.state.key)
-                for f, w in zip(forecasts, batch.windows, strict=True)
+                Output(lane.forecasts, f.encode(), w.state.key)
+                for lane in self.lanes
+                for f, w in zip(
+                    forecasts.get(lane.role, ()), batch.windows.get(lane.role, ()), strict=True
+                )
             ),
             *(
-                Output(topics.evaluations, e.encode(), state.key)
-                for e, (_, state, _) in zip(batch.evaluations, batch.scored, strict=True)
+                Output(self._lane(s.role).evaluations, e.encode(), s.state.key)
+                for e, s in zip(batch.evaluations, batch.scorings, strict=True)
             ),
             *batch.dead,
             *(self._state_record(state) for state in batch.touched.values()),
         ]
+
+    def _lane(self, role: str) -> Lane:
+        lane = self.lanes.get(role)
+        assert lane is not None
+        return lane
 
     def _apply(self, record: Record, obs: Observation, batch: _Batch) -> None:
         name = obs.series
@@ -174,11 +247,8 @@ class Forecaster:
         if name not in batch.saved:
             batch.saved[name] = None if state is None else state.copy()
         if state is None:
-            state = SeriesState.new(
-                name, self.model.window, record.partition, self.model.calibration, self.rolling
-            )
-            self.series[name] = state
-        step = state.window.apply(obs.date, obs.sunspot_number)
+            state = self.series[name] = SeriesState.new(name, record.partition, self.keeping)
+        step = state.window.apply(obs.date, obs.sunspot_number, self.lanes.shortest)
         if step.status != APPLIED:
             detail = f"{name} {obs.date} arrived after {state.window.last_date}"
             batch.dead.append(self.dead_letters.reject(record, step.status, detail))
@@ -191,49 +261,87 @@ class Forecaster:
             batch.tally.reset(name, step.reset)
         if step.scored is not None:
             assert obs.sunspot_number is not None
-            batch.steps.append((False, len(batch.scored)))
-            batch.scored.append((step.scored, state, obs.sunspot_number))
+            self._score_later(step.scored, state, obs.sunspot_number, batch)
         if step.ready is not None:
-            state.window.pending = InBatch(len(batch.windows))
-            batch.steps.append((True, len(batch.windows)))
-            batch.windows.append(_Window(state, obs.date, step.ready))
+            state.window.pending = self._forecast_later(state, obs.date, step.ready, batch)
 
-    def _forecast(self, batch: _Batch) -> tuple[list[Forecast], list[Evaluation]]:
-        """The batch's forecasts, from one model call, and its evaluations, in step order."""
-        values, scales = self._predict(batch)
-        forecasts: dict[int, Forecast] = {}
-        evaluations = []
-        for is_forecast, index in batch.steps:
-            if is_forecast:
-                forecasts[index] = self._made(batch.windows[index], values[index], scales[index])
-                batch.tally.forecast(forecasts[index].series, values[index])
+    def _score_later(
+        self, pending: Pendings, state: SeriesState, actual: float, batch: _Batch
+    ) -> None:
+        """Each role's pending forecast, to score once the batch's forecasts are made; that of
+        a role no model runs any more (a retired challenger) is dropped."""
+        for role, made in pending.items():
+            if self.lanes.get(role) is not None:
+                batch.steps.append((None, len(batch.scorings)))
+                batch.scorings.append(_Scoring(made, state, actual, role))
+
+    def _forecast_later(
+        self, state: SeriesState, end: date, values: tuple[float, ...], batch: _Batch
+    ) -> Pendings | None:
+        """A forecast of each model whose input the window holds, to make in the batch's
+        model calls."""
+        pending: Pendings = {}
+        for lane in self.lanes:
+            need = lane.model.window
+            if len(values) >= need:
+                windows = batch.windows.setdefault(lane.role, [])
+                pending[lane.role] = InBatch(len(windows))
+                batch.steps.append((lane.role, len(windows)))
+                windows.append(_Window(state, end, values[-need:]))
+        return pending or None
+
+    def _forecast(self, batch: _Batch) -> dict[str, list[Forecast]]:
+        """The batch's forecasts, from one model call per role, and its evaluations, in step
+        order (each scoring moves its role's interval level before the next forecast)."""
+        predicted = {lane.role: self._predict(lane, batch) for lane in self.lanes}
+        forecasts: dict[str, dict[int, Forecast]] = {role: {} for role in predicted}
+        for role, index in batch.steps:
+            if role is not None:
+                values, scales = predicted[role]
+                made = self._made(
+                    self._lane(role), batch.windows[role][index], values[index], scales[index]
+                )
+                forecasts[role][index] = made
+                batch.tally.forecast(made.series, role, made.model_version, made.forecast)
             else:
-                pending, state, actual = batch.scored[index]
-                made = pending if isinstance(pending, Forecast) else forecasts[pending.index]
-                evaluation = Evaluation.score(made, actual)
-                state.interval.update(evaluation.covered)
-                evaluations.append(evaluation)
-        return [forecasts[i] for i in range(len(batch.windows))], evaluations
+                batch.evaluations.append(self._scored(batch.scorings[index], forecasts, batch))
+        return {role: [made[i] for i in range(len(made))] for role, made in forecasts.items()}
 
-    def _predict(self, batch: _Batch) -> tuple[list[float], list[float]]:
-        """One model call for all the batch's windows, and their volatilities."""
-        if not batch.windows:
+    def _scored(
+        self, scoring: _Scoring, forecasts: dict[str, dict[int, Forecast]], batch: _Batch
+    ) -> Evaluation:
+        pending = scoring.pending
+        made = pending if isinstance(pending, Forecast) else forecasts[scoring.role][pending.index]
+        evaluation = Evaluation.score(made, scoring.actual)
+        role = scoring.state.roles.get(scoring.role)
+        if role is not None and role.model_version == made.model_version:
+            role.interval.update(evaluation.covered)
+            drift = role.drift.apply(evaluation.error)
+            batch.tally.drift(scoring.state.name, scoring.role, drift, role.drift, made.target_date)
+        return evaluation
+
+    def _predict(self, lane: Lane, batch: _Batch) -> tuple[list[float], list[float]]:
+        """One model call for all the batch's windows of a role, and their volatilities."""
+        windows = batch.windows.get(lane.role)
+        if not windows:
             return [], []
-        x = np.array([w.values for w in batch.windows], dtype=np.float64)
+        model = lane.model
+        x = np.array([w.values for w in windows], dtype=np.float64)
         started = time.perf_counter()
-        values = self.model.predict(x).tolist()
+        values = model.predict(x).tolist()
         batch.tally.inference(time.perf_counter() - started, len(x))
-        return values, volatility(x, self.model.calibration.floor).tolist()
+        return values, volatility(x, model.calibration.floor).tolist()
 
-    def _made(self, window: _Window, value: float, scale: float) -> Forecast:
+    def _made(self, lane: Lane, window: _Window, value: float, scale: float) -> Forecast:
         """The forecast from a window, with its interval at its series' current level."""
-        lower, upper = window.state.interval.interval(value, scale)
+        role = window.state.role(lane, self.keeping)
+        lower, upper = role.interval.interval(value, scale)
         return Forecast(
             window.state.name,
             window.end + ONE_DAY,
             value,
             window.end,
-            self.model.model_version,
+            lane.version,
             lower,
             upper,
             window.values[-1],
@@ -244,20 +352,53 @@ class Forecaster:
 
     # --- commit or roll back --------------------------------------------------------------
 
-    def _commit(self, batch: _Batch) -> None:
-        """What a successful batch changes besides the windows: scores, metrics, counts."""
-        for evaluation, (_, state, _) in zip(batch.evaluations, batch.scored, strict=True):
-            state.score.add(
-                evaluation.error,
-                evaluation.persistence_error,
-                evaluation.covered,
-                evaluation.upper - evaluation.lower,
-                band(evaluation.persistence),
+    def _commit(self, batch: _Batch) -> list[Output]:
+        """What a successful batch changes besides the windows: scores, metrics, counts, and
+        the promotion it decided, if any (to publish with the batch)."""
+        days: dict[tuple[str, date], dict[str, float]] = {}
+        for evaluation, scoring in zip(batch.evaluations, batch.scorings, strict=True):
+            role = scoring.state.roles.get(scoring.role)
+            if role is None or role.model_version != evaluation.model_version:
+                # Made by a model no longer in its role: published, counted, not scored.
+                batch.tally.scored(evaluation, scoring.role, None)
+                continue
+            _add_score(role.score, evaluation)
+            days.setdefault((evaluation.series, evaluation.date), {})[scoring.role] = (
+                evaluation.error
             )
-            batch.tally.scored(state.name, evaluation.error, state.score, state.interval.level)
+            batch.tally.scored(evaluation, scoring.role, role)
         self.labels.forget_released(self.series)
         batch.tally.apply(self.metrics, len(self.series))
         self.dead_letters.commit()
+        return self._promotion(days.values())
+
+    def _promotion(self, days: Iterable[dict[str, float]]) -> list[Output]:
+        """The records that make the challenger champion, if the rule decides it now."""
+        rule, record = self.promotion, self.challenger_record
+        if rule is None or record is None or self.lanes.challenger is None:
+            return []
+        decided = False
+        for errors in days:
+            if len(errors) == 2:
+                decided = rule.apply(errors[CHAMPION], errors[CHALLENGER]) or decided
+        if not decided:
+            return []
+        champion_rmse, challenger_rmse = rule.rmse()
+        log.warning(
+            "promoting challenger %s: RMSE %.2f against the champion's %.2f over the last %d "
+            "days scored by both",
+            record.model_version,
+            challenger_rmse,
+            champion_rmse,
+            len(rule.pairs),
+        )
+        self.metrics.lifecycle.promotions.inc()
+        models = self.topics.models
+        champion = registry.with_role(record, CHAMPION, self.promoter)
+        return [
+            Output(models, registry.encode(champion), CHAMPION.encode(), partition=0),
+            Output(models, None, CHALLENGER.encode(), partition=0),
+        ]
 
     def _roll_back(self, batch: _Batch) -> None:
         for name, saved in batch.saved.items():
@@ -285,7 +426,7 @@ class Forecaster:
                 first_error = first_error or exc.detail
                 continue
             if state is None:
-                self.series.pop(series, None)  # a tombstone, or a window of another size
+                self.series.pop(series, None)  # a tombstone
                 continue
             self.series[series] = state
             self.labels.keep(series)
@@ -299,15 +440,30 @@ class Forecaster:
             )
         log.debug("partition %d: %d changelog records applied", partition, restored)
 
-    def _restored(self, series: str, value: bytes, partition: int) -> SeriesState | None:
-        state = SeriesState.from_snapshot(
-            series, value, partition, self.model.calibration, self.rolling
-        )
-        # A model with another window size: the old windows are of no use.
-        return state if state.window.size == self.model.window else None
+    def _restored(self, series: str, value: bytes, partition: int) -> SeriesState:
+        return SeriesState.from_snapshot(series, value, partition, self.lanes, self.keeping)
 
     def revoke(self, partitions: set[int]) -> None:
         gone = [s for s, state in self.series.items() if state.partition in partitions]
         for series in gone:
             del self.series[series]
         self.labels.release(gone)
+
+
+def _resolve(pending: Pendings | None, forecasts: dict[str, list[Forecast]]) -> None:
+    """Put each forecast made in the batch in place of its `InBatch` index."""
+    if pending is None:
+        return
+    for role, made in pending.items():
+        if isinstance(made, InBatch):
+            pending[role] = forecasts[role][made.index]
+
+
+def _add_score(score: RollingScore, evaluation: Evaluation) -> None:
+    score.add(
+        evaluation.error,
+        evaluation.persistence_error,
+        evaluation.covered,
+        evaluation.upper - evaluation.lower,
+        band(evaluation.persistence),
+    )

@@ -4,19 +4,36 @@ The registry is a parameter so tests use a fresh `CollectorRegistry()`. Labels s
 bounded: `series` (at most the forecaster's `--max-series` live series; a revoked series'
 children are removed, see `SeriesLabels`), `band` (the five activity bands of
 sunspots.intervals.BANDS), `reason` (the fixed set in sunspots.schemas.REASONS),
-`predicted_class` (the model's classes) and `model_version` on the info gauge only.
+`predicted_class` (the model's classes), `role` (champion, challenger) and `model_version`
+(the models an instance has run: a replaced model's gauges are removed).
+
+The per-series metrics without a `role` (sunspot_forecast_rmse, ...) are the champion's, the
+model serving; `LifecycleMetrics` has both roles' scores side by side.
 """
 
 from __future__ import annotations
 
+import logging
+import math
+from collections import Counter as TallyCounter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from sunspots.drift import DriftDetector, DriftStep
 from sunspots.evaluation import RollingScore
 from sunspots.intervals import BAND_LABELS
+from sunspots.registry import CHAMPION
+from sunspots.schemas import Evaluation
 from sunspots.window import RESET_CAUSES
+
+if TYPE_CHECKING:
+    from consumer.series import RoleState
+
+log = logging.getLogger(__name__)
 
 # Sunspot numbers run 0..~500; day-ahead errors are mostly below 30.
 ABS_ERROR_BUCKETS = (0.5, 1, 2, 3, 5, 7.5, 10, 15, 20, 30, 50, 75, 100, 150, 250)
@@ -36,6 +53,9 @@ INFERENCE_BUCKETS = (
     0.25,
     1.0,
 )
+# The labels of the lifecycle's per-series metrics, in order.
+SCORED = ("series", "role", "model_version")
+DRIFT = ("series", "role")
 BATCH_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000)
 
 
@@ -217,7 +237,7 @@ class LifecycleMetrics:
             by_role,
             registry=registry,
         )
-        scored = ["series", "role", "model_version"]
+        scored = list(SCORED)
         self.rmse = Gauge(
             "sunspot_model_rmse",
             "RMSE over the last K evaluations, by role and model.",
@@ -237,7 +257,7 @@ class LifecycleMetrics:
             scored,
             registry=registry,
         )
-        drift = ["series", "role"]
+        drift = list(DRIFT)
         self.drift_detected = Gauge(
             "sunspot_drift_detected",
             "1 from a drift alarm until the detector has learned the new error level, else 0.",
@@ -260,6 +280,17 @@ class LifecycleMetrics:
             drift,
             registry=registry,
         )
+
+    def scored_gauges(self) -> tuple[Gauge, ...]:
+        """The gauges labelled `SCORED`: series, role, model_version."""
+        return (self.rmse, self.skill, self.coverage)
+
+    def drift_gauges(self) -> tuple[Gauge, ...]:
+        """The gauges labelled `DRIFT`: series, role."""
+        return (self.drift_detected, self.drift_statistic, self.drift_alarm_date)
+
+    def series_gauges(self) -> tuple[Gauge, ...]:
+        return self.scored_gauges() + self.drift_gauges()
 
 
 class ClassifierMetrics:
@@ -299,11 +330,65 @@ class _SeriesTally:
     actual: float | None = None
     forecasts: int = 0
     last_forecast: float | None = None
+    evaluations: int = 0
     abs_errors: list[float] = field(default_factory=list)
     last_error: float | None = None
     score: RollingScore | None = None
     alpha: float | None = None
     resets: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class _DriftTally:
+    statistic: float = 0.0
+    alarms: int = 0
+    detected: bool = False
+    alarm_date: date | None = None
+    alarm_statistic: float = 0.0
+
+
+@dataclass
+class RoleTally:
+    """A batch's updates of the lifecycle metrics, by role and model."""
+
+    forecasts: TallyCounter[tuple[str, str]] = field(default_factory=TallyCounter)
+    evaluations: TallyCounter[tuple[str, str]] = field(default_factory=TallyCounter)
+    scores: dict[tuple[str, str, str], RollingScore] = field(default_factory=dict)
+    drift: dict[tuple[str, str], _DriftTally] = field(default_factory=dict)
+
+    def apply(self, m: LifecycleMetrics) -> None:
+        for key, count in self.forecasts.items():
+            m.forecasts.labels(*key).inc(count)
+        for key, count in self.evaluations.items():
+            m.evaluations.labels(*key).inc(count)
+        for key, score in self.scores.items():
+            m.rmse.labels(*key).set(score.rmse)
+            m.skill.labels(*key).set(skill(score))
+            m.coverage.labels(*key).set(score.coverage)
+        for key, d in self.drift.items():
+            m.drift_statistic.labels(*key).set(d.statistic)
+            m.drift_detected.labels(*key).set(1 if d.detected else 0)
+            if d.alarms:
+                m.drift_alarms.labels(*key).inc(d.alarms)
+            if d.alarm_date is not None:
+                midnight = datetime.combine(d.alarm_date, datetime.min.time(), UTC)
+                m.drift_alarm_date.labels(*key).set(midnight.timestamp())
+                log.warning(
+                    "drift: the %s's error on %s has risen (Page-Hinkley statistic %.1f, "
+                    "scoring the forecast for %s)",
+                    key[1],
+                    key[0],
+                    d.alarm_statistic,
+                    d.alarm_date,
+                    extra={"series": key[0], "role": key[1]},
+                )
+
+
+def skill(score: RollingScore) -> float:
+    """1 − RMSE / persistence RMSE: above 0, better than tomorrow = today (NaN without a
+    persistence error to compare with)."""
+    reference = score.persistence_rmse
+    return 1.0 - score.rmse / reference if reference > 0 else math.nan
 
 
 class BatchTally:
@@ -318,6 +403,7 @@ class BatchTally:
     def __init__(self) -> None:
         self.series: dict[str, _SeriesTally] = {}
         self.model_calls: list[tuple[float, int]] = []
+        self.roles = RoleTally()
 
     def _of(self, series: str) -> _SeriesTally:
         tally = self.series.get(series)
@@ -335,17 +421,40 @@ class BatchTally:
         resets = self._of(series).resets
         resets[cause] = resets.get(cause, 0) + 1
 
-    def forecast(self, series: str, value: float) -> None:
-        tally = self._of(series)
-        tally.forecasts += 1
-        tally.last_forecast = value
+    def forecast(self, series: str, role: str, version: str, value: float) -> None:
+        self.roles.forecasts[(role, version)] += 1
+        if role == CHAMPION:
+            tally = self._of(series)
+            tally.forecasts += 1
+            tally.last_forecast = value
 
-    def scored(self, series: str, error: float, score: RollingScore, alpha: float) -> None:
+    def scored(self, evaluation: Evaluation, role: str, state: RoleState | None) -> None:
+        """An evaluation of `role`; `state` is the role's state when the evaluation is of the
+        model now in the role (else it is counted, and scores nothing)."""
+        series, version = evaluation.series, evaluation.model_version
+        self.roles.evaluations[(role, version)] += 1
+        if state is not None:
+            self.roles.scores[(series, role, version)] = state.score
+        if role != CHAMPION:
+            return
         tally = self._of(series)
-        tally.abs_errors.append(abs(error))
-        tally.last_error = error
-        tally.score = score
-        tally.alpha = alpha
+        tally.evaluations += 1
+        tally.abs_errors.append(abs(evaluation.error))
+        tally.last_error = evaluation.error
+        if state is not None:
+            tally.score = state.score
+            tally.alpha = state.interval.level
+
+    def drift(
+        self, series: str, role: str, step: DriftStep, detector: DriftDetector, target: date
+    ) -> None:
+        d = self.roles.drift.setdefault((series, role), _DriftTally())
+        d.statistic = step.statistic
+        d.detected = detector.alarms > 0 and detector.seen < detector.policy.warmup
+        if step.alarm:
+            d.alarms += 1
+            d.alarm_date = target
+            d.alarm_statistic = step.statistic
 
     def inference(self, seconds: float, windows: int) -> None:
         self.model_calls.append((seconds, windows))
@@ -365,18 +474,20 @@ class BatchTally:
             if t.forecasts:
                 m.forecasts.labels(series).inc(t.forecasts)
                 m.forecast_value.labels(series).set(t.last_forecast)
-            if t.score is not None:
+            if t.evaluations:
                 histogram = m.abs_error.labels(series)
                 for value in t.abs_errors:
                     histogram.observe(value)
-                m.evaluations.labels(series).inc(len(t.abs_errors))
+                m.evaluations.labels(series).inc(t.evaluations)
                 m.error.labels(series).set(t.last_error)
+            if t.score is not None and t.alpha is not None:
                 m.rmse.labels(series).set(t.score.rmse)
                 m.persistence_rmse.labels(series).set(t.score.persistence_rmse)
                 m.coverage.labels(series).set(t.score.coverage)
                 m.width.labels(series).set(t.score.mean_width)
                 m.alpha.labels(series).set(t.alpha)
                 _set_bands(m, series, t.score.bands())
+        self.roles.apply(m.lifecycle)
 
 
 def _set_bands(
@@ -410,13 +521,26 @@ class SeriesLabels:
         self.released: set[str] = set()
 
     def release(self, series: Iterable[str]) -> None:
+        lifecycle = self.metrics.lifecycle
+        scored = lifecycle.scored_gauges()
         for name in series:
             for gauge in self.metrics.gauges():
                 gauge.remove(name)
             for gauge in self.metrics.band_gauges():
                 for band in BAND_LABELS:
                     gauge.remove(name, band)
+            for gauge in lifecycle.series_gauges():
+                remove_matching(gauge, SCORED if gauge in scored else DRIFT, series=name)
             self.released.add(name)
+
+    def retire_model(self, role: str, version: str) -> None:
+        """A model left its role: its scores' gauges go, and the role's drift gauges, whose
+        test starts afresh with the next model."""
+        lifecycle = self.metrics.lifecycle
+        for gauge in lifecycle.scored_gauges():
+            remove_matching(gauge, SCORED, role=role, model_version=version)
+        for gauge in lifecycle.drift_gauges():
+            remove_matching(gauge, DRIFT, role=role)
 
     def keep(self, series: str) -> None:
         self.released.discard(series)
@@ -429,4 +553,19 @@ class SeriesLabels:
                 metric.remove(name)
             for cause in RESET_CAUSES:
                 self.metrics.window_resets.remove(name, cause)
+            remove_matching(self.metrics.lifecycle.drift_alarms, DRIFT, series=name)
         self.released.clear()
+
+
+def remove_matching(metric: Gauge | Counter, names: tuple[str, ...], **labels: str) -> None:
+    """Remove every child of `metric` (labelled `names`, in order) whose labels include
+    `labels`; the children are found through the metric's public `collect()`."""
+    wanted = labels.items()
+    found = {
+        tuple(sample.labels[n] for n in names)
+        for family in metric.collect()
+        for sample in family.samples
+        if wanted <= sample.labels.items()
+    }
+    for values in found:
+        metric.remove(*values)

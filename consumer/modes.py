@@ -21,8 +21,10 @@ from prometheus_client import CollectorRegistry
 from consumer.containment import Contained
 from consumer.forecaster import DEFAULT_MAX_SERIES
 from consumer.processor import Processor
-from sunspots.artifact import DEFAULT_CLASSIFIER, DEFAULT_FORECASTER
-from sunspots.cli import env_flag, positive_int
+from consumer.promotion import PromotionPolicy
+from consumer.series import DEFAULT_HISTORY, Keeping
+from sunspots.artifact import DEFAULT_CLASSIFIER, DEFAULT_FORECASTER, ArtifactError
+from sunspots.cli import boolean, env_flag, fraction, positive_int
 from sunspots.settings import Topics
 
 if TYPE_CHECKING:
@@ -43,6 +45,7 @@ class Mode:
     state: Callable[[Topics], str | None]
     build: Callable[[ServiceConfig, CollectorRegistry], Processor]
     add_flags: Callable[[argparse.ArgumentParser], None] = lambda parser: None
+    follows_models: bool = False  # reads the models topic (consumer.following)
 
 
 def _forecast_flags(parser: argparse.ArgumentParser) -> None:
@@ -61,6 +64,35 @@ def _forecast_flags(parser: argparse.ArgumentParser) -> None:
         "are dead letters (too_many_series)",
         type=positive_int,
     )
+    env_flag(
+        parser,
+        "--history",
+        DEFAULT_HISTORY,
+        "values kept per series (in the changelog), at least the longest model input: a "
+        "model with a longer input than the one serving takes over without a warm-up",
+        type=positive_int,
+    )
+    env_flag(
+        parser,
+        "--auto-promote",
+        "false",
+        "publish the challenger as champion once it beats the champion (true/false)",
+        type=boolean,
+    )
+    env_flag(
+        parser,
+        "--promote-days",
+        PromotionPolicy.days,
+        "with --auto-promote: the last K days scored by both models that are compared",
+        type=positive_int,
+    )
+    env_flag(
+        parser,
+        "--promote-margin",
+        PromotionPolicy.margin,
+        "with --auto-promote: how much lower the challenger's RMSE must be (0.05: 5 %%)",
+        type=fraction,
+    )
 
 
 def _build_forecaster(config: ServiceConfig, registry: CollectorRegistry) -> Processor:
@@ -70,12 +102,19 @@ def _build_forecaster(config: ServiceConfig, registry: CollectorRegistry) -> Pro
 
     model = load_forecaster(config.model or DEFAULT_FORECASTER)
     log.info("forecaster model %s, window %d", model.model_version, model.window)
+    if model.window > config.history:
+        raise ArtifactError(
+            f"{config.model or DEFAULT_FORECASTER}: the model reads {model.window} values, "
+            f"more than the {config.history} kept per series (--history)"
+        )
     forecaster = Forecaster(
         model,
         config.kafka.topics,
         ForecasterMetrics(registry),
-        config.rolling,
         max_series=config.max_series,
+        keeping=Keeping(config.history, config.rolling),
+        promotion=config.promotion,
+        promoter=f"{config.group_id}-{config.instance_id} (automatic promotion)",
     )
     return Contained(forecaster)
 
@@ -102,6 +141,7 @@ FORECAST = Mode(
     state=lambda topics: topics.state,
     build=_build_forecaster,
     add_flags=_forecast_flags,
+    follows_models=True,
 )
 CLASSIFY = Mode(
     name="classify",

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
 from typing import Protocol
@@ -122,8 +122,11 @@ class Runner:
         processor: Processor,
         health: Health,
         stop: threading.Event,
+        between: Callable[[], None] | None = None,
     ) -> None:
         self.clients = clients_
+        # Called at each batch boundary, before a poll (the forecaster follows its models).
+        self.between = between
         self.config = config
         self.processor = processor
         self.health = health
@@ -168,6 +171,8 @@ class Runner:
 
     def turn(self) -> None:
         """One poll batch: processed and published, or rewound to be processed again."""
+        if self.between is not None:
+            self.between()
         polled = self._poll()
         if polled is None:
             return

@@ -1,18 +1,26 @@
 """Everything the forecaster keeps for one series, in one object, with its changelog snapshot.
 
-A series' state is its window (with the forecast pending for the next day), the source
+A series' state is its window (its last `history` values, 64 by default, longer than any
+model's input, with the forecasts pending for the next day, one per role), the source
 partition it arrives on, the next source offset its state reflects (so an at-least-once replay
-of older records after a crash is skipped instead of applied twice), its adaptive interval
-level (sunspots.intervals.AdaptiveInterval), its rolling scores, and its id as a record key. The
-snapshot written to the changelog holds all of it but the rolling scores, which are metrics
-only and restart after a rebalance (`sunspots.schemas.SeriesSnapshot`, published as
+of older records after a crash is skipped instead of applied twice), its id as a record key,
+and per role (`RoleState`) what is kept about the model running in that role: its adaptive
+interval level (sunspots.intervals), its drift test (sunspots.drift) and its rolling scores.
+
+A role's state is about one model version: when the role's model changes, the next forecast
+starts that role's interval, drift test and scores afresh (`SeriesState.role`); a forecast
+still pending from the old model is scored under its own version all the same.
+
+The snapshot written to the changelog holds all of it but the rolling scores, which are
+metrics only and restart after a rebalance (`sunspots.schemas.SeriesSnapshot`, published as
 schemas/state.json):
 
-    {"series": "silso", "offset": 1234, "window": {"size", "last_date", "values", "pending"},
-     "interval": {"alpha": 0.1}}
+    {"series": "silso", "offset": 1234,
+     "window": {"size": 64, "last_date", "values", "pending": null},
+     "roles": {"champion": {"model_version", "pending", "alpha", "drift"}, "challenger": {...}}}
 
-A snapshot without `interval` (written before the adaptive interval) restores with the
-calibrated level, α.
+Older snapshots (a window as long as the model's input, its `pending` and `interval` the
+champion's) restore into the longer window, as the champion's.
 
 `copy` is what a batch saves before it first changes a series, to put back if the batch fails;
 the copy shares the rolling scores, which a batch changes only once it has succeeded.
@@ -20,40 +28,90 @@ the copy shares the rolling scores, which a batch changes only once it has succe
 
 from __future__ import annotations
 
+import dataclasses
 from collections import deque
 from dataclasses import dataclass, field
 
+from consumer.lanes import Lane, Lanes
+from sunspots.drift import DriftDetector, DriftPolicy
 from sunspots.evaluation import RollingScore
-from sunspots.intervals import AdaptiveInterval, Calibration
+from sunspots.intervals import AdaptiveInterval
+from sunspots.registry import CHAMPION
 from sunspots.schemas import (
+    DriftState,
     Forecast,
-    IntervalState,
+    RoleSnapshot,
     SeriesSnapshot,
     WindowState,
     decode_snapshot,
 )
 from sunspots.window import SeriesWindow
 
+DEFAULT_HISTORY = 64
+
 
 @dataclass(slots=True)
 class InBatch:
-    """A pending forecast from this batch's window number `index`, not predicted yet."""
+    """A pending forecast from this batch's window number `index` of its role, not predicted
+    yet."""
 
     index: int
 
 
 # The forecast waiting for its target date's value: made, or still to be made in this batch.
 Pending = Forecast | InBatch
+# The pending forecast of each role.
+Pendings = dict[str, Pending]
+
+
+@dataclass(frozen=True)
+class Keeping:
+    """How series are kept: values of history, evaluations in the rolling scores, the drift
+    test's settings."""
+
+    history: int = DEFAULT_HISTORY
+    rolling: int = 365
+    drift: DriftPolicy = field(default_factory=DriftPolicy)
+
+
+@dataclass(slots=True)
+class RoleState:
+    """What a series keeps about the model of one role, `model_version`."""
+
+    model_version: str
+    interval: AdaptiveInterval
+    drift: DriftDetector
+    score: RollingScore
+
+    @classmethod
+    def new(cls, lane: Lane, keeping: Keeping) -> RoleState:
+        model = lane.model
+        return cls(
+            model.model_version,
+            model.calibration.start(),
+            DriftDetector(keeping.drift),
+            RollingScore(keeping.rolling),
+        )
+
+    def copy(self) -> RoleState:
+        return RoleState(
+            self.model_version, self.interval.copy(), dataclasses.replace(self.drift), self.score
+        )
+
+    def snapshot(self, pending: Pending | None) -> RoleSnapshot:
+        assert not isinstance(pending, InBatch), "a pending forecast is resolved first"
+        d = self.drift
+        drift = DriftState(d.seen, d.level, d.cumulative, d.minimum, d.alarms)
+        return RoleSnapshot(self.model_version, pending, self.interval.level, drift)
 
 
 @dataclass(slots=True)
 class SeriesState:
     name: str
-    window: SeriesWindow[Pending]
+    window: SeriesWindow[Pendings]
     partition: int
-    interval: AdaptiveInterval
+    roles: dict[str, RoleState] = field(default_factory=dict)
     applied_to: int = 0
-    score: RollingScore = field(default_factory=RollingScore)
     key: bytes = b""
 
     def __post_init__(self) -> None:
@@ -61,45 +119,78 @@ class SeriesState:
             self.key = self.name.encode()
 
     @classmethod
-    def new(
-        cls, name: str, window_size: int, partition: int, calibration: Calibration, rolling: int
-    ) -> SeriesState:
-        window: SeriesWindow[Pending] = SeriesWindow(window_size)
-        return cls(name, window, partition, calibration.start(), 0, RollingScore(rolling))
+    def new(cls, name: str, partition: int, keeping: Keeping) -> SeriesState:
+        return cls(name, SeriesWindow(keeping.history), partition)
+
+    def role(self, lane: Lane, keeping: Keeping) -> RoleState:
+        """The state of `lane`'s role, afresh if it was about another model."""
+        state = self.roles.get(lane.role)
+        if state is None or state.model_version != lane.version:
+            state = self.roles[lane.role] = RoleState.new(lane, keeping)
+        return state
+
+    @property
+    def champion(self) -> RoleState | None:
+        return self.roles.get(CHAMPION)
 
     def copy(self) -> SeriesState:
         w = self.window
-        window = SeriesWindow(w.size, w.last_date, deque(w.values), w.pending)
-        return SeriesState(
-            self.name,
-            window,
-            self.partition,
-            self.interval.copy(),
-            self.applied_to,
-            self.score,
-            self.key,
-        )
+        pending = None if w.pending is None else dict(w.pending)
+        window = SeriesWindow(w.size, w.last_date, deque(w.values), pending)
+        roles = {role: state.copy() for role, state in self.roles.items()}
+        return SeriesState(self.name, window, self.partition, roles, self.applied_to, self.key)
 
     def snapshot(self) -> bytes:
-        """The changelog value; the pending forecast must be resolved (no `InBatch`)."""
+        """The changelog value; the pending forecasts must be resolved (no `InBatch`)."""
         w = self.window
-        pending = w.pending
-        assert not isinstance(pending, InBatch), "a pending forecast is resolved first"
-        window = WindowState(w.size, w.last_date, list(w.values), pending)
-        interval = IntervalState(self.interval.level)
-        return SeriesSnapshot(self.name, self.applied_to, window, interval).encode()
+        pending = w.pending or {}
+        window = WindowState(w.size, w.last_date, list(w.values), None)
+        roles = {role: state.snapshot(pending.get(role)) for role, state in self.roles.items()}
+        return SeriesSnapshot(self.name, self.applied_to, window, None, roles).encode()
 
     @classmethod
     def from_snapshot(
-        cls, name: str, value: bytes, partition: int, calibration: Calibration, rolling: int
+        cls, name: str, value: bytes, partition: int, lanes: Lanes, keeping: Keeping
     ) -> SeriesState:
-        """The state in a changelog value; SchemaError if the value is not a snapshot."""
+        """The state in a changelog value; SchemaError if the value is not a snapshot.
+
+        A role no model runs any more (a retired challenger) is dropped with its pending
+        forecast; a role whose model changed keeps its pending forecast, and starts its
+        interval and drift test afresh."""
         snap = decode_snapshot(value)
-        w = snap.window
-        window: SeriesWindow[Pending] = SeriesWindow(
-            w.size, w.last_date, deque(w.values), w.pending
+        values = deque(snap.window.values[-keeping.history :])
+        window: SeriesWindow[Pendings] = SeriesWindow(
+            keeping.history, snap.window.last_date, values
         )
-        interval = calibration.start()
-        if snap.interval is not None:
-            interval.level = snap.interval.alpha
-        return cls(name, window, partition, interval, snap.offset, RollingScore(rolling))
+        state = cls(name, window, partition, applied_to=snap.offset)
+        pending: Pendings = {}
+        for role, part in _role_parts(snap, lanes).items():
+            lane = lanes.get(role)
+            if lane is None:
+                continue
+            restored = RoleState.new(lane, keeping)
+            if part.model_version == lane.version:
+                restored.interval.level = part.alpha
+                if part.drift is not None:
+                    restored.drift = _detector(part.drift, keeping.drift)
+            state.roles[role] = restored
+            if part.pending is not None:
+                pending[role] = part.pending
+        state.window.pending = pending or None
+        return state
+
+
+def _role_parts(snap: SeriesSnapshot, lanes: Lanes) -> dict[str, RoleSnapshot]:
+    """Each role's part of a snapshot; an older snapshot's window and interval as the
+    champion's, about the model serving now."""
+    if snap.roles is not None:
+        return snap.roles
+    champion = lanes.champion
+    alpha = champion.model.calibration.alpha if snap.interval is None else snap.interval.alpha
+    return {CHAMPION: RoleSnapshot(champion.version, snap.window.pending, alpha)}
+
+
+def _detector(state: DriftState, policy: DriftPolicy) -> DriftDetector:
+    return DriftDetector(
+        policy, state.seen, state.level, state.cumulative, state.minimum, state.alarms
+    )

@@ -242,6 +242,14 @@ def non_negative_float(text: str) -> float:
     return value
 
 
+def fraction(text: str) -> float:
+    """A number from 0 (included) to 1 (excluded)."""
+    value = non_negative_float(text)
+    if value >= 1:
+        raise argparse.ArgumentTypeError(f"must be below 1: {text!r}")
+    return value
+
+
 def _integer(text: str) -> int:
     try:
         return int(text)

@@ -40,6 +40,8 @@ class RecordSource(Protocol):
 
     def end_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]: ...
 
+    def topics(self) -> set[str]: ...
+
     def close(self) -> None: ...
 
 
@@ -113,6 +115,14 @@ class ModelFeed:
                 )
             entries.extend(self._read(timeout_ms=200))
         return self.board, standing_refusals(entries)
+
+    def exists(self) -> bool:
+        """Whether the models topic exists and this principal may see it; KafkaError when
+        the brokers' answer did not come (no topic listed at all)."""
+        topics = self.source.topics()
+        if not topics:
+            raise KafkaError("the brokers listed no topics")
+        return self.partition.topic in topics
 
     def poll(self) -> list[Entry]:
         """The records that arrived since the last call, applied to the board; never waits."""

@@ -278,15 +278,50 @@ class IntervalState(Struct, frozen=True, gc=False):
             raise ValueError(f"alpha {self.alpha!r} is not finite")
 
 
+class DriftState(Struct, frozen=True, gc=False):
+    """A drift detector (sunspots.drift) of one series and role: errors `seen` since its start
+    or last alarm, the reference `level` of the error, the test's `cumulative` sum and its
+    `minimum`, and the `alarms` it raised."""
+
+    seen: int
+    level: float
+    cumulative: float
+    minimum: float
+    alarms: int
+
+    def __post_init__(self) -> None:
+        if not all(map(isfinite, (self.level, self.cumulative, self.minimum))):
+            raise ValueError("drift state values must be finite")
+
+
+class RoleSnapshot(Struct, frozen=True, gc=False):
+    """One role's part of a series' state: the model it is about (`model_version`), its
+    forecast waiting for the next day's value, its adaptive interval level and drift test."""
+
+    model_version: str
+    pending: Forecast | None
+    alpha: float
+    drift: DriftState | None = None
+
+    def __post_init__(self) -> None:
+        if not isfinite(self.alpha):
+            raise ValueError(f"alpha {self.alpha!r} is not finite")
+
+
 class SeriesSnapshot(Struct, frozen=True, gc=False):
     """A series' state on the compacted changelog, keyed by series: `offset` is the next
-    source offset the state reflects; `interval` is absent in snapshots written before the
-    adaptive interval (such a series starts from the calibrated level)."""
+    source offset the state reflects; `window` holds the series' last values (its history,
+    longer than any model's input); `roles` holds each running model's part (`champion`,
+    `challenger`).
+
+    Snapshots written before roles existed have no `roles`: their window's `pending` and their
+    `interval` (absent before the adaptive interval) are the champion's."""
 
     series: str
     offset: int
     window: WindowState
     interval: IntervalState | None = None
+    roles: dict[str, RoleSnapshot] | None = None
 
     def encode(self) -> bytes:
         return _ENCODER.encode(self)

@@ -6,8 +6,13 @@ Policy, applied to each observation of a series in arrival order:
 - a skipped date (gap in the calendar) or a missing value (`sunspot_number` null) resets the
   window: it holds again only once N consecutive values exist, so no forecast is ever made from
   a broken window; a pending forecast whose target date is skipped or has no value is dropped;
-- otherwise the value is appended; when the window holds N values it is ready for a forecast
-  of the next day, and a pending forecast for this date is ready to be scored.
+- otherwise the value is appended, the oldest dropped past N; when the window holds at least
+  `need` values (N unless the caller asks for fewer) it is ready for a forecast of the next
+  day, and a pending forecast for this date is ready to be scored.
+
+A window can be longer than any model's input: the forecaster keeps N = 64 values of history
+and asks each model for as many as it reads (`need`), so a model with a longer input than the
+one serving can take over without waiting for its window to fill.
 
 Pure: knows nothing of Kafka or the model; the pending forecast is whatever type the caller
 keeps (`P`). The state round-trips through JSON for the forecaster's changelog topic.
@@ -35,7 +40,7 @@ class Step(Generic[P]):
 
     status: str
     reset: str | None = None  # "skipped_date" or "missing_value" when the window was cleared
-    ready: tuple[float, ...] | None = None  # the full window, oldest first, when one is ready
+    ready: tuple[float, ...] | None = None  # every value held, oldest first, when ready
     scored: P | None = None  # the pending forecast whose target date this observation is
     dropped: P | None = None  # a pending forecast that can never be scored
 
@@ -48,7 +53,7 @@ class SeriesWindow(Generic[P]):
     # The forecast for last_date + 1, waiting for its actual value.
     pending: P | None = None
 
-    def apply(self, day: date, value: float | None) -> Step[P]:
+    def apply(self, day: date, value: float | None, need: int | None = None) -> Step[P]:
         if self.last_date is not None and day <= self.last_date:
             return Step(DUPLICATE if day == self.last_date else OUT_OF_ORDER)
         reset = None
@@ -70,7 +75,8 @@ class SeriesWindow(Generic[P]):
             self.values.append(value)
             while len(self.values) > self.size:
                 self.values.popleft()
-        ready = tuple(self.values) if len(self.values) == self.size else None
+        held = len(self.values)
+        ready = tuple(self.values) if value is not None and held >= (need or self.size) else None
         return Step(APPLIED, reset, ready, scored, dropped)
 
     def to_json(self, encode_pending: Callable[[P], Any] | None = None) -> dict[str, Any]:

@@ -138,25 +138,26 @@ def test_changelog_restores_the_exact_state(registry) -> None:
     outputs = fc.process(_records([1, 2, 3, 5, 30]))
     state = [(o.key, o.value) for o in outputs if o.topic == TOPICS.state]
     assert len(state) == 1 and outputs[-1].partition == 0
-    assert json.loads(state[0][1])["interval"] == {"alpha": pytest.approx(0.06)}
-    level = fc.series["s"].interval.level
+    assert json.loads(state[0][1])["roles"]["champion"]["alpha"] == pytest.approx(0.06)
+    level = fc.series["s"].roles["champion"].interval.level
     uninterrupted = fc.process(_records([9, 10, 30], start=5))
 
     restored, _ = _forecaster(CollectorRegistry())
     restored.restore(0, state)
-    assert restored.series["s"].interval.level == level
+    assert restored.series["s"].roles["champion"].interval.level == level
     assert restored.process(_records([9, 10, 30], start=5)) == uninterrupted
     # A level restarted at α would give other intervals: the comparison above would catch it.
     afresh, _ = _forecaster(CollectorRegistry())
-    afresh.restore(0, [(state[0][0], _without_interval(state[0][1]))])
+    afresh.restore(0, [(state[0][0], _calibrated(state[0][1]))])
     assert afresh.process(_records([9, 10, 30], start=5)) != uninterrupted
     # A replay of records already in the state (at-least-once) is skipped, not re-applied.
     assert restored.process(_records([3, 4], start=2)) == []
 
 
-def _without_interval(value: bytes) -> bytes:
+def _calibrated(value: bytes) -> bytes:
+    """The snapshot with the champion's interval level back at the calibrated one."""
     snapshot = json.loads(value)
-    del snapshot["interval"]
+    snapshot["roles"]["champion"]["alpha"] = CALIBRATION.alpha
     return json.dumps(snapshot).encode()
 
 
@@ -182,8 +183,11 @@ def test_changelog_records_of_the_earlier_format_still_restore(registry) -> None
     fc.restore(0, [("s\u00e9".encode(), OLD_CHANGELOG_VALUE)])
     state = fc.series["s\u00e9"]
     assert state.applied_to == 3 and list(state.window.values) == [1.0, 2.0, 3.5]
-    assert state.interval.level == CALIBRATION.alpha  # no adaptive state yet: the calibrated one
-    assert state.window.pending.forecast == 4.5 and state.window.pending.persistence == 3.5
+    # No adaptive state yet: the calibrated level. The window is the longer history now.
+    assert state.roles["champion"].interval.level == CALIBRATION.alpha
+    assert state.window.size == 64
+    pending = state.window.pending["champion"]
+    assert pending.forecast == 4.5 and pending.persistence == 3.5
     outputs = fc.process(_records([7.0], series="s\u00e9", start=3))
     assert [(e["forecast"], e["actual"]) for e in _by_topic(outputs, TOPICS.evaluations)] == [
         (4.5, 7.0)

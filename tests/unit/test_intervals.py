@@ -176,4 +176,4 @@ def test_the_stream_gives_the_offline_intervals_whatever_its_batches() -> None:
         assert len(streamed) == len(windows)
         assert np.abs(np.array([f["lower"] for f in streamed]) - offline.lower).max() < 1e-9
         assert np.abs(np.array([f["upper"] for f in streamed]) - offline.upper).max() < 1e-9
-    assert fc.series["a"].interval.level != ALPHA
+    assert fc.series["a"].roles["champion"].interval.level != ALPHA

@@ -152,12 +152,16 @@ def promql_metric_names(expr: str) -> set[str]:
 
 
 def dashboard_queries(path: Path = DASHBOARD) -> list[tuple[str, str]]:
-    """(panel title, expr) for every query of every panel, and the template variables'."""
+    """(panel title, expr) for every query of every panel, the annotations' and the template
+    variables'."""
     dashboard = json.loads(path.read_text())
     queries = []
     for panel in dashboard["panels"]:
         for target in panel.get("targets", []):
             queries.append((panel["title"], target["expr"]))
+    for annotation in dashboard.get("annotations", {}).get("list", []):
+        if "expr" in annotation:
+            queries.append((f"annotation {annotation['name']}", annotation["expr"]))
     for variable in dashboard.get("templating", {}).get("list", []):
         definition = variable.get("definition", "")
         match = re.fullmatch(r"label_values\((.+),\s*\w+\)", definition)

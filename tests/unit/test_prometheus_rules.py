@@ -29,6 +29,9 @@ ALERTS = {
     "IntervalBandCoverageOutOfRange",
     "ForecasterDeadLettersRising",
     "ClassifierDeadLettersRising",
+    "SunspotForecastDrift",
+    "SunspotModelRejected",
+    "SunspotChallengerBetter",
 }
 
 

@@ -1,0 +1,146 @@
+"""The Grafana dashboard without Grafana: its layout, the metrics its queries name, and the
+Models row the model lifecycle is watched with.
+
+What Prometheus makes of the queries is checked against a real server and live services in
+tests/integration/test_monitoring.py; here only what needs neither: that no two panels cover
+the same cells, that every metric a panel, an annotation, the series variable or an alert rule
+names is one consumer/metrics.py declares, and that the lifecycle's panels show what they say.
+"""
+
+from __future__ import annotations
+
+import json
+from itertools import combinations
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+
+from consumer.metrics import ClassifierMetrics, ForecasterMetrics
+from sunspots.drift import DriftPolicy
+from tests.integration.monitoring_helpers import (
+    DASHBOARD,
+    dashboard_queries,
+    exported_names,
+    names_of,
+    rule_expressions,
+)
+
+PanelJson = dict[str, Any]
+
+
+@pytest.fixture(scope="module")
+def dashboard() -> dict[str, Any]:
+    return json.loads(DASHBOARD.read_text())
+
+
+def panel(dashboard: dict[str, Any], title: str) -> PanelJson:
+    (found,) = [p for p in dashboard["panels"] if p["title"] == title]
+    return found
+
+
+def exprs(panel: PanelJson) -> list[str]:
+    return [target["expr"] for target in panel["targets"]]
+
+
+def row_panels(dashboard: dict[str, Any], title: str) -> list[PanelJson]:
+    """The panels under row `title`, up to the next row."""
+    panels = dashboard["panels"]
+    start = next(i for i, p in enumerate(panels) if p["type"] == "row" and p["title"] == title)
+    rest = panels[start + 1 :]
+    end = next((i for i, p in enumerate(rest) if p["type"] == "row"), len(rest))
+    return rest[:end]
+
+
+def declared_names() -> set[str]:
+    """Every series name the services' metric declarations can export, `up` (Prometheus') too."""
+    registry = CollectorRegistry()
+    ForecasterMetrics(registry)
+    ClassifierMetrics(registry)
+    return exported_names(generate_latest(registry).decode()) | {"up"}
+
+
+def test_no_two_panels_cover_the_same_cells(dashboard: dict[str, Any]) -> None:
+    def cells(p: PanelJson) -> set[tuple[int, int]]:
+        g = p["gridPos"]
+        return {
+            (x, y) for x in range(g["x"], g["x"] + g["w"]) for y in range(g["y"], g["y"] + g["h"])
+        }
+
+    for a, b in combinations(dashboard["panels"], 2):
+        assert not cells(a) & cells(b), f"{a['title']!r} overlaps {b['title']!r}"
+
+
+def test_every_query_names_only_declared_metrics() -> None:
+    used = names_of([*dashboard_queries(), *rule_expressions()])
+    missing = {name: sorted(where) for name, where in used.items() if name not in declared_names()}
+    assert not missing, f"not declared in consumer/metrics.py: {missing}"
+    # Not vacuous: the lifecycle's metrics are among those checked, the annotation's included.
+    assert {
+        "sunspot_model_info",
+        "sunspot_model_skill",
+        "sunspot_drift_statistic",
+        "sunspot_drift_alarms_total",
+        "sunspot_model_rejections_created",
+    } <= set(used)
+    assert any(where.startswith("annotation ") for where in set().union(*used.values()))
+
+
+def test_a_misspelt_metric_is_caught() -> None:
+    used = names_of([("panel", "sum(sunspot_model_switch_total)")])
+    assert set(used) - declared_names() == {"sunspot_model_switch_total"}
+
+
+def test_the_served_model_panel_names_version_and_role(dashboard: dict[str, Any]) -> None:
+    (target,) = panel(dashboard, "Model version and role")["targets"]
+    assert target["expr"] == "max by (model_version, role) (sunspot_model_info)"
+    assert "{{role}}" in target["legendFormat"] and "{{model_version}}" in target["legendFormat"]
+
+
+def test_the_models_row_shows_each_lifecycle_metric(dashboard: dict[str, Any]) -> None:
+    models = row_panels(dashboard, "Models")
+    shown = {name for p in models for name in names_of((p["title"], e) for e in exprs(p))}
+    assert {
+        "sunspot_model_info",
+        "sunspot_model_rmse",
+        "sunspot_model_skill",
+        "sunspot_model_interval_coverage",
+        "sunspot_model_switches_total",
+        "sunspot_model_rejections_total",
+        "sunspot_model_promotions_total",
+        "sunspot_drift_statistic",
+    } <= shown
+    table = panel(dashboard, "Models running")
+    assert table["type"] == "table"
+    assert all(t.get("format") == "table" and t.get("instant") for t in table["targets"])
+    assert "by (instance, role, model_version)" in exprs(table)[0]
+    # Each model's line is told apart by role and version.
+    for title in (
+        "Rolling RMSE by model: champion vs challenger",
+        "Skill against persistence by model",
+        "90 % interval coverage by model",
+    ):
+        first = panel(dashboard, title)["targets"][0]
+        assert "{{role}}" in first["legendFormat"] and "{{model_version}}" in first["legendFormat"]
+    rejections = panel(dashboard, "Model switches, rejections by reason, promotions")
+    assert any("by (reason)" in e for e in exprs(rejections))
+
+
+def test_the_drift_panel_draws_the_detectors_threshold(dashboard: dict[str, Any]) -> None:
+    drift = panel(dashboard, "Drift statistic (Page-Hinkley)")
+    assert "{{role}}" in drift["targets"][0]["legendFormat"]
+    defaults = drift["fieldConfig"]["defaults"]
+    assert defaults["custom"]["thresholdsStyle"]["mode"] != "off"
+    steps = [s["value"] for s in defaults["thresholds"]["steps"] if s["value"] is not None]
+    assert steps == [DriftPolicy().threshold]
+
+
+def test_drift_alarms_are_annotated_with_series_and_role(dashboard: dict[str, Any]) -> None:
+    (annotation,) = [a for a in dashboard["annotations"]["list"] if a["name"] == "Drift alarms"]
+    assert annotation["enable"] is True
+    assert (
+        annotation["datasource"]["uid"] == panel(dashboard, "Models running")["datasource"]["uid"]
+    )
+    assert "sunspot_drift_alarms_total" in annotation["expr"]
+    assert "{{series}}" in annotation["textFormat"] and "{{role}}" in annotation["textFormat"]
+    assert set(annotation["tagKeys"].split(",")) == {"series", "role"}

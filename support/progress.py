@@ -132,6 +132,7 @@ class Progress:
         topics a moment after the offsets, so only then are all of them readable."""
         self.wait_consumed(group, topics.observations, count, timeout, *running)
         outputs = [topics.forecasts, topics.evaluations, topics.dead_letter, topics.state]
+        outputs += [topics.forecasts_shadow, topics.evaluations_shadow]
         wait_for(
             f"the last commit of {group} to reach its outputs",
             lambda: all(self.ends(topic).open == 0 for topic in outputs),

@@ -1,0 +1,200 @@
+"""The model lifecycle on the real broker, with the real services and commands: a challenger
+published during a replay, shadow-scored, then promoted, in one forecaster process; a refused
+record on the way; and a SIGKILL in the middle of a switch.
+
+Judged by exact counts and values against the offline runs of both models: every target date
+forecast and scored once on the serving topics, each by the model serving at that moment, the
+window-27 model's forecasts equal to its offline ones from its first (the 64-value history
+leaves no warm-up), and the shadow topics holding the challenger's forecasts up to the switch.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from datetime import date, timedelta
+
+import msgspec
+import pytest
+from kafka import KafkaProducer
+
+from sunspots import registry
+from sunspots.artifact import MODELS_DIR, load_forecaster
+from sunspots.settings import Topics, topic_flag
+from support.http import sample
+from support.polling import wait_for
+from support.progress import Progress
+from support.services import forecaster, replay_range
+from support.topics import read_to_end, unique_topics, values
+from tests.integration.offline import OfflineRun, offline_run
+
+W10 = MODELS_DIR / "sunspot_lstm.json"
+W27 = MODELS_DIR / "sunspot_lstm_w27.json"
+START, END = "2000-01-01", "2002-12-31"
+SPEED = 60.0  # days a second: about 18 s of replay, time for the commands to land mid-stream
+
+
+def command(bootstrap: str, topics: Topics, *args: str) -> None:
+    """`python -m training ARGS` on this test's models topic; raises unless it exits 0."""
+    flags = ["--bootstrap-servers", bootstrap, topic_flag("models"), topics.models]
+    done = subprocess.run(
+        [sys.executable, "-m", "training", *args, *flags],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def bad_hash_record() -> bytes:
+    """A challenger record of the window-27 model whose weights do not match their sha256."""
+    meta = W27.read_text()
+    weights = W27.with_suffix(".npz").read_bytes()
+    record = registry.make_record("challenger", meta, weights, "test@host")
+    return registry.encode(msgspec.structs.replace(record, weights_sha256="0" * 64))
+
+
+def first_seen(bootstrap: str, topic: str, version: str, timeout: float = 60.0) -> float:
+    """When a record of `version` was first read from `topic` (time.monotonic())."""
+    wait_for(
+        f"a forecast of {version} on {topic}",
+        lambda: any(f["model_version"] == version for f in values(read_to_end(bootstrap, topic))),
+        timeout,
+        interval=0.1,
+    )
+    return time.monotonic()
+
+
+@pytest.fixture(scope="module")
+def offline(data_file) -> dict[str, OfflineRun]:
+    return {
+        name: offline_run(data_file, load_forecaster(path), START, END)
+        for name, path in (("w10", W10), ("w27", W27))
+    }
+
+
+def _versions() -> tuple[str, str]:
+    return load_forecaster(W10).model_version, load_forecaster(W27).model_version
+
+
+def _check_served(forecasts: list[dict], evaluations: list[dict], offline) -> str:
+    """Every date once, by w10 then w27 (one switch), each equal to its model's offline
+    forecast; every evaluation once, under the version that made its forecast. Returns the
+    first target date the new champion forecast."""
+    v10, v27 = _versions()
+    dates = [f["target_date"] for f in forecasts]
+    assert sorted(dates) == sorted(t for _, t in offline["w10"].forecasts)  # each once
+    by_date = sorted(forecasts, key=lambda f: f["target_date"])
+    made_by = [f["model_version"] for f in by_date]
+    switch = made_by.index(v27)
+    assert switch > 0 and made_by == [v10] * switch + [v27] * (len(made_by) - switch)
+    for f in by_date:
+        run = offline["w10" if f["model_version"] == v10 else "w27"]
+        assert f["forecast"] == pytest.approx(
+            run.forecasts[("silso", f["target_date"])]["forecast"]
+        )
+    versions = {f["target_date"]: f["model_version"] for f in forecasts}
+    scored = [e["date"] for e in evaluations]
+    assert sorted(scored) == sorted(t for _, t in offline["w10"].evaluations)
+    assert all(e["model_version"] == versions[e["date"]] for e in evaluations)
+    return by_date[switch]["target_date"]
+
+
+def test_a_challenger_is_shadow_scored_then_promoted_in_the_same_process(
+    bootstrap_servers, unique, create_topics, data_file, offline, tmp_path
+) -> None:
+    topics = create_topics(unique_topics(unique))
+    group = f"lifecycle-{unique}"
+    v10, v27 = _versions()
+    fc = forecaster(bootstrap_servers, topics, group, tmp_path).start()
+    replay = replay_range(bootstrap_servers, topics, data_file.path, tmp_path, START, END, SPEED)
+    try:
+        fc.wait_ready(120)
+        pid = fc.pid
+        with Progress(bootstrap_servers) as progress:
+            replay.start()
+            progress.wait_consumed(group, topics.observations, 150, 120, fc)
+            refused = KafkaProducer(bootstrap_servers=bootstrap_servers)
+            refused.send(topics.models, key=b"challenger", value=bad_hash_record()).get(30)
+            refused.close()
+            command(bootstrap_servers, topics, "publish", str(W27), "--role", "challenger")
+            progress.wait_consumed(group, topics.observations, 500, 120, fc)
+            command(bootstrap_servers, topics, "promote")
+            promoted = time.monotonic()
+            latency = first_seen(bootstrap_servers, topics.forecasts, v27) - promoted
+            progress.wait_finished(group, topics, offline["w10"].observations, 120, fc)
+        fc.check_running()
+        assert fc.pid == pid
+        metrics = fc.metrics()
+    finally:
+        replay.stop()
+        fc.stop()
+
+    forecasts = values(read_to_end(bootstrap_servers, topics.forecasts))
+    evaluations = values(read_to_end(bootstrap_servers, topics.evaluations))
+    switched = _check_served(forecasts, evaluations, offline)
+
+    shadow = values(read_to_end(bootstrap_servers, topics.forecasts_shadow))
+    shadow_scored = values(read_to_end(bootstrap_servers, topics.evaluations_shadow))
+    shadow_dates = [f["target_date"] for f in shadow]
+    assert shadow and {f["model_version"] for f in shadow} == {v27}
+    first = date.fromisoformat(shadow_dates[0])
+    expected = [(first + timedelta(days=i)).isoformat() for i in range(len(shadow))]
+    assert shadow_dates == expected  # consecutive days, each once
+    assert date.fromisoformat(switched) == date.fromisoformat(shadow_dates[-1]) + timedelta(1)
+    for f in shadow:
+        assert f["forecast"] == pytest.approx(
+            offline["w27"].forecasts[("silso", f["target_date"])]["forecast"]
+        )
+    # Scored like the champion's, but the last shadow forecast was dropped with its lane.
+    assert [e["date"] for e in shadow_scored] == shadow_dates[:-1]
+    assert {e["model_version"] for e in shadow_scored} == {v27}
+
+    assert sample(metrics, "sunspot_model_rejections_total", reason="bad_hash") == 1
+    assert sample(metrics, "sunspot_model_switches_total", role="challenger") == 1
+    assert sample(metrics, "sunspot_model_switches_total", role="champion") == 1
+    assert sample(metrics, "sunspot_model_info", model_version=v27, role="champion") == 1
+    assert sample(metrics, "sunspot_model_info", model_version=v10, role="champion") == 0
+    print(
+        f"\nshadow: {len(shadow)} forecasts; switch on {switched}; promote to first "
+        f"forecast of {v27}: {latency:.2f} s"
+    )
+
+
+def test_exactly_once_across_a_sigkill_in_the_middle_of_a_switch(
+    bootstrap_servers, unique, create_topics, data_file, offline, tmp_path
+) -> None:
+    topics = create_topics(unique_topics(unique))
+    group = f"switch-kill-{unique}"
+    v27 = _versions()[1]
+    fc = forecaster(bootstrap_servers, topics, group, tmp_path).start()
+    replay = replay_range(bootstrap_servers, topics, data_file.path, tmp_path, START, END, SPEED)
+    try:
+        fc.wait_ready(120)
+        with Progress(bootstrap_servers) as progress:
+            replay.start()
+            progress.wait_consumed(group, topics.observations, 300, 120, fc)
+            command(bootstrap_servers, topics, "publish", str(W27), "--role", "champion")
+            # Killed while it applies the new champion and writes its first batches.
+            # The new champion applies at the next batch boundary: killed inside the first
+            # transaction open from then on.
+            aimed = progress.aim_at_open_transaction(group, topics.forecasts, 30)
+            fc.kill()
+            killed_at = progress.consumed(group, topics.observations)
+            committed = values(read_to_end(bootstrap_servers, topics.forecasts))
+            new_before_kill = sum(f["model_version"] == v27 for f in committed)
+            fc.start()
+            progress.wait_finished(group, topics, offline["w10"].observations, 180, fc)
+        fc.check_running()
+    finally:
+        replay.stop()
+        fc.stop()
+    forecasts = values(read_to_end(bootstrap_servers, topics.forecasts))
+    evaluations = values(read_to_end(bootstrap_servers, topics.evaluations))
+    _check_served(forecasts, evaluations, offline)
+    assert 0 < killed_at < offline["w10"].observations  # the kill landed mid-stream
+    print(
+        f"\nkilled at {killed_at} observations consumed, inside a transaction: {aimed}, "
+        f"{new_before_kill} forecasts of the new champion committed before the kill"
+    )

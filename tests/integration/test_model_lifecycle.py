@@ -13,7 +13,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import msgspec
 import pytest
@@ -21,6 +21,8 @@ from kafka import KafkaProducer
 
 from sunspots import registry
 from sunspots.artifact import MODELS_DIR, load_forecaster
+from sunspots.data import load_daily, select_range
+from sunspots.schemas import Observation
 from sunspots.settings import Topics, topic_flag
 from support.http import sample
 from support.polling import wait_for
@@ -197,4 +199,70 @@ def test_exactly_once_across_a_sigkill_in_the_middle_of_a_switch(
     print(
         f"\nkilled at {killed_at} observations consumed, inside a transaction: {aimed}, "
         f"{new_before_kill} forecasts of the new champion committed before the kill"
+    )
+
+
+SHIFT_FROM = date(2012, 1, 1)
+SHIFT_SCALE = 1 / 0.6  # SILSO's own change of scale in 2015 (version 1 to 2)
+
+
+def send_series(bootstrap: str, topic: str, frame, series: str, scale_from: date | None) -> int:
+    """The frame's days as observations of `series`, each value times SHIFT_SCALE from
+    `scale_from` on (a test producer's injected change of the stream's scale)."""
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, acks="all")
+    sent = 0
+    for day, value in zip(frame["date"].dt.date, frame["sunspot_number"], strict=True):
+        if scale_from is not None and day >= scale_from:
+            value = value * SHIFT_SCALE
+        obs = Observation(series, day, None if value != value else float(value), None, 1, False)
+        producer.send(topic, key=series.encode(), value=obs.encode())
+        sent += 1
+    producer.flush()
+    producer.close()
+    return sent
+
+
+def test_drift_fires_after_a_change_of_scale_and_never_on_the_clean_stream(
+    bootstrap_servers, unique, create_topics, data_file, tmp_path
+) -> None:
+    """`clean`: 2000-01-01 to the end of the data as SILSO gives it (its first 2000–2017
+    years are the seed's test period: the detector is causal, so no alarm on the whole stream
+    means none on that prefix either). `scaled`: 2000-01-01 to 2013-12-31, times 1/0.6 from
+    2012-01-01 (two years after the change; a test of the detector, not of the sun)."""
+    topics = create_topics(unique_topics(unique))
+    group = f"drift-{unique}"
+    frame = select_range(load_daily(data_file.path), "2000-01-01", None)
+    sent = sum(
+        send_series(bootstrap_servers, topics.observations, rows, name, shift)
+        for name, rows, shift in (
+            ("clean", frame, None),
+            ("scaled", select_range(frame, "2000-01-01", "2013-12-31"), SHIFT_FROM),
+        )
+    )
+    fc = forecaster(bootstrap_servers, topics, group, tmp_path).start()
+    try:
+        with Progress(bootstrap_servers) as progress:
+            progress.wait_finished(group, topics, sent, 180, fc)
+        metrics = fc.metrics()
+    finally:
+        fc.stop()
+    champion = {"role": "champion"}
+    assert sample(metrics, "sunspot_drift_alarms_total", series="clean", **champion) == 0
+    assert sample(metrics, "sunspot_drift_alarms_total", series="scaled", **champion) == 1
+    when = sample(
+        metrics, "sunspot_drift_last_alarm_timestamp_seconds", series="scaled", **champion
+    )
+    delay = (datetime.fromtimestamp(when, UTC).date() - SHIFT_FROM).days
+    assert 0 <= delay <= 30
+    clean_peak = max(
+        (
+            e
+            for e in values(read_to_end(bootstrap_servers, topics.evaluations))
+            if e["series"] == "clean"
+        ),
+        key=lambda e: abs(e["error"]),
+    )
+    print(
+        f"\ndrift: alarm {delay} days after the change of scale on {SHIFT_FROM}; no alarm on "
+        f"{len(frame)} clean days (largest error {clean_peak['error']:.1f} on {clean_peak['date']})"
     )

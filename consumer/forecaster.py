@@ -193,7 +193,7 @@ class Forecaster:
     # --- one batch ------------------------------------------------------------------------
 
     def process(self, records: list[Record]) -> list[Output]:
-        batch = _Batch(self.today())
+        batch = _Batch(self.today(), {lane.role: [] for lane in self.lanes.running})
         try:
             outputs = self._process(records, batch)
         except BaseException:
@@ -270,8 +270,9 @@ class Forecaster:
     ) -> None:
         """Each role's pending forecast, to score once the batch's forecasts are made; that of
         a role no model runs any more (a retired challenger) is dropped."""
+        running = self.lanes.by_role
         for role, made in pending.items():
-            if self.lanes.get(role) is not None:
+            if role in running:
                 batch.steps.append((None, len(batch.scorings)))
                 batch.scorings.append(_Scoring(made, state, actual, role))
 
@@ -281,13 +282,15 @@ class Forecaster:
         """A forecast of each model whose input the window holds, to make in the batch's
         model calls."""
         pending: Pendings = {}
-        for lane in self.lanes:
+        held = len(values)
+        for lane in self.lanes.running:
             need = lane.model.window
-            if len(values) >= need:
-                windows = batch.windows.setdefault(lane.role, [])
-                pending[lane.role] = InBatch(len(windows))
-                batch.steps.append((lane.role, len(windows)))
-                windows.append(_Window(state, end, values[-need:]))
+            if held >= need:
+                role = lane.role
+                windows = batch.windows[role]
+                pending[role] = InBatch(len(windows))
+                batch.steps.append((role, len(windows)))
+                windows.append(_Window(state, end, values if held == need else values[-need:]))
         return pending or None
 
     def _forecast(self, batch: _Batch) -> dict[str, list[Forecast]]:

@@ -83,19 +83,21 @@ class Lanes:
         self.history = history
         self.champion = self._lane(CHAMPION, champion)
         self.challenger: Lane | None = None
+        self._refresh()
+
+    def _refresh(self) -> None:
+        """What the forecaster asks for each record, worked out once per change."""
+        running = [self.champion] if self.challenger is None else [self.champion, self.challenger]
+        self.running: tuple[Lane, ...] = tuple(running)
+        self.by_role = {lane.role: lane for lane in running}
+        # The fewest values any running model reads: a window is ready from there.
+        self.shortest = min(lane.model.window for lane in running)
 
     def __iter__(self) -> Iterator[Lane]:
-        yield self.champion
-        if self.challenger is not None:
-            yield self.challenger
-
-    @property
-    def shortest(self) -> int:
-        """The fewest values any running model reads: a window is ready from there."""
-        return min(lane.model.window for lane in self)
+        return iter(self.running)
 
     def get(self, role: str) -> Lane | None:
-        return self.champion if role == CHAMPION else self.challenger
+        return self.by_role.get(role)
 
     def apply(self, entry: Entry) -> Change:
         if isinstance(entry, Refused):
@@ -120,6 +122,7 @@ class Lanes:
             self.champion = lane
         else:
             self.challenger = lane
+        self._refresh()
         return Change(entry.role, started=lane, stopped=old)
 
     def _retire(self, role: str) -> Change:
@@ -128,6 +131,7 @@ class Lanes:
         old, self.challenger = self.challenger, None
         if old is None:
             return Change(role, ignored="no challenger to retire")
+        self._refresh()
         return Change(role, stopped=old)
 
     def _lane(self, role: str, model: ForecastModel) -> Lane:

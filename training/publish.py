@@ -42,7 +42,7 @@ log = logging.getLogger("training.publish")
 
 EXIT_KAFKA = 1
 EXIT_BAD_INPUT = 2
-TRANSACTIONAL_ID = "sunspots-models-publisher"
+TRANSACTIONAL_ID = registry.PUBLISHER_TRANSACTIONAL_ID
 # A record is at most 1 MiB; the request that carries it has some framing besides.
 MAX_REQUEST_BYTES = registry.MAX_RECORD_BYTES + 64 * 1024
 # How long Kafka has to answer each step before the command gives up with exit 1.

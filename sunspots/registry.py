@@ -41,6 +41,9 @@ MAX_RECORD_BYTES = 1024 * 1024
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 ROLES = (CHAMPION, CHALLENGER)
+# The one transactional id the model commands (`training.publish`) write the topic with, so
+# that a second command fences the first; the publisher's ACLs grant it by name.
+PUBLISHER_TRANSACTIONAL_ID = "sunspots-models-publisher"
 
 NOT_A_MODEL_RECORD = "not_a_model_record"
 UNKNOWN_ROLE = "unknown_role"

@@ -42,7 +42,7 @@ log = logging.getLogger("training.publish")
 
 EXIT_KAFKA = 1
 EXIT_BAD_INPUT = 2
-TRANSACTIONAL_ID = "sunspots-models-publisher"
+TRANSACTIONAL_ID = registry.PUBLISHER_TRANSACTIONAL_ID
 # A record is at most 1 MiB; the request that carries it has some framing besides.
 MAX_REQUEST_BYTES = registry.MAX_RECORD_BYTES + 64 * 1024
 # How long Kafka has to answer each step before the command gives up with exit 1.
@@ -199,8 +199,15 @@ def _producer(kafka: KafkaSettings) -> KafkaProducer:
 def _send(producer: KafkaProducer, topic: str, change: Change) -> None:
     producer.begin_transaction()
     try:
-        for role, value in change.values.items():
+        sent = [
             producer.send(topic, key=role.encode(), value=value, partition=0)
+            for role, value in change.values.items()
+        ]
+        # Each record acknowledged before the commit: a partition the brokers refuse to add to
+        # the transaction (no Write on the topic) fails its records here, whereas kafka-python's
+        # commit_transaction, already begun, would wait for ever.
+        for future in sent:
+            future.get(timeout=KAFKA_TIMEOUT_MS / 1000)
         producer.commit_transaction()
     except KafkaError:
         with contextlib.suppress(KafkaError):

@@ -5,10 +5,11 @@ storage is formatted, the StandardAuthorizer with `allow.everyone.if.no.acl.foun
 Topics are created by the admin; each service's principal gets exactly the ACLs the README
 lists (`sunspots.acls.grants`), and with them the producer, the forecaster and the classifier
 run a replay exactly once, each with another SASL mechanism (SCRAM-SHA-256, SCRAM-SHA-512,
-PLAIN) and its password in a file. Refused clients (no credentials, plain text, a wrong
-password, no write on the observations topic, no transactional id, an untrusted certificate, a
-foreign host name) each end with one line naming the cause, their own exit code, no password
-anywhere, and nothing written.
+PLAIN) and its password in a file; the model commands publish, promote and retire as the
+publisher. Refused clients (no credentials, plain text, a wrong password, no write on the
+observations topic, no transactional id, an untrusted certificate, a foreign host name; a
+publisher without its transactional id or without write on the models topic) each end with
+one line naming the cause, their own exit code, no password anywhere, and nothing written.
 """
 
 from __future__ import annotations
@@ -23,20 +24,24 @@ from typing import Any
 import pytest
 from kafka.admin import (
     ACL,
+    ACLFilter,
     ACLOperation,
     ACLPermissionType,
     ACLResourcePatternType,
     KafkaAdminClient,
     ResourcePattern,
+    ResourcePatternFilter,
     ResourceType,
 )
 
 from producer.classify import ask
-from sunspots import acls, lesson
+from sunspots import acls, lesson, registry
+from sunspots.artifact import MODELS_DIR, load_forecaster
 from sunspots.broker.security import SecureBroker
-from sunspots.refusal import EXIT_CODES
-from sunspots.settings import KafkaSettings, Topics
+from sunspots.refusal import ACL_ADVICE, EXIT_CODES
+from sunspots.settings import KafkaSettings, Topics, topic_flag
 from sunspots.topics import create_topics
+from support.polling import wait_for
 from support.services import REPO, Service, consumer, instance_id, running
 from support.topics import read_topic, unique_topics, values
 from tests.integration.offline import assert_matches, offline_run
@@ -49,6 +54,9 @@ PASSWORDS = {
     "classifier": "classifier-Pw-44d0",
     "stranger": "stranger-Pw-0b5e",  # authenticated, but granted nothing
     "half": "half-Pw-c8e1",  # the forecaster's grants without its transactional id
+    "publisher": "publisher-Pw-3e9a",  # runs the model commands
+    "notxid": "notxid-Pw-6b27",  # the publisher's grants without its transactional id
+    "readonly": "readonly-Pw-d410",  # the publisher's grants without Write on the models topic
 }
 WRONG_PASSWORD = "not-the-Pw-5d17"
 START, END = "2017-01-01", "2017-03-31"  # 90 days: 80 forecasts scored
@@ -79,29 +87,31 @@ def _admin_config(broker: SecureBroker) -> dict[str, Any]:
 
 
 def _grant(broker: SecureBroker, user: str, grants: list[acls.Grant]) -> None:
+    """Allow `user` exactly `grants`, and wait until the broker's authorizer holds them (a
+    client started at once could otherwise be judged on the ACLs before)."""
+    wanted = [_acl(user, g) for g in grants]
+    everything = ResourcePatternFilter(ResourceType.ANY, None, ACLResourcePatternType.ANY)
+    mine = ACLFilter(f"User:{user}", None, ACLOperation.ANY, ACLPermissionType.ANY, everything)
     admin = KafkaAdminClient(**broker.client_kwargs())
     try:
-        made = admin.create_acls(
-            [
-                ACL(
-                    f"User:{user}",
-                    "*",
-                    ACLOperation[g.operation.upper()],
-                    ACLPermissionType.ALLOW,
-                    ResourcePattern(
-                        RESOURCE_TYPES[g.resource],
-                        g.name,
-                        ACLResourcePatternType.PREFIXED
-                        if g.prefixed
-                        else ACLResourcePatternType.LITERAL,
-                    ),
-                )
-                for g in grants
-            ]
+        made = admin.create_acls(wanted)
+        assert not made["failed"], made
+        wait_for(
+            f"the ACLs of {user}", lambda: set(wanted) <= set(admin.describe_acls(mine)[0]), 30
         )
     finally:
         admin.close()
-    assert not made["failed"], made
+
+
+def _acl(user: str, grant: acls.Grant) -> ACL:
+    pattern = ACLResourcePatternType.PREFIXED if grant.prefixed else ACLResourcePatternType.LITERAL
+    return ACL(
+        f"User:{user}",
+        "*",
+        ACLOperation[grant.operation.upper()],
+        ACLPermissionType.ALLOW,
+        ResourcePattern(RESOURCE_TYPES[grant.resource], grant.name, pattern),
+    )
 
 
 @pytest.fixture
@@ -143,20 +153,22 @@ def _client_env(
     return {**env, **overrides}
 
 
+def _run(
+    command: list[str], env: dict[str, str], timeout: float
+) -> subprocess.CompletedProcess[str]:
+    """A command run to its end with `env` as its only Kafka and service settings."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("SUNSPOTS_", "KAFKA_"))}
+    return subprocess.run(
+        command, cwd=REPO, capture_output=True, text=True, timeout=timeout, env={**base, **env}
+    )
+
+
 def _producer(
     env: dict[str, str], topics: Topics, data_path: Path, *extra: str
 ) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("SUNSPOTS_", "KAFKA_"))}
     args = ["--data", str(data_path), "--start", START, "--end", END, "--delivery-timeout", "20"]
     args += ["--topic-observations", topics.observations, *extra]
-    return subprocess.run(
-        [sys.executable, "-m", "producer", *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        env={**base, **env},
-    )
+    return _run([sys.executable, "-m", "producer", *args], env, 180)
 
 
 def _service(broker: SecureBroker, topics: Topics, mode: str, group: str, env: dict, log_dir: Path):
@@ -339,15 +351,7 @@ def test_a_forecaster_with_a_wrong_password_stops_at_once(
 
 def test_sunspots_topics_with_a_wrong_password_says_so_in_one_line(broker, secrets_dir) -> None:
     env = _client_env(broker, "producer", secrets_dir, WRONG_PASSWORD)
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("SUNSPOTS_", "KAFKA_"))}
-    done = subprocess.run(
-        [str(Path(sys.executable).with_name("sunspots-topics"))],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**base, **env},
-    )
+    done = _run([str(Path(sys.executable).with_name("sunspots-topics"))], env, 120)
     assert done.returncode == 5, done.stderr
     _one_line(
         done.stderr,
@@ -356,3 +360,80 @@ def test_sunspots_topics_with_a_wrong_password_says_so_in_one_line(broker, secre
         "refused User:producer (SCRAM-SHA-512)",
     )
     _no_secret_in(done.stdout, done.stderr)
+
+
+# --- the model commands as the publisher: exactly its grants, or a refusal in one line -------
+
+MODEL = MODELS_DIR / "sunspot_lstm.json"
+
+
+def _model_command(
+    broker: SecureBroker, topics: Topics, user: str, secrets: Path, *args: str
+) -> subprocess.CompletedProcess[str]:
+    """`python -m training ARGS` as `user`, on this test's models topic (made by the admin)."""
+    command = [sys.executable, "-m", "training", *args, topic_flag("models"), topics.models]
+    return _run(command, _client_env(broker, user, secrets), 120)
+
+
+def _models(broker: SecureBroker, topics: Topics, expected: int | None = None) -> list:
+    return read_topic(
+        broker.bootstrap_servers, topics.models, expected, idle=1.0, **_admin_config(broker)
+    )
+
+
+def test_with_the_listed_acls_the_publisher_publishes_promotes_and_retires(
+    broker, topics, secrets_dir
+) -> None:
+    _grant(broker, "publisher", acls.grants(acls.PUBLISHER, topics))
+    version = load_forecaster(MODEL).model_version
+    steps = [
+        (["publish", str(MODEL), "--role", "challenger"], f"published {version} as challenger"),
+        (["promote"], f"promoted {version} from challenger to champion"),
+        (["retire", "--role", "challenger"], "retired the challenger"),
+    ]
+    outputs = []
+    for args, said in steps:
+        done = _model_command(broker, topics, "publisher", secrets_dir, *args)
+        assert done.returncode == 0, done.stderr
+        assert f"{said} on {topics.models}" in done.stderr
+        outputs += [done.stdout, done.stderr]
+    keys = [(r.key.decode(), r.value is None) for r in _models(broker, topics, 4)]
+    assert keys == [
+        (registry.CHALLENGER, False),
+        (registry.CHAMPION, False),
+        (registry.CHALLENGER, True),
+        (registry.CHALLENGER, True),
+    ]
+    _no_secret_in(*outputs)
+
+
+# (case, user, the publisher's grant left out, the line the command ends with)
+MODEL_REFUSALS = [
+    ("no-transactional-id", "notxid", ("Write", "transactional-id"),
+     "publish: cannot connect to Kafka: not authorized: Kafka at {bootstrap} denied "
+     "User:notxid access to transactional id sunspots-models-publisher "
+     "(TransactionalIdAuthorizationFailedError); "),
+    ("no-write-on-the-models-topic", "readonly", ("Write", "topic"),
+     "publish: cannot write the models topic: not authorized: Kafka at {bootstrap} denied "
+     "User:readonly access to topic {models} (TopicAuthorizationFailedError); "),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("user", "withheld", "expected"),
+    [pytest.param(*case, id=name) for name, *case in MODEL_REFUSALS],
+)
+def test_a_publisher_without_a_grant_is_refused_in_one_line(
+    broker, topics, secrets_dir, user, withheld, expected
+) -> None:
+    grants = acls.grants(acls.PUBLISHER, topics)
+    _grant(broker, user, [g for g in grants if (g.operation, g.resource) != withheld])
+    done = _model_command(
+        broker, topics, user, secrets_dir, "publish", str(MODEL), "--role", "challenger"
+    )
+    assert done.returncode == EXIT_CODES["authorization"], done.stderr
+    expected = expected.format(bootstrap=broker.bootstrap_servers, models=topics.models)
+    line = _one_line(done.stderr, "training.publish", expected + ACL_ADVICE)
+    assert line.endswith(expected + ACL_ADVICE), line
+    _no_secret_in(done.stdout, done.stderr)
+    assert _models(broker, topics) == []

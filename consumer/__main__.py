@@ -101,7 +101,8 @@ def _refused(refusal: Refusal, health: health_endpoint.Health) -> int:
 def _resources(config: ServiceConfig) -> dict[str, str]:
     """What the service uses, by kind, to name in a refusal."""
     service = {"forecast": acls.FORECASTER, "classify": acls.CLASSIFIER}[config.mode.name]
-    grants = acls.grants(service, config.kafka.topics, config.group_id)
+    promotes = config.promotion is not None
+    grants = acls.grants(service, config.kafka.topics, config.group_id, promotes=promotes)
     used = dict.fromkeys(g.name for g in grants if g.resource == "topic")
     return {
         "topic": " or ".join(used),

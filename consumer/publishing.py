@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
@@ -36,6 +36,7 @@ from consumer.fencing import is_fenced
 from consumer.health import Health
 from consumer.output import Output
 from sunspots.kafka_compat import close_now, start_transaction_step
+from sunspots.refusal import refusal_error
 
 log = logging.getLogger(__name__)
 
@@ -82,10 +83,14 @@ class TransactionalPublisher:
         if self.producer is None:
             raise KafkaError("no transactional producer: it is being replaced")
         self.producer.begin_transaction()
+        sent = []
         for out in outputs:
-            send(self.producer, out)
-        self._step("send_offsets_to_transaction", offsets, consumer.group_metadata())
-        self._step("commit_transaction")
+            sent.append(send(self.producer, out))
+            refused = _refused(sent[-1:])  # a topic this principal may not write: known at once
+            if refused is not None:
+                raise refused
+        self._step("send_offsets_to_transaction", offsets, consumer.group_metadata(), sent=sent)
+        self._step("commit_transaction", sent=sent)
 
     def abort(self) -> None:
         if self.producer is not None and not self.wedged:
@@ -111,10 +116,14 @@ class TransactionalPublisher:
             self.producer.flush(timeout=10)
             self.producer.close(timeout=10)
 
-    def _step(self, step: str, *args: object) -> None:
+    def _step(self, step: str, *args: object, sent: Sequence[FutureRecordMetadata] = ()) -> None:
         """Run a blocking transaction step, waiting for it in short slices, so that /healthz
         stays alive and /readyz turns false while the broker is away, a shutdown is not held
-        up for ever, and a step that hangs fails after `step_timeout_s`."""
+        up for ever, and a step that hangs fails after `step_timeout_s`.
+
+        A record the brokers refused (no Write on its topic) is raised as that refusal at
+        once: the commit, which waits for the partition the brokers will not add to the
+        transaction, would otherwise only time out, and the refusal never be told."""
         assert self.producer is not None
         pending = start_transaction_step(self.producer, step, *args)
         if pending is None:
@@ -123,6 +132,9 @@ class TransactionalPublisher:
         waited = 0.0
         while not pending.wait(timeout_ms=500):
             waited += 0.5
+            refused = _refused(sent)
+            if refused is not None:
+                raise refused
             self.health.polled(connected=False)
             if self.stop.is_set() and waited >= self.shutdown_grace_s:
                 raise KafkaTimeoutError(f"{step} not acknowledged {waited:.0f} s into shutdown")
@@ -152,3 +164,13 @@ class AcknowledgedPublisher:
     def close(self) -> None:
         self.producer.flush(timeout=10)
         self.producer.close(timeout=10)
+
+
+def _refused(sent: Sequence[FutureRecordMetadata]) -> BaseException | None:
+    """The brokers' refusal of a record sent, if one has come back."""
+    for future in sent:
+        if future.is_done and future.failed():
+            refused = refusal_error(future.exception)
+            if refused is not None:
+                return refused
+    return None

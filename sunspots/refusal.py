@@ -112,7 +112,7 @@ def from_error(
     if not isinstance(error, AuthorizationError):
         return None
     kind = next((k for t, k in RESOURCE_KINDS.items() if isinstance(error, t)), "resource")
-    named = [a for a in getattr(error, "args", ()) if isinstance(a, str) and " " not in a]
+    named = [name for a in getattr(error, "args", ()) for name in _names(a)]
     name = named[0] if named else (resources or {}).get(kind, "")
     what = "the cluster" if kind == "cluster" else f"{kind} {name}".strip()
     return Refusal(
@@ -120,6 +120,17 @@ def from_error(
         f"not authorized: Kafka at {kafka.bootstrap_servers} denied {kafka.principal} "
         f"access to {what} ({type(error).__name__}); {ACL_ADVICE}",
     )
+
+
+def _names(argument: object) -> list[str]:
+    """The resource names an error's argument holds: one name, or a set of topics (a client
+    refused topics while it fetched their metadata)."""
+    if isinstance(argument, str):
+        return [argument] if argument and " " not in argument else []
+    if isinstance(argument, set | frozenset | list | tuple):
+        found = sorted(a for a in argument if isinstance(a, str) and " " not in a)
+        return [" and ".join(found)] if found else []
+    return []
 
 
 def probe(kafka: KafkaSettings, timeout_s: float = 10.0) -> Refusal | None:

@@ -17,11 +17,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from kafka import KafkaProducer
 from kafka.admin import (
     ACL,
     ACLFilter,
@@ -57,6 +59,7 @@ PASSWORDS = {
     "publisher": "publisher-Pw-3e9a",  # runs the model commands
     "notxid": "notxid-Pw-6b27",  # the publisher's grants without its transactional id
     "readonly": "readonly-Pw-d410",  # the publisher's grants without Write on the models topic
+    "noshadow": "noshadow-Pw-2c81",  # the forecaster's grants without Write on the shadow topics
 }
 WRONG_PASSWORD = "not-the-Pw-5d17"
 START, END = "2017-01-01", "2017-03-31"  # 90 days: 80 forecasts scored
@@ -334,6 +337,39 @@ def test_a_forecaster_without_its_transactional_id_says_so_and_writes_nothing(
     )
     admin = _admin_config(broker)
     assert read_topic(broker.bootstrap_servers, topics.forecasts, idle=1.0, **admin) == []
+
+
+def test_a_forecaster_refused_a_shadow_topic_says_so_and_commits_nothing(
+    broker, topics, unique, secrets_dir, data_file, tmp_path
+) -> None:
+    """A challenger on the models topic, but no Write on the shadow topics: the first batch's
+    shadow forecasts are refused, and the forecaster stops with that refusal (not after the
+    transaction's timeout, not as a broker that went away)."""
+    group = f"gs-{unique}"
+    shadow = {topics.forecasts_shadow, topics.evaluations_shadow}
+    grants = acls.grants(acls.FORECASTER, topics, group)
+    _grant(broker, "noshadow", [g for g in grants if g.name not in shadow])
+    _grant(broker, "producer", acls.grants(acls.PRODUCER, topics))
+    w27 = MODELS_DIR / "sunspot_lstm_w27.json"
+    record = registry.make_record(
+        "challenger", w27.read_text(), w27.with_suffix(".npz").read_bytes(), "admin@test"
+    )
+    admin = KafkaProducer(bootstrap_servers=broker.bootstrap_servers, **_admin_config(broker))
+    admin.send(topics.models, key=b"challenger", value=registry.encode(record)).get(30)
+    admin.close()
+    done = _producer(_client_env(broker, "producer", secrets_dir), topics, data_file.path)
+    assert done.returncode == 0, done.stderr
+    env = _client_env(broker, "noshadow", secrets_dir)
+    started = time.monotonic()
+    _refused_forecaster(
+        _service(broker, topics, "forecast", group, env, tmp_path),
+        "authorization",
+        f"not authorized: Kafka at {broker.bootstrap_servers} denied User:noshadow access to "
+        f"topic {topics.forecasts_shadow} (TopicAuthorizationFailedError)",
+    )
+    print(f"\nrefused and stopped {time.monotonic() - started:.1f} s after its start")
+    config = _admin_config(broker)
+    assert read_topic(broker.bootstrap_servers, topics.forecasts, idle=1.0, **config) == []
 
 
 def test_a_forecaster_with_a_wrong_password_stops_at_once(

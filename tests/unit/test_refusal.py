@@ -54,6 +54,8 @@ def test_exit_codes_are_distinct_and_clear_of_the_others() -> None:
     [
         (TopicAuthorizationFailedError("sunspots.observations"), "topic sunspots.observations"),
         (TopicAuthorizationFailedError(), "topic t-1"),
+        # As a producer's send reports it: the set of topics refused.
+        (TopicAuthorizationFailedError({"b.shadow", "a.shadow"}), "topic a.shadow and b.shadow"),
         (GroupAuthorizationFailedError(), "group g-1"),
         (TransactionalIdAuthorizationFailedError(), "transactional id g-1-a"),
         (ClusterAuthorizationFailedError(), "the cluster"),

@@ -26,7 +26,7 @@ Models (consumer.lanes): the champion's forecasts and evaluations go to the fore
 evaluations topics; a challenger, while one runs, forecasts from the same windows (each model
 reads as many of the series' last values as its input needs) and goes to the shadow topics.
 Each output carries the version of the model that made it. Between batches, `follow` applies
-the records of the models topic: a new champion serves from the next batch on, and a forecast
+the records of the models topic (consumer.lifecycle): a new champion serves from the next batch on, and a forecast
 pending from the old one is still scored, under its own version. The live error of each role
 is watched for drift (sunspots.drift), and with automatic promotion (consumer.promotion) a
 challenger that beats the champion is published as champion, in the batch's transaction.
@@ -47,16 +47,16 @@ from datetime import date
 
 import numpy as np
 
-from consumer.lanes import Change, ForecastModel, Lane, Lanes
+from consumer.lanes import ForecastModel, Lane, Lanes
+from consumer.lifecycle import Lifecycle
 from consumer.metrics import BatchTally, ForecasterMetrics, SeriesLabels
 from consumer.output import Output
 from consumer.processor import DeadLetters, Record
 from consumer.promotion import PromotionPolicy, PromotionRule
 from consumer.series import InBatch, Keeping, Pending, Pendings, SeriesState
-from sunspots import registry
 from sunspots.evaluation import RollingScore
 from sunspots.intervals import band, volatility
-from sunspots.registry import CHALLENGER, CHAMPION, Entry
+from sunspots.registry import Entry
 from sunspots.schemas import (
     Evaluation,
     Forecast,
@@ -135,60 +135,17 @@ class Forecaster:
         self.series: dict[str, SeriesState] = {}
         self.labels = SeriesLabels(metrics)
         self.dead_letters = DeadLetters(topics.dead_letter, metrics.dead_letters)
-        self.promotion = None if promotion is None else PromotionRule(promotion)
-        self.promoter = promoter
-        self.challenger_record: registry.ModelRecord | None = None
-        metrics.model_info.labels(model.model_version, CHAMPION).set(1)
+        rule = None if promotion is None else PromotionRule(promotion)
+        self.lifecycle = Lifecycle(self.lanes, metrics, self.labels, topics.models, rule, promoter)
 
     @property
     def model(self) -> ForecastModel:
         """The champion's model, the one serving."""
         return self.lanes.champion.model
 
-    # --- the models topic, between batches --------------------------------------------------
-
     def follow(self, entries: Iterable[Entry]) -> None:
         """Apply records of the models topic; takes effect from the next batch."""
-        for entry in entries:
-            change = self.lanes.apply(entry)
-            if change.started is not None and change.role == CHALLENGER:
-                assert isinstance(entry, registry.Published)
-                self.challenger_record = entry.record
-            self._tell(change)
-            if (change.started or change.stopped) and self.promotion is not None:
-                self.promotion.reset()
-
-    def _tell(self, change: Change) -> None:
-        """Count and log what a models-topic entry did, once."""
-        m = self.metrics
-        if change.refused is not None:
-            reason, detail = change.refused
-            m.lifecycle.rejections.labels(reason).inc()
-            log.warning(
-                "model record refused (%s): %s; the models in place keep running",
-                reason,
-                detail,
-                extra={"reason": reason},
-            )
-            return
-        if change.ignored:
-            log.info("models topic: %s; nothing changes", change.ignored)
-            return
-        old, new = change.stopped, change.started
-        if old is not None:
-            m.model_info.remove(old.version, old.role)
-            self.labels.retire_model(old.role, old.version)
-        if new is not None:
-            m.model_info.labels(new.version, new.role).set(1)
-            m.lifecycle.switches.labels(new.role).inc()
-        log.info(
-            "%s: %s",
-            change.role,
-            f"{new.version} now runs" + (f" (was {old.version})" if old else "")
-            if new is not None
-            else f"{old.version if old else 'none'} retired",
-            extra={"role": change.role},
-        )
+        self.lifecycle.follow(entries)
 
     # --- one batch ------------------------------------------------------------------------
 
@@ -373,35 +330,7 @@ class Forecaster:
         self.labels.forget_released(self.series)
         batch.tally.apply(self.metrics, len(self.series))
         self.dead_letters.commit()
-        return self._promotion(days.values())
-
-    def _promotion(self, days: Iterable[dict[str, float]]) -> list[Output]:
-        """The records that make the challenger champion, if the rule decides it now."""
-        rule, record = self.promotion, self.challenger_record
-        if rule is None or record is None or self.lanes.challenger is None:
-            return []
-        decided = False
-        for errors in days:
-            if len(errors) == 2:
-                decided = rule.apply(errors[CHAMPION], errors[CHALLENGER]) or decided
-        if not decided:
-            return []
-        champion_rmse, challenger_rmse = rule.rmse()
-        log.warning(
-            "promoting challenger %s: RMSE %.2f against the champion's %.2f over the last %d "
-            "days scored by both",
-            record.model_version,
-            challenger_rmse,
-            champion_rmse,
-            len(rule.pairs),
-        )
-        self.metrics.lifecycle.promotions.inc()
-        models = self.topics.models
-        champion = registry.with_role(record, CHAMPION, self.promoter)
-        return [
-            Output(models, registry.encode(champion), CHAMPION.encode(), partition=0),
-            Output(models, None, CHALLENGER.encode(), partition=0),
-        ]
+        return self.lifecycle.promotion(days.values())
 
     def _roll_back(self, batch: _Batch) -> None:
         for name, saved in batch.saved.items():

@@ -25,6 +25,7 @@ from kafka.errors import (
     KafkaError,
     KafkaTimeoutError,
     ProducerFencedError,
+    TopicAuthorizationFailedError,
 )
 from kafka.structs import OffsetAndMetadata
 
@@ -457,16 +458,24 @@ class NeverAnswered:
 class FakeProducer:
     """The public calls of a transactional KafkaProducer the publisher makes."""
 
-    def __init__(self, abort_error: Exception | None = None) -> None:
+    def __init__(
+        self, abort_error: Exception | None = None, refused_topic: str | None = None
+    ) -> None:
         self.calls: list[str] = []
         self.sent: list[Output] = []
         self.abort_error = abort_error
+        self.refused_topic = refused_topic
+        self.futures: list[Future] = []
 
     def begin_transaction(self) -> None:
         self.calls.append("begin")
 
-    def send(self, topic: str, **kwargs: Any) -> None:
+    def send(self, topic: str, **kwargs: Any) -> Future:
         self.sent.append(Output(topic, kwargs["value"], kwargs["key"]))
+        # As kafka-python answers a send to a topic the principal may not write: at once.
+        refused = topic == self.refused_topic
+        self.futures.append(Future(TopicAuthorizationFailedError({topic}) if refused else None))
+        return self.futures[-1]
 
     def abort_transaction(self) -> None:
         self.calls.append("abort")
@@ -520,6 +529,30 @@ def test_an_unanswered_step_is_waited_for_in_slices_as_not_connected(steps) -> N
     assert all(alive and not connected for alive, connected in pending.waits[1:])
     assert producer.calls == ["begin", "send_offsets_to_transaction", "commit_transaction"]
     assert steps.begun[0][1] == ({TP0: OffsetAndMetadata(1, "", -1)}, "group-metadata")
+
+
+def test_a_topic_the_principal_may_not_write_is_a_refusal_at_once(steps) -> None:
+    producer = FakeProducer(refused_topic="shadow")
+    publisher = TransactionalPublisher(lambda: producer, threading.Event(), Health(), 1.0)
+    outputs = [Output("out", b"v", b"k"), Output("shadow", b"v", b"k"), Output("out", b"w", b"k")]
+    with pytest.raises(TopicAuthorizationFailedError):
+        publisher.publish(outputs, {TP0: OffsetAndMetadata(1, "", -1)}, Fake())
+    assert producer.calls == ["begin"] and len(producer.sent) == 2  # no commit, nothing more
+
+
+def test_a_record_refused_while_a_step_waits_ends_the_wait_with_the_refusal(steps) -> None:
+    health = Health()
+    producer = FakeProducer()
+
+    def refuse() -> None:
+        producer.futures[0].error = TopicAuthorizationFailedError({"out"})
+
+    pending = NeverAnswered(health, slices=None, on_wait=refuse)
+    steps.pending.update(send_offsets_to_transaction=pending)
+    publisher = TransactionalPublisher(lambda: producer, threading.Event(), health, 1.0)
+    with pytest.raises(TopicAuthorizationFailedError):
+        publisher.publish([Output("out", b"v", b"k")], {TP0: OffsetAndMetadata(1, "", -1)}, Fake())
+    assert len(pending.waits) < 4  # told at the next slice, not after the step's timeout
 
 
 def test_a_shutdown_gives_up_on_an_unanswered_step_after_the_grace_period(steps) -> None:
@@ -629,8 +662,19 @@ def test_an_abort_takes_the_open_transaction_back() -> None:
 
 
 class Future:
+    """A send's future, already answered: acknowledged, or failed with `error`."""
+
+    is_done = True
+
     def __init__(self, error: Exception | None) -> None:
         self.error = error
+
+    @property
+    def exception(self) -> Exception | None:
+        return self.error
+
+    def failed(self) -> bool:
+        return self.error is not None
 
     def get(self, timeout: float | None = None) -> None:
         if self.error is not None:

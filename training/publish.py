@@ -123,8 +123,16 @@ def require_topic(kafka: KafkaSettings) -> None:
     auto-created by the broker would be neither compacted nor sized for models."""
     topics = _kafka_step(kafka, lambda: _topic_names(kafka), "connect to Kafka")
     if kafka.topics.models not in topics:
+        # The brokers list only the topics a principal may describe: on a secured cluster a
+        # missing grant looks the same as a missing topic, so the line names both.
+        secured = (
+            f", or {kafka.principal} may not see it (the model commands need Read and Write on "
+            "it: README, Connecting to a secured cluster)"
+            if kafka.security
+            else ""
+        )
         raise CommandError(
-            f"the models topic {kafka.topics.models} does not exist: create it with "
+            f"the models topic {kafka.topics.models} does not exist{secured}: create it with "
             "sunspots-topics (the forecaster also creates it at start)",
             EXIT_BAD_INPUT,
         )

@@ -473,3 +473,20 @@ def test_a_publisher_without_a_grant_is_refused_in_one_line(
     assert line.endswith(expected + ACL_ADVICE), line
     _no_secret_in(done.stdout, done.stderr)
     assert _models(broker, topics) == []
+
+
+def test_a_principal_that_may_not_see_the_models_topic_is_told_both_causes(
+    broker, topics, secrets_dir
+) -> None:
+    """Granted nothing: the brokers list no models topic to it, as if there were none; the
+    line says it may be either, and names the principal."""
+    done = _model_command(
+        broker, topics, "stranger", secrets_dir, "publish", str(MODEL), "--role", "challenger"
+    )
+    assert done.returncode == 2, done.stderr
+    _one_line(
+        done.stderr,
+        "training.publish",
+        f"the models topic {topics.models} does not exist, or User:stranger may not see it",
+    )
+    _no_secret_in(done.stdout, done.stderr)

@@ -123,11 +123,6 @@ class Forecaster:
     ) -> None:
         self.keeping = keeping or Keeping(rolling=rolling)
         self.lanes = Lanes(model, topics, self.keeping.history)
-        if model.window > self.keeping.history:
-            raise ValueError(
-                f"the model reads {model.window} values; series keep {self.keeping.history} "
-                "(--history)"
-            )
         self.topics = topics
         self.metrics = metrics
         self.today = today

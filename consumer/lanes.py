@@ -11,7 +11,7 @@ Policy, for each entry of the model feed (sunspots.model_feed), applied between 
   model serving: the last one keeps serving, and the refusal to stop is logged);
 - a refused record changes nothing (the role keeps its model);
 - a model whose input is longer than the history a series keeps is refused (`bad_metadata`),
-  as it could never forecast;
+  as it could never forecast (the starting champion too: `ArtifactError`, a start-up error);
 - a record of the model already in its role (a restart reads the topic again) changes nothing.
 
 `apply` returns what happened as a `Change` for the forecaster to count and log; this module
@@ -26,7 +26,7 @@ from typing import Protocol
 
 import numpy as np
 
-from sunspots.artifact import BAD_METADATA
+from sunspots.artifact import BAD_METADATA, ArtifactError
 from sunspots.intervals import Calibration
 from sunspots.registry import CHALLENGER, CHAMPION, Entry, Published, Refused, Retired
 from sunspots.settings import Topics
@@ -79,8 +79,12 @@ class Lanes:
     """The champion (always one) and the challenger (at most one), for `topics`."""
 
     def __init__(self, champion: ForecastModel, topics: Topics, history: int) -> None:
+        """ArtifactError if the starting champion reads more values than series keep."""
         self.topics = topics
         self.history = history
+        too_long = self._too_long(CHAMPION, champion)
+        if too_long:
+            raise ArtifactError(too_long, BAD_METADATA)
         self.champion = self._lane(CHAMPION, champion)
         self.challenger: Lane | None = None
         self._refresh()
@@ -111,12 +115,9 @@ class Lanes:
         old = self.get(entry.role)
         if old is not None and old.version == model.model_version:
             return Change(entry.role, ignored=f"{model.model_version} is already the {old.role}")
-        if model.window > self.history:
-            detail = (
-                f"{entry.role} {model.model_version!r} reads {model.window} values; series keep "
-                f"{self.history} (--history)"
-            )
-            return Change(entry.role, refused=(BAD_METADATA, detail))
+        too_long = self._too_long(entry.role, model)
+        if too_long:
+            return Change(entry.role, refused=(BAD_METADATA, too_long))
         lane = self._lane(entry.role, model)
         if entry.role == CHAMPION:
             self.champion = lane
@@ -133,6 +134,16 @@ class Lanes:
             return Change(role, ignored="no challenger to retire")
         self._refresh()
         return Change(role, stopped=old)
+
+    def _too_long(self, role: str, model: ForecastModel) -> str:
+        """Why `model` cannot run in `role` (its input is longer than the history series
+        keep), or "" when it can."""
+        if model.window <= self.history:
+            return ""
+        return (
+            f"{role} {model.model_version!r} reads {model.window} values; series keep "
+            f"{self.history} (--history)"
+        )
 
     def _lane(self, role: str, model: ForecastModel) -> Lane:
         t = self.topics

@@ -23,7 +23,7 @@ from consumer.forecaster import DEFAULT_MAX_SERIES
 from consumer.processor import Processor
 from consumer.promotion import PromotionPolicy
 from consumer.series import DEFAULT_HISTORY, Keeping
-from sunspots.artifact import DEFAULT_CLASSIFIER, DEFAULT_FORECASTER, ArtifactError
+from sunspots.artifact import DEFAULT_CLASSIFIER, DEFAULT_FORECASTER
 from sunspots.cli import boolean, env_flag, fraction, positive_int
 from sunspots.settings import Topics
 
@@ -102,11 +102,6 @@ def _build_forecaster(config: ServiceConfig, registry: CollectorRegistry) -> Pro
 
     model = load_forecaster(config.model or DEFAULT_FORECASTER)
     log.info("forecaster model %s, window %d", model.model_version, model.window)
-    if model.window > config.history:
-        raise ArtifactError(
-            f"{config.model or DEFAULT_FORECASTER}: the model reads {model.window} values, "
-            f"more than the {config.history} kept per series (--history)"
-        )
     forecaster = Forecaster(
         model,
         config.kafka.topics,

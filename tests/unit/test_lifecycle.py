@@ -17,6 +17,7 @@ from consumer.metrics import ForecasterMetrics
 from consumer.promotion import PromotionPolicy, PromotionRule
 from consumer.series import Keeping
 from sunspots import registry as models
+from sunspots.artifact import ArtifactError
 from sunspots.drift import DriftPolicy
 from sunspots.registry import CHALLENGER, CHAMPION, Published, Refused, Retired
 from sunspots.settings import Topics
@@ -143,6 +144,11 @@ def test_a_refused_record_changes_nothing_and_is_counted(registry, caplog) -> No
     assert registry.get_sample_value(rejections, {"reason": "bad_hash"}) == 1
     assert registry.get_sample_value(rejections, {"reason": "bad_metadata"}) == 1
     assert caplog.text.count("model record refused") == 2
+
+
+def test_a_starting_champion_longer_than_the_history_is_a_start_up_error(registry) -> None:
+    with pytest.raises(ArtifactError, match="reads 9 values; series keep 8"):
+        _forecaster(registry, Offset("too-long", 9))
 
 
 def test_the_changelog_keeps_each_role_and_the_history(registry) -> None:

@@ -182,6 +182,11 @@ def test_a_classifier_artifact_given_to_the_forecaster() -> None:
     assert_one_clear_error(done, "expected a 'sunspot-forecaster' artifact")
 
 
+def test_a_history_shorter_than_the_models_input() -> None:
+    done = _run("-m", "consumer", "forecast", "--history", "5")
+    assert_one_clear_error(done, "reads 10 values; series keep 5 (--history)")
+
+
 # --- the metrics port -------------------------------------------------------------------------
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import Counter as TallyCounter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
@@ -289,9 +289,6 @@ class LifecycleMetrics:
         """The gauges labelled `DRIFT`: series, role."""
         return (self.drift_detected, self.drift_statistic, self.drift_alarm_date)
 
-    def series_gauges(self) -> tuple[Gauge, ...]:
-        return self.scored_gauges() + self.drift_gauges()
-
 
 class ClassifierMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
@@ -521,51 +518,61 @@ class SeriesLabels:
         self.released: set[str] = set()
 
     def release(self, series: Iterable[str]) -> None:
-        lifecycle = self.metrics.lifecycle
-        scored = lifecycle.scored_gauges()
-        for name in series:
+        gone = set(series)
+        for name in gone:
             for gauge in self.metrics.gauges():
                 gauge.remove(name)
             for gauge in self.metrics.band_gauges():
                 for band in BAND_LABELS:
                     gauge.remove(name, band)
-            for gauge in lifecycle.series_gauges():
-                remove_matching(gauge, SCORED if gauge in scored else DRIFT, series=name)
-            self.released.add(name)
+        lifecycle = self.metrics.lifecycle
+        for gauge in lifecycle.scored_gauges():
+            remove_where(gauge, SCORED, lambda labels: labels["series"] in gone)
+        for gauge in lifecycle.drift_gauges():
+            remove_where(gauge, DRIFT, lambda labels: labels["series"] in gone)
+        self.released |= gone
 
     def retire_model(self, role: str, version: str) -> None:
         """A model left its role: its scores' gauges go, and the role's drift gauges, whose
         test starts afresh with the next model."""
         lifecycle = self.metrics.lifecycle
         for gauge in lifecycle.scored_gauges():
-            remove_matching(gauge, SCORED, role=role, model_version=version)
+            remove_where(
+                gauge,
+                SCORED,
+                lambda labels: labels["role"] == role and labels["model_version"] == version,
+            )
         for gauge in lifecycle.drift_gauges():
-            remove_matching(gauge, DRIFT, role=role)
+            remove_where(gauge, DRIFT, lambda labels: labels["role"] == role)
 
     def keep(self, series: str) -> None:
         self.released.discard(series)
 
     def forget_released(self, live: Mapping[str, object]) -> None:
-        for name in self.released:
-            if name in live:
-                continue
+        gone = {name for name in self.released if name not in live}
+        self.released.clear()
+        if not gone:
+            return
+        for name in gone:
             for metric in self.metrics.counts():
                 metric.remove(name)
             for cause in RESET_CAUSES:
                 self.metrics.window_resets.remove(name, cause)
-            remove_matching(self.metrics.lifecycle.drift_alarms, DRIFT, series=name)
-        self.released.clear()
+        alarms = self.metrics.lifecycle.drift_alarms
+        remove_where(alarms, DRIFT, lambda labels: labels["series"] in gone)
 
 
-def remove_matching(metric: Gauge | Counter, names: tuple[str, ...], **labels: str) -> None:
-    """Remove every child of `metric` (labelled `names`, in order) whose labels include
-    `labels`; the children are found through the metric's public `collect()`."""
-    wanted = labels.items()
+def remove_where(
+    metric: Gauge | Counter, names: tuple[str, ...], matches: Callable[[dict[str, str]], bool]
+) -> None:
+    """Remove every child of `metric` (labelled `names`, in order) whose labels `matches`.
+    The children are found through the metric's public `collect()`, once: a rebalance or a
+    rewind releases every series at once, so this is one pass whatever their number."""
     found = {
         tuple(sample.labels[n] for n in names)
         for family in metric.collect()
         for sample in family.samples
-        if wanted <= sample.labels.items()
+        if matches(sample.labels)
     }
     for values in found:
         metric.remove(*values)

@@ -226,3 +226,24 @@ def test_the_promotion_rule_needs_k_days_and_the_margin() -> None:
     assert not rule.apply(10.0, 1.0)  # decided once
     rule.reset()
     assert [rule.apply(10.0, 8.5) for _ in range(3)] == [False, False, False]  # 15 % < 20 %
+
+
+def test_a_revoked_series_leaves_no_lifecycle_children_and_the_others_stay(registry) -> None:
+    policy = DriftPolicy(delta=0.3, threshold=5.0, half_life=50.0, warmup=10, floor=1.0)
+    fc = _forecaster(registry, Offset("v1", 3, offset=0.0), keeping=Keeping(8, 10, policy))
+    steps = [float(i) for i in range(40)] + [40.0 + 4 * i for i in range(8)]
+    fc.process(observations(steps, series="a") + observations([1, 2, 3, 4, 5], series="b"))
+    fc.series["b"].partition = 1  # "b" arrives on another partition, which stays
+    scored = {"role": CHAMPION, "model_version": "v1"}
+    alarms = "sunspot_drift_alarms_total"
+    assert registry.get_sample_value(alarms, {"series": "a", "role": CHAMPION}) == 1
+    fc.revoke({0})
+    for series, kept in (("a", False), ("b", True)):
+        rmse = registry.get_sample_value("sunspot_model_rmse", {"series": series, **scored})
+        statistic = registry.get_sample_value(
+            "sunspot_drift_statistic", {"series": series, "role": CHAMPION}
+        )
+        assert (rmse is not None, statistic is not None) == (kept, kept)
+    # The counters go at the next batch, once the partition has not come back.
+    fc.process(observations([6], series="b", start=5))
+    assert registry.get_sample_value(alarms, {"series": "a", "role": CHAMPION}) is None

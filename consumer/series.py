@@ -129,10 +129,6 @@ class SeriesState:
             state = self.roles[lane.role] = RoleState.new(lane, keeping)
         return state
 
-    @property
-    def champion(self) -> RoleState | None:
-        return self.roles.get(CHAMPION)
-
     def copy(self) -> SeriesState:
         w = self.window
         pending = None if w.pending is None else dict(w.pending)

@@ -14,6 +14,7 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 
 from sunspots.settings import Topics, topic_flag
+from support.polling import wait_for
 
 
 def unique_topics(token: str) -> Topics:
@@ -36,7 +37,7 @@ def reader(bootstrap: str, topic: str, wait: float = 30.0, **config: Any) -> Kaf
     """A read_committed consumer with no group, at the start of every partition of `topic`.
 
     A metadata request can fail (a bootstrap node just killed, a leader moving): the topic's
-    partitions are asked for again until known, for at most `wait` seconds, then LookupError,
+    partitions are asked for again until known, for at most `wait` seconds, then TimeoutError,
     so that a failed lookup never reads as an empty topic.
     """
     consumer = KafkaConsumer(
@@ -46,12 +47,17 @@ def reader(bootstrap: str, topic: str, wait: float = 30.0, **config: Any) -> Kaf
         isolation_level="read_committed",
         **config,
     )
-    deadline = time.monotonic() + wait
-    while not (known := consumer.partitions_for_topic(topic)):
-        if time.monotonic() > deadline:
-            consumer.close()
-            raise LookupError(f"the partitions of {topic} are still unknown after {wait:g} s")
-        time.sleep(0.5)
+    try:
+        # An empty set is what a failed lookup gives: asked again, as None.
+        known = wait_for(
+            f"the partitions of {topic}",
+            lambda: consumer.partitions_for_topic(topic) or None,
+            wait,
+            interval=0.5,
+        )
+    except TimeoutError:
+        consumer.close()
+        raise
     partitions = [TopicPartition(topic, p) for p in known]
     consumer.assign(partitions)
     consumer.seek_to_beginning(*partitions)

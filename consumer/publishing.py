@@ -85,8 +85,8 @@ class TransactionalPublisher:
         self.producer.begin_transaction()
         sent = []
         for out in outputs:
-            sent.append(send(self.producer, out))
-            refused = _refused(sent[-1:])  # a topic this principal may not write: known at once
+            sent.append(future := send(self.producer, out))
+            refused = _refusal(future)  # a topic this principal may not write: known at once
             if refused is not None:
                 raise refused
         self._step("send_offsets_to_transaction", offsets, consumer.group_metadata(), sent=sent)
@@ -132,7 +132,7 @@ class TransactionalPublisher:
         waited = 0.0
         while not pending.wait(timeout_ms=500):
             waited += 0.5
-            refused = _refused(sent)
+            refused = next(filter(None, map(_refusal, sent)), None)
             if refused is not None:
                 raise refused
             self.health.polled(connected=False)
@@ -166,11 +166,8 @@ class AcknowledgedPublisher:
         self.producer.close(timeout=10)
 
 
-def _refused(sent: Sequence[FutureRecordMetadata]) -> BaseException | None:
-    """The brokers' refusal of a record sent, if one has come back."""
-    for future in sent:
-        if future.is_done and future.failed():
-            refused = refusal_error(future.exception)
-            if refused is not None:
-                return refused
+def _refusal(future: FutureRecordMetadata) -> BaseException | None:
+    """The brokers' refusal of a record sent, if it has come back."""
+    if future.is_done and future.failed():
+        return refusal_error(future.exception)
     return None

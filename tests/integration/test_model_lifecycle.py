@@ -10,8 +10,6 @@ leaves no warm-up), and the shadow topics holding the challenger's forecasts up 
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from datetime import UTC, date, datetime, timedelta
 
@@ -20,32 +18,26 @@ import pytest
 from kafka import KafkaProducer
 
 from sunspots import registry
-from sunspots.artifact import MODELS_DIR, load_forecaster
+from sunspots.artifact import load_forecaster
 from sunspots.data import load_daily, select_range
 from sunspots.schemas import Observation
-from sunspots.settings import Topics, topic_flag
+from sunspots.settings import KafkaSettings, Topics
 from support.http import sample
 from support.polling import wait_for
 from support.progress import Progress
 from support.services import forecaster, replay_range
 from support.topics import read_to_end, unique_topics, values
 from tests.integration.offline import OfflineRun, offline_run
+from tests.integration.test_models_topic import W10, W27
+from tests.integration.test_models_topic import command as models_command
 
-W10 = MODELS_DIR / "sunspot_lstm.json"
-W27 = MODELS_DIR / "sunspot_lstm_w27.json"
 START, END = "2000-01-01", "2002-12-31"
 SPEED = 60.0  # days a second: about 18 s of replay, time for the commands to land mid-stream
 
 
 def command(bootstrap: str, topics: Topics, *args: str) -> None:
     """`python -m training ARGS` on this test's models topic; raises unless it exits 0."""
-    flags = ["--bootstrap-servers", bootstrap, topic_flag("models"), topics.models]
-    done = subprocess.run(
-        [sys.executable, "-m", "training", *args, *flags],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = models_command(KafkaSettings(bootstrap, topics), *args)
     assert done.returncode == 0, done.stderr
 
 
@@ -266,3 +258,64 @@ def test_drift_fires_after_a_change_of_scale_and_never_on_the_clean_stream(
         f"\ndrift: alarm {delay} days after the change of scale on {SHIFT_FROM}; no alarm on "
         f"{len(frame)} clean days (largest error {clean_peak['error']:.1f} on {clean_peak['date']})"
     )
+
+
+def test_the_forecaster_promotes_a_better_challenger_once_by_itself(
+    bootstrap_servers, unique, create_topics, data_file, offline, tmp_path
+) -> None:
+    """With --auto-promote, a challenger published before the replay: both models score the
+    same days from the first the window-27 model forecasts, and the first time the challenger's
+    RMSE over the last 20 of them is below the champion's the forecaster publishes the
+    promotion with its batch, once."""
+    topics = create_topics(unique_topics(unique))
+    group = f"promote-{unique}"
+    v10, v27 = _versions()
+    command(bootstrap_servers, topics, "publish", str(W27), "--role", "challenger")
+    flags = ["--auto-promote", "true", "--promote-days", "20", "--promote-margin", "0"]
+    fc = forecaster(bootstrap_servers, topics, group, tmp_path, *flags).start()
+    replay = replay_range(bootstrap_servers, topics, data_file.path, tmp_path, START, END, SPEED)
+    try:
+        fc.wait_ready(120)
+        with Progress(bootstrap_servers) as progress:
+            replay.start()
+            progress.wait_finished(group, topics, offline["w10"].observations, 180, fc)
+        metrics = fc.metrics()
+    finally:
+        replay.stop()
+        fc.stop()
+
+    models = read_to_end(bootstrap_servers, topics.models)
+    written = [
+        (r.key, None if r.value is None else registry.decode(r.key, r.value)) for r in models
+    ]
+    assert [k for k, _ in written] == [b"challenger", b"champion", b"challenger"]
+    promoted = written[1][1]
+    assert promoted.model_version == v27 and written[2][1] is None  # the challenger retired
+    assert "automatic promotion" in promoted.record.published_by
+    assert sample(metrics, "sunspot_model_promotions_total") == 1
+
+    forecasts = values(read_to_end(bootstrap_servers, topics.forecasts))
+    evaluations = values(read_to_end(bootstrap_servers, topics.evaluations))
+    switched = _check_served(forecasts, evaluations, offline)
+    shadow = values(read_to_end(bootstrap_servers, topics.evaluations_shadow))
+    both = {e["date"]: e for e in evaluations if e["model_version"] == v10}
+    pairs = [(e["date"], both[e["date"]]["error"], e["error"]) for e in shadow if e["date"] in both]
+    # The rule's decision, recomputed from what was published: the first day on which the
+    # challenger's RMSE over the last 20 days scored by both was below the champion's; the
+    # promotion went out with that day's batch, so the new champion serves soon after.
+    wins = [
+        i
+        for i in range(20, len(pairs) + 1)
+        if _rmse(pairs[i - 20 : i], 2) < _rmse(pairs[i - 20 : i], 1)
+    ]
+    assert wins
+    decided_on = date.fromisoformat(pairs[wins[0] - 1][0])
+    assert decided_on < date.fromisoformat(switched) <= decided_on + timedelta(days=90)
+    print(
+        f"\nautomatic promotion decided on {decided_on}, {wins[0]} days scored by both; the "
+        f"new champion served from {switched}"
+    )
+
+
+def _rmse(pairs: list[tuple[str, float, float]], which: int) -> float:
+    return (sum(p[which] ** 2 for p in pairs) / len(pairs)) ** 0.5

@@ -7,8 +7,9 @@ or SIGINT, after which it finishes the batch in hand, commits and closes.
 Exit codes: 0 after a graceful stop; 2 for bad start-up input, told in one line (a bad flag
 or variable, an unreadable or inconsistent model, a metrics port that cannot be bound);
 3 when fenced by another instance with the same id; 5, 6, 7 when the brokers refuse the
-service (authentication, authorization, TLS: `sunspots.refusal`), told in one line, which
-`/readyz` shows too. A broker out of reach is waited for, never an exit.
+service (authentication, authorization, TLS: `sunspots.refusal`); 8 and 9 when the service stops
+on its own (`consumer.stops`: input it cannot read or follow, no progress). Each is told in one
+line, which `/readyz` shows too. A broker out of reach is waited for, never an exit.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from consumer.forecaster import Forecaster
 from consumer.processor import Processor
 from consumer.retry import Backoff, Interrupted, Retry
 from consumer.runner import KafkaClients, Runner, RunnerConfig
+from consumer.stops import ServiceStop
 from sunspots import acls
 from sunspots.artifact import ArtifactError
 from sunspots.cli import EXIT_USAGE, env_name
@@ -153,6 +155,10 @@ def _serve(
     except Fenced as exc:
         log.error("%s: another instance runs as %r; stopping", exc, config.instance_id)
         return EXIT_FENCED
+    except ServiceStop as exc:
+        health.refused = exc.line
+        log.error("%s", exc.line)
+        return exc.exit_code
     finally:
         if follower is not None:
             follower.close()

@@ -2,8 +2,10 @@
 
 `/healthz` answers 200 while the poll loop has turned within `stale_after` seconds, so an
 orchestrator restarts a wedged process. `/readyz` answers 200 only when the model is loaded,
-partitions are assigned and the broker answered the last poll, and never once the brokers
-refused the service (`refused=` names the cause: authentication, authorization, TLS). The client side (waiting for
+partitions are assigned and the broker answered the last poll, while no problem is reported
+(`problem(key, text)`: a stalled partition, a topic that went away; each shown in the body until
+it is cleared), and never once the service stops on its own (`refused=` names the cause: the
+brokers refused it, authentication, authorization, TLS, or a `consumer.stops.ServiceStop`). The client side (waiting for
 /readyz, reading /metrics) is in the repository's `support` package, for the tests, the
 benchmarks and the demo.
 """
@@ -26,11 +28,20 @@ class Health:
         self.model_loaded = False
         self.assigned = False
         self.connected = False
-        self.refused: str | None = None  # the refusal's one line, once the brokers refused
+        self.refused: str | None = None  # the refusal's (or the stop's) one line
+        # What keeps the service unready while it lasts, by who reported it.
+        self.problems: dict[str, str] = {}
 
     def polled(self, connected: bool) -> None:
         self.last_poll = time.monotonic()
         self.connected = connected
+
+    def problem(self, key: str, text: str | None) -> None:
+        """Report a problem under `key` (unready while it lasts); None clears it."""
+        if text is None:
+            self.problems.pop(key, None)
+        else:
+            self.problems[key] = text
 
     @property
     def alive(self) -> bool:
@@ -44,13 +55,15 @@ class Health:
             and self.assigned
             and self.connected
             and self.refused is None
+            and not self.problems
         )
 
     def describe(self) -> str:
         refused = f" refused={self.refused}" if self.refused else ""
+        problems = "".join(f" {key}={text}" for key, text in sorted(self.problems.items()))
         return (
             f"alive={self.alive} model_loaded={self.model_loaded} "
-            f"assigned={self.assigned} connected={self.connected}{refused}\n"
+            f"assigned={self.assigned} connected={self.connected}{problems}{refused}\n"
         )
 
 

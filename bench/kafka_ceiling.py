@@ -108,7 +108,7 @@ class Leg:
 def produce(kafka: KafkaSettings, topic: str, records: list[tuple[bytes, bytes]]) -> Leg:
     # producer.replay.Replayer's settings.
     producer = KafkaProducer(
-        **kafka.client_kwargs(),
+        **kafka.producer_kwargs(),
         acks="all",
         enable_idempotence=True,
         linger_ms=10,

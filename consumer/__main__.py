@@ -5,7 +5,8 @@ model artifact, serves /metrics, /healthz and /readyz, and runs the Kafka loop u
 or SIGINT, after which it finishes the batch in hand, commits and closes.
 
 Exit codes: 0 after a graceful stop; 2 for bad start-up input, told in one line (a bad flag
-or variable, an unreadable or inconsistent model, a metrics port that cannot be bound);
+or variable, an unreadable or inconsistent model, a metrics port that cannot be bound, a
+compression library kafka-python lacks: `sunspots.codecs`);
 3 when fenced by another instance with the same id; 5, 6, 7 when the brokers refuse the
 service (authentication, authorization, TLS: `sunspots.refusal`); 8 and 9 when the service stops
 on its own (`consumer.stops`: input it cannot read or follow, no progress). Each is told in one
@@ -32,7 +33,7 @@ from consumer.processor import Processor
 from consumer.retry import Backoff, Interrupted, Retry
 from consumer.runner import KafkaClients, Runner, RunnerConfig
 from consumer.stops import ServiceStop
-from sunspots import acls
+from sunspots import acls, codecs
 from sunspots.artifact import ArtifactError
 from sunspots.cli import EXIT_USAGE, env_name
 from sunspots.logs import setup_logging
@@ -195,6 +196,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser(__doc__).parse_args(argv)
     setup_logging(args, service=args.mode, instance_id=args.instance_id)
     config = config_from_args(args)
+    # Before anything else: a batch in a codec it cannot read would stop the service later.
+    refusal = codecs.refusal(reads=True, writes=config.kafka.compression_type)
+    if refusal is not None:
+        log.error("%s", refusal)
+        return EXIT_USAGE
     stop = stop_on_signals()
     return run(config, stop)
 

@@ -16,13 +16,13 @@ from kafka.partitioner import DefaultPartitioner
 from sunspots.settings import KafkaSettings
 
 # Every output is acknowledged by all in-sync replicas, and retries never duplicate. Records
-# are tiny, so a short linger fills large batches without adding visible latency.
+# are tiny, so a short linger fills large batches without adding visible latency. The
+# compression is the service's --compression-type (`KafkaSettings.producer_kwargs`).
 PRODUCER_CONFIG: dict[str, Any] = {
     "acks": "all",
     "enable_idempotence": True,
     "linger_ms": 5,
     "batch_size": 256 * 1024,
-    "compression_type": None,
 }
 FETCH_MAX_BYTES = 16 * 1024 * 1024
 METADATA_MAX_AGE_MS = 5_000
@@ -70,7 +70,7 @@ def make_producer(
     """An idempotent producer; with a `transactional_id`, a transactional one that has fenced
     any previous incarnation with that id and aborted its open transaction."""
     kwargs: dict[str, Any] = {
-        **kafka.client_kwargs(),
+        **kafka.producer_kwargs(),
         **PRODUCER_CONFIG,
         "partitioner": KeyPartitioner(),
     }

@@ -93,7 +93,7 @@ def _add_mode_flags(sub: argparse.ArgumentParser, mode: Mode) -> None:
         type=boolean,
     )
     add_replication_flags(sub)
-    add_kafka_flags(sub)
+    add_kafka_flags(sub, produces=True)  # the outputs, the changelog, dead letters
     add_logging_flags(sub)
 
 

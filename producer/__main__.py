@@ -3,7 +3,8 @@
 Every flag falls back to an environment variable, shown in --help. Exit codes: 0 when every
 record sent was acknowledged (also after SIGTERM or SIGINT, which stop the replay early); 1 when
 Kafka refused records with an error a retry will not mend (a record too large); 2 for bad
-start-up input (a bad flag or variable, unreadable data, a date range that selects nothing);
+start-up input (a bad flag or variable, unreadable data, a date range that selects nothing, a
+compression library kafka-python lacks: `sunspots.codecs`);
 4 when Kafka is out of reach (at start, or nothing acknowledged within the delivery timeout, or
 records still in flight at SIGTERM/SIGINT); 5, 6, 7 when a secured cluster refuses this client:
 authentication, authorization (the topic), TLS (`sunspots.refusal`). Every failure is one line
@@ -39,6 +40,7 @@ from sunspots.cli import (
     non_negative_int,
     positive_int,
 )
+from sunspots.codecs import refusal as codec_refusal
 from sunspots.data import SILSO_DAILY_URL, DataFormatError
 from sunspots.logs import add_logging_flags, setup_logging
 from sunspots.refusal import EXIT_CODES, UNREACHABLE, explain, from_error, preflight
@@ -104,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="?",
         const=True,
     )
-    add_kafka_flags(parser)
+    add_kafka_flags(parser, produces=True)
     add_logging_flags(parser)
     return parser
 
@@ -125,6 +127,11 @@ def replay(argv: list[str]) -> int:
     )
     stop = stop_on_signals()
     kafka = kafka_settings_from_args(args)
+    # --resume reads the topic, whose batches may come from any producer in any codec.
+    lacking = codec_refusal(reads=config.resume, writes=kafka.compression_type)
+    if lacking is not None:
+        log.error("%s", lacking)
+        return EXIT_USAGE
     refusal = preflight(kafka)
     if refusal is not None:
         log.error("%s", refusal.line)

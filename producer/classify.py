@@ -25,6 +25,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 
 from sunspots.cli import EXIT_USAGE, Parser, env_flag, env_name, non_negative_float
+from sunspots.codecs import refusal as codec_refusal
 from sunspots.logs import add_logging_flags, setup_logging
 from sunspots.refusal import explain, preflight
 from sunspots.schemas import (
@@ -156,7 +157,7 @@ def send_requests(
     kafka: KafkaSettings, requests: Sequence[tuple[RequestId, Sequence[Any]]], exchange: Exchange
 ) -> None:
     """Send every request (key = id) and wait until the broker has acknowledged them all."""
-    producer = KafkaProducer(**kafka.client_kwargs(), acks="all", linger_ms=2)
+    producer = KafkaProducer(**kafka.producer_kwargs(), acks="all", linger_ms=2)
     try:
         futures = []
         for request_id, sequence in requests:
@@ -241,7 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
         action=_AppendOverEnv,
     )
     env_flag(parser, "--timeout", 30.0, "seconds to wait for answers", type=non_negative_float)
-    add_kafka_flags(parser)
+    add_kafka_flags(parser, produces=True)
     add_logging_flags(parser)
     return parser
 
@@ -272,6 +273,11 @@ def main(argv: list[str] | None = None) -> int:
     sequences = sequences_from_args(parser, args.sequence)
     ids = new_ids(len(sequences))
     kafka = kafka_settings_from_args(args)
+    # The answers come in the codec the classifier writes, which may be any.
+    lacking = codec_refusal(reads=True, writes=kafka.compression_type)
+    if lacking is not None:
+        log.error("%s", lacking)
+        return EXIT_USAGE
     refusal = preflight(kafka)
     if refusal is not None:
         log.error("%s", refusal.line)

@@ -136,6 +136,28 @@ def plan(dates: list[date], config: ReplayConfig, after: Mapping[str, date]) -> 
     return ReplayPlan(first_row, len(dates) - first_row, records)
 
 
+def replay_producer(
+    kafka: KafkaSettings, delivery_timeout_s: float = DEFAULT_DELIVERY_TIMEOUT_S
+) -> KafkaProducer:
+    """The replay's producer: idempotent, acknowledged by all in-sync replicas, large batches
+    filled for `LINGER_MS`, in the codec of `kafka.compression_type` (bench.codecs measures
+    each codec with it)."""
+    delivery_ms = int(delivery_timeout_s * 1000)
+    return KafkaProducer(
+        **kafka.producer_kwargs(),
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=LINGER_MS,
+        batch_size=256 * 1024,
+        # A record not acknowledged this long after it was sent fails; kafka-python needs the
+        # delivery timeout to cover one request and the linger.
+        delivery_timeout_ms=delivery_ms,
+        request_timeout_ms=min(MAX_REQUEST_TIMEOUT_MS, delivery_ms - LINGER_MS),
+        # send() waits this long at most for metadata (a new topic, a lost leader).
+        max_block_ms=delivery_ms,
+    )
+
+
 class Replayer:
     def __init__(self, kafka: KafkaSettings, config: ReplayConfig, stop: threading.Event) -> None:
         self.kafka = kafka
@@ -202,20 +224,7 @@ class Replayer:
         return after
 
     def _producer(self) -> KafkaProducer:
-        delivery_ms = int(self.config.delivery_timeout_s * 1000)
-        return KafkaProducer(
-            **self.kafka.client_kwargs(),
-            acks="all",
-            enable_idempotence=True,
-            linger_ms=LINGER_MS,
-            batch_size=256 * 1024,
-            # A record not acknowledged this long after it was sent fails; kafka-python needs
-            # the delivery timeout to cover one request and the linger.
-            delivery_timeout_ms=delivery_ms,
-            request_timeout_ms=min(MAX_REQUEST_TIMEOUT_MS, delivery_ms - LINGER_MS),
-            # send() waits this long at most for metadata (a new topic, a lost leader).
-            max_block_ms=delivery_ms,
-        )
+        return replay_producer(self.kafka, self.config.delivery_timeout_s)
 
     def _send_all(
         self,

@@ -5,11 +5,12 @@ object down; nothing below the edge reads the environment. The connection and se
 (`--bootstrap-servers`, `--security-protocol`, `--sasl-*`, `--ssl-*`) take their variables
 from Kafka's prefix (`KAFKA_BOOTSTRAP_SERVERS`, ...). Each password can also come from a file
 (`--sasl-password-file`, `KAFKA_SASL_PASSWORD_FILE`: Docker secrets), one way only; it is held
-as a `Secret`, whose repr never shows it. Settings that cannot work together (SASL without a
-user or password, SASL settings on a plain connection) stop the command at start. `Topics` is the one list of topics: each
-field says how its topic is created (`TopicSpec`), and the flags (`--topic-<field>`), their
-environment variables (`SUNSPOTS_TOPIC_<FIELD>`, `TOPIC_ENV`) and `sunspots.topics` are
-derived from it.
+as a `Secret`, whose repr never shows it. `--compression-type` (`KAFKA_COMPRESSION_TYPE`), the
+codec the project's producers write, is given only to the commands that produce. Settings that
+cannot work together (SASL without a user or password, SASL settings on a plain connection)
+stop the command at start. `Topics` is the one list of topics: each field says how its topic
+is created (`TopicSpec`), and the flags (`--topic-<field>`), their environment variables
+(`SUNSPOTS_TOPIC_<FIELD>`, `TOPIC_ENV`) and `sunspots.topics` are derived from it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from types import MappingProxyType
 from typing import Any
 
 from sunspots.cli import Parser, boolean, env_flag, env_name, kafka_env, secret_file
+from sunspots.codecs import COMPRESSION_TYPES, DEFAULT_COMPRESSION, kafka_python_value
 
 DEFAULT_BOOTSTRAP = "localhost:9092"
 
@@ -75,6 +77,10 @@ SECURITY_FLAGS = {
         type=boolean,
     ),
 }
+
+
+# The codec the commands that produce write (`add_kafka_flags(..., produces=True)`).
+COMPRESSION_FLAG = "--compression-type"
 
 
 def secret_file_flag(flag: str) -> str:
@@ -159,6 +165,9 @@ class KafkaSettings:
     topics: Topics = field(default_factory=Topics)
     # (kafka-python keyword, value) pairs; passwords are `Secret`s, so a repr never shows them
     security: tuple[tuple[str, Any], ...] = ()
+    # The codec of the record batches this command's producers write (--compression-type,
+    # given only to the commands that produce); readers read every codec whatever it is.
+    compression_type: str = DEFAULT_COMPRESSION
 
     def client_kwargs(self) -> dict[str, Any]:
         """Keyword arguments shared by every kafka-python client."""
@@ -168,6 +177,13 @@ class KafkaSettings:
             # idle long after a broker bounce; a 1 s ceiling resumes promptly.
             "reconnect_backoff_max_ms": 1000,
             **dict(self.security),
+        }
+
+    def producer_kwargs(self) -> dict[str, Any]:
+        """`client_kwargs` and what every producer of the project shares: the compression."""
+        return {
+            **self.client_kwargs(),
+            "compression_type": kafka_python_value(self.compression_type),
         }
 
     @property
@@ -182,10 +198,23 @@ class KafkaSettings:
         return "User:ANONYMOUS"
 
 
-def add_kafka_flags(parser: argparse.ArgumentParser) -> None:
+def add_kafka_flags(parser: argparse.ArgumentParser, produces: bool = False) -> None:
+    """The connection, security and topic flags; `produces`: also --compression-type, for
+    the commands that write to Kafka."""
     group = parser.add_argument_group("kafka")
     flag = "--bootstrap-servers"
     env_flag(group, flag, DEFAULT_BOOTSTRAP, "comma-separated Kafka brokers", env=kafka_env(flag))
+    if produces:
+        flag = COMPRESSION_FLAG
+        env_flag(
+            group,
+            flag,
+            DEFAULT_COMPRESSION,
+            "codec of the record batches this command writes (every codec is read, whatever "
+            "this is)",
+            env=kafka_env(flag),
+            choices=COMPRESSION_TYPES,
+        )
     for flag, spec in SECURITY_FLAGS.items():
         env_flag(
             group, flag, None, spec.help, type=spec.type, env=kafka_env(flag), choices=spec.choices
@@ -260,7 +289,9 @@ def _security(args: argparse.Namespace) -> tuple[tuple[str, Any], ...]:
 
 def kafka_settings_from_args(args: argparse.Namespace) -> KafkaSettings:
     topics = Topics(**{name: getattr(args, f"topic_{name}") for name in Topics.specs()})
-    return KafkaSettings(args.bootstrap_servers, topics, _security(args))
+    # A command that does not produce has no --compression-type, and no use for it.
+    compression = getattr(args, _dest(COMPRESSION_FLAG), DEFAULT_COMPRESSION)
+    return KafkaSettings(args.bootstrap_servers, topics, _security(args), compression)
 
 
 def _dest(flag: str) -> str:

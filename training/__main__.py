@@ -104,7 +104,7 @@ def _model_commands(commands: Any) -> None:
     for sub in (publish, retire):
         env_flag(sub, "--role", CHALLENGER, f"{' or '.join(ROLES)}", type=_role)
     for sub in (publish, retire, promote):
-        add_kafka_flags(sub)
+        add_kafka_flags(sub, produces=True)
         add_logging_flags(sub)
 
 
@@ -225,8 +225,13 @@ def _data_from_topic(args: argparse.Namespace) -> int:
     `--data` at it; an exit code (with one line) when that cannot be done, else 0."""
     from kafka.errors import KafkaError
 
+    from sunspots.codecs import refusal
     from training.dataset import frame_from_observations, read_observations, write_daily
 
+    lacking = refusal(reads=True)
+    if lacking is not None:
+        log.error("%s", lacking)
+        return EXIT_USAGE
     try:
         records = read_observations(kafka_settings_from_args(args), args.from_topic)
     except KafkaError as exc:

@@ -8,7 +8,8 @@ roles on one model, nor neither. An artifact is verified as the service will ver
 (`sunspots.registry`) before anything is sent, so a bad one is refused here first.
 
 Outcomes, each told in one line: exit 0, what was written; exit 2, bad input (an unreadable or
-refused artifact, an unknown role, no challenger to promote, no models topic); Kafka's refusals
+refused artifact, an unknown role, no challenger to promote, no models topic, a compression
+library kafka-python lacks); Kafka's refusals
 with the project's codes (`sunspots.refusal`: 4 out of reach, 5 authentication, 6
 authorization, 7 TLS); exit 1 for any other Kafka failure. Concurrent commands share one
 transactional id, so a second one fences the first (which then fails with exit 1) rather than
@@ -31,7 +32,7 @@ from typing import TypeVar
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.errors import KafkaError
 
-from sunspots import registry
+from sunspots import codecs, registry
 from sunspots.artifact import FORECASTER_KIND, ArtifactError, metadata_path, read_artifact
 from sunspots.model_feed import ModelFeed
 from sunspots.refusal import of_failure, probe
@@ -157,7 +158,8 @@ def run(kafka: KafkaSettings, command: str, path: Path | None, role: str) -> int
     if not log.isEnabledFor(logging.DEBUG):
         logging.getLogger("kafka").setLevel(logging.CRITICAL)
     try:
-        # Bad input is told before Kafka is asked anything.
+        # Bad input is told before Kafka is asked anything; promote reads the models topic.
+        _codecs(kafka, reads=command == "promote")
         local = publish_change(path or Path(), role) if command == "publish" else None
         local = retire_change(role) if command == "retire" else local
         _reachable(kafka)
@@ -169,6 +171,14 @@ def run(kafka: KafkaSettings, command: str, path: Path | None, role: str) -> int
         return exc.exit_code
     log.info("%s on %s", change.summary, kafka.topics.models)
     return 0
+
+
+def _codecs(kafka: KafkaSettings, reads: bool) -> None:
+    """CommandError unless kafka-python has the codec the command writes (and, if it reads,
+    every codec)."""
+    lacking = codecs.refusal(reads, kafka.compression_type)
+    if lacking is not None:
+        raise CommandError(lacking, EXIT_BAD_INPUT)
 
 
 def _reachable(kafka: KafkaSettings) -> None:
@@ -191,7 +201,7 @@ def _topic_names(kafka: KafkaSettings) -> set[str]:
 
 def _producer(kafka: KafkaSettings) -> KafkaProducer:
     producer = KafkaProducer(
-        **kafka.client_kwargs(),
+        **kafka.producer_kwargs(),
         allow_auto_create_topics=False,
         acks="all",
         enable_idempotence=True,

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import re
 import tomllib
+from importlib import metadata
 
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from sunspots.codecs import EXTRAS
 from tests.conftest import REPO
 
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
@@ -54,6 +56,27 @@ def test_every_dependency_is_pinned_in_the_lock() -> None:
         assert requirement.specifier.contains(pins[name], prereleases=True), (
             f"{LOCK.name} pins {name}=={pins[name]}, outside {requirement.specifier}"
         )
+
+
+def test_the_codec_extras_are_declared_and_their_libraries_pinned() -> None:
+    # Every command reads every Kafka codec (sunspots.codecs): the image installs from the lock,
+    # so the libraries of kafka-python's codec extras must be in it.
+    (kafka,) = [
+        Requirement(text)
+        for text in PYPROJECT["project"]["dependencies"]
+        if Requirement(text).name == "kafka-python"
+    ]
+    assert set(EXTRAS.split(",")) <= kafka.extras
+    pins = _pins()
+    for extra in kafka.extras:
+        needed = [
+            need
+            for need in map(Requirement, metadata.requires("kafka-python") or [])
+            if need.marker is not None and need.marker.evaluate({"extra": extra})
+        ]
+        assert needed, f"kafka-python[{extra}] names no package"
+        for need in needed:
+            assert canonicalize_name(need.name) in pins, f"{need.name}: run `make lock`"
 
 
 def test_the_lock_says_nothing_about_the_machine_it_was_made_on() -> None:

@@ -222,3 +222,53 @@ def test_a_date_range_with_no_data(data_path: Path) -> None:
 def test_training_on_a_missing_data_file() -> None:
     done = _run("-m", "training", "forecaster", "--data", "/nonexistent/sn.csv")
     assert_one_clear_error(done, "cannot read the sunspot data")
+
+
+# --- kafka-python without a codec's library ---------------------------------------------------
+
+# Runs `python -m <module> <args>` with the given modules hidden from the import system, as an
+# install without kafka-python's codec extras lacks them (kafka.codec then reports the codec
+# missing through its public has_* checks).
+STRIPPED = (
+    "import runpy, sys\n"
+    "for name in sys.argv[1].split(','): sys.modules[name] = None\n"
+    "module = sys.argv[2]\n"
+    "sys.argv = [module, *sys.argv[3:]]\n"
+    "runpy.run_module(module, run_name='__main__', alter_sys=True)\n"
+)
+INSTALL = "install them with pip install 'kafka-python[lz4,snappy,zstd]'"
+
+
+def _stripped(hidden: str, module: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return _run("-c", STRIPPED, hidden, module, *args)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("consumer", "forecast"),
+        ("producer", "classify", "--sequence", "0,0,0,0,0,1"),
+        ("producer", "--resume"),
+        ("training", "promote"),
+    ],
+    ids=["consumer", "classify-client", "replay-resume", "promote"],
+)
+def test_a_command_that_reads_refuses_to_start_without_every_codec(command) -> None:
+    done = _stripped("snappy,zstandard", *command)
+    assert_one_clear_error(done, "kafka-python cannot read snappy and zstd record batches")
+    assert "the python-snappy and zstandard libraries are not installed" in done.stderr
+    assert INSTALL in done.stderr
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("producer", "--compression-type", "lz4"),
+        ("training", "publish", str(DEFAULT_FORECASTER), "--compression-type", "lz4"),
+    ],
+    ids=["replay", "publish"],
+)
+def test_a_command_that_writes_a_codec_it_lacks_refuses_to_start(command) -> None:
+    done = _stripped("lz4", *command)
+    assert_one_clear_error(done, "kafka-python cannot write lz4 record batches")
+    assert "the lz4 library is not installed" in done.stderr

@@ -1,4 +1,4 @@
-"""`python -m bench`: all five benchmarks on one broker, then the targets as ratios of one run.
+"""`python -m bench`: every benchmark on one broker, then the targets as ratios of one run.
 
     .venv/bin/python -m bench --data FILE            # what `make bench` runs
     .venv/bin/python -m bench --quick                # a smoke-sized run (seconds per benchmark)
@@ -8,7 +8,8 @@
 2. kafka_ceiling (bench.kafka_ceiling): bare kafka-python loops with the services' settings;
 3. pipeline (bench.pipeline): the real producer and forecaster, full replay and paced;
 4. classifier (bench.classifier): the classifier service, burst and paced;
-5. scaling (bench.scaling): 1, 2 and 3 forecasters on 6 partitions, and what a series costs.
+5. scaling (bench.scaling): 1, 2 and 3 forecasters on 6 partitions, and what a series costs;
+6. codecs (bench.codecs): each compression codec's CPU and bytes on the replay's records.
 
 The Kafka benchmarks share one local broker (started here unless --bootstrap-servers is
 given), so the pipeline's throughput can be read as a ratio of the bare loops'. Each benchmark
@@ -29,10 +30,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench import classifier, inference, kafka_ceiling, pipeline, scaling
+from bench import classifier, codecs, inference, kafka_ceiling, pipeline, scaling
 from bench.common import RESULTS, broker, default_data, machine, report, table
 
-BENCHMARKS = ("inference", "kafka_ceiling", "pipeline", "classifier", "scaling")
+BENCHMARKS = ("inference", "kafka_ceiling", "pipeline", "classifier", "scaling", "codecs")
 THROUGHPUT_RATIO = 0.7
 # Against the bare loop that writes what the forecaster writes, the pipeline must do better.
 SHAPED_RATIO = 0.85
@@ -53,6 +54,9 @@ def _argv(name: str, args: argparse.Namespace, bootstrap: str | None) -> list[st
         return data + out + (quick if args.quick else [])
     if name == "kafka_ceiling":
         return data + broker + out + (["--count", str(args.quick_days)] if args.quick else [])
+    if name == "codecs":
+        quick = ["--count", str(args.quick_days), "--single", "20", "--repeats", "1"]
+        return data + broker + out + (quick if args.quick else [])
     if name == "pipeline":
         logs = ["--logs", str(args.results)]
         quick = [
@@ -255,6 +259,7 @@ def markdown(reports: dict[str, dict[str, Any] | None], targets: list[dict[str, 
             ],
         ),
         "scaling": ("Scale-out: 1, 2, 3 forecasters", scaling.COLUMNS),
+        "codecs": ("Compression codecs", codecs.COLUMNS),
     }
     for name, (title, cols) in titles.items():
         if reports.get(name):
@@ -288,6 +293,7 @@ def main(argv: list[str] | None = None) -> int:
         "pipeline": pipeline.main,
         "classifier": classifier.main,
         "scaling": scaling.main,
+        "codecs": codecs.main,
     }
     with broker(args.bootstrap_servers, needed=bool(set(args.only) - {"inference"})) as bootstrap:
         for name in BENCHMARKS:

@@ -127,3 +127,18 @@ def test_scaling(results: Path) -> None:
     assert per_series["rss_bytes_per_series"] is not None
     # Full rolling scores hold more than the few evaluations of a state run.
     assert per_series["rolling_bytes_full"] > per_series["rolling_bytes_at_state_days"] > 0
+
+
+def test_codecs(results: Path) -> None:
+    report = _load(results, "codecs")
+    rows = {(row["case"], row["codec"]): row for row in report["results"]}
+    codecs = ("none", "gzip", "snappy", "lz4", "zstd")
+    assert set(rows) == {(case, c) for case in ("batched", "single") for c in codecs}
+    for (case, _), row in rows.items():
+        assert row["records"] == (QUICK_DAYS if case == "batched" else 20)
+        assert row["producer_cpu_us"] > 0 and row["consumer_cpu_us"] > 0
+        assert row["bytes_per_record"] > 0
+    assert rows[("single", "none")]["batches"] == 20  # one record a batch
+    # The replay's batches shrink with every codec: each one was really used.
+    for codec in codecs[1:]:
+        assert rows[("batched", codec)]["vs_none"] < 0.5, codec

@@ -111,6 +111,16 @@ def offline_run(
     return OfflineRun(sent, forecasts, evaluations)
 
 
+def combined(runs: list[OfflineRun]) -> OfflineRun:
+    """Several replays of differently named series as one run: what a forecaster that read
+    them all must publish."""
+    return OfflineRun(
+        sum(r.observations for r in runs),
+        {key: value for r in runs for key, value in r.forecasts.items()},
+        {key: value for r in runs for key, value in r.evaluations.items()},
+    )
+
+
 def _intervals(
     model: ForecasterModel, windows: np.ndarray, predictions: np.ndarray, meta: list[tuple]
 ) -> tuple[np.ndarray, np.ndarray]:

@@ -37,8 +37,8 @@ from typing import Any
 from kafka import KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient
 
-from bench.common import RESULTS, default_data, measure, report
-from bench.kafka_ceiling import REPLAY_START, create, replay_records
+from bench.common import RESULTS, measure, report
+from bench.kafka_ceiling import create, replay_parser, replay_records
 from consumer.clients import make_reader
 from producer.replay import replay_producer
 from sunspots.codecs import COMPRESSION_TYPES, DEFAULT_COMPRESSION
@@ -171,12 +171,7 @@ def _delete(topics: list[str], bootstrap: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="bench.codecs", description=__doc__)
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.add_argument("--data", default=default_data(), help="SILSO daily CSV")
-    parser.add_argument("--bootstrap-servers", help="a running broker; default: start one")
-    parser.add_argument("--start", default=REPLAY_START, help="first date (1850-01-01)")
-    parser.add_argument("--count", type=int, help="only the first COUNT days (default: all)")
+    parser = replay_parser("bench.codecs", __doc__)
     parser.add_argument("--single", type=int, default=500, help="single-record batches (500)")
     parser.add_argument("--repeats", type=int, default=3, help="runs per codec and case (3)")
     parser.add_argument("--timeout", type=float, default=300.0, help="per read (300 s)")

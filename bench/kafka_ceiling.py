@@ -249,13 +249,20 @@ def run(args: argparse.Namespace, bootstrap: str) -> dict[str, Any]:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="bench.kafka_ceiling", description=__doc__)
+def replay_parser(prog: str, description: str | None) -> argparse.ArgumentParser:
+    """The flags of a benchmark over the replay's records (`replay_records`): the data, the
+    broker, the first date and how many days."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("--data", default=default_data(), help="SILSO daily CSV")
     parser.add_argument("--bootstrap-servers", help="a running broker; default: start one")
     parser.add_argument("--start", default=REPLAY_START, help="first date (1850-01-01)")
     parser.add_argument("--count", type=int, help="only the first COUNT days (default: all)")
+    return parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = replay_parser("bench.kafka_ceiling", __doc__)
     parser.add_argument("--timeout", type=float, default=300.0, help="per leg (300 s)")
     parser.add_argument("--out", type=Path, default=RESULTS / "kafka_ceiling.json")
     return parser

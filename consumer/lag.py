@@ -14,20 +14,29 @@ names, told apart by Prometheus' `job` and `instance`:
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from consumer.watchdog import Watchdog
+from consumer.watchdog import PartitionState
 
 LABELS = ["topic", "partition"]
+
+
+class Watched(Protocol):
+    """What the collector reads: `consumer.watchdog.Watchdog`."""
+
+    stalls_total: int
+
+    def snapshot(self) -> list[PartitionState]: ...
 
 
 class LagCollector(Collector):
     """The watchdog's partitions as metrics, registered in `registry`."""
 
-    def __init__(self, watchdog: Watchdog, registry: CollectorRegistry) -> None:
+    def __init__(self, watchdog: Watched, registry: CollectorRegistry) -> None:
         self.watchdog = watchdog
         registry.register(self)
 

@@ -35,6 +35,10 @@ log = logging.getLogger(__name__)
 PROBLEM = "stalled"  # the key of the stall on /readyz
 
 
+def records(count: int) -> str:
+    return f"{count} record" if count == 1 else f"{count} records"
+
+
 class Probe(Protocol):
     """What the watchdog asks the brokers; raises on a failure (the brokers away)."""
 
@@ -188,12 +192,11 @@ class Watchdog(Sensor):
         if change.kind == "stalled":
             self.stalls_total += 1
             log.warning(
-                "partition %d of %s: no progress for %.0f s with %d records waiting (the loop "
-                "is %s)",
+                "partition %d of %s: no progress for %.0f s with %s waiting (the loop is %s)",
                 partition,
                 topic,
                 change.stalled_s,
-                change.lag,
+                records(change.lag),
                 self.activity,
                 extra=where,
             )
@@ -202,7 +205,7 @@ class Watchdog(Sensor):
         else:
             self.on_limit(
                 f"partition {partition} of {topic}: no progress for {change.stalled_s:.0f} s "
-                f"with {change.lag} records waiting while the loop was {self.activity}; "
+                f"with {records(change.lag)} waiting while the loop was {self.activity}; "
                 f"stopping past the stall limit ({self.stalls.limit_s:g} s) so that a restart "
                 "starts the loop afresh"
             )
@@ -210,7 +213,7 @@ class Watchdog(Sensor):
     def _show(self) -> None:
         """The stalled partitions on /readyz (the lock held)."""
         stalled = [
-            f"partition {tp.partition} of {tp.topic} ({w.lag} records waiting, "
+            f"partition {tp.partition} of {tp.topic} ({records(w.lag or 0)} waiting, "
             f"{w.stalled_s:.0f} s without progress)"
             for tp, w in sorted(self.stalls.watches.items())
             if w.reported

@@ -418,7 +418,9 @@ def test_a_failed_poll_is_told_once_however_often_it_fails_again(caplog) -> None
     with caplog.at_level(logging.INFO, logger="consumer.runner"):
         t.runner.run()
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert warnings == ["poll failed: KafkaConnectionError: broker gone; polling again with backoff"]
+    assert warnings == [
+        "poll failed: KafkaConnectionError: broker gone; polling again with backoff"
+    ]
     assert any("polling again after 3 failed polls" in r.getMessage() for r in caplog.records)
     assert len(t.publisher.published) == 1
 
@@ -487,9 +489,7 @@ class RecordingSensor(Sensor):
 def test_the_sensors_are_told_assignments_commits_reads_and_rewinds() -> None:
     sensor = RecordingSensor()
     publisher = FakePublisher([None, KafkaTimeoutError("commit not acknowledged")])
-    t = loop(
-        [assign(TP0, TP1), batch(TP0, 0, 1), batch(TP0, 2), batch(TP0, 2)], publisher, sensor
-    )
+    t = loop([assign(TP0, TP1), batch(TP0, 0, 1), batch(TP0, 2), batch(TP0, 2)], publisher, sensor)
     t.consumer.positions[TP1] = 7  # TP1 holds nothing to read past 7 (a marker, say)
     t.runner.run()
     assert sensor.events == [

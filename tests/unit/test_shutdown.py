@@ -51,8 +51,12 @@ def test_a_second_signal_exits_at_once(caplog) -> None:
         assert exits.codes == []
         shutdown.on_signal("SIGINT")
     assert exits.codes == [EXIT_STALLED]
-    assert caplog.records[-1].getMessage().startswith(
-        "SIGINT again while restoring the state of partitions [0]; exiting without committing"
+    assert (
+        caplog.records[-1]
+        .getMessage()
+        .startswith(
+            "SIGINT again while restoring the state of partitions [0]; exiting without committing"
+        )
     )
     shutdown.cancel()
 

@@ -35,6 +35,7 @@ from consumer import clients
 from consumer.changelog import Changelog, read_changelog
 from consumer.fencing import Fenced, is_fenced
 from consumer.health import Health
+from consumer.output import Output
 from consumer.poll_errors import cause, is_unreadable, unreadable_line, where_told
 from consumer.processor import Processor
 from consumer.publishing import (
@@ -155,6 +156,9 @@ class Listener(ConsumerRebalanceListener):
 
 
 class Runner:
+    """The loop of one consumer service (see the module): its clients, its recovery, and the
+    sensors it tells what it does."""
+
     def __init__(
         self,
         clients_: Clients,
@@ -232,7 +236,7 @@ class Runner:
         if self.recovery.pending:
             # Whatever was fetched for partitions without state is dropped: the rewind
             # fetches it again once their state is back.
-            self._rewind("restoring state")
+            self._rewind("restoring state", "a failed restore")
             return
         records = [r for part in polled.values() for r in part]
         if not records:
@@ -244,7 +248,7 @@ class Runner:
         }
         self._publish(outputs, offsets)
 
-    def _publish(self, outputs: list, offsets: Offsets) -> None:
+    def _publish(self, outputs: list[Output], offsets: Offsets) -> None:
         """Publish a batch's outputs with its offsets; on a failure, abort and rewind, or,
         when the service is stopping, leave the batch to the next start."""
         assert self.publisher is not None and self.consumer is not None
@@ -267,16 +271,16 @@ class Runner:
             # The rewound consumer fetches the batch again, so this attempt is simply dropped.
             self._doing("resetting the producer")
             self.retry(self.publisher.abort, "resetting the producer")
-            self._rewind("rewinding")
+            self._rewind("rewinding", "a failed publish")
             return
         self.health.connected = True
         self.batches += 1
         self.sensor.on_commit({tp: meta.offset for tp, meta in offsets.items()})
 
-    def _rewind(self, what: str) -> None:
+    def _rewind(self, what: str, cause: str) -> None:
         self._doing(f"{what} (seeking to the committed offsets)")
         self.retry(self.recovery.rewind, what)
-        self.sensor.on_rewind()
+        self.sensor.on_rewind(cause)
 
     def _poll(self) -> Polled | None:
         assert self.consumer is not None

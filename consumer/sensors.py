@@ -35,9 +35,9 @@ class Sensor:
         offset before one is processed and committed, or holds no record (a transaction's
         marker, an aborted record), since the loop commits each batch before its next poll."""
 
-    def on_rewind(self) -> None:
-        """The partitions were sought back to their committed offsets (a failed publish, a
-        failed restore): what `on_read` said of their positions is void."""
+    def on_rewind(self, cause: str) -> None:
+        """The partitions were sought back to their committed offsets, for `cause` ("a failed
+        publish", "a failed restore"): what `on_read` said of their positions is void."""
 
     def on_activity(self, activity: str) -> None:
         """What the loop is busy with now ("polling", "publishing 40 outputs", ...)."""
@@ -70,9 +70,9 @@ class Sensors(Sensor):
         for sensor in self.sensors:
             sensor.on_read(positions)
 
-    def on_rewind(self) -> None:
+    def on_rewind(self, cause: str) -> None:
         for sensor in self.sensors:
-            sensor.on_rewind()
+            sensor.on_rewind(cause)
 
     def on_activity(self, activity: str) -> None:
         self.activity = activity

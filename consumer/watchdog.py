@@ -135,7 +135,7 @@ class Watchdog(Sensor):
         with self._lock:
             self.stalls.read(positions)
 
-    def on_rewind(self) -> None:
+    def on_rewind(self, cause: str) -> None:
         with self._lock:
             self.stalls.rewind()
 

@@ -116,7 +116,7 @@ def test_a_stalled_partition_is_reported_with_its_lag_and_ends_the_service_past_
         status, body = service.get("/readyz")
         waiting = progress.ends(source).committed - progress.consumed(group, source)
         code = service.wait(60)
-    (warning,) = _lines(service, f"partition 1 of {source}: no progress for")
+    (warning,) = _lines(service, f"WARNING consumer.watchdog: partition 1 of {source}: no progr")
     assert "with 7 records waiting (the loop is polling)" in warning
     labels = {"topic": source}
     # The lag metric is what the broker says is waiting: 7 on partition 1, none on 0.
@@ -131,7 +131,7 @@ def test_a_stalled_partition_is_reported_with_its_lag_and_ends_the_service_past_
     # Past the limit: one line, and the loop, alive, stops gracefully with EXIT_STALLED.
     assert code == EXIT_STALLED, service.log()
     (stopped,) = _lines(service, "stopping past the stall limit")
-    assert f"partition 1 of {source}: no progress for " in stopped
+    assert f" ERROR consumer: partition 1 of {source}: no progress for " in stopped
     assert "with 7 records waiting while the loop was polling" in stopped
     assert _lines(service, "still polling") == []  # it ended within its grace
 

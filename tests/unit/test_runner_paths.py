@@ -478,8 +478,8 @@ class RecordingSensor(Sensor):
     def on_read(self, positions: Any) -> None:
         self.events.append(("read", {tp.partition: o for tp, o in positions.items()}))
 
-    def on_rewind(self) -> None:
-        self.events.append(("rewind", None))
+    def on_rewind(self, cause: str) -> None:
+        self.events.append(("rewind", cause))
 
     def on_activity(self, activity: str) -> None:
         if not self.activities or self.activities[-1] != activity:
@@ -498,7 +498,7 @@ def test_the_sensors_are_told_assignments_commits_reads_and_rewinds() -> None:
         ("read", {1: 7}),
         ("commit", {0: 2}),
         ("read", {1: 7}),  # the failed publish commits nothing
-        ("rewind", None),
+        ("rewind", "a failed publish"),
         ("read", {1: 7}),
         ("commit", {0: 3}),
         ("read", {1: 7}),  # the poll that ends the script

@@ -12,7 +12,9 @@ made to misbehave as kafka-python can:
   wait while the other partitions flow (a client that stops fetching one partition);
 * `codec:NAME`: kafka-python believes the library of the compression codec NAME (snappy, lz4,
   zstd, gzip) missing, as on an installation without it, so a batch written with it cannot be
-  decoded.
+  decoded;
+* `crc@N`: every record batch from offset N on fails kafka-python's CRC check, as a batch
+  damaged on the brokers does (any topic: use it where only the source reaches offset N).
 
 The fault is set up before `main` runs; everything else is the service as users run it.
 """
@@ -26,6 +28,7 @@ from typing import Any
 
 import kafka.codec
 from kafka import KafkaConsumer
+from kafka.record.default_records import DefaultRecordBatch
 
 from consumer.__main__ import main
 
@@ -79,6 +82,15 @@ def _no_codec(name: str) -> None:
     setattr(kafka.codec, f"has_{name}", lambda: False)
 
 
+def _corrupt_from(offset: int) -> None:
+    original = DefaultRecordBatch.validate_crc
+
+    def validate_crc(self: DefaultRecordBatch) -> bool:
+        return original(self) and self.base_offset < offset
+
+    DefaultRecordBatch.validate_crc = validate_crc  # type: ignore[method-assign]
+
+
 def install(fault: str) -> None:
     """Set up `fault` (see the module) in this process's kafka-python."""
     kind, _, arg = fault.partition("@")
@@ -88,8 +100,10 @@ def install(fault: str) -> None:
         _pause(int(kind.removeprefix("pause:")))
     elif kind.startswith("codec:"):
         _no_codec(kind.removeprefix("codec:"))
+    elif kind == "crc":
+        _corrupt_from(int(arg))
     else:
-        raise SystemExit(f"unknown client fault {fault!r}: spin@N, block@N, pause:P, codec:NAME")
+        raise SystemExit(f"unknown client fault {fault!r}: see python -m support.client_faults")
 
 
 if __name__ == "__main__":

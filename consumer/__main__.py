@@ -118,22 +118,16 @@ def _watchdog(
 
     def on_limit(line: str) -> None:
         stop = ServiceStop(line, EXIT_STALLED)
-        _stopped(stop, health)
+        _refused(stop, health)
         shutdown.begin("the stall limit", stop)
 
     probe = KafkaProbe(config.kafka, config.group_id)
     return Watchdog(stalls, probe, health, on_limit, interval)
 
 
-def _stopped(stop: ServiceStop, health: health_endpoint.Health) -> int:
-    """Tell a stop the service decided once, in the log and on /readyz; its exit code."""
-    health.refused = stop.line
-    log.error("%s", stop.line)
-    return stop.exit_code
-
-
-def _refused(refusal: Refusal, health: health_endpoint.Health) -> int:
-    """Tell a refusal once, in the log and on /readyz; its exit code."""
+def _refused(refusal: Refusal | ServiceStop, health: health_endpoint.Health) -> int:
+    """Tell a refusal, or a stop the service decided, once, in the log and on /readyz; its
+    exit code."""
     health.refused = refusal.line
     log.error("%s", refusal.line)
     return refusal.exit_code
@@ -201,7 +195,7 @@ def _serve(
         log.error("%s: another instance runs as %r; stopping", exc, config.instance_id)
         return EXIT_FENCED
     except ServiceStop as exc:
-        return _stopped(exc, health)
+        return _refused(exc, health)
     finally:
         watchdog.close()
         if follower is not None:

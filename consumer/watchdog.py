@@ -51,7 +51,7 @@ class Probe(Protocol):
 
 class KafkaProbe:
     """The watchdog's own client: a reader that names the group only to read its committed
-    offsets (it never joins it), made at the first probe, and again after a failure."""
+    offsets (it never joins it), made at the first probe that can make it."""
 
     def __init__(self, kafka: KafkaSettings, group_id: str, timeout_ms: int = 5_000) -> None:
         self.kafka = kafka
@@ -71,6 +71,8 @@ class KafkaProbe:
         """The group's committed offset of each partition; the partition's first offset where
         the group has none (where the loop starts: auto_offset_reset is earliest)."""
         reader = self._client()
+        # One request per partition; the first that fails ends the round (the caller asks
+        # again at its next probe), so a broker gone costs one timeout, not one per partition.
         found = {tp: reader.committed(tp, timeout_ms=self.timeout_ms) for tp in partitions}
         missing = [tp for tp, offset in found.items() if offset is None]
         first = reader.beginning_offsets(missing, timeout_ms=self.timeout_ms) if missing else {}
@@ -152,7 +154,9 @@ class Watchdog(Sensor):
     def close(self) -> None:
         self._closed.set()
         if self._thread is not None:
-            self._thread.join(timeout=10)
+            # A probe in flight may wait for the brokers a few seconds more; the thread is a
+            # daemon, so a stop is not held up by it.
+            self._thread.join(timeout=2)
 
     def _run(self) -> None:
         try:
@@ -168,8 +172,8 @@ class Watchdog(Sensor):
             unknown = self.stalls.unknown()
         if not partitions:
             return
+        committed = self._group_offsets(unknown)
         try:
-            committed = self.probe.committed(unknown) if unknown else {}
             ends = self.probe.ends(partitions)
         except Exception as exc:  # the brokers away: the clock stands still meanwhile
             if not self._failing:
@@ -185,6 +189,18 @@ class Watchdog(Sensor):
             self._show()
         for change in changes:
             self._tell(change)
+
+    def _group_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+        """The group's committed offsets of partitions the loop has said nothing of; none this
+        time when the brokers do not give them (a transaction of the group still open: the
+        next probe asks again)."""
+        if not partitions:
+            return {}
+        try:
+            return self.probe.committed(partitions)
+        except Exception as exc:
+            log.debug("the group's committed offsets are not known yet: %s", exc)
+            return {}
 
     def _tell(self, change: Change) -> None:
         topic, partition = change.tp.topic, change.tp.partition

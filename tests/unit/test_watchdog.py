@@ -25,6 +25,7 @@ class FakeProbe:
         self.end: dict[TopicPartition, int] = {}
         self.group: dict[TopicPartition, int] = {}
         self.failing = False
+        self.committed_fails = False
         self.asked_committed: list[list[TopicPartition]] = []
         self.closed = False
 
@@ -35,6 +36,8 @@ class FakeProbe:
 
     def committed(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
         self.asked_committed.append(sorted(partitions))
+        if self.committed_fails:
+            raise KafkaTimeoutError("UNSTABLE_OFFSET_COMMIT until the timeout")
         return {tp: self.group.get(tp, 0) for tp in partitions}
 
     def close(self) -> None:
@@ -148,6 +151,20 @@ def test_a_partition_assigned_without_a_commit_is_asked_of_the_group_once() -> N
     d.run_for(3)
     assert d.probe.asked_committed == [[TP0]]
     assert d.metric("sunspot_consumer_lag", TP0) == 8.0
+
+
+def test_a_group_offset_not_given_yet_is_asked_again_and_the_rest_goes_on() -> None:
+    d = started(Dog())
+    d.dog.on_assigned({TopicPartition("obs", 2)})
+    d.probe.end[TopicPartition("obs", 2)] = 5
+    d.probe.committed_fails = True  # a transaction of the group still open, say
+    d.run_for(2)
+    assert d.metric("sunspot_consumer_lag", TP0) == 7.0  # the others are measured meanwhile
+    assert d.metric("sunspot_consumer_lag", TopicPartition("obs", 2)) is None
+    d.probe.committed_fails = False
+    d.run_for(1)
+    assert d.metric("sunspot_consumer_lag", TopicPartition("obs", 2)) == 5.0
+    assert len(d.probe.asked_committed) == 3
 
 
 def test_a_revoked_partition_leaves_the_metrics_and_readyz() -> None:

@@ -159,9 +159,15 @@ class Watchdog(Sensor):
             self._thread.join(timeout=2)
 
     def _run(self) -> None:
+        failed = False
         try:
             while not self._closed.wait(self.interval_s):
-                self.check()
+                try:
+                    self.check()
+                except Exception:  # a fault of the watchdog's own: told once, never its end
+                    if not failed:
+                        log.exception("the watchdog's check failed; it goes on checking")
+                    failed = True
         finally:
             self.probe.close()
 
@@ -182,6 +188,8 @@ class Watchdog(Sensor):
             with self._lock:
                 self.stalls.blind()
             return
+        if self._failing:
+            log.info("the watchdog reaches the brokers again")
         self._failing = False
         with self._lock:
             self.stalls.baseline(committed)

@@ -10,9 +10,9 @@ made to misbehave as kafka-python can:
   answers);
 * `pause:P`: partition P of the topic read is paused as soon as it is assigned, so its records
   wait while the other partitions flow (a client that stops fetching one partition);
-* `codec:NAME`: kafka-python believes the library of the compression codec NAME (snappy, lz4,
-  zstd, gzip) missing, as on an installation without it, so a batch written with it cannot be
-  decoded;
+* `codec:NAME`: from the loop's first poll on, kafka-python believes the library of the
+  compression codec NAME (snappy, lz4, zstd, gzip) missing, as on an installation without it,
+  so a batch written with it cannot be decoded (a check of the codecs at start still passes);
 * `crc@N`: every record batch from offset N on fails kafka-python's CRC check, as a batch
   damaged on the brokers does (any topic: use it where only the source reaches offset N).
 
@@ -79,7 +79,16 @@ def _pause(partition: int) -> None:
 
 
 def _no_codec(name: str) -> None:
-    setattr(kafka.codec, f"has_{name}", lambda: False)
+    """From the loop's first poll on (after any check of the codecs at start), kafka-python
+    believes the library of codec `name` missing."""
+    original = KafkaConsumer.poll
+
+    def poll(self: KafkaConsumer, *args: Any, **kwargs: Any) -> Any:
+        if _loop_consumer(self):
+            setattr(kafka.codec, f"has_{name}", lambda: False)
+        return original(self, *args, **kwargs)
+
+    KafkaConsumer.poll = poll  # type: ignore[method-assign]
 
 
 def _corrupt_from(offset: int) -> None:

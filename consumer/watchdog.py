@@ -117,6 +117,7 @@ class Watchdog(Sensor):
         self._closed = threading.Event()
         self._thread: threading.Thread | None = None
         self._failing = False  # the last probe failed (told once per outage)
+        self._limited = False  # a partition passed the stall limit: the service is stopping
 
     # --- the loop's events (its thread) ---------------------------------------------------------
 
@@ -226,7 +227,8 @@ class Watchdog(Sensor):
             )
         elif change.kind == "resumed":
             log.info("partition %d of %s progresses again", partition, topic, extra=where)
-        else:
+        elif not self._limited:  # the service stops once, for the first partition past it
+            self._limited = True
             self.on_limit(
                 f"partition {partition} of {topic}: no progress for {change.stalled_s:.0f} s "
                 f"with {records(change.lag)} waiting while the loop was {self.activity}; "

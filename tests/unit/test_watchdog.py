@@ -128,6 +128,13 @@ def test_the_limit_is_handed_on_once_with_what_the_loop_was_doing() -> None:
     ]
 
 
+def test_the_limit_is_handed_on_once_for_the_whole_service() -> None:
+    d = started(Dog())
+    d.dog.on_read({TP1: 0})  # TP1 stalls too, at the same moments as TP0
+    d.run_for(60)
+    assert len(d.limits) == 1 and d.limits[0].startswith("partition 0 of obs")
+
+
 def test_a_failing_probe_stops_the_clock_and_is_told_once(caplog) -> None:
     d = started(Dog())
     d.run_for(5)

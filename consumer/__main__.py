@@ -2,15 +2,20 @@
 
 Reads its settings once from flags (each with an env fallback shown in --help), loads the
 model artifact, serves /metrics, /healthz and /readyz, and runs the Kafka loop until SIGTERM
-or SIGINT, after which it finishes the batch in hand, commits and closes.
+or SIGINT, after which it finishes the batch in hand, commits and closes, within
+`--shutdown-grace` seconds (`consumer.shutdown`; a second signal ends it at once). Beside the
+loop, a watchdog on its own thread (`consumer.watchdog`) reports a partition whose records wait
+without progress for `--stall-timeout` seconds, and stops the service past `--stall-limit`.
 
 Exit codes: 0 after a graceful stop; 2 for bad start-up input, told in one line (a bad flag
 or variable, an unreadable or inconsistent model, a metrics port that cannot be bound, a
 compression library kafka-python lacks: `sunspots.codecs`);
 3 when fenced by another instance with the same id; 5, 6, 7 when the brokers refuse the
-service (authentication, authorization, TLS: `sunspots.refusal`); 8 and 9 when the service stops
-on its own (`consumer.stops`: input it cannot read or follow, no progress). Each is told in one
-line, which `/readyz` shows too. A broker out of reach is waited for, never an exit.
+service (authentication, authorization, TLS: `sunspots.refusal`); 8 when a record batch cannot
+be read (a codec the client lacks, a corrupt batch: the line names the topic, the partition,
+the offset and what to do) or a topic change cannot be followed; 9 when the loop made no
+progress past the stall limit, or a stop outlasted its grace (`consumer.stops`). Each is told in
+one line, which `/readyz` shows too. A broker out of reach is waited for, never an exit.
 """
 
 from __future__ import annotations
@@ -29,17 +34,22 @@ from consumer.containment import Contained
 from consumer.fencing import Fenced
 from consumer.following import ModelFollower
 from consumer.forecaster import Forecaster
+from consumer.lag import LagCollector
 from consumer.processor import Processor
 from consumer.retry import Backoff, Interrupted, Retry
 from consumer.runner import KafkaClients, Runner, RunnerConfig
-from consumer.stops import ServiceStop
+from consumer.sensors import Sensors
+from consumer.shutdown import Shutdown
+from consumer.stalls import Stalls
+from consumer.stops import EXIT_STALLED, ServiceStop
+from consumer.watchdog import KafkaProbe, Watchdog
 from sunspots import acls, codecs
 from sunspots.artifact import ArtifactError
 from sunspots.cli import EXIT_USAGE, env_name
 from sunspots.logs import setup_logging
 from sunspots.lstm import single_threaded_blas
 from sunspots.refusal import REFUSAL_ERRORS, Refusal, from_error, preflight
-from sunspots.signals import stop_on_signals
+from sunspots.signals import on_signals
 
 log = logging.getLogger("consumer")
 EXIT_FENCED = 3
@@ -53,12 +63,15 @@ def _registry() -> CollectorRegistry:
     return registry
 
 
-def run(config: ServiceConfig, stop: threading.Event) -> int:
+def run(config: ServiceConfig, shutdown: Shutdown, sensors: Sensors) -> int:
     # Both models make small matrix products on cores shared with the Kafka clients: BLAS
     # worker threads would only contend for them (see single_threaded_blas).
     single_threaded_blas()
     registry = _registry()
     health = health_endpoint.Health()
+    watchdog = _watchdog(config, health, shutdown)
+    sensors.add(watchdog)
+    LagCollector(watchdog, registry)
     try:
         processor = config.mode.build(config, registry)
     except ArtifactError as exc:
@@ -85,17 +98,37 @@ def run(config: ServiceConfig, stop: threading.Event) -> int:
         if refusal is not None:
             return _refused(refusal, health)
         try:
-            return _serve(config, processor, health, stop)
+            code = _serve(config, processor, health, shutdown, sensors, watchdog)
         except REFUSAL_ERRORS as exc:
             found = from_error(exc, config.kafka, _resources(config))
             assert found is not None
             return _refused(found, health)
+        # A stop the service decided while the loop ran on (the stall limit) sets the code.
+        stopped = shutdown.stopped
+        return stopped.exit_code if code == 0 and stopped is not None else code
     finally:
         server.shutdown()
 
 
-def _refused(refusal: Refusal, health: health_endpoint.Health) -> int:
-    """Tell a refusal once, in the log and on /readyz; its exit code."""
+def _watchdog(
+    config: ServiceConfig, health: health_endpoint.Health, shutdown: Shutdown
+) -> Watchdog:
+    """The progress watchdog, whose stall limit stops the service (not started)."""
+    interval = min(5.0, max(0.5, config.stall_timeout_s / 4))
+    stalls = Stalls(config.stall_timeout_s, config.stall_limit_s, max_gap_s=3 * interval)
+
+    def on_limit(line: str) -> None:
+        stop = ServiceStop(line, EXIT_STALLED)
+        _refused(stop, health)
+        shutdown.begin("the stall limit", stop)
+
+    probe = KafkaProbe(config.kafka, config.group_id)
+    return Watchdog(stalls, probe, health, on_limit, interval)
+
+
+def _refused(refusal: Refusal | ServiceStop, health: health_endpoint.Health) -> int:
+    """Tell a refusal, or a stop the service decided, once, in the log and on /readyz; its
+    exit code."""
     health.refused = refusal.line
     log.error("%s", refusal.line)
     return refusal.exit_code
@@ -132,35 +165,40 @@ def _serve(
     config: ServiceConfig,
     processor: Processor,
     health: health_endpoint.Health,
-    stop: threading.Event,
+    shutdown: Shutdown,
+    sensors: Sensors,
+    watchdog: Watchdog,
 ) -> int:
     topics = config.kafka.topics
+    stop = shutdown.event
     runner_config = RunnerConfig(
         source_topic=config.mode.source(topics),
         group_id=config.group_id,
         instance_id=config.instance_id,
+        bootstrap_servers=config.kafka.bootstrap_servers,
         processing=config.processing,
         state_topic=config.mode.state(topics),
         max_poll_records=config.max_poll_records,
+        shutdown_grace_s=config.shutdown_grace_s,
     )
     follower: ModelFollower | None = None
+    watchdog.start()
     try:
         if config.create_topics:
             _create_topics(config, health, stop)
         if config.mode.follows_models:
             follower = _follow_models(config, processor, health, stop)
         clients = KafkaClients(config.kafka, runner_config, health, stop)
-        Runner(clients, runner_config, processor, health, stop, follower).run()
+        Runner(clients, runner_config, processor, health, stop, follower, sensors).run()
     except Interrupted as exc:
         log.info("%s", exc)
     except Fenced as exc:
         log.error("%s: another instance runs as %r; stopping", exc, config.instance_id)
         return EXIT_FENCED
     except ServiceStop as exc:
-        health.refused = exc.line
-        log.error("%s", exc.line)
-        return exc.exit_code
+        return _refused(exc, health)
     finally:
+        watchdog.close()
         if follower is not None:
             follower.close()
     return 0
@@ -201,8 +239,10 @@ def main(argv: list[str] | None = None) -> int:
     if refusal is not None:
         log.error("%s", refusal)
         return EXIT_USAGE
-    stop = stop_on_signals()
-    return run(config, stop)
+    sensors = Sensors()
+    shutdown = Shutdown(config.shutdown_grace_s, lambda: sensors.activity)
+    on_signals(shutdown.on_signal)
+    return run(config, shutdown, sensors)
 
 
 if __name__ == "__main__":

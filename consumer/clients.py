@@ -109,11 +109,13 @@ def make_consumer(
     )
 
 
-def make_reader(kafka: KafkaSettings) -> KafkaConsumer:
-    """A consumer outside any group, for reading a topic from the beginning."""
+def make_reader(kafka: KafkaSettings, group_id: str | None = None) -> KafkaConsumer:
+    """A consumer outside any group, for reading a topic from the beginning or asking for its
+    end offsets. With `group_id`, it can also read that group's committed offsets; it never
+    joins the group (it neither subscribes nor polls)."""
     return KafkaConsumer(
         **kafka.client_kwargs(),
-        group_id=None,
+        group_id=group_id,
         enable_auto_commit=False,
         isolation_level="read_committed",
         fetch_max_bytes=FETCH_MAX_BYTES,

@@ -15,10 +15,23 @@ from pathlib import Path
 from consumer.modes import MODES, Mode
 from consumer.promotion import PromotionPolicy
 from consumer.publishing import AT_LEAST_ONCE, EXACTLY_ONCE
-from sunspots.cli import Parser, boolean, env_flag, port, positive_int
+from sunspots.cli import (
+    Parser,
+    boolean,
+    env_flag,
+    non_negative_float,
+    port,
+    positive_float,
+    positive_int,
+)
 from sunspots.logs import add_logging_flags
 from sunspots.settings import KafkaSettings, add_kafka_flags, kafka_settings_from_args
 from sunspots.topics import Replication, add_replication_flags, replication_from_args
+
+# The progress watchdog (consumer.watchdog) and the bounded stop (consumer.shutdown).
+DEFAULT_STALL_TIMEOUT_S = 60.0
+DEFAULT_STALL_LIMIT_S = 300.0
+DEFAULT_SHUTDOWN_GRACE_S = 20.0
 
 
 @dataclass(frozen=True)
@@ -38,6 +51,9 @@ class ServiceConfig:
     metrics_host: str = "0.0.0.0"
     history: int = 64  # forecast only
     promotion: PromotionPolicy | None = None  # forecast only: None, no automatic promotion
+    stall_timeout_s: float = DEFAULT_STALL_TIMEOUT_S
+    stall_limit_s: float = DEFAULT_STALL_LIMIT_S  # 0: report only
+    shutdown_grace_s: float = DEFAULT_SHUTDOWN_GRACE_S
 
 
 def build_parser(description: str | None = None) -> argparse.ArgumentParser:
@@ -92,9 +108,47 @@ def _add_mode_flags(sub: argparse.ArgumentParser, mode: Mode) -> None:
         "create missing topics at start (true/false)",
         type=boolean,
     )
+    _add_progress_flags(sub)
     add_replication_flags(sub)
     add_kafka_flags(sub, produces=True)  # the outputs, the changelog, dead letters
     add_logging_flags(sub)
+
+
+def _add_progress_flags(sub: argparse.ArgumentParser) -> None:
+    """The watchdog's and the shutdown's bounds: nothing waits for ever."""
+    env_flag(
+        sub,
+        "--stall-timeout",
+        DEFAULT_STALL_TIMEOUT_S,
+        "seconds an assigned partition may have records waiting without progress before it is "
+        "reported stalled (a WARNING line, /readyz 503, sunspot_consumer_stalled)",
+        type=positive_float,
+    )
+    env_flag(
+        sub,
+        "--stall-limit",
+        DEFAULT_STALL_LIMIT_S,
+        "seconds of such a stall after which the service exits with code 9 for a restart; 0: "
+        "report only, never exit",
+        type=non_negative_float,
+    )
+    env_flag(
+        sub,
+        "--shutdown-grace",
+        DEFAULT_SHUTDOWN_GRACE_S,
+        "seconds SIGTERM/SIGINT gives the batch in hand; past them the service exits with "
+        "code 9 without committing (a second signal exits at once)",
+        type=positive_float,
+    )
+    sub.add_check(_check_stall_limit)  # type: ignore[attr-defined]
+
+
+def _check_stall_limit(args: argparse.Namespace) -> None:
+    if 0 < args.stall_limit < args.stall_timeout:
+        raise ValueError(
+            f"--stall-limit ({args.stall_limit:g} s) must be 0 or at least --stall-timeout "
+            f"({args.stall_timeout:g} s)"
+        )
 
 
 def config_from_args(args: argparse.Namespace) -> ServiceConfig:
@@ -114,6 +168,9 @@ def config_from_args(args: argparse.Namespace) -> ServiceConfig:
         replication=replication_from_args(args),
         history=getattr(args, "history", 64),
         promotion=_promotion(args),
+        stall_timeout_s=args.stall_timeout,
+        stall_limit_s=args.stall_limit,
+        shutdown_grace_s=args.shutdown_grace,
     )
 
 

@@ -11,6 +11,11 @@ Both guarantees implement one interface, chosen once at start:
   is aborted; at least once has nothing to take back), so that the loop can rewind and send
   the batch again.
 
+A transaction step waits at most `shutdown_wait_s` once the service is stopping (half its
+shutdown grace, after which `consumer.shutdown` ends the process), and closing never flushes:
+every `publish` that returned has delivered all it sent, and what a failed one left behind is
+taken back (an open transaction is aborted by the next start, or times out) or sent again.
+
 A transaction step that the cluster does not acknowledge within `step_timeout_s` fails the
 batch. kafka-python can wait for ever on a transaction coordinator that died mid-step (it does
 not always look the new one up), so rather than trust it the publisher then replaces its
@@ -41,6 +46,7 @@ from sunspots.refusal import refusal_error
 log = logging.getLogger(__name__)
 
 EXACTLY_ONCE, AT_LEAST_ONCE = "exactly_once", "at_least_once"
+CLOSE_S = 2.0  # a producer's close: its sender thread is given this long to end
 Offsets = dict[TopicPartition, OffsetAndMetadata]
 
 
@@ -66,13 +72,13 @@ class TransactionalPublisher:
         make_producer: Callable[[], KafkaProducer],
         stop: threading.Event,
         health: Health,
-        shutdown_grace_s: float,
+        shutdown_wait_s: float,
         step_timeout_s: float = 20.0,
     ) -> None:
         self.make_producer = make_producer
         self.stop = stop
         self.health = health
-        self.shutdown_grace_s = shutdown_grace_s
+        self.shutdown_wait_s = shutdown_wait_s
         self.step_timeout_s = step_timeout_s
         self.producer: KafkaProducer | None = make_producer()
         # A step timed out: this client may be stuck on a dead coordinator, so it is replaced
@@ -113,8 +119,7 @@ class TransactionalPublisher:
 
     def close(self) -> None:
         if self.producer is not None:
-            self.producer.flush(timeout=10)
-            self.producer.close(timeout=10)
+            close_now(self.producer, CLOSE_S)
 
     def _step(self, step: str, *args: object, sent: Sequence[FutureRecordMetadata] = ()) -> None:
         """Run a blocking transaction step, waiting for it in short slices, so that /healthz
@@ -136,7 +141,7 @@ class TransactionalPublisher:
             if refused is not None:
                 raise refused
             self.health.polled(connected=False)
-            if self.stop.is_set() and waited >= self.shutdown_grace_s:
+            if self.stop.is_set() and waited >= self.shutdown_wait_s:
                 raise KafkaTimeoutError(f"{step} not acknowledged {waited:.0f} s into shutdown")
             if waited >= self.step_timeout_s:
                 self.wedged = True
@@ -162,8 +167,7 @@ class AcknowledgedPublisher:
         """Nothing to take back: the rewound batch is simply sent again."""
 
     def close(self) -> None:
-        self.producer.flush(timeout=10)
-        self.producer.close(timeout=10)
+        close_now(self.producer, CLOSE_S)
 
 
 def _refusal(future: FutureRecordMetadata) -> BaseException | None:

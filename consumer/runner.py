@@ -7,7 +7,12 @@ it sent and the recovery (`consumer.recovery`) rewinds to the committed offsets 
 the processor's state, so the batch is processed again from where the commit left it; every
 wait on Kafka backs off the same way (`consumer.retry`). A fencing stops the service
 (`consumer.fencing`), and so does a refusal of the brokers (`sunspots.refusal`), which it
-raises unchanged for the service to tell.
+raises unchanged for the service to tell. An error of a poll is retried, or, when it means a
+batch cannot be read, stops the service with one line (`consumer.poll_errors`).
+
+The loop tells its sensors (`consumer.sensors`) what it does: rebalances, commits, where it has
+read to, rewinds, and its current activity, which the watchdog (`consumer.watchdog`) and the
+bounded shutdown (`consumer.shutdown`) name when the loop stops making progress.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from typing import Protocol
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
@@ -29,6 +35,8 @@ from consumer import clients
 from consumer.changelog import Changelog, read_changelog
 from consumer.fencing import Fenced, is_fenced
 from consumer.health import Health
+from consumer.output import Output
+from consumer.poll_errors import cause, is_unreadable, unreadable_line, where_told
 from consumer.processor import Processor
 from consumer.publishing import (
     EXACTLY_ONCE,
@@ -39,13 +47,17 @@ from consumer.publishing import (
 )
 from consumer.recovery import Recovery
 from consumer.retry import Backoff, Interrupted, Retry
-from sunspots.kafka_compat import broker_connected, request_rejoin
+from consumer.sensors import Sensor, Sensors
+from consumer.stops import EXIT_INPUT, EXIT_STALLED, ServiceStop
+from sunspots.kafka_compat import broker_connected, fetch_position, request_rejoin
 from sunspots.refusal import refusal_error
 from sunspots.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
 
 Polled = dict[TopicPartition, list[ConsumerRecord]]
+# The consumer's close waits this long at most for the brokers (its own default: 30 s).
+CLOSE_TIMEOUT_MS = 5_000
 
 
 @dataclass(frozen=True)
@@ -53,6 +65,7 @@ class RunnerConfig:
     source_topic: str
     group_id: str
     instance_id: str
+    bootstrap_servers: str = "<bootstrap servers>"  # named in a line that says what to do
     processing: str = EXACTLY_ONCE
     state_topic: str | None = None
     max_poll_records: int = 2000
@@ -65,7 +78,11 @@ class RunnerConfig:
     transaction_timeout_ms: int = 60_000
     retry_backoff_s: float = 0.5
     retry_backoff_max_s: float = 10.0
-    shutdown_grace_s: float = 10.0
+    # How long a stop may take (`consumer.shutdown`); a transaction step gives up half of it
+    # into a stop, leaving the other half to close the clients.
+    shutdown_grace_s: float = 20.0
+    # Where the loop has read to is told to the sensors at most this often (`on_read`).
+    read_report_s: float = 1.0
     # A member left without partitions this long asks its group for a new assignment, then
     # waits twice as long before asking again (an instance beyond the partition count stays
     # idle, and is asked about rarely).
@@ -103,7 +120,7 @@ class KafkaClients:
             f"{c.group_id}-{c.instance_id}",
             c.transaction_timeout_ms,
         )
-        return TransactionalPublisher(make, self.stop, self.health, c.shutdown_grace_s)
+        return TransactionalPublisher(make, self.stop, self.health, c.shutdown_grace_s / 2)
 
     def consumer(self) -> KafkaConsumer:
         c = self.config
@@ -114,7 +131,34 @@ class KafkaClients:
         return read_changelog(self.kafka, self.config.state_topic, partitions)
 
 
+class Listener(ConsumerRebalanceListener):
+    """The rebalance callbacks kafka-python runs inside a poll: the recovery's (state), then
+    the sensors'."""
+
+    def __init__(self, recovery: Recovery, sensor: Sensor) -> None:
+        self.recovery = recovery
+        self.sensor = sensor
+
+    def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        self.recovery.on_partitions_revoked(revoked)
+        self.sensor.on_revoked(revoked)
+
+    def on_partitions_lost(self, lost: set[TopicPartition]) -> None:
+        self.recovery.on_partitions_lost(lost)
+        self.sensor.on_revoked(lost)
+
+    def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        partitions = sorted(tp.partition for tp in assigned)
+        self.sensor.on_activity(f"restoring the state of partitions {partitions}")
+        self.recovery.on_partitions_assigned(assigned)
+        self.sensor.on_assigned(assigned)
+        self.sensor.on_activity("polling")
+
+
 class Runner:
+    """The loop of one consumer service (see the module): its clients, its recovery, and the
+    sensors it tells what it does."""
+
     def __init__(
         self,
         clients_: Clients,
@@ -123,6 +167,7 @@ class Runner:
         health: Health,
         stop: threading.Event,
         between: Callable[[], None] | None = None,
+        sensor: Sensor | None = None,
     ) -> None:
         self.clients = clients_
         # Called at each batch boundary, before a poll (the forecaster follows its models).
@@ -131,6 +176,7 @@ class Runner:
         self.processor = processor
         self.health = health
         self.stop = stop
+        self.sensor = sensor if sensor is not None else Sensors()
         self.retry = Retry(
             stop, health, Backoff(config.retry_backoff_s, config.retry_backoff_max_s)
         )
@@ -141,9 +187,13 @@ class Runner:
         self.batches = 0
         self._unassigned_since: float | None = None
         self._rejoin_after = config.rejoin_unassigned_s
+        self._poll_failures = 0
+        self._poll_failing_since = 0.0
+        self._next_read_report = 0.0
 
     def run(self) -> None:
-        """Turn until asked to stop; raises `Fenced` if another instance took over."""
+        """Turn until asked to stop; raises `Fenced` if another instance took over, and
+        `ServiceStop` on input it cannot read."""
         try:
             self._connect()
             while not self.stop.is_set():
@@ -153,12 +203,17 @@ class Runner:
         finally:
             self._close()
 
+    def _doing(self, activity: str) -> None:
+        self.sensor.on_activity(activity)
+
     def _connect(self) -> None:
         # The producer first: a transactional one fences a previous incarnation and aborts its
         # open transaction before this one joins the group and reads.
+        self._doing("connecting the producer")
         self.publisher = self.retry(
             self.clients.publisher, "connecting the producer", retry_on=(KafkaError,)
         )
+        self._doing("connecting the consumer")
         self.consumer = self.retry(
             self.clients.consumer, "connecting the consumer", retry_on=(KafkaError,)
         )
@@ -167,11 +222,13 @@ class Runner:
 
     def _subscribe(self) -> None:
         assert self.consumer is not None
-        self.consumer.subscribe([self.config.source_topic], listener=self.recovery)
+        listener = Listener(self.recovery, self.sensor)
+        self.consumer.subscribe([self.config.source_topic], listener=listener)
 
     def turn(self) -> None:
         """One poll batch: processed and published, or rewound to be processed again."""
         if self.between is not None:
+            self._doing("following the models topic")
             self.between()
         polled = self._poll()
         if polled is None:
@@ -179,16 +236,23 @@ class Runner:
         if self.recovery.pending:
             # Whatever was fetched for partitions without state is dropped: the rewind
             # fetches it again once their state is back.
-            self.retry(self.recovery.rewind, "restoring state")
+            self._rewind("restoring state", "a failed restore")
             return
         records = [r for part in polled.values() for r in part]
         if not records:
             return
+        self._doing(f"processing a batch of {len(records)} records")
         outputs = self.processor.process(records)
         offsets: Offsets = {
             tp: OffsetAndMetadata(part[-1].offset + 1, "", -1) for tp, part in polled.items()
         }
+        self._publish(outputs, offsets)
+
+    def _publish(self, outputs: list[Output], offsets: Offsets) -> None:
+        """Publish a batch's outputs with its offsets; on a failure, abort and rewind, or,
+        when the service is stopping, leave the batch to the next start."""
         assert self.publisher is not None and self.consumer is not None
+        self._doing(f"publishing {len(outputs)} outputs")
         try:
             self.publisher.publish(outputs, offsets, self.consumer)
         except KafkaError as exc:
@@ -196,33 +260,104 @@ class Runner:
                 raise Fenced(f"fenced while publishing: {exc!r}") from exc
             if refusal_error(exc) is not None:
                 raise  # not authorized: a retry will not mend it
+            if self.stop.is_set():
+                raise ServiceStop(
+                    f"stopped without committing the batch in hand ({exc}): it is processed "
+                    "again after a restart",
+                    EXIT_STALLED,
+                ) from exc
             log.warning("publishing %d outputs failed (%s); rewinding", len(outputs), exc)
             self.health.polled(connected=False)
             # The rewound consumer fetches the batch again, so this attempt is simply dropped.
+            self._doing("resetting the producer")
             self.retry(self.publisher.abort, "resetting the producer")
-            self.retry(self.recovery.rewind, "rewinding")
+            self._rewind("rewinding", "a failed publish")
             return
         self.health.connected = True
         self.batches += 1
+        self.sensor.on_commit({tp: meta.offset for tp, meta in offsets.items()})
+
+    def _rewind(self, what: str, cause: str) -> None:
+        self._doing(f"{what} (seeking to the committed offsets)")
+        self.retry(self.recovery.rewind, what)
+        self.sensor.on_rewind(cause)
 
     def _poll(self) -> Polled | None:
         assert self.consumer is not None
+        self._doing("polling")
         try:
             polled = self.consumer.poll(
                 timeout_ms=self.config.poll_timeout_ms, max_records=self.config.max_poll_records
             )
-        except KafkaError as exc:
-            if is_fenced(exc):
-                raise Fenced(f"fenced while polling: {exc}") from exc
-            if refusal_error(exc) is not None:
-                raise  # not authorized: a retry will not mend it
-            log.warning("poll failed: %s", exc)
-            self.health.polled(connected=False)
-            self.stop.wait(self.config.retry_backoff_s)
+        except Exception as exc:
+            self._poll_failed(exc)
             return None
+        if self._poll_failures:
+            log.info(
+                "polling again after %d failed polls over %.0f s",
+                self._poll_failures,
+                time.monotonic() - self._poll_failing_since,
+            )
+            self._poll_failures = 0
         self.health.polled(connected=broker_connected(self.consumer))
+        self._report_read(polled)
         self._watch_assignment()
         return polled
+
+    def _poll_failed(self, exc: Exception) -> None:
+        """A poll raised: stop on a fencing, a refusal, or a batch that cannot be read; else
+        back off (doubling, up to the ceiling) and poll again, told once per episode."""
+        assert self.consumer is not None
+        if is_fenced(exc):
+            raise Fenced(f"fenced while polling: {exc}") from exc
+        if refusal_error(exc) is not None:
+            raise exc  # not authorized: a retry will not mend it
+        if is_unreadable(exc):
+            raise ServiceStop(self._unreadable(exc), EXIT_INPUT) from exc
+        self._poll_failures += 1
+        if self._poll_failures == 1:
+            self._poll_failing_since = time.monotonic()
+            log.warning("poll failed: %s; polling again with backoff", cause(exc))
+        else:
+            log.debug("poll failed again (%d): %s", self._poll_failures, exc)
+        self.health.polled(connected=False)
+        c = self.config
+        delay = min(c.retry_backoff_s * 2 ** (self._poll_failures - 1), c.retry_backoff_max_s)
+        self.stop.wait(delay)
+
+    def _unreadable(self, exc: Exception) -> str:
+        """The line that stops the service on a batch it cannot read."""
+        assert self.consumer is not None
+        where = fetch_position(self.consumer) or where_told(exc)
+        positions: dict[TopicPartition, int | None] = {}
+        if where is None:
+            positions = self._positions(self.consumer.assignment())
+        c = self.config
+        return unreadable_line(exc, where, positions, c.group_id, c.bootstrap_servers)
+
+    def _positions(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int | None]:
+        """The consumer's position in each partition, where it knows it without waiting."""
+        assert self.consumer is not None
+        positions: dict[TopicPartition, int | None] = {}
+        for tp in partitions:
+            try:
+                positions[tp] = self.consumer.position(tp, timeout_ms=0)
+            except Exception:  # not known without asking the brokers: left out
+                continue
+        return positions
+
+    def _report_read(self, polled: Polled) -> None:
+        """Tell the sensors, at most every `read_report_s`, where the partitions this poll
+        returned nothing for have been read to (see `Sensor.on_read`)."""
+        assert self.consumer is not None
+        now = time.monotonic()
+        if now < self._next_read_report:
+            return
+        self._next_read_report = now + self.config.read_report_s
+        idle = [tp for tp in self.consumer.assignment() if tp not in polled]
+        positions = {tp: p for tp, p in self._positions(idle).items() if p is not None}
+        if positions:
+            self.sensor.on_read(positions)
 
     def _watch_assignment(self) -> None:
         """Rejoin the group when no partition has been assigned for a while: a member that
@@ -248,8 +383,9 @@ class Runner:
 
     def _close(self) -> None:
         log.info("shutting down after %d batches", self.batches)
+        self._doing("closing the Kafka clients")
         if self.publisher is not None:
             self.publisher.close()
         if self.consumer is not None:
-            self.consumer.close()
+            self.consumer.close(timeout_ms=CLOSE_TIMEOUT_MS)
         self.health.assigned = False

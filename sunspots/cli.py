@@ -242,6 +242,14 @@ def non_negative_float(text: str) -> float:
     return value
 
 
+def positive_float(text: str) -> float:
+    """A finite number above 0 (a duration in seconds)."""
+    value = non_negative_float(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"must be above 0: {text!r}")
+    return value
+
+
 def fraction(text: str) -> float:
     """A number from 0 (included) to 1 (excluded)."""
     value = non_negative_float(text)

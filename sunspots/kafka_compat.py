@@ -1,9 +1,10 @@
 """The one place that reaches into kafka-python's private attributes.
 
-kafka-python's public API lacks four things the services need: a way to ask a client whether
+kafka-python's public API lacks five things the services need: a way to ask a client whether
 it holds a live broker connection, a way to start a transaction step without blocking until
-the broker answers, a way to ask a group member to rejoin its group, and a way to close a
-producer at once, failing what it still holds. Each shim below says why it exists and what
+the broker answers, a way to ask a group member to rejoin its group, a way to close a
+producer at once, failing what it still holds, and a way to learn where a poll that raised was
+reading. Each shim below says why it exists and what
 public behaviour it falls back to when a kafka-python release no longer has the attribute;
 `tests/unit/test_kafka_compat.py` fails loudly in that case, so an upgrade is noticed in CI,
 not in production. Nothing else in the project touches a private attribute of a third-party
@@ -87,6 +88,32 @@ def request_rejoin(consumer: Any) -> bool:
         return False
     rejoin()
     return True
+
+
+def fetch_position(consumer: Any) -> tuple[Any, int] | None:
+    """The partition (a TopicPartition) and offset a KafkaConsumer was reading when its poll
+    raised, or None when it does not say.
+
+    Why: a record batch the client cannot decode (a codec it lacks, a corrupt batch) makes
+    `poll` raise an error that does not say where it is. Worse, kafka-python 3 keeps the
+    failed partition's records as the next to take, and its next poll then loops for ever
+    inside `Fetcher.fetched_records` (it takes nothing from them and tries again), so the
+    service must stop at the first such error and name the place itself. The fetcher
+    (`consumer._fetcher`) holds those records (`_next_partition_records`) with their
+    `topic_partition` and `next_fetch_offset`: the offset of the first record not returned,
+    where the failing batch begins.
+    Fallback: None (also when the error arose elsewhere, with no records being taken); the
+    caller then names the positions of the assigned partitions instead.
+    """
+    fetcher = getattr(consumer, "_fetcher", None)
+    records = getattr(fetcher, "_next_partition_records", None)
+    if not records:  # none, or drained: an error that arose elsewhere
+        return None
+    tp = getattr(records, "topic_partition", None)
+    offset = getattr(records, "next_fetch_offset", None)
+    if tp is None or not isinstance(offset, int):
+        return None
+    return tp, offset
 
 
 def close_now(producer: Any, timeout: float) -> None:

@@ -147,12 +147,15 @@ def consumer(
     instance_id: str | None = None,
     port: int | None = None,
     env: Mapping[str, str] | None = None,
+    fault: str | None = None,
 ) -> Service:
     """`python -m consumer <mode>` (forecast or classify) in `group`, on its own metrics port
-    unless one is given, with `env` added to the environment (not started)."""
+    unless one is given, with `env` added to the environment (not started). With `fault`, the
+    same service with a fault in its Kafka client (`support.client_faults`)."""
     port = port or free_port()
     identity = ["--instance-id", instance_id] if instance_id else []
-    args = ["consumer", mode, "--bootstrap-servers", bootstrap, "--group", group, *identity]
+    command = ["support.client_faults", fault] if fault else ["consumer"]
+    args = [*command, mode, "--bootstrap-servers", bootstrap, "--group", group, *identity]
     args += ["--metrics-port", str(port), *topic_flags(topics), *extra]
     return python_service(args, log_path, port, env)
 

@@ -16,6 +16,7 @@ from sunspots.cli import (
     kafka_env,
     non_negative_float,
     port,
+    positive_float,
     positive_int,
 )
 from sunspots.settings import SECURITY_FLAGS, add_kafka_flags, kafka_settings_from_args
@@ -115,6 +116,8 @@ def test_anything_else_is_not_a_boolean(text: str) -> None:
         (non_negative_float, "-1"),
         (non_negative_float, "nan"),
         (non_negative_float, "inf"),
+        (positive_float, "0"),
+        (positive_float, "-2"),
         (iso_date, "2017-02-30"),
         (iso_date, "30/06/2017"),
     ],
@@ -122,3 +125,12 @@ def test_anything_else_is_not_a_boolean(text: str) -> None:
 def test_types_refuse_with_a_reason(convert, bad: str) -> None:
     with pytest.raises(argparse.ArgumentTypeError, match=repr(bad).replace("(", r"\(")):
         convert(bad)
+
+
+def test_the_progress_bounds_reach_the_service_config(monkeypatch) -> None:
+    from consumer.config import build_parser, config_from_args
+
+    monkeypatch.setenv("SUNSPOTS_STALL_LIMIT", "0")
+    args = build_parser().parse_args(["classify", "--stall-timeout", "7.5"])
+    config = config_from_args(args)
+    assert (config.stall_timeout_s, config.stall_limit_s, config.shutdown_grace_s) == (7.5, 0, 20)

@@ -4,7 +4,7 @@ Models row the model lifecycle is watched with.
 What Prometheus makes of the queries is checked against a real server and live services in
 tests/integration/test_monitoring.py; here only what needs neither: that no two panels cover
 the same cells, that every metric a panel, an annotation, the series variable or an alert rule
-names is one consumer/metrics.py declares, and that the lifecycle's panels show what they say.
+names is one consumer/metrics.py (or consumer/lag.py) declares, and that the lifecycle's panels show what they say.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
+from consumer.lag import LagCollector
 from consumer.metrics import ClassifierMetrics, ForecasterMetrics
 from sunspots.drift import DriftPolicy
 from tests.integration.monitoring_helpers import (
@@ -52,11 +53,21 @@ def row_panels(dashboard: dict[str, Any], title: str) -> list[PanelJson]:
     return rest[:end]
 
 
+class NoPartitions:
+    """A watchdog with nothing assigned: the lag collector still declares its families."""
+
+    stalls_total = 0
+
+    def snapshot(self) -> list:
+        return []
+
+
 def declared_names() -> set[str]:
     """Every series name the services' metric declarations can export, `up` (Prometheus') too."""
     registry = CollectorRegistry()
     ForecasterMetrics(registry)
     ClassifierMetrics(registry)
+    LagCollector(NoPartitions(), registry)
     return exported_names(generate_latest(registry).decode()) | {"up"}
 
 

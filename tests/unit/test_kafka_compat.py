@@ -11,8 +11,10 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from kafka import KafkaConsumer, KafkaProducer
-from kafka.errors import IllegalStateError, KafkaTimeoutError
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.consumer.fetcher import Fetcher
+from kafka.errors import IllegalStateError, KafkaTimeoutError, UnsupportedCodecError
+from kafka.record.memory_records import MemoryRecords, MemoryRecordsBuilder
 
 from sunspots import kafka_compat
 
@@ -77,6 +79,43 @@ def test_fallbacks_when_the_internals_are_gone() -> None:
     assert kafka_compat.broker_connected(_Bare()) is True
     assert kafka_compat.start_transaction_step(_Bare(), "commit_transaction") is None
     assert kafka_compat.request_rejoin(_Bare()) is False
+    assert kafka_compat.fetch_position(_Bare()) is None
+
+
+def _gzip_batch(offset: int) -> bytes:
+    """A real gzip-compressed record batch of three records from `offset`."""
+    builder = MemoryRecordsBuilder(magic=2, compression_type=1, batch_size=1 << 20, offset=offset)
+    for _ in range(3):
+        # Values that compress: the builder keeps a batch uncompressed when gzip would not help.
+        builder.append(timestamp=int(time.time() * 1000), key=b"k", value=b"v" * 1000, headers=[])
+    builder.close()
+    return bytes(builder.buffer())
+
+
+def test_a_batch_that_cannot_be_decoded_is_located_where_it_begins(consumer, monkeypatch) -> None:
+    fetcher = getattr(consumer, "_fetcher", None)
+    assert fetcher is not None, "KafkaConsumer._fetcher is gone: update sunspots.kafka_compat"
+    assert hasattr(fetcher, "_next_partition_records"), "_fetcher._next_partition_records is gone"
+    # A codec this installation lacks, as the fetcher meets it: taking records raises.
+    batch = _gzip_batch(40)
+    monkeypatch.setattr("kafka.codec.has_gzip", lambda: False)
+    tp = TopicPartition("observations", 3)
+    records = Fetcher.PartitionRecords(40, tp, MemoryRecords(batch))
+    with pytest.raises(UnsupportedCodecError, match="gzip"):
+        records.take(10)
+    fetcher._next_partition_records = records  # where fetched_records keeps them
+    assert kafka_compat.fetch_position(consumer) == (tp, 40)
+    # Why the service stops at the first error: the records stay next in line, yield nothing
+    # and read as not drained, so fetched_records would take from them again and again.
+    assert records.take(10) == [] and bool(records)
+
+
+def test_no_position_when_no_records_are_being_taken(consumer) -> None:
+    assert kafka_compat.fetch_position(consumer) is None  # nothing fetched yet
+    records = Fetcher.PartitionRecords(7, TopicPartition("observations", 0), MemoryRecords(b""))
+    records.drain()  # drained records: an error of a later step, not of these
+    consumer._fetcher._next_partition_records = records
+    assert kafka_compat.fetch_position(consumer) is None
 
 
 def test_only_transaction_steps_can_be_started() -> None:

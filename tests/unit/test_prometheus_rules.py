@@ -32,6 +32,7 @@ ALERTS = {
     "SunspotForecastDrift",
     "SunspotModelRejected",
     "SunspotChallengerBetter",
+    "SunspotConsumerStalled",
 }
 
 

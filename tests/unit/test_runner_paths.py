@@ -6,11 +6,13 @@ path the fault tests exercise on a real broker also has a test that fails in a s
 publish aborts and rewinds to the committed offsets and rebuilds the state; a failed restore
 stops processing and readiness until a rewind restores it; a fencing stops the loop; a
 transaction step the broker never answers is waited for in slices, reported as not connected,
-and given up on a grace period into a shutdown; a stop while a step keeps failing ends quietly.
+and given up on half the grace period into a shutdown, which then stops with exit code 9 and
+leaves the batch to the next start; a stop while connecting ends quietly.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -19,13 +21,16 @@ from typing import Any
 
 import pytest
 from kafka import TopicPartition
+from kafka.consumer.fetcher import RecordTooLargeError
 from kafka.errors import (
+    CorruptRecordError,
     FencedInstanceIdError,
     KafkaConnectionError,
     KafkaError,
     KafkaTimeoutError,
     ProducerFencedError,
     TopicAuthorizationFailedError,
+    UnsupportedCodecError,
 )
 from kafka.structs import OffsetAndMetadata
 
@@ -35,6 +40,8 @@ from consumer.health import Health
 from consumer.output import Output
 from consumer.publishing import AcknowledgedPublisher, TransactionalPublisher
 from consumer.runner import Runner, RunnerConfig
+from consumer.sensors import Sensor
+from consumer.stops import EXIT_INPUT, EXIT_STALLED, ServiceStop
 
 TOPIC = "observations"
 TP0, TP1 = TopicPartition(TOPIC, 0), TopicPartition(TOPIC, 1)
@@ -48,6 +55,7 @@ CONFIG = RunnerConfig(
     retry_backoff_s=0.001,
     retry_backoff_max_s=0.002,
     shutdown_grace_s=1.0,
+    read_report_s=0.0,  # every poll tells the sensors where it read to
 )
 
 
@@ -79,6 +87,7 @@ class FakeConsumer:
         self.owned: set[TopicPartition] = set()
         self.committed_offsets: dict[TopicPartition, int] = {}
         self.seeks: list[tuple[TopicPartition, int | None]] = []  # None: to the beginning
+        self.positions: dict[TopicPartition, int] = {}  # where a poll left each partition
         self.listener: Any = None
         self.closed = False
 
@@ -113,7 +122,10 @@ class FakeConsumer:
     def commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
         self.committed_offsets.update({tp: o.offset for tp, o in offsets.items()})
 
-    def close(self) -> None:
+    def position(self, tp: TopicPartition, timeout_ms: int | None = None) -> int | None:
+        return self.positions.get(tp)
+
+    def close(self, timeout_ms: int | None = None) -> None:
         self.closed = True
 
 
@@ -241,7 +253,9 @@ class Loop:
     runner: Runner
 
 
-def loop(script: Iterable[Step], publisher: Any = None, **clients: int) -> Loop:
+def loop(
+    script: Iterable[Step], publisher: Any = None, sensor: Sensor | None = None, **clients: int
+) -> Loop:
     stop = threading.Event()
     health = Health()
     health.model_loaded = True
@@ -249,7 +263,7 @@ def loop(script: Iterable[Step], publisher: Any = None, **clients: int) -> Loop:
     publisher = publisher if publisher is not None else FakePublisher()
     fakes = FakeClients(consumer, publisher, **clients)
     processor = RecordingProcessor()
-    runner = Runner(fakes, CONFIG, processor, health, stop)
+    runner = Runner(fakes, CONFIG, processor, health, stop, sensor=sensor)
     return Loop(stop, health, consumer, publisher, fakes, processor, runner)
 
 
@@ -398,6 +412,116 @@ def test_a_failed_poll_is_reported_and_the_loop_carries_on() -> None:
     assert t.processor.processed == [[(0, 0)]] and len(t.publisher.published) == 1
 
 
+def test_a_failed_poll_is_told_once_however_often_it_fails_again(caplog) -> None:
+    gone = KafkaConnectionError("broker gone")
+    t = loop([assign(TP0), gone, gone, gone, batch(TP0, 0)])
+    with caplog.at_level(logging.INFO, logger="consumer.runner"):
+        t.runner.run()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [
+        "poll failed: KafkaConnectionError: broker gone; polling again with backoff"
+    ]
+    assert any("polling again after 3 failed polls" in r.getMessage() for r in caplog.records)
+    assert len(t.publisher.published) == 1
+
+
+# --- a batch that cannot be read ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        UnsupportedCodecError("Libraries for snappy compression codec not found"),
+        CorruptRecordError("Record batch for partition 0 at offset 12 failed crc check"),
+        ValueError("a client's own fault while decoding"),
+    ],
+    ids=["codec", "corrupt", "not-kafka"],
+)
+def test_a_batch_that_cannot_be_read_stops_the_service_at_once(error: Exception) -> None:
+    t = loop([assign(TP0), error, batch(TP0, 12)])
+    t.consumer.positions[TP0] = 12
+    with pytest.raises(ServiceStop) as stopped:
+        t.runner.run()
+    assert stopped.value.exit_code == EXIT_INPUT
+    line = stopped.value.line
+    # The fakes have no fetcher to ask where: the line names the assigned partitions' positions.
+    assert line.startswith("cannot read an unknown partition")
+    assert f"partition 0 of {TOPIC} at 12" in line and type(error).__name__ in line
+    assert t.processor.processed == []  # never polled again
+    assert t.consumer.closed and t.publisher.closed
+
+
+def test_an_error_that_names_its_partition_is_told_there() -> None:
+    error = RecordTooLargeError("too large for the fetch size", {TP1: 40})
+    t = loop([assign(TP0, TP1), error])
+    with pytest.raises(ServiceStop, match=f"cannot read partition 1 of {TOPIC} at offset 40: "):
+        t.runner.run()
+
+
+# --- what the sensors are told ------------------------------------------------------------
+
+
+class RecordingSensor(Sensor):
+    def __init__(self) -> None:
+        self.events: list[tuple[str, Any]] = []
+        self.activities: list[str] = []
+
+    def on_assigned(self, partitions: Any) -> None:
+        self.events.append(("assigned", sorted(tp.partition for tp in partitions)))
+
+    def on_revoked(self, partitions: Any) -> None:
+        self.events.append(("revoked", sorted(tp.partition for tp in partitions)))
+
+    def on_commit(self, offsets: Any) -> None:
+        self.events.append(("commit", {tp.partition: o for tp, o in offsets.items()}))
+
+    def on_read(self, positions: Any) -> None:
+        self.events.append(("read", {tp.partition: o for tp, o in positions.items()}))
+
+    def on_rewind(self, cause: str) -> None:
+        self.events.append(("rewind", cause))
+
+    def on_activity(self, activity: str) -> None:
+        if not self.activities or self.activities[-1] != activity:
+            self.activities.append(activity)
+
+
+def test_the_sensors_are_told_assignments_commits_reads_and_rewinds() -> None:
+    sensor = RecordingSensor()
+    publisher = FakePublisher([None, KafkaTimeoutError("commit not acknowledged")])
+    t = loop([assign(TP0, TP1), batch(TP0, 0, 1), batch(TP0, 2), batch(TP0, 2)], publisher, sensor)
+    t.consumer.positions[TP1] = 7  # TP1 holds nothing to read past 7 (a marker, say)
+    t.runner.run()
+    assert sensor.events == [
+        ("assigned", [0, 1]),
+        ("read", {1: 7}),  # the assigning poll returned nothing: TP0's position unknown yet
+        ("read", {1: 7}),
+        ("commit", {0: 2}),
+        ("read", {1: 7}),  # the failed publish commits nothing
+        ("rewind", "a failed publish"),
+        ("read", {1: 7}),
+        ("commit", {0: 3}),
+        ("read", {1: 7}),  # the poll that ends the script
+    ]
+
+
+def test_the_loop_tells_what_it_is_doing() -> None:
+    sensor = RecordingSensor()
+    t = loop([assign(TP0), batch(TP0, 0, 1)], sensor=sensor)
+    t.runner.run()
+    assert sensor.activities == [
+        "connecting the producer",
+        "connecting the consumer",
+        "polling",
+        "restoring the state of partitions [0]",
+        "polling",
+        "processing a batch of 2 records",
+        "publishing 2 outputs",
+        "polling",
+        "closing the Kafka clients",
+    ]
+
+
 # --- stopping while a step keeps failing --------------------------------------------------
 
 
@@ -421,7 +545,11 @@ def test_connecting_is_retried_until_the_broker_answers() -> None:
     assert len(t.publisher.published) == 1
 
 
-def test_a_stop_while_the_abort_keeps_failing_ends_the_run_quietly() -> None:
+def test_a_publish_that_fails_while_stopping_is_left_to_the_next_start() -> None:
+    """Once the service is stopping, a failed publish is neither aborted nor rewound (both
+    would wait on the broker that failed it): the loop stops with EXIT_STALLED, and the batch
+    is processed again after a restart."""
+
     class StopsDuringOutage(FakePublisher):
         def publish(self, outputs: list[Output], offsets: dict, consumer: Any) -> None:
             t.stop.set()  # SIGTERM arrives while the broker is away
@@ -429,7 +557,10 @@ def test_a_stop_while_the_abort_keeps_failing_ends_the_run_quietly() -> None:
 
     publisher = StopsDuringOutage(abort_fails=10**6)
     t = loop([assign(TP0), batch(TP0, 0)], publisher)
-    t.runner.run()  # Interrupted is handled: no exception
+    with pytest.raises(ServiceStop, match="without committing the batch in hand") as stopped:
+        t.runner.run()
+    assert stopped.value.exit_code == EXIT_STALLED
+    assert "processed again after a restart" in stopped.value.line
     assert publisher.aborts == 0 and t.consumer.seeks == []
     assert t.consumer.closed and publisher.closed
 
@@ -522,7 +653,7 @@ def test_an_unanswered_step_is_waited_for_in_slices_as_not_connected(steps) -> N
     pending = NeverAnswered(health, slices=25, on_wait=lambda: None)
     steps.pending.update(send_offsets_to_transaction=pending, commit_transaction=Answered())
     producer = FakeProducer()
-    publisher = TransactionalPublisher(lambda: producer, stop, health, shutdown_grace_s=1.0)
+    publisher = TransactionalPublisher(lambda: producer, stop, health, shutdown_wait_s=1.0)
     publisher.publish([Output("out", b"v", b"k")], {TP0: OffsetAndMetadata(1, "", -1)}, Fake())
     # No stop asked: it waited as long as it took (25 slices), alive but not connected.
     assert len(pending.waits) == 26
@@ -560,15 +691,16 @@ def test_a_shutdown_gives_up_on_an_unanswered_step_after_the_grace_period(steps)
     stop.set()
     pending = NeverAnswered(health, slices=None, on_wait=lambda: None)
     steps.pending.update(send_offsets_to_transaction=pending)
-    publisher = TransactionalPublisher(FakeProducer, stop, health, shutdown_grace_s=2.0)
+    publisher = TransactionalPublisher(FakeProducer, stop, health, shutdown_wait_s=2.0)
     with pytest.raises(KafkaTimeoutError, match="into shutdown"):
         publisher.publish([], {TP0: OffsetAndMetadata(1, "", -1)}, Fake())
     assert len(pending.waits) == 4  # 2 s of 0.5 s slices
 
 
 def test_the_loop_survives_a_broker_gone_mid_transaction_and_stops_on_request(steps) -> None:
-    """The commit is never answered; SIGTERM arrives meanwhile; after the grace period the
-    publisher gives up, the loop aborts, rewinds, and ends without an error."""
+    """The commit is never answered; SIGTERM arrives meanwhile; half the grace later the
+    publisher gives up, and the loop stops without aborting (the next start's
+    init_transactions does) and closes its producer without flushing."""
     producer = FakeProducer()
     t = loop([assign(TP0), batch(TP0, 3, 4), batch(TP0, 3, 4)])
     t.consumer.committed_offsets[TP0] = 3
@@ -584,24 +716,17 @@ def test_the_loop_survives_a_broker_gone_mid_transaction_and_stops_on_request(st
         abort_transaction=Answered(),
     )
     t.clients.the_publisher = TransactionalPublisher(
-        lambda: producer, t.stop, t.health, CONFIG.shutdown_grace_s
+        lambda: producer, t.stop, t.health, CONFIG.shutdown_grace_s / 2
     )
-    t.runner.run()
-    # The grace period (1 s) is two 0.5 s slices of waiting: then the publisher gives up.
-    assert len(commit.waits) == 2
-    assert not any(connected for _, connected in commit.waits[1:])
-    assert producer.calls == [
-        "begin",
-        "send_offsets_to_transaction",
-        "commit_transaction",
-        "abort_transaction",  # begun like the other steps, so it cannot hang either
-        "flush",
-        "close",
-    ]
-    assert t.consumer.seeks == [(TP0, 3)]
-    assert t.processor.revoked == [{0}] and t.processor.restored == [0, 0]
+    with pytest.raises(ServiceStop, match="commit_transaction not acknowledged") as stopped:
+        t.runner.run()
+    assert stopped.value.exit_code == EXIT_STALLED
+    # Half the grace period (1 s) is one 0.5 s slice of waiting: then the publisher gives up.
+    assert len(commit.waits) == 1
+    assert producer.calls == ["begin", "send_offsets_to_transaction", "commit_transaction", "close"]
+    assert t.consumer.seeks == []
     assert t.processor.processed == [[(0, 3), (0, 4)]]  # the stop ended the loop: not again
-    assert t.runner.batches == 0
+    assert t.runner.batches == 0 and t.consumer.closed
 
 
 class Fake:

@@ -98,6 +98,17 @@ def test_a_count_below_one_from_the_environment() -> None:
     assert_usage_error(done, "SUNSPOTS_MAX_POLL_RECORDS='0' is not valid for --max-poll-records")
 
 
+def test_a_shutdown_grace_of_zero_from_the_environment() -> None:
+    done = _run("-m", "consumer", "classify", env={"SUNSPOTS_SHUTDOWN_GRACE": "0"})
+    assert_usage_error(done, "SUNSPOTS_SHUTDOWN_GRACE='0' is not valid for --shutdown-grace")
+    assert "must be above 0" in done.stderr
+
+
+def test_a_stall_limit_below_the_stall_timeout() -> None:
+    done = _run("-m", "consumer", "forecast", "--stall-timeout", "60", "--stall-limit", "30")
+    assert_usage_error(done, "--stall-limit (30 s) must be 0 or at least --stall-timeout (60 s)")
+
+
 def test_a_malformed_date_flag() -> None:
     done = _run("-m", "producer", "--start", "2000-13-01")
     assert_usage_error(done, "not a YYYY-MM-DD date: '2000-13-01'")

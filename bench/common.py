@@ -28,16 +28,16 @@ from typing import Any
 import numpy as np
 
 from sunspots.settings import KafkaSettings
+from support.datafile import data_source
 from support.services import Service, consumer
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench/results"
-DEFAULT_DATA = REPO.parent / "shared/data/SN_d_tot_V2.0.csv"
 
 
 def default_data() -> str:
-    """The SILSO file: SUNSPOTS_DATA, else the shared copy beside the checkout."""
-    return os.environ.get("SUNSPOTS_DATA") or str(DEFAULT_DATA)
+    """The SILSO file the benchmarks read when `--data` is not given (support.datafile)."""
+    return data_source()
 
 
 def versions() -> dict[str, str]:

@@ -31,6 +31,7 @@ from typing import Any
 
 from bench import classifier, inference, kafka_ceiling, pipeline, scaling
 from bench.common import RESULTS, broker, default_data, machine, report, table
+from sunspots.logs import quiet_kafka
 
 BENCHMARKS = ("inference", "kafka_ceiling", "pipeline", "classifier", "scaling")
 THROUGHPUT_RATIO = 0.7
@@ -281,6 +282,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--results", type=Path, default=RESULTS, help="output folder")
     args = parser.parse_args(argv)
+    # The bare loops run kafka-python clients in this process: their own lines stay quiet.
+    quiet_kafka()
     args.results.mkdir(parents=True, exist_ok=True)
     mains = {
         "inference": inference.main,

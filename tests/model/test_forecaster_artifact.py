@@ -103,16 +103,20 @@ def test_the_training_range_is_the_same_in_the_data_in_use(artifact, splits_for,
     assert counts == {n: recorded[n]["windows"] for n in counts}, data_file.note
 
 
-def test_test_rmse_recomputed_from_data_matches_metadata(artifact, splits_for):
+def test_test_rmse_recomputed_from_data_matches_metadata(artifact, splits_for, data_file):
     splits = splits_for(artifact)
     forecast = artifact.predict(splits.test.x)
     rmse = float(np.sqrt(np.mean((splits.test.y - forecast) ** 2)))
     recorded = artifact.metadata["metrics"]["test"]
-    assert rmse == pytest.approx(recorded["lstm"]["rmse"], abs=1e-3)
+    # Recomputed here, committed from the training machine: the float32 forecasts differ in
+    # their low bits across CPUs (tests/tolerance.py), and the RMSE (about 14) by far less
+    # than 1e-3; a changed model or data moves it by more.
+    assert rmse == pytest.approx(recorded["lstm"]["rmse"], abs=1e-3), data_file.note
     assert rmse < recorded["persistence"]["rmse"]
     assert rmse < recorded[f"ridge_ar{artifact.window}"]["rmse"]
     persistence = np.sqrt(np.mean((splits.test.y - splits.test.x[:, -1]) ** 2))
-    assert persistence == pytest.approx(recorded["persistence"]["rmse"], abs=1e-9)
+    # Inputs only, in float64: a mean summed in another order (SIMD width) differs by ~1e-15.
+    assert persistence == pytest.approx(recorded["persistence"]["rmse"], abs=1e-9), data_file.note
 
 
 def test_numpy_serving_matches_keras_on_all_test_windows(artifact, splits_for, keras, models_dir):
@@ -122,6 +126,8 @@ def test_numpy_serving_matches_keras_on_all_test_windows(artifact, splits_for, k
     x = ((splits.test.x - s.input_mean) / s.input_scale).astype(np.float32)[:, :, None]
     out = net.predict(x, batch_size=2048, verbose=0)[:, 0].astype(np.float64)
     keras_forecast = splits.test.x[:, -1] + out * s.target_scale + s.target_mean
+    # Two float32 implementations on this machine (Keras's kernels, NumPy's BLAS): they agree
+    # to float32 precision of values up to ~400, not to the bit.
     np.testing.assert_allclose(artifact.predict(splits.test.x), keras_forecast, rtol=0, atol=1e-4)
 
 

@@ -3,6 +3,11 @@
 The file is `;`-separated with no header: year; month; day; decimal year; daily total sunspot
 number (-1 = missing); standard deviation (-1 = missing); number of observations; provisional
 flag. Missing values become NaN here so that -1 never leaks into arithmetic.
+
+A URL (SILSO's live file by default) is downloaded once into the cache (`~/.cache/sunspots`),
+checked, and its sha256 recorded beside it and told once. `python -m sunspots.data` (`make
+data`) does only that, before the tests: when it cannot, one line says to point
+`SUNSPOTS_DATA` at a local copy.
 """
 
 from __future__ import annotations
@@ -83,7 +88,8 @@ def resolve_source(source: str | os.PathLike[str], cache_dir: Path | None = None
         read_daily(Path(tmp))
     except DataFormatError as exc:
         os.unlink(tmp)
-        raise DataSourceError(_cannot(url, f"not a SILSO daily file: {exc}")) from None
+        why = str(exc).replace(tmp, url)  # the line is the download's, not the temporary file's
+        raise DataSourceError(_cannot(url, f"not a SILSO daily file: {why}")) from None
     digest = hashlib.sha256(payload).hexdigest()
     sha256_path(target).write_text(f"{digest}  {url}\n")
     os.replace(tmp, target)

@@ -188,7 +188,11 @@ def test_a_url_is_downloaded_once_cached_and_its_sha256_recorded(
     ("status", "body", "why"),
     [
         (503, b"down for maintenance", "HTTP Error 503"),
-        (200, b"<html>maintenance</html>\n", "not a SILSO daily file: .*:1: expected 8 fields"),
+        (
+            200,
+            b"<html>maintenance</html>\n",
+            r"not a SILSO daily file: http://127\.0\.0\.1:\d+/sn\.csv:1: expected 8 fields",
+        ),
     ],
 )
 def test_a_failed_download_is_one_line_naming_the_variable_and_caches_nothing(

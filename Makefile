@@ -16,7 +16,8 @@ ifneq ($(strip $(DATA)),)
 export SUNSPOTS_DATA ?= $(DATA)
 endif
 # The commit whose forecaster `make bench` also replays, for a before/after comparison on one
-# machine in one run (none by default: an old commit's forecaster may not know today's flags).
+# machine in one run (bench/__main__.py's BASELINE_REF is the README's); none by default: it
+# adds a full replay, and needs that commit in the clone's history.
 BASELINE ?=
 
 .PHONY: help venv tools jars data kafka kafka-stop kafka-cluster test test-cluster test-unit test-model test-model-portable test-integration fuzz lint format lock lock-upgrade train train-seeds demo bench clean
@@ -25,8 +26,9 @@ help:
 	@echo "make demo   - replay sunspots through Kafka, the forecaster and the classifier"
 	@echo "             (ARGS=\"--speed 30 --start 2008-01-01\" to watch it live)"
 	@echo "make test   - every test tier (unit, model, integration on a real broker)"
+	@echo "             (make test-model-portable: the model tier as on another CPU)"
 	@echo "make train  - retrain the committed model artifacts"
-	@echo "make bench  - benchmarks (tables in bench/results)"
+	@echo "make bench  - benchmarks (tables in bench/results; BASELINE=<commit> to compare with it)"
 	@echo "make fuzz   - the fuzz tests with a deep search (minutes)"
 	@echo "make kafka / kafka-stop - a local broker on 127.0.0.1:9092"
 	@echo "make kafka-cluster - a local three-node cluster on 127.0.0.1:9092-9094 (kafka-stop stops it)"

@@ -3,6 +3,7 @@
     .venv/bin/python -m bench --data FILE            # what `make bench` runs
     .venv/bin/python -m bench --quick                # a smoke-sized run (seconds per benchmark)
     .venv/bin/python -m bench --only inference pipeline
+    .venv/bin/python -m bench --baseline 5c2ad2a     # `make bench BASELINE=5c2ad2a`
 
 1. inference (bench.inference): Keras predict, tf.function, the NumPy serving path batched;
 2. kafka_ceiling (bench.kafka_ceiling): bare kafka-python loops with the services' settings;
@@ -16,10 +17,14 @@ given), so the pipeline's throughput can be read as a ratio of the bare loops'. 
 prints its table and writes bench/results/<name>.json; this module adds summary.json (each
 target, the figure and whether it is met) and performance.md (the tables for the README).
 
-The pipeline benchmark also replays with the forecaster of BASELINE_REF (the consumer before
-its message schemas moved to msgspec, unpacked with `git archive`), in the same run, so that
-the consumer's CPU per observation and the replay's wall time are compared before and after on
-one machine at one time (`--baseline REF` picks another commit, `--baseline ''` none).
+With `--baseline REF` the pipeline benchmark also replays with the forecaster of commit REF
+(unpacked with `git archive`, given only the flags it knows), in the same run, so that the
+consumer's CPU per observation and the replay's wall time are compared before and after on one
+machine at one time. BASELINE_REF, the consumer before its message schemas moved to msgspec,
+is the comparison the README's figures make; none is run unless asked for.
+
+Each benchmark is one line of BENCHMARKS: its name, its module's `main`, and the function that
+makes its arguments from this command's.
 """
 
 from __future__ import annotations
@@ -27,13 +32,34 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bench import classifier, codecs, inference, kafka_ceiling, pipeline, scaling
 from bench.common import RESULTS, broker, default_data, machine, report, table
+from sunspots.logs import quiet_kafka
 
-BENCHMARKS = ("inference", "kafka_ceiling", "pipeline", "classifier", "scaling", "codecs")
+
+@dataclass(frozen=True)
+class Flags:
+    """The common flags of a benchmark's command line, each a list to add or not."""
+
+    data: list[str]
+    broker: list[str]
+    out: list[str]
+    logs: list[str]
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """A benchmark: its module's main(argv), and its argv from this command's arguments."""
+
+    main: Callable[[list[str] | None], int]
+    argv: Callable[[argparse.Namespace, Flags], list[str]]
+
+
 THROUGHPUT_RATIO = 0.7
 # Against the bare loop that writes what the forecaster writes, the pipeline must do better.
 SHAPED_RATIO = 0.85
@@ -45,39 +71,58 @@ REPLAY_SECONDS = 20.0
 RSS_MIB = 1024.0
 
 
-def _argv(name: str, args: argparse.Namespace, bootstrap: str | None) -> list[str]:
-    out = ["--out", str(args.results / f"{name}.json")]
-    broker = ["--bootstrap-servers", bootstrap] if bootstrap else []
-    data = ["--data", args.data]
-    if name == "inference":
-        quick = ["--calls", "200", "--keras-calls", "3", "--budget", "0.5"]
-        return data + out + (quick if args.quick else [])
-    if name == "kafka_ceiling":
-        return data + broker + out + (["--count", str(args.quick_days)] if args.quick else [])
-    if name == "codecs":
-        quick = ["--count", str(args.quick_days), "--single", "20", "--repeats", "1"]
-        return data + broker + out + (quick if args.quick else [])
-    if name == "pipeline":
-        logs = ["--logs", str(args.results)]
-        quick = [
-            "--start",
-            "2020-01-01",
-            "--end",
-            _quick_end(args.quick_days),
-            "--rate",
-            "50",
-            "--paced-seconds",
-            "2",
-        ]
-        baseline = ["--baseline", args.baseline] if args.baseline and not args.quick else []
-        return data + broker + out + logs + baseline + (quick if args.quick else [])
-    if name == "scaling":
-        logs = ["--logs", str(args.results)]
-        quick = ["--instances", "1", "2", "--state-series", "20", "60"]
-        quick += ["--start", "2020-01-01", "--end", _quick_end(args.quick_days)]
-        return data + broker + out + logs + (quick if args.quick else [])
+def _flags(args: argparse.Namespace, name: str, bootstrap: str | None) -> Flags:
+    """The flags every benchmark may take: its data, its broker, its output and logs."""
+    return Flags(
+        data=["--data", args.data],
+        broker=["--bootstrap-servers", bootstrap] if bootstrap else [],
+        out=["--out", str(args.results / f"{name}.json")],
+        logs=["--logs", str(args.results)],
+    )
+
+
+def _inference(args: argparse.Namespace, f: Flags) -> list[str]:
+    quick = ["--calls", "200", "--keras-calls", "3", "--budget", "0.5"]
+    return f.data + f.out + (quick if args.quick else [])
+
+
+def _kafka_ceiling(args: argparse.Namespace, f: Flags) -> list[str]:
+    return f.data + f.broker + f.out + (["--count", str(args.quick_days)] if args.quick else [])
+
+
+def _pipeline(args: argparse.Namespace, f: Flags) -> list[str]:
+    quick = ["--start", "2020-01-01", "--end", _quick_end(args.quick_days)]
+    quick += ["--rate", "50", "--paced-seconds", "2"]
+    baseline = ["--baseline", args.baseline] if args.baseline else []
+    return f.data + f.broker + f.out + f.logs + baseline + (quick if args.quick else [])
+
+
+def _classifier(args: argparse.Namespace, f: Flags) -> list[str]:
     quick = ["--requests", "100", "--rate", "50", "--duration", "1", "--timeout", "60"]
-    return broker + out + (quick if args.quick else [])
+    return f.broker + f.out + (quick if args.quick else [])
+
+
+def _codecs(args: argparse.Namespace, f: Flags) -> list[str]:
+    quick = ["--count", str(args.quick_days), "--single", "20", "--repeats", "1"]
+    return f.data + f.broker + f.out + (quick if args.quick else [])
+
+
+def _scaling(args: argparse.Namespace, f: Flags) -> list[str]:
+    quick = ["--instances", "1", "2", "--state-series", "20", "60"]
+    quick += ["--start", "2020-01-01", "--end", _quick_end(args.quick_days)]
+    return f.data + f.broker + f.out + f.logs + (quick if args.quick else [])
+
+
+# One line per benchmark, run in this order: its name, its module's main(argv), and how its
+# argv is made from this command's arguments and the common flags.
+BENCHMARKS: dict[str, Benchmark] = {
+    "inference": Benchmark(inference.main, _inference),
+    "kafka_ceiling": Benchmark(kafka_ceiling.main, _kafka_ceiling),
+    "pipeline": Benchmark(pipeline.main, _pipeline),
+    "classifier": Benchmark(classifier.main, _classifier),
+    "scaling": Benchmark(scaling.main, _scaling),
+    "codecs": Benchmark(codecs.main, _codecs),
+}
 
 
 def _quick_end(days: int) -> str:
@@ -275,32 +320,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("--data", default=default_data(), help="SILSO daily CSV")
     parser.add_argument("--bootstrap-servers", help="a running broker; default: start one")
-    parser.add_argument("--only", nargs="+", choices=BENCHMARKS, default=list(BENCHMARKS))
+    parser.add_argument("--only", nargs="+", choices=list(BENCHMARKS), default=list(BENCHMARKS))
     parser.add_argument("--quick", action="store_true", help="smoke-sized runs, for CI")
     parser.add_argument("--quick-days", type=int, default=300, help="days in a quick replay")
     parser.add_argument(
         "--baseline",
-        default=BASELINE_REF,
+        default="",
         metavar="REF",
-        help=f"also replay with the forecaster of this commit ({BASELINE_REF}; '' for none)",
+        help=f"also replay with the forecaster of this commit (e.g. {BASELINE_REF}; none unless given)",
     )
     parser.add_argument("--results", type=Path, default=RESULTS, help="output folder")
     args = parser.parse_args(argv)
+    # The bare loops run kafka-python clients in this process: their own lines stay quiet.
+    quiet_kafka()
     args.results.mkdir(parents=True, exist_ok=True)
-    mains = {
-        "inference": inference.main,
-        "kafka_ceiling": kafka_ceiling.main,
-        "pipeline": pipeline.main,
-        "classifier": classifier.main,
-        "scaling": scaling.main,
-        "codecs": codecs.main,
-    }
     with broker(args.bootstrap_servers, needed=bool(set(args.only) - {"inference"})) as bootstrap:
-        for name in BENCHMARKS:
+        for name, bench in BENCHMARKS.items():
             if name in args.only:
                 sys.stdout.write(f"\n== {name} ==\n")
                 sys.stdout.flush()
-                mains[name](_argv(name, args, bootstrap))
+                bench.main(bench.argv(args, _flags(args, name, bootstrap)))
     reports = {name: _load(args, name) for name in args.only}
     targets = summary(reports)
     result = report("summary", targets, quick=args.quick, benchmarks=args.only)

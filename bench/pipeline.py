@@ -13,7 +13,9 @@ would, on fresh topics:
 - baseline (exactly once, with `--baseline REF`): the same full replay served by the
   forecaster of commit REF of this repository (`git archive`), in the same run, so that the
   consumer's CPU per observation and the replay's wall time can be compared before and after
-  a change on a machine whose load varies from run to run.
+  a change on a machine whose load varies from run to run. That forecaster is given only the
+  flags it lists in its `--help` (an earlier one knows fewer); a commit that cannot be had, or
+  whose forecaster does not serve the replay, is skipped with one line saying why.
 - paced (exactly once): a fresh series at `--speed 100` (100 obs/s) for `--paced-seconds`.
   Latency of each forecast = its record timestamp − the timestamp of the observation that
   completed its window (matched by date): the time the forecaster took to see, batch, predict
@@ -50,6 +52,7 @@ from bench.common import (
     consumer_service,
     default_data,
     from_tree,
+    known_flags_only,
     percentile,
     report,
     rss_peak_mib,
@@ -182,7 +185,7 @@ def full_replay(
     log = args.logs / f"pipeline.{processing}{suffix}.forecaster.log"
     fc = consumer_service("forecast", kafka, log, "--processing", processing)
     if tree is not None:
-        fc = from_tree(fc, tree)
+        fc = known_flags_only(from_tree(fc, tree))
     try:
         fc.start().wait_ready(90)
         watcher = Watcher(kafka, kafka.topics.evaluations, n_eval)
@@ -267,18 +270,30 @@ def paced(args: argparse.Namespace, base: KafkaSettings) -> dict[str, Any]:
         fc.stop()
 
 
+def baseline(args: argparse.Namespace, base: KafkaSettings) -> list[dict[str, Any]]:
+    """The full replay, exactly once, served by the forecaster of commit `args.baseline`; no
+    row, and one line saying why, when that commit cannot be had or its forecaster does not
+    serve the replay (the comparison is a benchmark's extra, not its result)."""
+    try:
+        with source_tree(args.baseline) as tree:
+            return [full_replay(args, base, "exactly_once", tree)]
+    except (subprocess.CalledProcessError, OSError) as exc:  # a shallow clone, no git
+        stderr = getattr(exc, "stderr", None)
+        why = stderr.decode() if isinstance(stderr, bytes) else str(exc)
+    except RuntimeError as exc:  # its forecaster exited, or committed too little in time
+        why = str(exc)
+    lines = [line for line in why.splitlines() if line.strip()] or ["no reason given"]
+    told = lines[0] if len(lines) == 1 else f"{lines[0].rstrip(':')}: {lines[-1].strip()}"
+    sys.stderr.write(f"baseline {args.baseline} skipped: {told}\n")
+    return []
+
+
 def run(args: argparse.Namespace, bootstrap: str) -> dict[str, Any]:
     args.logs.mkdir(parents=True, exist_ok=True)
     base = KafkaSettings(bootstrap)
     rows = [full_replay(args, base, mode) for mode in args.processing]
     if args.baseline:
-        try:
-            with source_tree(args.baseline) as tree:
-                rows.append(full_replay(args, base, "exactly_once", tree))
-        except (subprocess.CalledProcessError, OSError) as exc:  # a shallow clone, no git
-            stderr = getattr(exc, "stderr", None)
-            why = stderr.decode().strip() if isinstance(stderr, bytes) else exc
-            sys.stderr.write(f"baseline {args.baseline} skipped: {why}\n")
+        rows.extend(baseline(args, base))
     if args.paced_seconds > 0:
         rows.append(paced(args, base))
     return report(

@@ -22,6 +22,7 @@ from sunspots.broker import LocalBroker, free_port
 from sunspots.cli import Parser, env_flag, iso_date, non_negative_float
 from sunspots.data import SILSO_DAILY_URL
 from sunspots.evaluation import rmse
+from sunspots.logs import quiet_kafka
 from sunspots.settings import KafkaSettings, Topics
 from sunspots.topics import create_topics
 from support.http import Samples, scrape, total, wait_ready
@@ -226,7 +227,10 @@ def main(argv: list[str] | None = None) -> int:
     env_flag(parser, "--end", None, "last date to replay (default: end of data)", type=iso_date)
     env_flag(parser, "--speed", 0.0, "days per second; 0 = full speed", type=non_negative_float)
     env_flag(parser, "--timeout", 30.0, "seconds to wait for answers", type=non_negative_float)
-    return run(parser.parse_args(argv))
+    args = parser.parse_args(argv)
+    # The classifier's answers are asked for in this process: its client's lines stay quiet.
+    quiet_kafka()
+    return run(args)
 
 
 if __name__ == "__main__":

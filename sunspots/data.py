@@ -3,6 +3,11 @@
 The file is `;`-separated with no header: year; month; day; decimal year; daily total sunspot
 number (-1 = missing); standard deviation (-1 = missing); number of observations; provisional
 flag. Missing values become NaN here so that -1 never leaks into arithmetic.
+
+A URL (SILSO's live file by default) is downloaded once into the cache (`~/.cache/sunspots`),
+checked, and its sha256 recorded beside it and told once. `python -m sunspots.data` (`make
+data`) does only that, before the tests: when it cannot, one line says to point
+`SUNSPOTS_DATA` at a local copy.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import sys
 import tempfile
 import urllib.request
 from dataclasses import dataclass
@@ -19,9 +25,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from sunspots.cli import env_name
+
 log = logging.getLogger(__name__)
 
 SILSO_DAILY_URL = "https://www.sidc.be/SILSO/INFO/sndtotcsv.php"
+# The variable every command's --data falls back to (sunspots.cli's scheme).
+DATA_ENV = env_name("--data")
+DOWNLOAD_TIMEOUT_S = 60
+LOCAL_COPY = f"set {DATA_ENV} to a local copy of SILSO's daily file (SN_d_tot_V2.0.csv)"
 COLUMNS = ("date", "sunspot_number", "std_dev", "observations", "provisional")
 _FIELDS = 8
 
@@ -39,8 +51,22 @@ def is_url(source: str | os.PathLike[str]) -> bool:
     return str(source).startswith(("http://", "https://"))
 
 
+class DataSourceError(OSError):
+    """A sunspot data URL could not be downloaded; the message is one line that says how to
+    point the commands at a local copy instead."""
+
+
+def sha256_path(cached: Path) -> Path:
+    """Where the sha256 of a downloaded file is recorded: beside it, `<file>.sha256`."""
+    return cached.with_name(cached.name + ".sha256")
+
+
 def resolve_source(source: str | os.PathLike[str], cache_dir: Path | None = None) -> Path:
-    """Return a local path for `source`, downloading (once) when it is an http(s) URL."""
+    """Return a local path for `source`, downloading (once) when it is an http(s) URL.
+
+    A download is checked (it must parse as a SILSO daily file) before it is cached, and its
+    sha256 is recorded beside it and logged once, so a run can say which file it used. A URL
+    that cannot be had raises DataSourceError, one line naming the variable to set instead."""
     if not is_url(source):
         path = Path(source)
         if not path.is_file():
@@ -52,20 +78,35 @@ def resolve_source(source: str | os.PathLike[str], cache_dir: Path | None = None
     if target.is_file():
         return target
     cache.mkdir(parents=True, exist_ok=True)
-    log.info("downloading %s", url)
-    with urllib.request.urlopen(url, timeout=60) as response:
-        payload = response.read()
+    log.debug("downloading %s", url)
+    payload = _download(url)
     # Parse before caching so that an error page never poisons the cache.
     fd, tmp = tempfile.mkstemp(dir=cache, suffix=".part")
     with os.fdopen(fd, "wb") as fh:
         fh.write(payload)
     try:
         read_daily(Path(tmp))
-    except DataFormatError:
+    except DataFormatError as exc:
         os.unlink(tmp)
-        raise
+        why = str(exc).replace(tmp, url)  # the line is the download's, not the temporary file's
+        raise DataSourceError(_cannot(url, f"not a SILSO daily file: {why}")) from None
+    digest = hashlib.sha256(payload).hexdigest()
+    sha256_path(target).write_text(f"{digest}  {url}\n")
     os.replace(tmp, target)
+    log.info("cached %s (%d bytes, sha256 %s) at %s", url, len(payload), digest, target)
     return target
+
+
+def _download(url: str) -> bytes:
+    try:
+        with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response:
+            return bytes(response.read())
+    except (OSError, ValueError) as exc:  # URLError, HTTPError and timeouts are OSErrors
+        raise DataSourceError(_cannot(url, str(exc))) from None
+
+
+def _cannot(url: str, why: str) -> str:
+    return f"cannot download the sunspot data from {url} ({' '.join(why.split())}); {LOCAL_COPY}"
 
 
 def _parse_line(text: str, lineno: int, where: str) -> tuple:
@@ -165,3 +206,29 @@ class Split:
 def split_by_year(frame: pd.DataFrame, test_from_year: int = 2000) -> Split:
     years = frame["date"].dt.year
     return Split(train=frame[years < test_from_year], test=frame[years >= test_from_year])
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m sunspots.data [SOURCE]`: make the data file local before a run that needs
+    it (`make data`, which the test targets depend on). SOURCE defaults to `SUNSPOTS_DATA`,
+    else SILSO's live file. A URL is downloaded once into the cache and its sha256 told;
+    a failure is one line and exit code 1."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    args = argv if argv is not None else sys.argv[1:]
+    source = args[0] if args else os.environ.get(DATA_ENV) or SILSO_DAILY_URL
+    try:
+        resolve_source(source)
+    except OSError as exc:
+        log.error("%s", unavailable(exc))
+        return 1
+    return 0
+
+
+def unavailable(exc: OSError) -> str:
+    """The one line that tells why there is no data file: a download's error says what to set
+    already; a missing path gets the same advice."""
+    return str(exc) if isinstance(exc, DataSourceError) else f"{exc}; {LOCAL_COPY}"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -13,6 +13,13 @@ several lines a second, and a stream of bad input makes a dead letter per record
 through and holds back its repeats for a minute, then says how many it held back: an outage or
 a poison stream is told, not flooded. (Every dead letter is still on the dead-letter topic and
 in `*_dead_letters_total`.)
+
+kafka-python's own lines stay below the project's: a client refused its topic or its password
+logs three ERROR lines of its own (`ClusterAuthorizationFailedError`, `Topic … is not
+authorized`, `Exception occurred waiting for metadata`) before the command's one line that
+says the same, and a broker away logs a reconnect attempt several times a second. So its
+loggers are silent unless `--log-level debug` is asked for, and then show WARNING and up
+(`quiet_kafka`): a failure is told once, by the project, in one line.
 """
 
 from __future__ import annotations
@@ -29,6 +36,9 @@ from pythonjsonlogger.json import JsonFormatter
 from sunspots.cli import env_flag
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+KAFKA_LOGGER = "kafka"
+# Above CRITICAL: no line of kafka-python's passes.
+SILENT = logging.CRITICAL + 1
 FORMATS = ("text", "json")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -56,13 +66,19 @@ def setup_logging(args: argparse.Namespace, service: str, instance_id: str | Non
     """Configure the root logger from `--log-level` and `--log-format`, once, at start."""
     handler = logging.StreamHandler()
     handler.setFormatter(formatter(args.log_format, service, instance_id or socket.gethostname()))
-    handler.addFilter(RepeatFilter(("kafka", "consumer.processor")))
+    handler.addFilter(RepeatFilter((KAFKA_LOGGER, "consumer.processor")))
     logging.basicConfig(level=args.log_level, handlers=[handler], force=True)
     # Python's warnings go through the same handler, so a JSON log stays all JSON.
     logging.captureWarnings(True)
-    # kafka-python is chatty at INFO about every connection and rebalance step.
-    kafka_level = max(logging.getLevelName(args.log_level), logging.WARNING)
-    logging.getLogger("kafka").setLevel(kafka_level)
+    quiet_kafka(args.log_level)
+
+
+def quiet_kafka(log_level: str = "INFO") -> None:
+    """kafka-python's loggers: WARNING and up at `--log-level debug`, silent otherwise (its
+    failures are the project's to tell, once). The demo and the benchmarks, which run clients
+    in their own process without `setup_logging`, call it too."""
+    debug = log_level.upper() == "DEBUG"
+    logging.getLogger(KAFKA_LOGGER).setLevel(logging.WARNING if debug else SILENT)
 
 
 def formatter(log_format: str, service: str, instance_id: str) -> logging.Formatter:

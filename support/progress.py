@@ -15,19 +15,19 @@ after a fault and say in figures where the fault landed.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient, TransactionState
-from kafka.errors import KafkaError
 
 from sunspots.settings import Topics
-from support.polling import wait_for
+from support.polling import retrying, wait_for
 from support.services import Service
 
 ONGOING = TransactionState.ONGOING.value
+# How long a single reading asks again while the broker answers with a retriable error.
+RETRY_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -91,25 +91,29 @@ class Progress:
             raise LookupError(f"topic {topic} does not exist")
         return [TopicPartition(topic, p) for p in sorted(found)]
 
-    def ends(self, topic: str) -> Ends:
+    # Each reading comes in two forms: `_..._now`, one attempt, for the probes of a wait
+    # (which asks again on a retriable error until its own deadline), and the public one,
+    # which retries a retriable error for at most `timeout` seconds by itself.
+
+    def _ends_now(self, topic: str) -> Ends:
         partitions = self._partitions(topic)
         committed = self.committed_reader.end_offsets(partitions)
         written = self.written_reader.end_offsets(partitions)
         return Ends(sum(committed.values()), sum(written.values()))
 
-    def consumed(self, group: str, topic: str, timeout: float = 30.0) -> int:
-        """The group's committed offsets on `topic`, summed (0 before its first commit)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                offsets = self.admin.list_group_offsets(group).get(group, {})
-                break
-            except KafkaError as exc:
-                # A coordinator that is still loading (a fresh or restarted broker) says so.
-                if not exc.retriable or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
+    def ends(self, topic: str, timeout: float = RETRY_S) -> Ends:
+        """The topic's ends, committed and written."""
+        return retrying(f"the end offsets of {topic}", lambda: self._ends_now(topic), timeout)
+
+    def _consumed_now(self, group: str, topic: str) -> int:
+        offsets = self.admin.list_group_offsets(group).get(group, {})
         return sum(o.offset for tp, o in offsets.items() if tp.topic == topic and o.offset > 0)
+
+    def consumed(self, group: str, topic: str, timeout: float = RETRY_S) -> int:
+        """The group's committed offsets on `topic`, summed (0 before its first commit). A
+        coordinator that is moving or still loading (a fresh or restarted node) is asked again."""
+        what = f"the committed offsets of {group} on {topic}"
+        return retrying(what, lambda: self._consumed_now(group, topic), timeout)
 
     def wait_consumed(
         self, group: str, topic: str, count: int, timeout: float, *running: Service
@@ -120,7 +124,7 @@ class Progress:
         def probe() -> bool:
             for service in running:
                 service.check_running()
-            return self.consumed(group, topic) >= count
+            return self._consumed_now(group, topic) >= count
 
         wait_for(f"{group} to commit {count} records of {topic}", probe, timeout)
 
@@ -135,27 +139,34 @@ class Progress:
         outputs += [topics.forecasts_shadow, topics.evaluations_shadow]
         wait_for(
             f"the last commit of {group} to reach its outputs",
-            lambda: all(self.ends(topic).open == 0 for topic in outputs),
+            lambda: all(self._ends_now(topic).open == 0 for topic in outputs),
             timeout,
         )
 
-    def transactions(self, contains: str) -> tuple[str, ...]:
-        """The states of the transactional ids that contain `contains`, sorted by id."""
+    def _transactions_now(self, contains: str) -> tuple[str, ...]:
         listed = [t for per_broker in self.admin.list_transactions().values() for t in per_broker]
         mine = sorted(
             (t.transactional_id, t.state) for t in listed if contains in t.transactional_id
         )
         return tuple(TransactionState(state).value for _, state in mine)
 
+    def transactions(self, contains: str, timeout: float = RETRY_S) -> tuple[str, ...]:
+        """The states of the transactional ids that contain `contains`, sorted by id."""
+        what = f"the transactions of {contains}"
+        return retrying(what, lambda: self._transactions_now(contains), timeout)
+
     def aim_at_open_transaction(self, instance: str, output: str, timeout: float) -> bool:
         """Wait up to `timeout` s until a transaction of the ids containing `instance` is open
         and has written to `output` (for a forecaster, its forecasts: the first records of each
         batch); whether it has. This only aims a fault: where it landed is read afterwards."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.ends(output).open > 0 and ONGOING in self.transactions(instance):
-                return True
-        return False
+
+        def probe() -> bool:
+            return self._ends_now(output).open > 0 and ONGOING in self._transactions_now(instance)
+
+        try:
+            return wait_for(f"an open transaction of {instance}", probe, timeout, interval=0)
+        except TimeoutError:
+            return False
 
     def moment(self, group: str, source: str, outputs: Iterable[str], instance: str) -> Moment:
         """Offsets of the group on `source`, the ends of `outputs` and the transactions of the

@@ -14,7 +14,7 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 
 from sunspots.settings import Topics, topic_flag
-from support.polling import wait_for
+from support.polling import retrying, wait_for
 
 
 def unique_topics(token: str) -> Topics:
@@ -99,16 +99,19 @@ def read_to_end(bootstrap: str, topic: str, timeout: float = 60.0) -> list[Consu
     """Every committed record of `topic` up to the end it has now; TimeoutError if that takes
     longer than `timeout` seconds."""
     consumer = reader(bootstrap, topic)
+    records: list[ConsumerRecord] = []
     try:
         partitions = list(consumer.assignment())
-        end = consumer.end_offsets(partitions)
-        records: list[ConsumerRecord] = []
-        deadline = time.monotonic() + timeout
-        while any(consumer.position(tp) < end[tp] for tp in partitions):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"could not read {topic} to its end in {timeout:g} s")
+        end = retrying(f"the end offsets of {topic}", lambda: consumer.end_offsets(partitions), 30)
+
+        def at_end() -> bool:
+            if all(consumer.position(tp) >= end[tp] for tp in partitions):
+                return True
             for part in consumer.poll(timeout_ms=500).values():
                 records.extend(part)
+            return False
+
+        wait_for(f"{topic} read to its end", at_end, timeout, interval=0)
         return records
     finally:
         consumer.close()

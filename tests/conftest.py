@@ -10,7 +10,9 @@ import pytest
 
 from consumer.modes import FORECAST
 from sunspots.artifact import ForecasterModel, load_forecaster
-from tests.datafacts import DEFAULT_DATA, DataFile
+from sunspots.data import resolve_source, unavailable
+from support.datafile import data_source
+from tests.datafacts import DataFile
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -23,17 +25,23 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(parts[0])
 
 
+# The exit code of a session that has no data file to run on (pytest's own are 0 to 5).
+EXIT_NO_DATA = 6
+
+
 @pytest.fixture(scope="session")
 def data_path() -> Path:
-    path = Path(os.environ.get("SUNSPOTS_DATA", DEFAULT_DATA))
-    if not path.is_file():
-        pytest.fail(f"SILSO data file not found at {path}; set SUNSPOTS_DATA")
-    return path
+    """The SILSO file as a local path: a URL is downloaded once into the cache, as the demo
+    does. Without it the session ends at once, in one line, rather than failing every test."""
+    try:
+        return resolve_source(data_source())
+    except OSError as exc:  # a missing path, or a download that failed (DataSourceError)
+        pytest.exit(unavailable(exc), returncode=EXIT_NO_DATA)
 
 
 @pytest.fixture(scope="session")
 def data_file(data_path: Path) -> DataFile:
-    """The data file in use, with the shared file's facts and a note saying which file it is."""
+    """The data file in use, with a note saying which file it is."""
     return DataFile.at(data_path)
 
 

@@ -154,9 +154,6 @@ def write(kafka: KafkaSettings, change: Change) -> None:
 
 def run(kafka: KafkaSettings, command: str, path: Path | None, role: str) -> int:
     """Run `command`; its one line is logged, the exit code returned."""
-    # kafka-python logs each failed connection attempt; the command's own line says it once.
-    if not log.isEnabledFor(logging.DEBUG):
-        logging.getLogger("kafka").setLevel(logging.CRITICAL)
     try:
         # Bad input is told before Kafka is asked anything; promote reads the models topic.
         _codecs(kafka, reads=command == "promote")

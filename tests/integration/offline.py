@@ -27,7 +27,7 @@ import numpy as np
 from sunspots import data
 from sunspots.artifact import ForecasterModel
 from sunspots.intervals import sequential
-from tests.datafacts import DataFile
+from tests.datafacts import COMPLETE_FROM, DataFile
 
 TOLERANCE = 1e-4
 Key = tuple[str, str]  # (series, date)
@@ -72,8 +72,8 @@ def offline_run(
     dates = frame["date"].dt.date.tolist()
     values = frame["sunspot_number"].to_numpy(dtype=np.float64)
     assert not np.isnan(values).any(), (
-        f"a value is missing between {start} and {end or 'the end'}; the shared file has none "
-        f"from {data_file.facts.complete_from} on {data_file.note}"
+        f"a value is missing between {start} and {end or 'the end'}; SILSO's file has none "
+        f"from {COMPLETE_FROM} on {data_file.note}"
     )
     w = model.window
     windows, meta = [], []

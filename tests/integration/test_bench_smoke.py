@@ -1,4 +1,6 @@
-"""The benchmarks run end to end at smoke size, so `make bench` keeps working.
+"""The benchmarks run end to end at smoke size, so `make bench` keeps working: with the
+baseline comparison too (`make bench BASELINE=…`), whose earlier forecaster knows fewer flags
+than today's services are given, which once stopped `make bench` with a traceback.
 
 No figure is asserted: CI machines are shared and noisy, and speed is judged by reading the
 tables of a full `make bench`. Only the shape is checked — every benchmark wrote its JSON with
@@ -12,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.__main__ import BASELINE_REF
 from bench.__main__ import main as bench_main
 from sunspots.artifact import DEFAULT_FORECASTER, load_forecaster
 from tests.datafacts import DataFile
@@ -34,6 +37,8 @@ def results(bootstrap_servers: str, data_path: Path, tmp_path_factory) -> Path:
         bootstrap_servers,
         "--results",
         str(out),
+        "--baseline",
+        BASELINE_REF,
     ]
     assert bench_main(argv) == 0
     return out
@@ -87,6 +92,12 @@ def test_pipeline(results: Path, forecaster_model) -> None:
         assert row["observations"] == QUICK_DAYS
         assert row["evaluations"] == QUICK_DAYS - window
         assert row["seconds"] > 0 and row["rss_peak_mib"] > 0
+    # The baseline commit's forecaster served the same replay, given only the flags it knows.
+    baseline = rows[f"full replay, exactly once, baseline {BASELINE_REF}"]
+    assert baseline["observations"] == QUICK_DAYS
+    assert baseline["evaluations"] == QUICK_DAYS - window
+    assert baseline["cpu_us_per_obs"] > 0
+    assert report["baseline"] == BASELINE_REF
     paced = rows["paced 50 obs/s, exactly once"]
     assert paced["forecasts"] == paced["observations"] - window + 1
     assert 0 < paced["p50_ms"] <= paced["p99_ms"]
@@ -105,6 +116,7 @@ def test_summary_and_markdown(results: Path) -> None:
     assert "serving, batched, per window" in targets
     assert "full replay, exactly once: wall time" in targets
     assert any("÷ bare" in t for t in targets)
+    assert f"full replay, exactly once: consumer CPU per observation ÷ {BASELINE_REF}'s" in targets
     text = (results / "performance.md").read_text()
     assert "kafka-python" in text and "| target |" in text
 

@@ -94,6 +94,8 @@ def test_replay_parity_with_the_offline_model(
     assert len(evaluations) == len({e["date"] for e in evaluations}) == n
     streamed_rmse = rmse([e["error"] for e in evaluations])
     artifact_rmse = model.metadata["metrics"]["test"]["lstm"]["rmse"]
+    # Streamed here, committed from the training machine: float32 forecasts differ in their
+    # low bits across CPUs (tests/tolerance.py), the RMSE (about 14) by far less than 1e-3.
     assert math.isclose(streamed_rmse, artifact_rmse, abs_tol=1e-3), (
         f"streamed RMSE {streamed_rmse} against the artifact's {artifact_rmse} {about}"
     )
@@ -104,7 +106,9 @@ def test_replay_parity_with_the_offline_model(
     }
     coverage = np.mean([e["lower"] <= e["actual"] <= e["upper"] for e in evaluations])
     reported = model.metadata["interval"]["test"]["adaptive"][-1]["coverage"]
-    assert math.isclose(coverage, reported, abs_tol=1e-3), (coverage, reported)
+    # Counted on the training machine: an actual within float32 noise of a bound may fall on
+    # the other side here; 1e-3 is 6 of the 6,381 days, a broken interval moves it by more.
+    assert math.isclose(coverage, reported, abs_tol=1e-3), (coverage, reported, about)
 
 
 def _after(dates: list[date]) -> date:

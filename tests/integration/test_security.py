@@ -490,3 +490,46 @@ def test_a_principal_that_may_not_see_the_models_topic_is_told_both_causes(
         f"the models topic {topics.models} does not exist, or User:stranger may not see it",
     )
     _no_secret_in(done.stdout, done.stderr)
+
+
+# --- a refusal is one line: kafka-python's own lines stay below the project's ----------------
+
+
+@pytest.mark.parametrize(
+    ("user", "password", "cause", "expected"),
+    [
+        pytest.param(
+            "stranger",
+            None,
+            "authorization",
+            "not authorized: Kafka at {bootstrap} denied User:stranger access to topic {topic} "
+            f"(TopicAuthorizationFailedError); {ACL_ADVICE}; last date acknowledged none "
+            "(0 of 90 records)",
+            id="denied-its-topic",
+        ),
+        pytest.param(
+            "producer",
+            WRONG_PASSWORD,
+            "authentication",
+            "authentication failed: Kafka at {bootstrap} refused User:producer (SCRAM-SHA-512): "
+            "Authentication failed during authentication due to invalid credentials with SASL "
+            "mechanism SCRAM-SHA-512",
+            id="wrong-password",
+        ),
+    ],
+)
+def test_a_refused_producers_whole_stderr_is_its_one_line(
+    broker, topics, secrets_dir, data_file, user, password, cause, expected
+) -> None:
+    """At `--log-level warning` (its INFO lines about the replay aside) a refused producer's
+    stderr is the project's one line: not kafka-python's ERROR lines before it
+    (ClusterAuthorizationFailedError, `Topic … is not authorized`, `Exception occurred waiting
+    for metadata`)."""
+    env = _client_env(broker, user, secrets_dir, password, SUNSPOTS_LOG_LEVEL="warning")
+    done = _producer(env, topics, data_file.path)
+    assert done.returncode == EXIT_CODES[cause], done.stderr
+    line = expected.format(bootstrap=broker.bootstrap_servers, topic=topics.observations)
+    # `date time LEVEL logger: message`: everything but the time stamp.
+    assert [text.split(" ", 2)[2] for text in done.stderr.splitlines()] == [
+        f"ERROR producer: {line}"
+    ], done.stderr

@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import subprocess
+import sys
 
 import pytest
 
@@ -109,3 +111,47 @@ def test_a_line_its_logger_rate_limits_itself_is_not_held_back_again() -> None:
     assert all(repeats.filter(failure()) for _ in range(10))
     plain = _record("consumer.processor", "dead letter %s", reason="not_json")
     assert repeats.filter(plain) and not repeats.filter(plain)
+
+
+# One process per case: setup_logging configures the root logger of the process it runs in.
+_LINES = """
+import argparse, logging, sys
+from sunspots.logs import quiet_kafka, setup_logging
+level = sys.argv[1]
+if level == "none":
+    quiet_kafka()  # the demo's and the benchmarks' way: no handler of their own
+else:
+    setup_logging(argparse.Namespace(log_level=level, log_format="text"), "producer")
+for name, lvl, msg in [
+    ("kafka.cluster", logging.ERROR, "Topic observations is not authorized for this client"),
+    ("kafka.producer.kafka", logging.WARNING, "Exception occurred waiting for metadata"),
+    ("kafka.conn", logging.INFO, "connecting to 127.0.0.1:9092"),
+    ("producer", logging.ERROR, "the project's one line"),
+]:
+    logging.getLogger(name).log(lvl, msg)
+"""
+
+
+def _stderr(level: str) -> list[str]:
+    done = subprocess.run(
+        [sys.executable, "-c", _LINES, level], capture_output=True, text=True, check=True
+    )
+    return [line.split(" ", 2)[2] if level != "none" else line for line in done.stderr.splitlines()]
+
+
+@pytest.mark.parametrize("level", ["INFO", "WARNING", "ERROR"])
+def test_kafka_pythons_lines_are_filtered_below_debug(level: str) -> None:
+    assert _stderr(level) == ["ERROR producer: the project's one line"]
+
+
+def test_at_debug_kafka_pythons_warnings_and_errors_show() -> None:
+    assert _stderr("DEBUG") == [
+        "ERROR kafka.cluster: Topic observations is not authorized for this client",
+        "WARNING kafka.producer.kafka: Exception occurred waiting for metadata",
+        "ERROR producer: the project's one line",
+    ]
+
+
+def test_without_setup_logging_quiet_kafka_filters_them_too() -> None:
+    # Python's last-resort handler prints bare messages of WARNING and up.
+    assert _stderr("none") == ["the project's one line"]

@@ -119,7 +119,9 @@ class Stalls:
             gap = min(max(now - self._last_probe, 0.0), self.max_gap_s)
         self._last_probe = now
         changes: list[Change] = []
-        for tp, watch in self.watches.items():
+        # In partition order, so that what is told first (the limit names one partition) does
+        # not depend on the order partitions were assigned in.
+        for tp, watch in sorted(self.watches.items()):
             if tp in ends:
                 watch.end = ends[tp]
             changes.extend(self._judge(tp, watch, gap))

@@ -8,8 +8,10 @@ Exit codes: 0 after a graceful stop; 2 for bad start-up input, told in one line 
 or variable, an unreadable or inconsistent model, a metrics port that cannot be bound);
 3 when fenced by another instance with the same id; 5, 6, 7 when the brokers refuse the
 service (authentication, authorization, TLS: `sunspots.refusal`); 8 and 9 when the service stops
-on its own (`consumer.stops`: input it cannot read or follow, no progress). Each is told in one
-line, which `/readyz` shows too. A broker out of reach is waited for, never an exit.
+on its own (`consumer.stops`: input it cannot read or follow, a topic change it may not mend
+without `--create-topics`, no progress). Each is told in one line, which `/readyz` shows too. A
+broker out of reach is waited for, never an exit. The topic watch (consumer.topic_watch) looks
+after the topics the service reads and writes while it runs.
 """
 
 from __future__ import annotations
@@ -18,10 +20,12 @@ import gc
 import logging
 import sys
 import threading
+from collections.abc import Callable
 
 from kafka.errors import KafkaError
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 
+from consumer import clients as kafka_clients
 from consumer import health as health_endpoint
 from consumer.config import ServiceConfig, build_parser, config_from_args
 from consumer.containment import Contained
@@ -32,6 +36,8 @@ from consumer.processor import Processor
 from consumer.retry import Backoff, Interrupted, Retry
 from consumer.runner import KafkaClients, Runner, RunnerConfig
 from consumer.stops import ServiceStop
+from consumer.topic_changes import TopicChangeMetrics
+from consumer.topic_watch import TopicWatch, Watched
 from sunspots import acls
 from sunspots.artifact import ArtifactError
 from sunspots.cli import EXIT_USAGE, env_name
@@ -84,7 +90,7 @@ def run(config: ServiceConfig, stop: threading.Event) -> int:
         if refusal is not None:
             return _refused(refusal, health)
         try:
-            return _serve(config, processor, health, stop)
+            return _serve(config, processor, health, stop, registry)
         except REFUSAL_ERRORS as exc:
             found = from_error(exc, config.kafka, _resources(config))
             assert found is not None
@@ -100,11 +106,16 @@ def _refused(refusal: Refusal, health: health_endpoint.Health) -> int:
     return refusal.exit_code
 
 
+def _service(config: ServiceConfig) -> str:
+    """The service's name in `sunspots.acls`."""
+    return {"forecast": acls.FORECASTER, "classify": acls.CLASSIFIER}[config.mode.name]
+
+
 def _resources(config: ServiceConfig) -> dict[str, str]:
     """What the service uses, by kind, to name in a refusal."""
-    service = {"forecast": acls.FORECASTER, "classify": acls.CLASSIFIER}[config.mode.name]
     promotes = config.promotion is not None
-    grants = acls.grants(service, config.kafka.topics, config.group_id, promotes=promotes)
+    topics = config.kafka.topics
+    grants = acls.grants(_service(config), topics, config.group_id, promotes=promotes)
     used = dict.fromkeys(g.name for g in grants if g.resource == "topic")
     return {
         "topic": " or ".join(used),
@@ -132,6 +143,7 @@ def _serve(
     processor: Processor,
     health: health_endpoint.Health,
     stop: threading.Event,
+    registry: CollectorRegistry,
 ) -> int:
     topics = config.kafka.topics
     runner_config = RunnerConfig(
@@ -143,13 +155,16 @@ def _serve(
         max_poll_records=config.max_poll_records,
     )
     follower: ModelFollower | None = None
+    watch: TopicWatch | None = None
     try:
         if config.create_topics:
             _create_topics(config, health, stop)
         if config.mode.follows_models:
             follower = _follow_models(config, processor, health, stop)
+        watch = _watch_topics(config, runner_config, processor, health, registry, follower)
         clients = KafkaClients(config.kafka, runner_config, health, stop)
-        Runner(clients, runner_config, processor, health, stop, follower).run()
+        between = _between(follower, watch)
+        Runner(clients, runner_config, processor, health, stop, between, watch).run()
     except Interrupted as exc:
         log.info("%s", exc)
     except Fenced as exc:
@@ -162,7 +177,47 @@ def _serve(
     finally:
         if follower is not None:
             follower.close()
+        if watch is not None:
+            watch.close()
     return 0
+
+
+def _watch_topics(
+    config: ServiceConfig,
+    runner_config: RunnerConfig,
+    processor: Processor,
+    health: health_endpoint.Health,
+    registry: CollectorRegistry,
+    follower: ModelFollower | None,
+) -> TopicWatch:
+    """The topic watch over what the service reads and writes; the forecaster keeps state."""
+    topics = config.kafka.topics
+    promotes = config.promotion is not None
+    source, state = runner_config.source_topic, runner_config.state_topic
+    watched = Watched.of(_service(config), topics, source, state, promotes)
+    inner = processor.processor if isinstance(processor, Contained) else processor
+    return TopicWatch(
+        lambda: kafka_clients.make_admin(config.kafka),
+        watched,
+        topics,
+        config.create_topics,
+        config.replication,
+        health,
+        TopicChangeMetrics(registry),
+        keeper=inner if isinstance(inner, Forecaster) else None,
+        follower=follower,
+    )
+
+
+def _between(follower: ModelFollower | None, watch: TopicWatch) -> Callable[[], bool]:
+    """What runs at each batch boundary: the models followed, the topics looked at."""
+
+    def between() -> bool:
+        if follower is not None:
+            follower()
+        return watch.between()
+
+    return between
 
 
 def _follow_models(
@@ -179,16 +234,16 @@ def _follow_models(
 def _create_topics(
     config: ServiceConfig, health: health_endpoint.Health, stop: threading.Event
 ) -> None:
-    from sunspots.topics import create_topics
+    from sunspots.topics import set_up_topics
 
     retry = Retry(stop, health, Backoff())
-    created = retry(
-        lambda: create_topics(config.kafka, replication=config.replication),
+    done = retry(
+        lambda: set_up_topics(config.kafka, replication=config.replication),
         "topic set-up",
         retry_on=(KafkaError,),
     )
-    if created:
-        log.info("created topics %s", ", ".join(created))
+    if done.created or done.grown:
+        log.info("topics: %s", done.describe())
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,7 +10,9 @@ sized for models: `sunspots-topics` or the services' own set-up creates it).
 
 Between batches the runner calls the follower, which hands the records that arrived to the
 forecaster (`Forecaster.follow`): they take effect at the next batch. A failed read is logged
-and tried again at the next boundary; the models in place keep running meanwhile. A refusal
+and tried again at the next boundary; the models in place keep running meanwhile. A models
+topic deleted or created again while the service runs (found by consumer.topic_watch) is read
+from its beginning again (`restart`); the models in place keep serving until it names others. A refusal
 of the brokers (not authorized to read the topic) is raised, as everywhere in the service.
 """
 
@@ -80,6 +82,10 @@ class ModelFollower:
             log.info("reading the models topic again")
             self.failing = False
         self.forecaster.follow(entries)
+
+    def restart(self) -> None:
+        """Follow the models topic from its beginning again: it is a new topic."""
+        self.feed.restart()
 
     def close(self) -> None:
         self.feed.close()

@@ -18,6 +18,12 @@ producer: the new one initialises the same transactional id, which aborts the ol
 at whichever node now coordinates it, and the loop processes the batch again from the
 committed offsets. Exactly once holds either way: the old transaction is committed in full or
 aborted in full, and the rewind starts from whatever was committed.
+
+A record for a partition the producer does not know yet (the changelog grown to follow its
+input, a topic recreated with more partitions) fails the batch as `StaleMetadata`, and the
+producer is replaced by one that asks the brokers afresh; kafka-python would raise a
+ValueError, which no rewind mends. A publish with no offsets (a changelog written again while
+no record arrives) sends its outputs alone.
 """
 
 from __future__ import annotations
@@ -40,6 +46,12 @@ from sunspots.refusal import refusal_error
 
 log = logging.getLogger(__name__)
 
+
+class StaleMetadata(KafkaError):
+    """A record for a partition the producer does not know yet: the topic changed since it
+    last asked the brokers."""
+
+
 EXACTLY_ONCE, AT_LEAST_ONCE = "exactly_once", "at_least_once"
 Offsets = dict[TopicPartition, OffsetAndMetadata]
 
@@ -53,9 +65,18 @@ class Publisher(Protocol):
 
 
 def send(producer: KafkaProducer, out: Output) -> FutureRecordMetadata:
-    return producer.send(
-        out.topic, value=out.value, key=out.key, headers=list(out.headers), partition=out.partition
-    )
+    try:
+        return producer.send(
+            out.topic,
+            value=out.value,
+            key=out.key,
+            headers=list(out.headers),
+            partition=out.partition,
+        )
+    except ValueError as exc:  # kafka-python: "Unrecognized partition ..."
+        if out.partition is None:
+            raise
+        raise StaleMetadata(f"{out.topic} partition {out.partition}: {exc}") from exc
 
 
 class TransactionalPublisher:
@@ -82,14 +103,22 @@ class TransactionalPublisher:
     def publish(self, outputs: list[Output], offsets: Offsets, consumer: KafkaConsumer) -> None:
         if self.producer is None:
             raise KafkaError("no transactional producer: it is being replaced")
+        if not outputs and not offsets:
+            return
         self.producer.begin_transaction()
         sent = []
-        for out in outputs:
-            sent.append(future := send(self.producer, out))
-            refused = _refusal(future)  # a topic this principal may not write: known at once
-            if refused is not None:
-                raise refused
-        self._step("send_offsets_to_transaction", offsets, consumer.group_metadata(), sent=sent)
+        try:
+            for out in outputs:
+                sent.append(future := send(self.producer, out))
+                refused = _refusal(future)  # a topic this principal may not write: known at once
+                if refused is not None:
+                    raise refused
+        except StaleMetadata:
+            self.wedged = True  # replaced, not asked to abort: the new one knows the topic
+            raise
+        if offsets:
+            group = consumer.group_metadata()
+            self._step("send_offsets_to_transaction", offsets, group, sent=sent)
         self._step("commit_transaction", sent=sent)
 
     def abort(self) -> None:
@@ -149,17 +178,29 @@ class AcknowledgedPublisher:
     """At least once: outputs acknowledged first, offsets committed after."""
 
     def __init__(self, make_producer: Callable[[], KafkaProducer]) -> None:
+        self.make_producer = make_producer
         self.producer = make_producer()
+        self.stale = False
 
     def publish(self, outputs: list[Output], offsets: Offsets, consumer: KafkaConsumer) -> None:
-        futures = [send(self.producer, out) for out in outputs]
+        try:
+            futures = [send(self.producer, out) for out in outputs]
+        except StaleMetadata:
+            self.stale = True
+            raise
         self.producer.flush()
         for future in futures:
             future.get(timeout=0)  # raises the delivery error, if any
-        consumer.commit(offsets)
+        if offsets:
+            consumer.commit(offsets)
 
     def abort(self) -> None:
-        """Nothing to take back: the rewound batch is simply sent again."""
+        """Nothing to take back: the rewound batch is simply sent again (by a new producer,
+        if this one's metadata was stale)."""
+        if self.stale:
+            old, self.producer = self.producer, self.make_producer()
+            self.stale = False
+            close_now(old, 1.0)
 
     def close(self) -> None:
         self.producer.flush(timeout=10)

@@ -39,6 +39,7 @@ from consumer.publishing import (
 )
 from consumer.recovery import Recovery
 from consumer.retry import Backoff, Interrupted, Retry
+from consumer.topic_watch import TopicWatch
 from sunspots.kafka_compat import broker_connected, request_rejoin
 from sunspots.refusal import refusal_error
 from sunspots.settings import KafkaSettings
@@ -122,10 +123,12 @@ class Runner:
         processor: Processor,
         health: Health,
         stop: threading.Event,
-        between: Callable[[], None] | None = None,
+        between: Callable[[], bool | None] | None = None,
+        watch: TopicWatch | None = None,
     ) -> None:
         self.clients = clients_
-        # Called at each batch boundary, before a poll (the forecaster follows its models).
+        # Called at each batch boundary, before a poll (the forecaster follows its models, the
+        # topic watch looks at the topics); True: process even a poll without records.
         self.between = between
         self.config = config
         self.processor = processor
@@ -135,7 +138,7 @@ class Runner:
             stop, health, Backoff(config.retry_backoff_s, config.retry_backoff_max_s)
         )
         changelog = clients_.changelog if config.state_topic else None
-        self.recovery = Recovery(processor, changelog, health)
+        self.recovery = Recovery(processor, changelog, health, watch)
         self.publisher: Publisher | None = None
         self.consumer: KafkaConsumer | None = None
         self.batches = 0
@@ -171,8 +174,7 @@ class Runner:
 
     def turn(self) -> None:
         """One poll batch: processed and published, or rewound to be processed again."""
-        if self.between is not None:
-            self.between()
+        owed = self.between() if self.between is not None else False
         polled = self._poll()
         if polled is None:
             return
@@ -182,7 +184,7 @@ class Runner:
             self.retry(self.recovery.rewind, "restoring state")
             return
         records = [r for part in polled.values() for r in part]
-        if not records:
+        if not records and not owed:
             return
         outputs = self.processor.process(records)
         offsets: Offsets = {

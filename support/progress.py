@@ -23,6 +23,7 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient, TransactionState
 from kafka.errors import KafkaError
 
+from sunspots.kafka_compat import no_auto_create
 from sunspots.settings import Topics
 from support.polling import wait_for
 from support.services import Service
@@ -175,10 +176,12 @@ class Progress:
 
 
 def _reader(bootstrap: str, isolation: str) -> KafkaConsumer:
-    return KafkaConsumer(
+    reader = KafkaConsumer(
         bootstrap_servers=bootstrap,
         group_id=None,
         enable_auto_commit=False,
         isolation_level=isolation,
         reconnect_backoff_max_ms=1000,
     )
+    no_auto_create(reader)  # a topic a test deleted is not created again by asking about it
+    return reader

@@ -36,6 +36,7 @@ from consumer.processor import Processor
 from consumer.retry import Backoff, Interrupted, Retry
 from consumer.runner import KafkaClients, Runner, RunnerConfig
 from consumer.stops import ServiceStop
+from consumer.topic_admin import TopicAdmin
 from consumer.topic_changes import TopicChangeMetrics
 from consumer.topic_watch import TopicWatch, Watched
 from sunspots import acls
@@ -196,12 +197,11 @@ def _watch_topics(
     source, state = runner_config.source_topic, runner_config.state_topic
     watched = Watched.of(_service(config), topics, source, state, promotes)
     inner = processor.processor if isinstance(processor, Contained) else processor
+    admin = TopicAdmin(lambda: kafka_clients.make_admin(config.kafka), topics, config.replication)
     return TopicWatch(
-        lambda: kafka_clients.make_admin(config.kafka),
+        admin,
         watched,
-        topics,
         config.create_topics,
-        config.replication,
         health,
         TopicChangeMetrics(registry),
         keeper=inner if isinstance(inner, Forecaster) else None,

@@ -82,11 +82,11 @@ def change(before: TopicFacts | None, now: TopicFacts) -> Change:
     return Change.NONE
 
 
-def shortfall(source: TopicFacts, changelog: TopicFacts) -> int | None:
-    """The partitions the changelog needs (one per source partition), or None if it has them."""
-    if source.exists and changelog.exists and changelog.partitions < source.partitions:
-        return source.partitions
-    return None
+def shortfall(source: TopicFacts, changelog: TopicFacts, needed: int = 0) -> int | None:
+    """The partitions the changelog needs (one per source partition, and at least `needed`:
+    one per partition about to be restored), or None if it has them."""
+    wanted = max(source.partitions, needed)
+    return wanted if changelog.exists and changelog.partitions < wanted else None
 
 
 def mismatch(facts: TopicFacts, configs: Mapping[str, str]) -> dict[str, str]:

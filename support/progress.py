@@ -98,6 +98,11 @@ class Progress:
         written = self.written_reader.end_offsets(partitions)
         return Ends(sum(committed.values()), sum(written.values()))
 
+    def partition_ends(self, topic: str) -> dict[int, int]:
+        """Each partition's end as a read_committed reader sees it now."""
+        found = self.committed_reader.end_offsets(self._partitions(topic))
+        return {tp.partition: offset for tp, offset in found.items()}
+
     def consumed(self, group: str, topic: str, timeout: float = 30.0) -> int:
         """The group's committed offsets on `topic`, summed (0 before its first commit)."""
         deadline = time.monotonic() + timeout

@@ -255,7 +255,7 @@ def test_forecaster_carries_on_through_added_partitions_and_deleted_outputs_and_
     assert_matches(
         OfflineRun(offline.observations, since, offline.evaluations), forecasts, evaluations
     )
-    assert len(keys) == COUNT
+    assert len(keys) == COUNT and dead == []
     assert state_partitions == 3 and policy == "compact"
     assert rewritten == COUNT
     log = fc.log(10**7)

@@ -19,7 +19,9 @@ at whichever node now coordinates it, and the loop processes the batch again fro
 committed offsets. Exactly once holds either way: the old transaction is committed in full or
 aborted in full, and the rewind starts from whatever was committed.
 
-A record for a partition the producer does not know yet (the changelog grown to follow its
+A record a topic refuses as too large (its `max.message.bytes` lowered below what the service
+writes) stops the service (exit 8, `consumer.stops`) with a line naming the topic: no retry
+mends it. A record for a partition the producer does not know yet (the changelog grown to follow its
 input, a topic recreated with more partitions) fails the batch as `StaleMetadata`, and the
 producer is replaced by one that asks the brokers afresh; kafka-python would raise a
 ValueError, which no rewind mends. A publish with no offsets (a changelog written again while
@@ -34,13 +36,19 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.errors import KafkaError, KafkaTimeoutError
+from kafka.errors import (
+    KafkaError,
+    KafkaTimeoutError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+)
 from kafka.producer.future import FutureRecordMetadata
 from kafka.structs import OffsetAndMetadata
 
 from consumer.fencing import is_fenced
 from consumer.health import Health
 from consumer.output import Output
+from consumer.stops import EXIT_INPUT, ServiceStop
 from sunspots.kafka_compat import close_now, start_transaction_step
 from sunspots.refusal import refusal_error
 
@@ -48,8 +56,10 @@ log = logging.getLogger(__name__)
 
 
 class StaleMetadata(KafkaError):
-    """A record for a partition the producer does not know yet: the topic changed since it
-    last asked the brokers."""
+    """A record a topic refuses as too large (its `max.message.bytes` lowered below what the service
+    writes) stops the service (exit 8, `consumer.stops`) with a line naming the topic: no retry
+    mends it. A record for a partition the producer does not know yet: the topic changed since it
+        last asked the brokers."""
 
 
 EXACTLY_ONCE, AT_LEAST_ONCE = "exactly_once", "at_least_once"
@@ -116,10 +126,14 @@ class TransactionalPublisher:
         except StaleMetadata:
             self.wedged = True  # replaced, not asked to abort: the new one knows the topic
             raise
-        if offsets:
-            group = consumer.group_metadata()
-            self._step("send_offsets_to_transaction", offsets, group, sent=sent)
-        self._step("commit_transaction", sent=sent)
+        try:
+            if offsets:
+                group = consumer.group_metadata()
+                self._step("send_offsets_to_transaction", offsets, group, sent=sent)
+            self._step("commit_transaction", sent=sent)
+        except KafkaError:
+            _stop_if_too_large(outputs, sent)
+            raise
 
     def abort(self) -> None:
         if self.producer is not None and not self.wedged:
@@ -189,8 +203,12 @@ class AcknowledgedPublisher:
             self.stale = True
             raise
         self.producer.flush()
-        for future in futures:
-            future.get(timeout=0)  # raises the delivery error, if any
+        try:
+            for future in futures:
+                future.get(timeout=0)  # raises the delivery error, if any
+        except KafkaError:
+            _stop_if_too_large(outputs, futures)
+            raise
         if offsets:
             consumer.commit(offsets)
 
@@ -212,3 +230,19 @@ def _refusal(future: FutureRecordMetadata) -> BaseException | None:
     if future.is_done and future.failed():
         return refusal_error(future.exception)
     return None
+
+
+def _stop_if_too_large(outputs: Sequence[Output], sent: Sequence[FutureRecordMetadata]) -> None:
+    """Raise `ServiceStop` for a record its topic refused as too large."""
+    for out, future in zip(outputs, sent, strict=False):
+        if not (future.is_done and future.failed()):
+            continue
+        if isinstance(future.exception, MessageSizeTooLargeError | RecordListTooLargeError):
+            size = len(out.key or b"") + len(out.value or b"")
+            raise ServiceStop(
+                f"topic {out.topic} refused a record of {size} bytes as too large "
+                f"({type(future.exception).__name__}; was its max.message.bytes lowered?): "
+                f"raise it again (kafka-configs.sh --alter --entity-type topics --entity-name "
+                f"{out.topic} --add-config max.message.bytes=1048588) and start the service again",
+                EXIT_INPUT,
+            ) from None

@@ -20,6 +20,7 @@ from kafka import TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, OffsetSpec
 from kafka.errors import (
     ClusterAuthorizationFailedError,
+    InvalidPartitionsError,
     KafkaError,
     TopicAlreadyExistsError,
     TopicAuthorizationFailedError,
@@ -104,7 +105,9 @@ class TopicAdmin:
         return self.wait_for(name, lambda f: f.exists)
 
     def grow(self, name: str, partitions: int) -> TopicFacts:
-        self._admin().create_partitions({name: partitions})
+        """Add partitions up to `partitions`; another instance may have done it first."""
+        with contextlib.suppress(InvalidPartitionsError):  # it has that many already
+            self._admin().create_partitions({name: partitions})
         return self.wait_for(name, lambda f: f.partitions >= partitions)
 
     def set_configs(self, name: str, configs: dict[str, str]) -> None:

@@ -177,14 +177,18 @@ class TopicWatch:
             self.failing = False
         self.looks += 1
         w = self.watched
-        self._source(facts[w.source])
-        for name in w.written:
-            if name not in (w.state, w.followed):
-                self._output(facts[name])
-        if w.state is not None:
-            self._changelog(facts[w.state], facts[w.source])
-        if w.followed is not None:
-            self._followed(facts[w.followed])
+        try:
+            self._source(facts[w.source])
+            for name in w.written:
+                if name not in (w.state, w.followed):
+                    self._output(facts[name])
+            if w.state is not None:
+                self._changelog(facts[w.state], facts[w.source])
+            if w.followed is not None:
+                self._followed(facts[w.followed])
+        except KafkaError as exc:  # a change not acted on is seen again at the next look
+            log.warning("acting on a topic change failed (%s); trying again at the next look", exc)
+            self.next_look = self.clock() + self.period_s
 
     # --- before a restore and in a rewind (consumer.recovery) --------------------------------
 
@@ -253,13 +257,15 @@ class TopicWatch:
     # --- each kind of topic ---------------------------------------------------------------
 
     def _seen(self, now: TopicFacts) -> tuple[TopicFacts | None, Change]:
-        """The topic as last seen, and what changed since."""
+        """The topic as last seen, and what changed since; `_acted` records it as seen once
+        the change is acted on (a failed action finds it again at the next look)."""
         before = self.known.get(now.name)
+        return before, change(before, now)
+
+    def _acted(self, now: TopicFacts, what: Change) -> None:
         self.known[now.name] = now
-        what = change(before, now)
         if what is not Change.NONE:
             self._count(now.name, what)
-        return before, what
 
     def _source(self, now: TopicFacts) -> None:
         before, what = self._seen(now)
@@ -271,8 +277,8 @@ class TopicWatch:
                     now.name,
                 )
             self.health.problem(SOURCE_PROBLEM, f"topic {now.name} does not exist")
-            return
-        self.health.problem(SOURCE_PROBLEM, None)
+        else:
+            self.health.problem(SOURCE_PROBLEM, None)
         if what in (Change.BACK, Change.RECREATED):
             # Unless the partitions held were restored from the new topic already.
             self.source_recreated = self.restored_id != now.topic_id
@@ -285,17 +291,21 @@ class TopicWatch:
             )
         elif what is Change.PARTITIONS_ADDED:
             assert before is not None
-            if self.keeper is not None:
-                self.keeper.source.added.update(range(before.partitions, now.partitions))
-            log.warning(
-                "topic %s grew from %d to %d partitions while the service ran: keys now map to "
-                "other partitions, so a series' later records arrive on another partition; "
-                "where this instance holds both its state follows the series, where another "
-                "instance holds the new one the series starts afresh there",
-                now.name,
-                before.partitions,
-                now.partitions,
-            )
+            self._partitions_added(before, now)
+        self._acted(now, what)
+
+    def _partitions_added(self, before: TopicFacts, now: TopicFacts) -> None:
+        if self.keeper is not None:
+            self.keeper.source.added.update(range(before.partitions, now.partitions))
+        log.warning(
+            "topic %s grew from %d to %d partitions while the service ran: keys now map to "
+            "other partitions, so a series' later records arrive on another partition; where "
+            "this instance holds both its state follows the series, where another instance "
+            "holds the new one the series starts afresh there",
+            now.name,
+            before.partitions,
+            now.partitions,
+        )
 
     def _changelog(self, now: TopicFacts, source: TopicFacts, needed: int | None = None) -> None:
         """The changelog exists as its spec says with a partition per source partition, and
@@ -303,18 +313,19 @@ class TopicWatch:
         assert self.keeper is not None
         before, what = self._seen(now)
         lost = not now.exists or what in (Change.BACK, Change.RECREATED)
-        done: list[str] = []
-        if not now.exists:
-            now = self._create(now, max(source.partitions, needed or 1), done)
-        wanted = shortfall(source, now, needed or 0)
-        if wanted is not None:
-            now = self._grow(now, source, wanted, done)
-        if lost or before is None:
-            self._put_right(now, done)
         if lost and self.keeper.series:
-            self.keeper.rewrite_state()
-            self.metrics.rewritten.inc(len(self.keeper.series))
+            self.keeper.rewrite_state()  # first: owed even if putting it right fails now
+        done: list[str] = []
+        fixed = now
+        if not now.exists:
+            fixed = self._create(now, max(source.partitions, needed or 1), done)
+        wanted = shortfall(source, fixed, needed or 0)
+        if wanted is not None:
+            fixed = self._grow(fixed, source, wanted, done)
+        if lost or before is None or fixed.configs:
+            self._put_right(fixed, done)
         if lost:
+            self.metrics.rewritten.inc(len(self.keeper.series))
             log.warning(
                 "the state changelog %s lost the states it held (deleted or created again "
                 "while the service ran)%s; the %d series held are written to it again with "
@@ -325,40 +336,40 @@ class TopicWatch:
             )
         elif done:
             log.warning("the state changelog %s: %s", now.name, "; ".join(done))
+        self._acted(fixed, what)
 
     def _output(self, now: TopicFacts) -> None:
         before, what = self._seen(now)
         done: list[str] = []
+        fixed = now
         if not now.exists:
-            self._create(now, self._source_partitions(), done)
+            fixed = self._create(now, self._source_partitions(), done)
         elif what in (Change.BACK, Change.RECREATED):
             done.append(f"it was deleted and created again (topic id {now.topic_id})")
-            self._put_right(now, done)
-        elif before is None:
-            self._put_right(now, done)
+        if fixed.exists and (what is not Change.NONE or before is None or fixed.configs):
+            self._put_right(fixed, done)
         if done:
             log.warning("topic %s: %s; carrying on", now.name, "; ".join(done))
+        self._acted(fixed, what)
 
     def _followed(self, now: TopicFacts) -> None:
         before, what = self._seen(now)
-        if before is None:  # at start the follower told it, if it is missing
-            self._put_right(now, [])
-            return
         done: list[str] = []
-        if not now.exists:
-            if not (self.create or self._writes(now.name)):
-                if before.exists:
-                    log.warning(
-                        "the models topic %s does not exist (deleted while the service ran?): "
-                        "the models in place keep serving",
-                        now.name,
-                    )
-                return
-            now, what = self._create(now, 1, done), Change.BACK
-        if what in (Change.BACK, Change.RECREATED):
-            if what is Change.RECREATED:
-                done.append(f"it was deleted and created again (topic id {now.topic_id})")
-            self._put_right(now, done)
+        fixed, new = now, what in (Change.BACK, Change.RECREATED)
+        if before is not None and not now.exists:
+            if self.create or self._writes(now.name):
+                fixed, new = self._create(now, 1, done), True
+            elif before.exists:
+                log.warning(
+                    "the models topic %s does not exist (deleted while the service ran?): the "
+                    "models in place keep serving",
+                    now.name,
+                )
+        if what is Change.RECREATED:
+            done.append(f"it was deleted and created again (topic id {now.topic_id})")
+        if fixed.exists and (new or before is None or fixed.configs):
+            self._put_right(fixed, done)
+        if new:
             if self.follower is not None:
                 self.follower.restart()
             log.warning(
@@ -367,6 +378,7 @@ class TopicWatch:
                 now.name,
                 "; ".join(done) or f"it exists again (topic id {now.topic_id})",
             )
+        self._acted(fixed, what)
 
     # --- acting ---------------------------------------------------------------------------
 
@@ -383,7 +395,6 @@ class TopicWatch:
             )
         created = self.admin.create(now.name, max(partitions, 1))
         self._count(now.name, CREATED)
-        self.known[now.name] = created
         done.append(
             f"it did not exist ({self._role(now.name)}; deleted while the service ran?): created "
             f"again with {created.partitions} partition{'s' if created.partitions > 1 else ''}"
@@ -405,7 +416,6 @@ class TopicWatch:
             )
         grown = self.admin.grow(now.name, wanted)
         self._count(now.name, GROWN)
-        self.known[now.name] = grown
         done.append(
             f"grown from {now.partitions} to {wanted} partitions, one per partition of "
             f"{source.name}"

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from kafka.errors import KafkaTimeoutError
+from kafka.errors import KafkaError, KafkaTimeoutError, MessageSizeTooLargeError
 from kafka.structs import OffsetAndMetadata
 
 from consumer import publishing
@@ -218,3 +218,34 @@ def test_a_publish_without_offsets_sends_its_outputs_alone(answered) -> None:
     consumer = Fake()
     AcknowledgedPublisher(FakeProducer).publish([Output("state", b"v", b"k")], {}, consumer)
     assert consumer.commits == []
+
+
+class TooLargeProducer(FakeProducer):
+    """The brokers refuse every record sent as too large: the topic's limit was lowered."""
+
+    def send(self, topic: str, **kwargs: Any) -> Future:
+        super().send(topic, **kwargs)
+        self.futures[-1] = Future(MessageSizeTooLargeError())
+        return self.futures[-1]
+
+
+class Aborted:
+    def wait(self, timeout_ms: int | None = None) -> bool:
+        raise KafkaError("the transaction is aborted: a record failed")
+
+
+def test_a_record_a_topic_refuses_as_too_large_stops_the_service(monkeypatch) -> None:
+    monkeypatch.setattr(publishing, "start_transaction_step", lambda *args: Aborted())
+    outputs = [Output("dead-letters", b"v" * 1000, b"k")]
+    offsets = {TP0: OffsetAndMetadata(1, "", -1)}
+    publisher = TransactionalPublisher(TooLargeProducer, threading.Event(), Health(), 1.0)
+    with pytest.raises(ServiceStop) as stop:
+        publisher.publish(outputs, offsets, Fake())
+    assert stop.value.exit_code == EXIT_INPUT
+    assert "topic dead-letters refused a record of 1001 bytes as too large" in stop.value.line
+    with pytest.raises(ServiceStop):
+        AcknowledgedPublisher(TooLargeProducer).publish(outputs, offsets, Fake())
+    # Any other failure is the usual one: the loop rewinds and tries again.
+    publisher = TransactionalPublisher(FakeProducer, threading.Event(), Health(), 1.0)
+    with pytest.raises(KafkaError):
+        publisher.publish(outputs, offsets, Fake())

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import pytest
 from kafka import TopicPartition
+from kafka.errors import KafkaError
 from prometheus_client import CollectorRegistry
 
 from consumer.clients import Moved
@@ -340,3 +341,25 @@ def test_records_deleted_before_they_were_read_are_told_and_counted(caplog) -> N
     s.watch.next_look = 10**9
     s.watch.moved(Moved(tp, 9000, 0, 3))  # past the end: the topic is a new one
     assert "offset 9000 is not in the partition" in caplog.text and s.watch.next_look == 0.0
+
+
+def test_a_changelog_no_longer_compacted_is_seen_at_the_next_look_at_settings() -> None:
+    s = watch()
+    s.admin.topics[T.state] = facts(T.state, 1, cleanup_policy="delete")  # same topic id
+    s.watch.looks = 30  # settings are described every 30 looks
+    s.watch.look()
+    assert s.admin.calls == [("set", T.state, {"cleanup.policy": "compact"})]
+    assert not s.keeper.rewrite  # the states are still there
+
+
+def test_a_change_not_acted_on_is_seen_again_at_the_next_look(caplog) -> None:
+    s = watch(partitions=2)
+    del s.admin.topics[T.state]
+    create = s.admin.create
+    s.admin.create = lambda name, partitions: (_ for _ in ()).throw(KafkaError("no controller"))
+    s.watch.look()
+    assert "acting on a topic change failed" in caplog.text
+    assert s.keeper.rewrite  # owed already
+    s.admin.create = create
+    s.watch.look()
+    assert s.admin.calls == [("create", T.state, 2)]

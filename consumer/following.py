@@ -25,6 +25,7 @@ from kafka.errors import KafkaError
 
 from consumer.forecaster import Forecaster
 from consumer.retry import Retry
+from sunspots.logs import Outage
 from sunspots.model_feed import ModelFeed
 from sunspots.refusal import refusal_error
 from sunspots.settings import KafkaSettings
@@ -36,7 +37,11 @@ class ModelFollower:
     def __init__(self, feed: ModelFeed, forecaster: Forecaster) -> None:
         self.feed = feed
         self.forecaster = forecaster
-        self.failing = False
+        self.reading = Outage(
+            log,
+            "reading the models topic failed (%s); the models in place run",
+            "reading the models topic again",
+        )
 
     @classmethod
     def start(
@@ -74,13 +79,9 @@ class ModelFollower:
         except KafkaError as exc:
             if refusal_error(exc) is not None:
                 raise
-            if not self.failing:
-                log.warning("reading the models topic failed (%s); the models in place run", exc)
-            self.failing = True
+            self.reading.failed(exc)
             return
-        if self.failing:
-            log.info("reading the models topic again")
-            self.failing = False
+        self.reading.over()
         self.forecaster.follow(entries)
 
     def restart(self) -> None:

@@ -57,6 +57,7 @@ from consumer.topic_changes import (
     shortfall,
 )
 from sunspots import acls
+from sunspots.logs import Outage
 from sunspots.settings import Topics, TopicSpec
 
 log = logging.getLogger(__name__)
@@ -141,7 +142,11 @@ class TopicWatch:
         self.known: dict[str, TopicFacts] = {}
         self.next_look = 0.0
         self.looks = 0
-        self.failing = False
+        self.describing = Outage(
+            log,
+            "describing the topics failed (%s); looking again later",
+            "describing the topics again",
+        )
         # The source topic was created again under the assignment: rewind from its beginning.
         self.source_recreated = False
         self.restored_id: str | None = None  # the source topic's id at the last restore
@@ -168,13 +173,9 @@ class TopicWatch:
         try:
             facts = self.admin.describe(self.watched.names, self.looks % CONFIGS_EVERY == 0)
         except KafkaError as exc:
-            if not self.failing:
-                log.warning("describing the topics failed (%s); looking again later", exc)
-            self.failing = True
+            self.describing.failed(exc)
             return
-        if self.failing:
-            log.info("describing the topics again")
-            self.failing = False
+        self.describing.over()
         self.looks += 1
         w = self.watched
         try:

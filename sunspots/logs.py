@@ -13,6 +13,9 @@ several lines a second, and a stream of bad input makes a dead letter per record
 through and holds back its repeats for a minute, then says how many it held back: an outage or
 a poison stream is told, not flooded. (Every dead letter is still on the dead-letter topic and
 in `*_dead_letters_total`.)
+
+`Outage` tells a failure that repeats at each try (a read of a topic, a look at the topics)
+once when it begins and once when it ends.
 """
 
 from __future__ import annotations
@@ -109,3 +112,23 @@ class RepeatFilter(logging.Filter):
         if held:
             record.msg = f"{record.msg} [{held} more like it held back since the last one shown]"
         return True
+
+
+class Outage:
+    """A failure that may last several tries: told once as it begins, once as it ends."""
+
+    def __init__(self, logger: logging.Logger, failed: str, recovered: str) -> None:
+        self.logger = logger
+        self.failed_line = failed  # a %-template of the exception: "reading X failed (%s)"
+        self.recovered_line = recovered
+        self.lasting = False
+
+    def failed(self, exc: BaseException) -> None:
+        if not self.lasting:
+            self.logger.warning(self.failed_line, exc)
+        self.lasting = True
+
+    def over(self) -> None:
+        if self.lasting:
+            self.logger.info(self.recovered_line)
+        self.lasting = False

@@ -9,7 +9,7 @@ import logging
 
 import pytest
 
-from sunspots.logs import RepeatFilter, formatter, log_level
+from sunspots.logs import Outage, RepeatFilter, formatter, log_level
 
 
 def _record(name: str = "consumer.recovery", msg: str = "partitions assigned: %s", **extra):
@@ -109,3 +109,15 @@ def test_a_line_its_logger_rate_limits_itself_is_not_held_back_again() -> None:
     assert all(repeats.filter(failure()) for _ in range(10))
     plain = _record("consumer.processor", "dead letter %s", reason="not_json")
     assert repeats.filter(plain) and not repeats.filter(plain)
+
+
+def test_an_outage_is_told_as_it_begins_and_as_it_ends(caplog) -> None:
+    caplog.set_level(logging.INFO)
+    outage = Outage(logging.getLogger("outage-test"), "reading failed (%s)", "reading again")
+    outage.over()  # nothing began: nothing to tell
+    for attempt in range(3):
+        outage.failed(RuntimeError(f"attempt {attempt}"))
+    outage.over()
+    outage.over()
+    assert caplog.text.count("reading failed (attempt 0)") == 1
+    assert "attempt 1" not in caplog.text and caplog.text.count("reading again") == 1

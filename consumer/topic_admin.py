@@ -24,6 +24,7 @@ from kafka.errors import (
     KafkaError,
     TopicAlreadyExistsError,
     TopicAuthorizationFailedError,
+    UnknownTopicOrPartitionError,
 )
 
 from consumer.topic_changes import TopicFacts
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 
 # The settings compared with a topic's spec (consumer.topic_changes.mismatch).
 CHECKED = ("cleanup.policy", "max.message.bytes")
+UNKNOWN_TOPIC = UnknownTopicOrPartitionError.errno
 
 
 class TopicAdmin:
@@ -64,12 +66,18 @@ class TopicAdmin:
         return self.client
 
     def describe(self, names: Iterable[str], configs: bool) -> dict[str, TopicFacts]:
-        """The topics as the brokers describe them now; KafkaError when they do not answer."""
+        """The topics as the brokers describe them now; KafkaError when they do not answer.
+        A topic the brokers say nothing of but an error other than "unknown" (not allowed to
+        describe it) is left out: what the service does with it tells the refusal."""
         names = list(dict.fromkeys(names))
         described = {t["name"]: t for t in self._admin().describe_topics(names)}
         present = [n for n in names if _exists(described.get(n))]
         settings = self._configs(present) if configs else {}
-        return {name: _facts(name, described.get(name), settings.get(name, {})) for name in names}
+        return {
+            name: _facts(name, described.get(name), settings.get(name, {}))
+            for name in names
+            if described.get(name, {}).get("error_code", 0) in (0, UNKNOWN_TOPIC)
+        }
 
     def _configs(self, names: list[str]) -> dict[str, dict[str, str]]:
         """The CHECKED settings of each of `names` whose spec sets any."""
@@ -121,8 +129,8 @@ class TopicAdmin:
         a moment after it is made); KafkaError past `timeout_s`."""
         deadline = self.clock() + timeout_s
         while True:
-            facts = self.describe([name], configs=False)[name]
-            if ready(facts):
+            facts = self.describe([name], configs=False).get(name)
+            if facts is not None and ready(facts):
                 return facts
             if self.clock() > deadline:
                 raise KafkaError(f"topic {name} not ready {timeout_s:g} s after it was changed")

@@ -95,9 +95,10 @@ class FakeAdmin:
     topics: dict[str, TopicFacts]
     replication: Replication = field(default_factory=Replication)
     calls: list[tuple] = field(default_factory=list)
+    hidden: set[str] = field(default_factory=set)  # not allowed to describe them
 
     def describe(self, names, configs: bool) -> dict[str, TopicFacts]:
-        return {n: self.topics.get(n, TopicFacts(n)) for n in names}
+        return {n: self.topics.get(n, TopicFacts(n)) for n in names if n not in self.hidden}
 
     def ends(self, topic: str, partitions: list[int]) -> dict[int, int]:
         return dict.fromkeys(partitions, 0)
@@ -363,3 +364,14 @@ def test_a_change_not_acted_on_is_seen_again_at_the_next_look(caplog) -> None:
     s.admin.create = create
     s.watch.look()
     assert s.admin.calls == [("create", T.state, 2)]
+
+
+def test_a_topic_it_may_not_describe_is_left_to_the_refusal_of_its_use() -> None:
+    """On a secured cluster a topic without an ACL is not described: the service's use of it
+    (a publish, a restore) tells the refusal (exit 6), not the watch (exit 8)."""
+    s = watch(create=False)
+    s.admin.hidden = {T.forecasts_shadow, T.state}
+    s.watch.look()
+    s.watch.before_restore([0])
+    assert not s.watch.changelog_lacks_state()
+    assert s.admin.calls == []

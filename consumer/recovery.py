@@ -30,7 +30,6 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 
 from consumer.changelog import Changelog
-from consumer.clients import GroupConsumer
 from consumer.health import Health
 from consumer.processor import Processor
 from consumer.stops import ServiceStop
@@ -66,8 +65,8 @@ class Recovery(ConsumerRebalanceListener):
 
     def attach(self, consumer: KafkaConsumer) -> None:
         self.consumer = consumer
-        if self.watch is not None and isinstance(consumer, GroupConsumer):
-            consumer.moved = self.watch.moved
+        if self.watch is not None:
+            self.watch.attach(consumer)
 
     def _owned(self) -> set[TopicPartition]:
         return set(self.consumer.assignment()) if self.consumer is not None else set()

@@ -37,9 +37,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from kafka import KafkaConsumer
 from kafka.errors import KafkaError
 
-from consumer.clients import Moved
+from consumer.clients import GroupConsumer, Moved
 from consumer.health import Health
 from consumer.stops import EXIT_INPUT, ServiceStop
 from consumer.topic_admin import TopicAdmin
@@ -57,12 +58,17 @@ from consumer.topic_changes import (
     shortfall,
 )
 from sunspots import acls
+from sunspots.kafka_compat import request_rejoin
 from sunspots.logs import Outage
 from sunspots.settings import Topics, TopicSpec
 
 log = logging.getLogger(__name__)
 
 SOURCE_PROBLEM = "source"
+# After partitions are added to the source, the member asks its group for a new assignment
+# this long after (once every member's metadata has caught up): kafka-python's group can leave
+# an added partition unassigned until some other change makes it rebalance.
+REJOIN_AFTER_S = 10.0
 # Settings are described every this many looks (about a minute), and whenever an id changes.
 CONFIGS_EVERY = 30
 
@@ -150,9 +156,18 @@ class TopicWatch:
         # The source topic was created again under the assignment: rewind from its beginning.
         self.source_recreated = False
         self.restored_id: str | None = None  # the source topic's id at the last restore
+        self.consumer: KafkaConsumer | None = None  # the group member (consumer.recovery)
+        self.rejoin_at: float | None = None
 
     def close(self) -> None:
         self.admin.close()
+
+    def attach(self, consumer: KafkaConsumer) -> None:
+        """The group member: its position moves are told here, and it is asked to rejoin its
+        group after partitions are added."""
+        self.consumer = consumer
+        if isinstance(consumer, GroupConsumer):
+            consumer.moved = self.moved
 
     # --- at each batch boundary -----------------------------------------------------------
 
@@ -164,6 +179,10 @@ class TopicWatch:
             self._tell_noted()
         if self.clock() >= self.next_look:
             self.look()
+        if self.rejoin_at is not None and self.clock() >= self.rejoin_at:
+            self.rejoin_at = None
+            if self.consumer is not None and request_rejoin(self.consumer):
+                log.info("asked the group for a new assignment, partitions having been added")
         return self.keeper is not None and self.keeper.owes
 
     def look(self) -> None:
@@ -296,6 +315,7 @@ class TopicWatch:
         elif what is Change.PARTITIONS_ADDED:
             assert before is not None
             self._partitions_added(before, now)
+            self.rejoin_at = self.clock() + REJOIN_AFTER_S
         self._acted(now, what)
 
     def _partitions_added(self, before: TopicFacts, now: TopicFacts) -> None:

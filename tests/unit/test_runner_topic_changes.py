@@ -60,7 +60,7 @@ class ScriptedWatch:
     def undo(self) -> None:
         self.undos += 1
 
-    def moved(self, move: object) -> None:
+    def attach(self, consumer: object) -> None:
         pass
 
     def between(self) -> bool:

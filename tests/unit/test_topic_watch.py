@@ -23,7 +23,7 @@ from consumer.topic_changes import (
     mismatch,
     shortfall,
 )
-from consumer.topic_watch import SOURCE_PROBLEM, TopicWatch, Watched
+from consumer.topic_watch import REJOIN_AFTER_S, SOURCE_PROBLEM, TopicWatch, Watched
 from sunspots import acls
 from sunspots.settings import CHANGELOG_CONFIGS, Topics
 from sunspots.topics import Replication
@@ -375,3 +375,35 @@ def test_a_topic_it_may_not_describe_is_left_to_the_refusal_of_its_use() -> None
     s.watch.before_restore([0])
     assert not s.watch.changelog_lacks_state()
     assert s.admin.calls == []
+
+
+class Coordinator:
+    def __init__(self) -> None:
+        self.rejoins = 0
+
+    def request_rejoin(self) -> None:
+        self.rejoins += 1
+
+
+class Member:
+    """A group member as sunspots.kafka_compat.request_rejoin reaches it."""
+
+    def __init__(self) -> None:
+        self._coordinator = Coordinator()
+
+
+def test_partitions_added_make_the_member_ask_for_a_new_assignment_once_later() -> None:
+    """kafka-python's group was seen to leave an added partition unassigned for most of a
+    minute: once every member's metadata has caught up, each asks for an assignment again."""
+    now = [0.0]
+    s = watch()
+    s.watch.clock, s.watch.next_look = (lambda: now[0]), 0.0
+    member = Member()
+    s.watch.attach(member)  # type: ignore[arg-type]
+    s.admin.topics[T.observations] = facts(T.observations, 3)
+    s.watch.between()
+    assert member._coordinator.rejoins == 0
+    now[0] = REJOIN_AFTER_S + 1
+    s.watch.between()
+    s.watch.between()
+    assert member._coordinator.rejoins == 1

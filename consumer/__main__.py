@@ -15,7 +15,9 @@ service (authentication, authorization, TLS: `sunspots.refusal`); 8 when a recor
 be read (a codec the client lacks, a corrupt batch: the line names the topic, the partition,
 the offset and what to do) or a topic change cannot be followed; 9 when the loop made no
 progress past the stall limit, or a stop outlasted its grace (`consumer.stops`). Each is told in
-one line, which `/readyz` shows too. A broker out of reach is waited for, never an exit.
+one line, which `/readyz` shows too. A broker out of reach is waited for, never an exit. The
+topic watch (`consumer.topic_watch`) looks after the topics the service reads and writes while
+it runs: a change it may not mend without `--create-topics` is an 8.
 """
 
 from __future__ import annotations
@@ -24,10 +26,12 @@ import gc
 import logging
 import sys
 import threading
+from collections.abc import Callable
 
 from kafka.errors import KafkaError
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 
+from consumer import clients as kafka_clients
 from consumer import health as health_endpoint
 from consumer.config import ServiceConfig, build_parser, config_from_args
 from consumer.containment import Contained
@@ -42,6 +46,9 @@ from consumer.sensors import Sensors
 from consumer.shutdown import Shutdown
 from consumer.stalls import Stalls
 from consumer.stops import EXIT_STALLED, ServiceStop
+from consumer.topic_admin import TopicAdmin
+from consumer.topic_changes import TopicChangeMetrics
+from consumer.topic_watch import TopicWatch, Watched
 from consumer.watchdog import KafkaProbe, Watchdog
 from sunspots import acls, codecs
 from sunspots.artifact import ArtifactError
@@ -98,7 +105,7 @@ def run(config: ServiceConfig, shutdown: Shutdown, sensors: Sensors) -> int:
         if refusal is not None:
             return _refused(refusal, health)
         try:
-            code = _serve(config, processor, health, shutdown, sensors, watchdog)
+            code = _serve(config, processor, health, shutdown, sensors, watchdog, registry)
         except REFUSAL_ERRORS as exc:
             found = from_error(exc, config.kafka, _resources(config))
             assert found is not None
@@ -134,11 +141,16 @@ def _refused(refusal: Refusal | ServiceStop, health: health_endpoint.Health) -> 
     return refusal.exit_code
 
 
+def _service(config: ServiceConfig) -> str:
+    """The service's name in `sunspots.acls`."""
+    return {"forecast": acls.FORECASTER, "classify": acls.CLASSIFIER}[config.mode.name]
+
+
 def _resources(config: ServiceConfig) -> dict[str, str]:
     """What the service uses, by kind, to name in a refusal."""
-    service = {"forecast": acls.FORECASTER, "classify": acls.CLASSIFIER}[config.mode.name]
     promotes = config.promotion is not None
-    grants = acls.grants(service, config.kafka.topics, config.group_id, promotes=promotes)
+    topics = config.kafka.topics
+    grants = acls.grants(_service(config), topics, config.group_id, promotes=promotes)
     used = dict.fromkeys(g.name for g in grants if g.resource == "topic")
     return {
         "topic": " or ".join(used),
@@ -168,6 +180,7 @@ def _serve(
     shutdown: Shutdown,
     sensors: Sensors,
     watchdog: Watchdog,
+    registry: CollectorRegistry,
 ) -> int:
     topics = config.kafka.topics
     stop = shutdown.event
@@ -183,13 +196,18 @@ def _serve(
     )
     follower: ModelFollower | None = None
     watchdog.start()
+    watch: TopicWatch | None = None
     try:
         if config.create_topics:
             _create_topics(config, health, stop)
         if config.mode.follows_models:
             follower = _follow_models(config, processor, health, stop)
+        watch = _watch_topics(config, runner_config, processor, health, registry, follower)
         clients = KafkaClients(config.kafka, runner_config, health, stop)
-        Runner(clients, runner_config, processor, health, stop, follower, sensors).run()
+        between = _between(follower, watch)
+        Runner(
+            clients, runner_config, processor, health, stop, between, sensors, watch
+        ).run()
     except Interrupted as exc:
         log.info("%s", exc)
     except Fenced as exc:
@@ -201,7 +219,46 @@ def _serve(
         watchdog.close()
         if follower is not None:
             follower.close()
+        if watch is not None:
+            watch.close()
     return 0
+
+
+def _watch_topics(
+    config: ServiceConfig,
+    runner_config: RunnerConfig,
+    processor: Processor,
+    health: health_endpoint.Health,
+    registry: CollectorRegistry,
+    follower: ModelFollower | None,
+) -> TopicWatch:
+    """The topic watch over what the service reads and writes; the forecaster keeps state."""
+    topics = config.kafka.topics
+    promotes = config.promotion is not None
+    source, state = runner_config.source_topic, runner_config.state_topic
+    watched = Watched.of(_service(config), topics, source, state, promotes)
+    inner = processor.processor if isinstance(processor, Contained) else processor
+    admin = TopicAdmin(lambda: kafka_clients.make_admin(config.kafka), topics, config.replication)
+    return TopicWatch(
+        admin,
+        watched,
+        config.create_topics,
+        health,
+        TopicChangeMetrics(registry),
+        keeper=inner if isinstance(inner, Forecaster) else None,
+        follower=follower,
+    )
+
+
+def _between(follower: ModelFollower | None, watch: TopicWatch) -> Callable[[], bool]:
+    """What runs at each batch boundary: the models followed, the topics looked at."""
+
+    def between() -> bool:
+        if follower is not None:
+            follower()
+        return watch.between()
+
+    return between
 
 
 def _follow_models(
@@ -218,16 +275,16 @@ def _follow_models(
 def _create_topics(
     config: ServiceConfig, health: health_endpoint.Health, stop: threading.Event
 ) -> None:
-    from sunspots.topics import create_topics
+    from sunspots.topics import set_up_topics
 
     retry = Retry(stop, health, Backoff())
-    created = retry(
-        lambda: create_topics(config.kafka, replication=config.replication),
+    done = retry(
+        lambda: set_up_topics(config.kafka, replication=config.replication),
         "topic set-up",
         retry_on=(KafkaError,),
     )
-    if created:
-        log.info("created topics %s", ", ".join(created))
+    if done.created or done.grown:
+        log.info("topics: %s", done.describe())
 
 
 def main(argv: list[str] | None = None) -> int:

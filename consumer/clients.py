@@ -1,19 +1,33 @@
 """The consumer services' Kafka clients, configured in one place.
 
-The loop, the changelog reader and the benchmarks that measure the bare Kafka ceiling all take
-their client settings from here, so a tuning change reaches every one of them.
+The loop, the changelog reader, the topic watch and the benchmarks that measure the bare Kafka
+ceiling all take their client settings from here, so a tuning change reaches every one of them.
+
+No client of the services creates a topic by asking about it (`kafka_compat.no_auto_create`):
+a topic deleted while a service runs stays deleted until the service's topic watch
+(consumer.topic_watch) creates it again as its spec says, whatever the brokers'
+`auto.create.topics.enable`. And the group member never moves its position silently
+(`GroupConsumer`).
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import KafkaAdminClient
 from kafka.cluster import ClusterMetadata
 from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssignor
+from kafka.errors import LogTruncationError, NoOffsetForPartitionError, OffsetOutOfRangeError
 from kafka.partitioner import DefaultPartitioner
 
+from sunspots.kafka_compat import no_auto_create
 from sunspots.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
 
 # Every output is acknowledged by all in-sync replicas, and retries never duplicate. Records
 # are tiny, so a short linger fills large batches without adding visible latency. The
@@ -73,14 +87,87 @@ def make_producer(
         **kafka.producer_kwargs(),
         **PRODUCER_CONFIG,
         "partitioner": KeyPartitioner(),
+        "allow_auto_create_topics": False,  # made to work by no_auto_create
+        # A topic that gains partitions (the changelog, grown to follow its input) is known
+        # within seconds, not after kafka-python's default of five minutes.
+        "metadata_max_age_ms": METADATA_MAX_AGE_MS,
     }
     if transactional_id is not None:
         kwargs["transactional_id"] = transactional_id
         kwargs["transaction_timeout_ms"] = transaction_timeout_ms
     producer = KafkaProducer(**kwargs)
+    no_auto_create(producer)
     if transactional_id is not None:
         producer.init_transactions()
     return producer
+
+
+@dataclass(frozen=True)
+class Moved:
+    """A partition whose position was gone, and where the group member reads from now.
+
+    `position` is the offset it was about to read; `start` and `end` the partition's log start
+    and end when it looked. Below the start, the records in between were deleted (retention,
+    `delete_records`) before they were read; past the end, the partition was truncated or its
+    topic recreated."""
+
+    partition: TopicPartition
+    position: int | None
+    start: int
+    end: int
+
+    @property
+    def unread(self) -> int:
+        """Offsets deleted before they were read (some may have been transaction markers)."""
+        return max(0, self.start - self.position) if self.position is not None else 0
+
+
+class GroupConsumer(KafkaConsumer):
+    """A group member that never moves its position without saying so.
+
+    With `auto_offset_reset="earliest"` kafka-python moves a position that is gone to the log
+    start on its own, and records deleted before they were read are skipped without a word.
+    This one is made with the policy "none", so kafka-python raises instead, and `poll` does
+    the move itself: a partition the group never committed starts at its beginning (nothing
+    to tell), any other goes to its log start and is handed to `moved` (set by whoever tells
+    and counts it: consumer.topic_watch), then polling goes on.
+    """
+
+    moved: Callable[[Moved], None] | None = None
+
+    def poll(
+        self, timeout_ms: int = 0, max_records: int | None = None, update_offsets: bool = True
+    ) -> dict:
+        try:
+            return super().poll(timeout_ms, max_records, update_offsets)
+        except NoOffsetForPartitionError as exc:
+            self.seek_to_beginning(*_partitions(exc.args[0] if exc.args else ()))
+        except OffsetOutOfRangeError as exc:
+            gone = exc.args[0] if exc.args and isinstance(exc.args[0], dict) else {}
+            self._move({tp: offset for tp, offset in gone.items()})
+        except LogTruncationError as exc:
+            self._move({tp: None for tp in exc.divergent_offsets})
+        return {}
+
+    def _move(self, positions: dict[TopicPartition, int | None]) -> None:
+        """Each partition to its log start, told to `moved`."""
+        tps = list(positions)
+        if not tps:
+            return
+        starts, ends = self.beginning_offsets(tps), self.end_offsets(tps)
+        for tp in tps:
+            self.seek(tp, starts[tp])
+            move = Moved(tp, positions[tp], starts[tp], ends[tp])
+            if self.moved is not None:
+                self.moved(move)
+            else:
+                log.warning("%s: position %s gone; reading from %d", tp, move.position, move.start)
+
+
+def _partitions(value: object) -> list[TopicPartition]:
+    if isinstance(value, TopicPartition):
+        return [value]
+    return [tp for tp in value if isinstance(tp, TopicPartition)] if value else []
 
 
 def make_consumer(
@@ -88,9 +175,10 @@ def make_consumer(
     group_id: str,
     instance_id: str,
     max_poll_records: int,
-) -> KafkaConsumer:
-    """A group member that commits nothing by itself and reads committed records only."""
-    return KafkaConsumer(
+) -> GroupConsumer:
+    """A group member that commits nothing by itself, reads committed records only and never
+    moves its position silently (`GroupConsumer`)."""
+    consumer = GroupConsumer(
         **kafka.client_kwargs(),
         group_id=group_id,
         client_id=f"{group_id}-{instance_id}",
@@ -98,7 +186,8 @@ def make_consumer(
         # instead of waiting for the dead member's session to expire.
         group_instance_id=instance_id,
         enable_auto_commit=False,
-        auto_offset_reset="earliest",
+        auto_offset_reset="none",
+        allow_auto_create_topics=False,
         isolation_level="read_committed",
         max_poll_records=max_poll_records,
         partition_assignment_strategy=[CooperativeStickyAssignor],
@@ -107,16 +196,27 @@ def make_consumer(
         # noticed within seconds, not after kafka-python's default of five minutes.
         metadata_max_age_ms=METADATA_MAX_AGE_MS,
     )
+    no_auto_create(consumer)
+    return consumer
 
 
 def make_reader(kafka: KafkaSettings, group_id: str | None = None) -> KafkaConsumer:
     """A consumer outside any group, for reading a topic from the beginning or asking for its
     end offsets. With `group_id`, it can also read that group's committed offsets; it never
     joins the group (it neither subscribes nor polls)."""
-    return KafkaConsumer(
+    reader = KafkaConsumer(
         **kafka.client_kwargs(),
         group_id=group_id,
         enable_auto_commit=False,
         isolation_level="read_committed",
         fetch_max_bytes=FETCH_MAX_BYTES,
+        allow_auto_create_topics=False,
     )
+    no_auto_create(reader)
+    return reader
+
+
+def make_admin(kafka: KafkaSettings) -> KafkaAdminClient:
+    """An admin client: topics described, created and grown (its metadata requests never
+    create a topic). A short bootstrap timeout: callers retry, and a stop is not held up."""
+    return KafkaAdminClient(**kafka.client_kwargs(), bootstrap_timeout_ms=5000)

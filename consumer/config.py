@@ -105,7 +105,8 @@ def _add_mode_flags(sub: argparse.ArgumentParser, mode: Mode) -> None:
         sub,
         "--create-topics",
         "true",
-        "create missing topics at start (true/false)",
+        "create missing topics at start, and mend topics changed while running: create them "
+        "again, grow the changelog, set compaction back (true/false; false: exit 8 instead)",
         type=boolean,
     )
     _add_progress_flags(sub)

@@ -35,6 +35,8 @@ class Contained:
         try:
             return self.processor.process(records)
         except Exception as exc:
+            if not records:
+                raise  # what a processor owes outside a batch (consumer.forecaster.rewrite_state)
             if len(records) == 1:
                 return [self.processor.isolate(records[0], exc)]
             log.debug("a batch of %d failed (%s); splitting it", len(records), describe(exc))

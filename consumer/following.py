@@ -10,7 +10,9 @@ sized for models: `sunspots-topics` or the services' own set-up creates it).
 
 Between batches the runner calls the follower, which hands the records that arrived to the
 forecaster (`Forecaster.follow`): they take effect at the next batch. A failed read is logged
-and tried again at the next boundary; the models in place keep running meanwhile. A refusal
+and tried again at the next boundary; the models in place keep running meanwhile. A models
+topic deleted or created again while the service runs (found by consumer.topic_watch) is read
+from its beginning again (`restart`); the models in place keep serving until it names others. A refusal
 of the brokers (not authorized to read the topic) is raised, as everywhere in the service.
 """
 
@@ -23,6 +25,7 @@ from kafka.errors import KafkaError
 
 from consumer.forecaster import Forecaster
 from consumer.retry import Retry
+from sunspots.logs import Outage
 from sunspots.model_feed import ModelFeed
 from sunspots.refusal import refusal_error
 from sunspots.settings import KafkaSettings
@@ -34,7 +37,11 @@ class ModelFollower:
     def __init__(self, feed: ModelFeed, forecaster: Forecaster) -> None:
         self.feed = feed
         self.forecaster = forecaster
-        self.failing = False
+        self.reading = Outage(
+            log,
+            "reading the models topic failed (%s); the models in place run",
+            "reading the models topic again",
+        )
 
     @classmethod
     def start(
@@ -72,14 +79,14 @@ class ModelFollower:
         except KafkaError as exc:
             if refusal_error(exc) is not None:
                 raise
-            if not self.failing:
-                log.warning("reading the models topic failed (%s); the models in place run", exc)
-            self.failing = True
+            self.reading.failed(exc)
             return
-        if self.failing:
-            log.info("reading the models topic again")
-            self.failing = False
+        self.reading.over()
         self.forecaster.follow(entries)
+
+    def restart(self) -> None:
+        """Follow the models topic from its beginning again: it is a new topic."""
+        self.feed.restart()
 
     def close(self) -> None:
         self.feed.close()

@@ -31,6 +31,15 @@ pending from the old one is still scored, under its own version. The live error 
 is watched for drift (sunspots.drift), and with automatic promotion (consumer.promotion) a
 challenger that beats the champion is published as champion, in the batch's transaction.
 
+Topic changes (consumer.topic_changes): offsets are compared within one partition only, so a
+series whose key moved to a new partition (partitions added to the source topic) is applied
+there, and its state follows it to that partition of the changelog. A restore drops the states
+of an earlier topic of the source's name (`SourceTopic.is_stale`), and of two states of one
+series on two changelog partitions keeps the later. A changelog deleted or recreated while the
+service runs lost every state it held: `rewrite_state` has the next batch (even one without
+records) write every series held again, and `undo` puts the series back as they were at the
+last commit (`checkpoint`) when the rewind after a failed publish cannot read them back.
+
 Bounds: at most `max_series` series hold state at once; an observation of a new series past
 the limit is a dead letter `too_many_series`, so a producer that invents ids cannot exhaust
 memory or the metrics' label space. A series forgotten on revocation frees its slot, and its
@@ -54,6 +63,7 @@ from consumer.output import Output
 from consumer.processor import DeadLetters, Record
 from consumer.promotion import PromotionPolicy, PromotionRule
 from consumer.series import InBatch, Keeping, Pending, Pendings, SeriesState
+from consumer.topic_changes import SourceTopic
 from sunspots.evaluation import RollingScore
 from sunspots.intervals import band, volatility
 from sunspots.registry import Entry
@@ -132,6 +142,11 @@ class Forecaster:
         self.dead_letters = DeadLetters(topics.dead_letter, metrics.dead_letters)
         rule = None if promotion is None else PromotionRule(promotion)
         self.lifecycle = Lifecycle(self.lanes, metrics, self.labels, topics.models, rule, promoter)
+        self.source = SourceTopic()
+        # Each series changed since the last checkpoint, as it was then (None: new).
+        self.since_checkpoint: dict[str, SeriesState | None] = {}
+        self.rewrite = False  # every series held is owed to a changelog that lost them
+        self.rewriting = False  # ... and the batch in flight carries them
 
     @property
     def model(self) -> ForecastModel:
@@ -145,12 +160,16 @@ class Forecaster:
     # --- one batch ------------------------------------------------------------------------
 
     def process(self, records: list[Record]) -> list[Output]:
+        if not records and not self.owes:
+            return []
         batch = _Batch(self.today(), {lane.role: [] for lane in self.lanes.running})
         try:
-            outputs = self._process(records, batch)
+            outputs = self._process(records, batch) + self._owed(batch)
         except BaseException:
             self._roll_back(batch)
             raise
+        for name, saved in batch.saved.items():
+            self.since_checkpoint.setdefault(name, saved)
         return outputs + self._commit(batch)
 
     def _process(self, records: list[Record], batch: _Batch) -> list[Output]:
@@ -190,7 +209,12 @@ class Forecaster:
     def _apply(self, record: Record, obs: Observation, batch: _Batch) -> None:
         name = obs.series
         state = self.series.get(name)
-        if state is not None and record.offset < state.applied_to:
+        # Offsets compare within one partition only (a series' key moves with added partitions).
+        if (
+            state is not None
+            and state.partition == record.partition
+            and record.offset < state.applied_to
+        ):
             return  # already in the state: an at-least-once replay after a crash
         if state is None and len(self.series) >= self.max_series:
             detail = f"{len(self.series)} series hold state, the limit is {self.max_series}"
@@ -207,6 +231,7 @@ class Forecaster:
             return
         state.partition = record.partition
         state.applied_to = record.offset + 1
+        state.source_id = self.source.topic_id
         batch.touched[name] = state
         batch.tally.observed(name, obs.sunspot_number)
         if step.reset:
@@ -322,6 +347,12 @@ class Forecaster:
                 evaluation.error
             )
             batch.tally.scored(evaluation, scoring.role, role)
+        added = self.source.added
+        if added:
+            for name, saved in batch.saved.items():
+                state = self.series.get(name)
+                if saved is None and state is not None and state.partition in added:
+                    self.source.moved += 1  # its key moved here, its state did not
         self.labels.forget_released(self.series)
         batch.tally.apply(self.metrics, len(self.series))
         self.dead_letters.commit()
@@ -352,9 +383,16 @@ class Forecaster:
                 skipped += 1
                 first_error = first_error or exc.detail
                 continue
-            if state is None:
-                self.series.pop(series, None)  # a tombstone
+            held = self.series.get(series)
+            if state is None:  # a tombstone
+                if held is not None and held.partition == partition:
+                    del self.series[series]
                 continue
+            if self.source.is_stale(state.source_id, state.applied_to, partition):
+                self.source.drop(key, partition)  # told and counted by the topic watch
+                continue
+            if held is not None and held.partition != partition and not _later(state, held):
+                continue  # the series moved on from this partition (partitions were added)
             self.series[series] = state
             self.labels.keep(series)
             restored += 1
@@ -374,7 +412,63 @@ class Forecaster:
         gone = [s for s, state in self.series.items() if state.partition in partitions]
         for series in gone:
             del self.series[series]
+            self.since_checkpoint.pop(series, None)
         self.labels.release(gone)
+
+    # --- a changelog that lost the states (consumer.topic_watch) --------------------------
+
+    @property
+    def owes(self) -> bool:
+        """Whether the next batch has outputs to write even without records."""
+        return (self.rewrite and not self.rewriting) or bool(self.source.tombstones)
+
+    def rewrite_state(self) -> None:
+        """The changelog lost the states: write every series held again, with the next batch."""
+        self.rewrite, self.rewriting = True, False
+
+    def checkpoint(self) -> None:
+        """The last batch is committed (or rewound): the series as they are now are what the
+        committed offsets reflect."""
+        if self.rewriting:
+            self.rewrite = self.rewriting = False
+        self.since_checkpoint = {}
+
+    def undo(self) -> None:
+        """Put every series back as it was at the last checkpoint: a rewind that cannot read
+        the states back from the changelog (it lost them) starts from these."""
+        new = [name for name, saved in self.since_checkpoint.items() if saved is None]
+        for name, saved in self.since_checkpoint.items():
+            if saved is None:
+                self.series.pop(name, None)
+            else:
+                self.series[name] = saved
+        self.labels.release(new)
+        self.since_checkpoint, self.rewriting = {}, False
+
+    def _owed(self, batch: _Batch) -> list[Output]:
+        """The states owed to the changelog beside the batch's own: every series held, once
+        it lost them, and tombstones for the stale states a restore dropped."""
+        rewrite = self.rewrite and not self.rewriting
+        owed = [
+            *(
+                self._state_record(state)
+                for name, state in (self.series.items() if rewrite else ())
+                if name not in batch.touched
+            ),
+            *(
+                Output(self.topics.state, None, key, partition=partition)
+                for key, partition in self.source.tombstones
+            ),
+        ]
+        self.source.tombstones = []
+        self.rewriting = self.rewriting or rewrite
+        return owed
+
+
+def _later(state: SeriesState, than: SeriesState) -> bool:
+    """Whether `state` has seen a later day than `than` (two states of one series on two
+    changelog partitions: the series moved when partitions were added)."""
+    return (state.window.last_date or date.min) > (than.window.last_date or date.min)
 
 
 def _resolve(pending: Pendings | None, forecasts: dict[str, list[Forecast]]) -> None:

@@ -23,6 +23,14 @@ producer: the new one initialises the same transactional id, which aborts the ol
 at whichever node now coordinates it, and the loop processes the batch again from the
 committed offsets. Exactly once holds either way: the old transaction is committed in full or
 aborted in full, and the rewind starts from whatever was committed.
+
+A record a topic refuses as too large (its `max.message.bytes` lowered below what the service
+writes) stops the service (exit 8, `consumer.stops`) with a line naming the topic: no retry
+mends it. A record for a partition the producer does not know yet (the changelog grown to follow its
+input, a topic recreated with more partitions) fails the batch as `StaleMetadata`, and the
+producer is replaced by one that asks the brokers afresh; kafka-python would raise a
+ValueError, which no rewind mends. A publish with no offsets (a changelog written again while
+no record arrives) sends its outputs alone.
 """
 
 from __future__ import annotations
@@ -33,17 +41,31 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.errors import KafkaError, KafkaTimeoutError
+from kafka.errors import (
+    KafkaError,
+    KafkaTimeoutError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+)
 from kafka.producer.future import FutureRecordMetadata
 from kafka.structs import OffsetAndMetadata
 
 from consumer.fencing import is_fenced
 from consumer.health import Health
 from consumer.output import Output
+from consumer.stops import EXIT_INPUT, ServiceStop
 from sunspots.kafka_compat import close_now, start_transaction_step
 from sunspots.refusal import refusal_error
 
 log = logging.getLogger(__name__)
+
+
+class StaleMetadata(KafkaError):
+    """A record a topic refuses as too large (its `max.message.bytes` lowered below what the service
+    writes) stops the service (exit 8, `consumer.stops`) with a line naming the topic: no retry
+    mends it. A record for a partition the producer does not know yet: the topic changed since it
+        last asked the brokers."""
+
 
 EXACTLY_ONCE, AT_LEAST_ONCE = "exactly_once", "at_least_once"
 CLOSE_S = 2.0  # a producer's close: its sender thread is given this long to end
@@ -59,9 +81,18 @@ class Publisher(Protocol):
 
 
 def send(producer: KafkaProducer, out: Output) -> FutureRecordMetadata:
-    return producer.send(
-        out.topic, value=out.value, key=out.key, headers=list(out.headers), partition=out.partition
-    )
+    try:
+        return producer.send(
+            out.topic,
+            value=out.value,
+            key=out.key,
+            headers=list(out.headers),
+            partition=out.partition,
+        )
+    except ValueError as exc:  # kafka-python: "Unrecognized partition ..."
+        if out.partition is None:
+            raise
+        raise StaleMetadata(f"{out.topic} partition {out.partition}: {exc}") from exc
 
 
 class TransactionalPublisher:
@@ -88,15 +119,27 @@ class TransactionalPublisher:
     def publish(self, outputs: list[Output], offsets: Offsets, consumer: KafkaConsumer) -> None:
         if self.producer is None:
             raise KafkaError("no transactional producer: it is being replaced")
+        if not outputs and not offsets:
+            return
         self.producer.begin_transaction()
         sent = []
-        for out in outputs:
-            sent.append(future := send(self.producer, out))
-            refused = _refusal(future)  # a topic this principal may not write: known at once
-            if refused is not None:
-                raise refused
-        self._step("send_offsets_to_transaction", offsets, consumer.group_metadata(), sent=sent)
-        self._step("commit_transaction", sent=sent)
+        try:
+            for out in outputs:
+                sent.append(future := send(self.producer, out))
+                refused = _refusal(future)  # a topic this principal may not write: known at once
+                if refused is not None:
+                    raise refused
+        except StaleMetadata:
+            self.wedged = True  # replaced, not asked to abort: the new one knows the topic
+            raise
+        try:
+            if offsets:
+                group = consumer.group_metadata()
+                self._step("send_offsets_to_transaction", offsets, group, sent=sent)
+            self._step("commit_transaction", sent=sent)
+        except KafkaError:
+            _stop_if_too_large(outputs, sent)
+            raise
 
     def abort(self) -> None:
         if self.producer is not None and not self.wedged:
@@ -154,17 +197,33 @@ class AcknowledgedPublisher:
     """At least once: outputs acknowledged first, offsets committed after."""
 
     def __init__(self, make_producer: Callable[[], KafkaProducer]) -> None:
+        self.make_producer = make_producer
         self.producer = make_producer()
+        self.stale = False
 
     def publish(self, outputs: list[Output], offsets: Offsets, consumer: KafkaConsumer) -> None:
-        futures = [send(self.producer, out) for out in outputs]
+        try:
+            futures = [send(self.producer, out) for out in outputs]
+        except StaleMetadata:
+            self.stale = True
+            raise
         self.producer.flush()
-        for future in futures:
-            future.get(timeout=0)  # raises the delivery error, if any
-        consumer.commit(offsets)
+        try:
+            for future in futures:
+                future.get(timeout=0)  # raises the delivery error, if any
+        except KafkaError:
+            _stop_if_too_large(outputs, futures)
+            raise
+        if offsets:
+            consumer.commit(offsets)
 
     def abort(self) -> None:
-        """Nothing to take back: the rewound batch is simply sent again."""
+        """Nothing to take back: the rewound batch is simply sent again (by a new producer,
+        if this one's metadata was stale)."""
+        if self.stale:
+            old, self.producer = self.producer, self.make_producer()
+            self.stale = False
+            close_now(old, 1.0)
 
     def close(self) -> None:
         close_now(self.producer, CLOSE_S)
@@ -175,3 +234,19 @@ def _refusal(future: FutureRecordMetadata) -> BaseException | None:
     if future.is_done and future.failed():
         return refusal_error(future.exception)
     return None
+
+
+def _stop_if_too_large(outputs: Sequence[Output], sent: Sequence[FutureRecordMetadata]) -> None:
+    """Raise `ServiceStop` for a record its topic refused as too large."""
+    for out, future in zip(outputs, sent, strict=False):
+        if not (future.is_done and future.failed()):
+            continue
+        if isinstance(future.exception, MessageSizeTooLargeError | RecordListTooLargeError):
+            size = len(out.key or b"") + len(out.value or b"")
+            raise ServiceStop(
+                f"topic {out.topic} refused a record of {size} bytes as too large "
+                f"({type(future.exception).__name__}; was its max.message.bytes lowered?): "
+                f"raise it again (kafka-configs.sh --alter --entity-type topics --entity-name "
+                f"{out.topic} --add-config max.message.bytes=1048588) and start the service again",
+                EXIT_INPUT,
+            ) from None

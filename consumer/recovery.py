@@ -7,8 +7,17 @@ the committed offsets belong to.
 
 If a restore fails (changelog unreadable), kafka-python would log the callback's error and
 carry on with the partitions assigned, and the loop would forecast from empty windows. Instead
-the recovery is marked pending: nothing is processed, `/readyz` answers 503, and the loop
-rewinds (and so restores) with backoff until it succeeds.
+the recovery is marked pending: nothing is processed, `/readyz` answers 503 naming the
+partitions and the cause, and the loop rewinds (and so restores) with backoff until it
+succeeds.
+
+Topic changes (consumer.topic_watch, when the service has one): before each restore the
+watch makes sure the changelog has a partition for each partition restored, growing it or
+stopping the service (`ServiceStop`, raised from the next rewind: kafka-python swallows what a
+rebalance callback raises). A rewind after the source topic was deleted and created again
+starts its partitions from their beginning, and one after the changelog lost the states
+(deleted or recreated) keeps the states held, as they were at the last commit, instead of
+reading back a changelog that no longer has them.
 """
 
 from __future__ import annotations
@@ -23,24 +32,41 @@ from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from consumer.changelog import Changelog
 from consumer.health import Health
 from consumer.processor import Processor
+from consumer.stops import ServiceStop
+from consumer.topic_watch import TopicWatch
 
 log = logging.getLogger(__name__)
 
 ReadChangelog = Callable[[list[int]], Iterable[tuple[int, Changelog]]]
+RESTORE_PROBLEM = "restore"
 
 
 class Recovery(ConsumerRebalanceListener):
     def __init__(
-        self, processor: Processor, read_changelog: ReadChangelog | None, health: Health
+        self,
+        processor: Processor,
+        read_changelog: ReadChangelog | None,
+        health: Health,
+        watch: TopicWatch | None = None,
     ) -> None:
         self.processor = processor
         self.read_changelog = read_changelog
         self.health = health
+        self.watch = watch
         self.consumer: KafkaConsumer | None = None
-        self.pending = False
+        self.failed = False
+        self.stopping: ServiceStop | None = None
+
+    @property
+    def pending(self) -> bool:
+        """Whether the loop must rewind before it processes anything: a restore failed, or the
+        source topic was deleted and created again under the assignment."""
+        return self.failed or (self.watch is not None and self.watch.source_recreated)
 
     def attach(self, consumer: KafkaConsumer) -> None:
         self.consumer = consumer
+        if self.watch is not None:
+            self.watch.attach(consumer)
 
     def _owned(self) -> set[TopicPartition]:
         return set(self.consumer.assignment()) if self.consumer is not None else set()
@@ -61,14 +87,10 @@ class Recovery(ConsumerRebalanceListener):
             started = time.monotonic()
             try:
                 self.restore(partitions)
+            except ServiceStop as exc:  # told by the service once the rewind raises it
+                self.stopping, self.failed = exc, True
             except Exception as exc:  # whatever it was, never run on without the state
-                log.warning(
-                    "restoring the state of partitions %s failed: %s",
-                    partitions,
-                    exc,
-                    extra={"partitions": partitions},
-                )
-                self.pending = True
+                self._failed(partitions, exc)
             else:
                 log.info(
                     "partitions assigned: %s (state restored in %.2f s)",
@@ -76,11 +98,29 @@ class Recovery(ConsumerRebalanceListener):
                     time.monotonic() - started,
                     extra={"partitions": partitions},
                 )
-        self.health.assigned = bool(self._owned()) and not self.pending
+        self.health.assigned = bool(self._owned()) and not self.failed
+
+    def _failed(self, partitions: list[int], exc: Exception) -> None:
+        log.warning(
+            "restoring the state of partitions %s failed: %s",
+            partitions,
+            exc,
+            extra={"partitions": partitions},
+        )
+        self.failed = True
+        self.health.problem(
+            RESTORE_PROBLEM,
+            f"the state of partitions {partitions} is not restored ({exc}); nothing is "
+            "processed until it is",
+        )
 
     # --- state ----------------------------------------------------------------------------
 
     def restore(self, partitions: list[int]) -> None:
+        if not partitions:
+            return
+        if self.watch is not None:
+            self.watch.before_restore(partitions)
         if self.read_changelog is None:
             return
         for partition, changelog in self.read_changelog(partitions):
@@ -89,20 +129,34 @@ class Recovery(ConsumerRebalanceListener):
     def rewind(self) -> None:
         """Seek every owned partition to its committed offset and rebuild its state."""
         assert self.consumer is not None
+        if self.stopping is not None:
+            raise self.stopping
+        watch = self.watch
         owned = self._owned()
+        from_start = watch is not None and watch.source_recreated
         for tp in owned:
-            committed = self.consumer.committed(tp)
+            committed = None if from_start else self.consumer.committed(tp)
             if committed is None:
                 self.consumer.seek_to_beginning(tp)
             else:
                 self.consumer.seek(tp, committed)
         partitions = {tp.partition for tp in owned}
-        self.processor.revoke(partitions)
-        self.restore(sorted(partitions))
-        self.pending = False
+        kept = watch is not None and not from_start and watch.changelog_lacks_state()
+        if kept:
+            assert watch is not None
+            watch.undo()  # the changelog lost them: the states held, as at the last commit
+        else:
+            self.processor.revoke(partitions)
+            self.restore(sorted(partitions))
+        if watch is not None:
+            watch.source_recreated = False
+        self.failed = False
+        self.health.problem(RESTORE_PROBLEM, None)
         self.health.assigned = bool(owned)
         log.info(
-            "rewound %d partitions to their committed offsets",
+            "rewound %d partitions to %s%s",
             len(owned),
+            "their beginning" if from_start else "their committed offsets",
+            "; the states held are kept (the changelog lost them)" if kept else "",
             extra={"partitions": sorted(partitions)},
         )

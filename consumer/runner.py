@@ -49,6 +49,7 @@ from consumer.recovery import Recovery
 from consumer.retry import Backoff, Interrupted, Retry
 from consumer.sensors import Sensor, Sensors
 from consumer.stops import EXIT_INPUT, EXIT_STALLED, ServiceStop
+from consumer.topic_watch import TopicWatch
 from sunspots.kafka_compat import broker_connected, fetch_position, request_rejoin
 from sunspots.refusal import refusal_error
 from sunspots.settings import KafkaSettings
@@ -166,11 +167,13 @@ class Runner:
         processor: Processor,
         health: Health,
         stop: threading.Event,
-        between: Callable[[], None] | None = None,
+        between: Callable[[], bool | None] | None = None,
         sensor: Sensor | None = None,
+        watch: TopicWatch | None = None,
     ) -> None:
         self.clients = clients_
-        # Called at each batch boundary, before a poll (the forecaster follows its models).
+        # Called at each batch boundary, before a poll (the forecaster follows its models, the
+        # topic watch looks at the topics); True: process even a poll without records.
         self.between = between
         self.config = config
         self.processor = processor
@@ -181,7 +184,7 @@ class Runner:
             stop, health, Backoff(config.retry_backoff_s, config.retry_backoff_max_s)
         )
         changelog = clients_.changelog if config.state_topic else None
-        self.recovery = Recovery(processor, changelog, health)
+        self.recovery = Recovery(processor, changelog, health, watch)
         self.publisher: Publisher | None = None
         self.consumer: KafkaConsumer | None = None
         self.batches = 0
@@ -227,9 +230,10 @@ class Runner:
 
     def turn(self) -> None:
         """One poll batch: processed and published, or rewound to be processed again."""
+        owed = False
         if self.between is not None:
-            self._doing("following the models topic")
-            self.between()
+            self._doing("following the models and topics")
+            owed = bool(self.between())
         polled = self._poll()
         if polled is None:
             return
@@ -239,7 +243,7 @@ class Runner:
             self._rewind("restoring state", "a failed restore")
             return
         records = [r for part in polled.values() for r in part]
-        if not records:
+        if not records and not owed:
             return
         self._doing(f"processing a batch of {len(records)} records")
         outputs = self.processor.process(records)

@@ -3,7 +3,8 @@
 A series' state is its window (its last `history` values, 64 by default, longer than any
 model's input, with the forecasts pending for the next day, one per role), the source
 partition it arrives on, the next source offset its state reflects (so an at-least-once replay
-of older records after a crash is skipped instead of applied twice), its id as a record key,
+of older records after a crash is skipped instead of applied twice) with the id of the source
+topic that offset belongs to (consumer.topic_changes.SourceTopic), its id as a record key,
 and per role (`RoleState`) what is kept about the model running in that role: its adaptive
 interval level (sunspots.intervals), its drift test (sunspots.drift) and its rolling scores.
 
@@ -17,7 +18,8 @@ schemas/state.json):
 
     {"series": "silso", "offset": 1234,
      "window": {"size": 64, "last_date", "values", "pending": null},
-     "roles": {"champion": {"model_version", "pending", "alpha", "drift"}, "challenger": {...}}}
+     "roles": {"champion": {"model_version", "pending", "alpha", "drift"}, "challenger": {...}},
+     "topic_id": "Ab3…"}
 
 Older snapshots (a window as long as the model's input, its `pending` and `interval` the
 champion's) restore into the longer window, as the champion's.
@@ -113,6 +115,7 @@ class SeriesState:
     roles: dict[str, RoleState] = field(default_factory=dict)
     applied_to: int = 0
     key: bytes = b""
+    source_id: str | None = None  # the source topic's id, which `applied_to` belongs to
 
     def __post_init__(self) -> None:
         if not self.key:
@@ -134,7 +137,9 @@ class SeriesState:
         pending = None if w.pending is None else dict(w.pending)
         window = SeriesWindow(w.size, w.last_date, deque(w.values), pending)
         roles = {role: state.copy() for role, state in self.roles.items()}
-        return SeriesState(self.name, window, self.partition, roles, self.applied_to, self.key)
+        return SeriesState(
+            self.name, window, self.partition, roles, self.applied_to, self.key, self.source_id
+        )
 
     def snapshot(self) -> bytes:
         """The changelog value; the pending forecasts must be resolved (no `InBatch`)."""
@@ -142,7 +147,8 @@ class SeriesState:
         pending = w.pending or {}
         window = WindowState(w.size, w.last_date, list(w.values), None)
         roles = {role: state.snapshot(pending.get(role)) for role, state in self.roles.items()}
-        return SeriesSnapshot(self.name, self.applied_to, window, None, roles).encode()
+        snapshot = SeriesSnapshot(self.name, self.applied_to, window, None, roles, self.source_id)
+        return snapshot.encode()
 
     @classmethod
     def from_snapshot(
@@ -158,7 +164,7 @@ class SeriesState:
         window: SeriesWindow[Pendings] = SeriesWindow(
             keeping.history, snap.window.last_date, values
         )
-        state = cls(name, window, partition, applied_to=snap.offset)
+        state = cls(name, window, partition, applied_to=snap.offset, source_id=snap.topic_id)
         pending: Pendings = {}
         for role, part in _role_parts(snap, lanes).items():
             lane = lanes.get(role)

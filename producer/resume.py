@@ -5,11 +5,13 @@ topic, so a replay stopped by an outage continues without re-sending days that t
 would dead-letter as duplicates. The topic is the truth here, not the stopped run's account: a
 record may have reached it after the producer gave up on it.
 
-How it is read: a series' records all lie in one partition (the key is the series id, and the
-producer's default partitioner is murmur2 of the key, as Java's). Each partition that holds one
-of the replay's series is read backwards from its end as a read_committed reader sees it, in
-chunks that double in size, until each of its series is found or the partition's start is
-reached. A record counts when its key is one of the series and its value decodes as an
+How it is read: a series' records lie in the partition its key maps to (the key is the series
+id, and the producer's default partitioner is murmur2 of the key, as Java's). Each partition
+that holds one of the replay's series is read backwards from its end as a read_committed reader
+sees it, in chunks that double in size, until each of its series is found or the partition's
+start is reached. Partitions added to the topic move keys: a series' later records go to its
+new partition, its earlier ones stay where they were. So a series not found on the partition
+it maps to now is looked for on the others, and its latest date there counts. A record counts when its key is one of the series and its value decodes as an
 observation of that series; anything else on a shared topic (other series, bad input) is
 passed over. A series with no record is replayed from the start.
 """
@@ -62,6 +64,12 @@ def last_dates(
         found: dict[str, date] = {}
         for partition, names in sorted(by_partition.items()):
             found |= _read_back(consumer, TopicPartition(topic, partition), names, deadline)
+        missing = wanted - set(found)
+        for partition in sorted(partitions) if missing and len(partitions) > 1 else ():
+            # Sent before partitions were added: on the partition the key mapped to then.
+            elsewhere = {n for n in missing if partition_of(n, len(partitions)) != partition}
+            before = _read_back(consumer, TopicPartition(topic, partition), elsewhere, deadline)
+            found |= {n: max(d, found.get(n, d)) for n, d in before.items()}
         return found
     finally:
         consumer.close()

@@ -1,11 +1,12 @@
 """The one place that reaches into kafka-python's private attributes.
 
-kafka-python's public API lacks five things the services need: a way to ask a client whether
+kafka-python's public API lacks six things the services need: a way to ask a client whether
 it holds a live broker connection, a way to start a transaction step without blocking until
 the broker answers, a way to ask a group member to rejoin its group, a way to close a
-producer at once, failing what it still holds, and a way to learn where a poll that raised was
-reading. Each shim below says why it exists and what
-public behaviour it falls back to when a kafka-python release no longer has the attribute;
+producer at once, failing what it still holds, a way to learn where a poll that raised was
+reading, and a working way to keep a client from creating the topics it asks about. Each shim
+below says why it exists and what public behaviour it falls back to when a kafka-python
+release no longer has the attribute;
 `tests/unit/test_kafka_compat.py` fails loudly in that case, so an upgrade is noticed in CI,
 not in production. Nothing else in the project touches a private attribute of a third-party
 object.
@@ -142,3 +143,29 @@ def close_now(producer: Any, timeout: float) -> None:
         producer.close(timeout=0 if callable(force_close) else timeout)
     except KafkaTimeoutError:
         log.debug("the producer could not flush within %s s", timeout)
+
+
+def no_auto_create(client: Any) -> bool:
+    """Keep a KafkaConsumer's or KafkaProducer's metadata requests from creating topics.
+
+    Why: a client keeps asking the brokers about every topic it read or wrote, and a metadata
+    request may ask them to create a topic that does not exist; brokers with
+    `auto.create.topics.enable=true` (Kafka's default) then create it at once, with their own
+    defaults (one partition, deleted rather than compacted). A topic deleted while the service
+    runs would come back that way, made by the service itself. kafka-python 3.0.12 takes an
+    `allow_auto_create_topics` setting but never hands it to the cluster metadata that builds
+    the requests (`kafka.net.manager` makes `ClusterMetadata` without it), so the setting has
+    no effect. The metadata object (`consumer._client.cluster`, `producer._metadata`) reads it
+    from its own `config` for each request.
+    Fallback: False, the client unchanged; the topic watch (consumer.topic_watch) then finds
+    such a topic recreated with another id and puts its settings right, or stops.
+    """
+    cluster = getattr(client, "_metadata", None)
+    if cluster is None:
+        cluster = getattr(getattr(client, "_client", None), "cluster", None)
+    config = getattr(cluster, "config", None)
+    if not isinstance(config, dict) or "allow_auto_create_topics" not in config:
+        log.debug("kafka-python without a metadata config: the client may create topics")
+        return False
+    config["allow_auto_create_topics"] = False
+    return True

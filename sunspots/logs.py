@@ -20,6 +20,9 @@ authorized`, `Exception occurred waiting for metadata`) before the command's one
 says the same, and a broker away logs a reconnect attempt several times a second. So its
 loggers are silent unless `--log-level debug` is asked for, and then show WARNING and up
 (`quiet_kafka`): a failure is told once, by the project, in one line.
+
+`Outage` tells a failure that repeats at each try (a read of a topic, a look at the topics)
+once when it begins and once when it ends.
 """
 
 from __future__ import annotations
@@ -125,3 +128,23 @@ class RepeatFilter(logging.Filter):
         if held:
             record.msg = f"{record.msg} [{held} more like it held back since the last one shown]"
         return True
+
+
+class Outage:
+    """A failure that may last several tries: told once as it begins, once as it ends."""
+
+    def __init__(self, logger: logging.Logger, failed: str, recovered: str) -> None:
+        self.logger = logger
+        self.failed_line = failed  # a %-template of the exception: "reading X failed (%s)"
+        self.recovered_line = recovered
+        self.lasting = False
+
+    def failed(self, exc: BaseException) -> None:
+        if not self.lasting:
+            self.logger.warning(self.failed_line, exc)
+        self.lasting = True
+
+    def over(self) -> None:
+        if self.lasting:
+            self.logger.info(self.recovered_line)
+        self.lasting = False

@@ -24,6 +24,7 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
 from sunspots import artifact, registry
+from sunspots.kafka_compat import no_auto_create
 from sunspots.registry import Entry, Published, Refused, Retired
 from sunspots.settings import KafkaSettings
 
@@ -41,6 +42,8 @@ class RecordSource(Protocol):
     def end_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]: ...
 
     def topics(self) -> set[str]: ...
+
+    def seek_to_beginning(self, *partitions: TopicPartition) -> None: ...
 
     def close(self) -> None: ...
 
@@ -94,9 +97,12 @@ class ModelFeed:
             enable_auto_commit=False,
             isolation_level="read_committed",
             allow_auto_create_topics=False,
+            # A topic deleted and created again starts its offsets afresh: read it whole.
+            auto_offset_reset="earliest",
             max_partition_fetch_bytes=FETCH_BYTES,
             fetch_max_bytes=FETCH_BYTES,
         )
+        no_auto_create(consumer)  # a deleted models topic is not created again by asking
         feed = cls(consumer, kafka.topics.models, kind)
         consumer.assign([feed.partition])
         consumer.seek_to_beginning(feed.partition)
@@ -127,6 +133,11 @@ class ModelFeed:
     def poll(self) -> list[Entry]:
         """The records that arrived since the last call, applied to the board; never waits."""
         return self._read(timeout_ms=0)
+
+    def restart(self) -> None:
+        """Read the topic from its beginning again (it was deleted and created again); the
+        board keeps its models until records of the new topic replace them."""
+        self.source.seek_to_beginning(self.partition)
 
     def close(self) -> None:
         self.source.close()

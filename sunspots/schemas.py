@@ -314,14 +314,21 @@ class SeriesSnapshot(Struct, frozen=True, gc=False):
     longer than any model's input); `roles` holds each running model's part (`champion`,
     `challenger`).
 
+    `topic_id` is the Kafka topic id of the source topic `offset` belongs to: a topic deleted
+    and created again under its name gets a new id and starts its offsets afresh, so a state
+    of an earlier topic of that name is told apart and dropped rather than read as ahead of
+    the new one's records.
+
     Snapshots written before roles existed have no `roles`: their window's `pending` and their
-    `interval` (absent before the adaptive interval) are the champion's."""
+    `interval` (absent before the adaptive interval) are the champion's. Snapshots written
+    before `topic_id` existed have none."""
 
     series: str
     offset: int
     window: WindowState
     interval: IntervalState | None = None
     roles: dict[str, RoleSnapshot] | None = None
+    topic_id: str | None = None
 
     def encode(self) -> bytes:
         return _ENCODER.encode(self)

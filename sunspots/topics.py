@@ -1,9 +1,13 @@
-"""Topic set-up: create the service's topics with the right partitions, replicas and configs.
+"""Topic set-up: create the service's topics with the right partitions, replicas and configs,
+and grow the ones that exist.
 
 Which topics there are and how each is created is declared once, in `sunspots.settings.Topics`.
 The forecaster's state changelog must have as many partitions as the observations topic
 (changelog partition p holds the windows of source partition p) and is compacted, so only the
-last state of each series is kept.
+last state of each series is kept. So the set-up grows a changelog with fewer partitions than
+the observations, always; `sunspots-topics --partitions N` also grows every partitioned topic
+that has fewer than N (the changelog first, so a running forecaster never sees the
+observations ahead of it). Partitions are never taken away: Kafka cannot.
 
 Replication follows the cluster unless told otherwise: the replication factor defaults to the
 cluster's `default.replication.factor` (asked for as -1) and `min.insync.replicas` to the
@@ -73,27 +77,69 @@ def replication_from_args(args: argparse.Namespace) -> Replication:
     return Replication(args.replication_factor, args.min_insync_replicas)
 
 
+@dataclass(frozen=True)
+class SetUp:
+    """What a set-up did: topics created, and topics grown (name, partitions before, after)."""
+
+    created: list[str]
+    grown: list[tuple[str, int, int]]
+
+    def describe(self) -> str:
+        parts = [f"created {', '.join(self.created)}"] if self.created else []
+        parts += [f"grew {name} from {a} to {b} partitions" for name, a, b in self.grown]
+        return "; ".join(parts)
+
+
 def create_topics(
     kafka: KafkaSettings, partitions: int = 1, replication: Replication = Replication()
 ) -> list[str]:
     """Create any of the service's topics that do not exist yet; return the ones created."""
+    return set_up_topics(kafka, partitions, replication).created
+
+
+def set_up_topics(
+    kafka: KafkaSettings,
+    partitions: int = 1,
+    replication: Replication = Replication(),
+    grow: bool = False,
+) -> SetUp:
+    """Create the topics that do not exist yet, grow the changelog to the observations' count
+    of partitions, and with `grow` every partitioned topic to at least `partitions`."""
     t = kafka.topics
     # A short bootstrap timeout: callers retry, and a service asked to stop is not held up.
     admin = KafkaAdminClient(**kafka.client_kwargs(), bootstrap_timeout_ms=5000)
     try:
-        existing = set(admin.list_topics())
-        if t.observations in existing:
-            # The changelog mirrors the observations topic, however many partitions it has.
-            partitions = _partitions(admin, t.observations) or partitions
+        counts = partition_counts(admin, [name for name, _ in t.named()])
+        source = counts.get(t.observations, 0)
+        # The changelog mirrors the observations topic, however many partitions it has.
+        partitions = max(partitions, source) if grow else (source or partitions)
         wanted = _wanted(t, partitions, replication)
-        missing = [topic for topic in wanted if topic.name not in existing]
+        missing = [topic for topic in wanted if topic.name not in counts]
         if missing:
             # Another instance may win the race to create them; that is fine.
             with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics(missing)
-        return [topic.name for topic in missing]
+        growing = [name for name, _ in t.named()] if grow else [t.state]
+        grown = grow_topics(admin, t, counts, dict.fromkeys(growing, partitions))
+        return SetUp([topic.name for topic in missing], grown)
     finally:
         admin.close()
+
+
+def grow_topics(
+    admin: KafkaAdminClient, topics: Topics, counts: dict[str, int], wanted: dict[str, int]
+) -> list[tuple[str, int, int]]:
+    """Grow each existing partitioned topic of `wanted` to its count, the changelog first;
+    return (name, partitions before, after) of those grown."""
+    partitioned = {name for name, spec in topics.named() if spec.partitioned}
+    order = sorted(wanted, key=lambda name: name != topics.state)
+    grown = []
+    for name in order:
+        before = counts.get(name, 0)
+        if name in partitioned and 0 < before < wanted[name]:
+            admin.create_partitions({name: wanted[name]})
+            grown.append((name, before, wanted[name]))
+    return grown
 
 
 def _wanted(topics: Topics, partitions: int, replication: Replication) -> list[NewTopic]:
@@ -109,16 +155,24 @@ def _wanted(topics: Topics, partitions: int, replication: Replication) -> list[N
     ]
 
 
-def _partitions(admin: KafkaAdminClient, topic: str) -> int | None:
-    described = admin.describe_topics([topic])
-    if not described or described[0].get("error_code", 0) != 0:
-        return None
-    return len(described[0]["partitions"])
+def partition_counts(admin: KafkaAdminClient, names: list[str]) -> dict[str, int]:
+    """The partitions of each of `names` that exists, in one request."""
+    return {
+        topic["name"]: len(topic["partitions"])
+        for topic in admin.describe_topics(names)
+        if topic.get("error_code", 0) == 0 and topic["partitions"]
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = Parser(prog="sunspots-topics", description=__doc__)
-    env_flag(parser, "--partitions", 1, "partitions per data topic", type=positive_int)
+    env_flag(
+        parser,
+        "--partitions",
+        1,
+        "partitions per data topic; existing ones with fewer are grown to it",
+        type=positive_int,
+    )
     add_replication_flags(parser)
     add_kafka_flags(parser)
     add_logging_flags(parser)
@@ -128,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     refusal = preflight(kafka)
     try:
         if refusal is None:
-            created = create_topics(kafka, args.partitions, replication_from_args(args))
+            done = set_up_topics(kafka, args.partitions, replication_from_args(args), grow=True)
     except KafkaError as exc:
         refusal = of_failure(exc, kafka)
         if refusal is None:  # the brokers refused the request itself (a replication factor...)
@@ -137,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     if refusal is not None:
         log.error("cannot create the topics: %s", refusal.line)
         return refusal.exit_code
-    log.info("created %s", ", ".join(created) if created else "nothing: all topics exist")
+    log.info("%s", done.describe() or "nothing to do: all topics exist with enough partitions")
     return 0
 
 

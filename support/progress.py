@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient, TransactionState
 
+from sunspots.kafka_compat import no_auto_create
 from sunspots.settings import Topics
 from support.polling import retrying, wait_for
 from support.services import Service
@@ -105,6 +106,15 @@ class Progress:
         """The topic's ends, committed and written."""
         return retrying(f"the end offsets of {topic}", lambda: self._ends_now(topic), timeout)
 
+    def partition_ends(self, topic: str, timeout: float = RETRY_S) -> dict[int, int]:
+        """Each partition's end as a read_committed reader sees it now."""
+
+        def ask() -> dict[int, int]:
+            found = self.committed_reader.end_offsets(self._partitions(topic))
+            return {tp.partition: offset for tp, offset in found.items()}
+
+        return retrying(f"the partition ends of {topic}", ask, timeout)
+
     def _consumed_now(self, group: str, topic: str) -> int:
         offsets = self.admin.list_group_offsets(group).get(group, {})
         return sum(o.offset for tp, o in offsets.items() if tp.topic == topic and o.offset > 0)
@@ -186,10 +196,12 @@ class Progress:
 
 
 def _reader(bootstrap: str, isolation: str) -> KafkaConsumer:
-    return KafkaConsumer(
+    reader = KafkaConsumer(
         bootstrap_servers=bootstrap,
         group_id=None,
         enable_auto_commit=False,
         isolation_level=isolation,
         reconnect_backoff_max_ms=1000,
     )
+    no_auto_create(reader)  # a topic a test deleted is not created again by asking about it
+    return reader

@@ -13,6 +13,7 @@ from typing import Any
 from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 
+from sunspots.kafka_compat import no_auto_create
 from sunspots.settings import Topics, topic_flag
 from support.polling import retrying, wait_for
 
@@ -38,7 +39,8 @@ def reader(bootstrap: str, topic: str, wait: float = 30.0, **config: Any) -> Kaf
 
     A metadata request can fail (a bootstrap node just killed, a leader moving): the topic's
     partitions are asked for again until known, for at most `wait` seconds, then TimeoutError,
-    so that a failed lookup never reads as an empty topic.
+    so that a failed lookup never reads as an empty topic. Asking never creates the topic (a
+    test may have deleted it on purpose).
     """
     consumer = KafkaConsumer(
         bootstrap_servers=bootstrap,
@@ -47,6 +49,7 @@ def reader(bootstrap: str, topic: str, wait: float = 30.0, **config: Any) -> Kaf
         isolation_level="read_committed",
         **config,
     )
+    no_auto_create(consumer)
     try:
         # An empty set is what a failed lookup gives: asked again, as None.
         known = wait_for(

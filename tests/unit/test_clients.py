@@ -1,11 +1,16 @@
-"""The producers' partitioner places every key where kafka-python's default would."""
+"""The producers' partitioner places every key where kafka-python's default would; the group
+member never moves its position without saying so."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
+from kafka import KafkaConsumer, TopicPartition
+from kafka.errors import NoOffsetForPartitionError, OffsetOutOfRangeError
 from kafka.partitioner import DefaultPartitioner
 
-from consumer.clients import KeyPartitioner
+from consumer.clients import GroupConsumer, KeyPartitioner, Moved
 
 pytestmark = pytest.mark.unit
 
@@ -60,3 +65,49 @@ def test_keyless_records_are_not_remembered() -> None:
         range(4)
     )
     assert keyed.placed == {}
+
+
+TP = TopicPartition("t", 0)
+
+
+@pytest.fixture
+def member(monkeypatch: pytest.MonkeyPatch) -> Iterator[GroupConsumer]:
+    """A group member whose broker answers are scripted: the partition's log runs 5000..9000."""
+    client = GroupConsumer(bootstrap_servers="127.0.0.1:1", api_version=(3, 9))
+    client.seeks = []  # type: ignore[attr-defined]
+    monkeypatch.setattr(client, "beginning_offsets", lambda tps: dict.fromkeys(tps, 5000))
+    monkeypatch.setattr(client, "end_offsets", lambda tps: dict.fromkeys(tps, 9000))
+    monkeypatch.setattr(client, "seek", lambda tp, offset: client.seeks.append((tp, offset)))
+    monkeypatch.setattr(
+        client, "seek_to_beginning", lambda *tps: client.seeks.extend((tp, None) for tp in tps)
+    )
+    yield client
+    client.close()
+
+
+def poll_raising(monkeypatch: pytest.MonkeyPatch, error: Exception) -> None:
+    def poll(self: KafkaConsumer, *args: object, **kwargs: object) -> dict:
+        raise error
+
+    monkeypatch.setattr(KafkaConsumer, "poll", poll)
+
+
+def test_records_deleted_before_they_were_read_move_the_member_to_the_log_start_told(
+    member, monkeypatch
+) -> None:
+    told: list[Moved] = []
+    member.moved = told.append
+    poll_raising(monkeypatch, OffsetOutOfRangeError({TP: 1200}))
+    assert member.poll(timeout_ms=0) == {}
+    assert member.seeks == [(TP, 5000)]
+    assert told == [Moved(TP, 1200, 5000, 9000)] and told[0].unread == 3800
+
+
+def test_a_partition_the_group_never_committed_starts_at_its_beginning_untold(
+    member, monkeypatch
+) -> None:
+    told: list[Moved] = []
+    member.moved = told.append
+    poll_raising(monkeypatch, NoOffsetForPartitionError({TP}))
+    assert member.poll(timeout_ms=0) == {}
+    assert member.seeks == [(TP, None)] and told == []

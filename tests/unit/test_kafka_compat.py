@@ -117,6 +117,37 @@ def test_no_position_when_no_records_are_being_taken(consumer) -> None:
     consumer._fetcher._next_partition_records = records
     assert kafka_compat.fetch_position(consumer) is None
 
+    assert kafka_compat.no_auto_create(_Bare()) is False
+
+
+def test_the_client_setting_alone_does_not_reach_the_metadata_requests() -> None:
+    """Why the shim exists; when this fails, kafka-python passes the setting on itself and
+    `no_auto_create` can go."""
+    client = KafkaConsumer(
+        bootstrap_servers=NOWHERE, api_version=(3, 9), allow_auto_create_topics=False
+    )
+    try:
+        request = client._client.cluster.metadata_request()
+        assert request.allow_auto_topic_creation is True
+    finally:
+        client.close()
+
+
+def test_clients_can_still_be_kept_from_creating_topics(consumer, producer) -> None:
+    """kafka-python 3.0.12 drops `allow_auto_create_topics` on its way to the metadata that
+    builds the requests; the shim sets it there, and the requests then ask for no creation."""
+    clusters = {
+        "KafkaConsumer._client.cluster": getattr(
+            getattr(consumer, "_client", None), "cluster", None
+        ),
+        "KafkaProducer._metadata": getattr(producer, "_metadata", None),
+    }
+    for client, (where, cluster) in zip((consumer, producer), clusters.items(), strict=True):
+        assert isinstance(getattr(cluster, "config", None), dict), f"{where}.config is gone"
+        assert cluster.metadata_request().allow_auto_topic_creation is True, where
+        assert kafka_compat.no_auto_create(client) is True, where
+        assert cluster.metadata_request().allow_auto_topic_creation is False, where
+
 
 def test_only_transaction_steps_can_be_started() -> None:
     with pytest.raises(ValueError, match="not a transaction step"):

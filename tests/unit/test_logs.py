@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from sunspots.logs import RepeatFilter, formatter, log_level
+from sunspots.logs import Outage, RepeatFilter, formatter, log_level
 
 
 def _record(name: str = "consumer.recovery", msg: str = "partitions assigned: %s", **extra):
@@ -155,3 +155,15 @@ def test_at_debug_kafka_pythons_warnings_and_errors_show() -> None:
 def test_without_setup_logging_quiet_kafka_filters_them_too() -> None:
     # Python's last-resort handler prints bare messages of WARNING and up.
     assert _stderr("none") == ["the project's one line"]
+
+
+def test_an_outage_is_told_as_it_begins_and_as_it_ends(caplog) -> None:
+    caplog.set_level(logging.INFO)
+    outage = Outage(logging.getLogger("outage-test"), "reading failed (%s)", "reading again")
+    outage.over()  # nothing began: nothing to tell
+    for attempt in range(3):
+        outage.failed(RuntimeError(f"attempt {attempt}"))
+    outage.over()
+    outage.over()
+    assert caplog.text.count("reading failed (attempt 0)") == 1
+    assert "attempt 1" not in caplog.text and caplog.text.count("reading again") == 1

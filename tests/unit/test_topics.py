@@ -12,7 +12,7 @@ from sunspots.settings import (
     add_kafka_flags,
     kafka_settings_from_args,
 )
-from sunspots.topics import Replication, _wanted
+from sunspots.topics import Replication, _wanted, grow_topics
 
 
 def test_creation_follows_each_topics_spec() -> None:
@@ -52,3 +52,30 @@ def test_replication_can_be_set_for_every_topic() -> None:
     assert all(t.replication_factor == 3 for t in wanted.values())
     assert all(t.topic_configs["min.insync.replicas"] == "2" for t in wanted.values())
     assert wanted[topics.state].topic_configs == {**CHANGELOG_CONFIGS, "min.insync.replicas": "2"}
+
+
+class GrowingAdmin:
+    """Records the partitions an admin client is asked to add."""
+
+    def __init__(self) -> None:
+        self.asked: list[dict[str, int]] = []
+
+    def create_partitions(self, counts: dict[str, int]) -> None:
+        self.asked.append(counts)
+
+
+def test_growing_takes_the_changelog_first_and_leaves_one_partition_topics_alone() -> None:
+    """The changelog before the observations, so a running forecaster never sees its input
+    ahead of its changelog; the dead letters and the models keep their one partition; a topic
+    with as many or more partitions, or none yet, is left alone."""
+    topics = Topics()
+    counts = {name: 1 for name, _ in topics.named()}
+    counts[topics.forecasts] = 8
+    del counts[topics.evaluations]
+    admin = GrowingAdmin()
+    grown = grow_topics(admin, topics, counts, dict.fromkeys((n for n, _ in topics.named()), 3))
+    assert admin.asked[0] == {topics.state: 3}
+    assert topics.observations in {name for name, _, _ in grown}
+    untouched = {topics.dead_letter, topics.models, topics.forecasts, topics.evaluations}
+    assert not untouched & {name for ask in admin.asked for name in ask}
+    assert all(before == 1 and after == 3 for _, before, after in grown)

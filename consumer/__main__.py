@@ -205,9 +205,7 @@ def _serve(
         watch = _watch_topics(config, runner_config, processor, health, registry, follower)
         clients = KafkaClients(config.kafka, runner_config, health, stop)
         between = _between(follower, watch)
-        Runner(
-            clients, runner_config, processor, health, stop, between, sensors, watch
-        ).run()
+        Runner(clients, runner_config, processor, health, stop, between, sensors, watch).run()
     except Interrupted as exc:
         log.info("%s", exc)
     except Fenced as exc:

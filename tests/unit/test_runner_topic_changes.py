@@ -89,7 +89,7 @@ def run(script, watch: ScriptedWatch, publisher=None, processor=None):
     publisher = publisher or FakePublisher()
     clients = FakeClients(consumer, publisher)
     processor = processor or RecordingProcessor()
-    runner = Runner(clients, CONFIG, processor, health, stop, watch.between, watch)
+    runner = Runner(clients, CONFIG, processor, health, stop, watch.between, watch=watch)
     return runner, consumer, publisher, processor, health
 
 

@@ -39,6 +39,27 @@ def test_missing_value_is_null_and_ints_are_numbers() -> None:
     assert schemas.decode_observation(_obs(sunspot_number=7), today=TODAY).sunspot_number == 7.0
 
 
+def test_a_minimal_observation_is_series_date_and_number() -> None:
+    """Another team's producer may send only the three fields the forecaster reads: the rest
+    read as null, whether absent or null."""
+    minimal = {"series": "silso", "date": "2000-01-01", "sunspot_number": 50.0}
+    obs = schemas.decode_observation(json.dumps(minimal).encode(), key=b"silso", today=TODAY)
+    assert obs == schemas.Observation("silso", date(2000, 1, 1), 50.0, None, None, None)
+    assert (obs.std_dev, obs.observations, obs.provisional) == (None, None, None)
+    nulls = _obs(std_dev=None, observations=None, provisional=None)
+    assert schemas.decode_observation(nulls, today=TODAY) == obs
+    assert schemas.decode_observation(obs.encode(), today=TODAY) == obs
+
+
+@pytest.mark.parametrize("required", ["series", "date", "sunspot_number"])
+def test_the_three_required_fields_stay_required(required: str) -> None:
+    minimal = {"series": "silso", "date": "2000-01-01", "sunspot_number": 50.0}
+    del minimal[required]
+    with pytest.raises(SchemaError) as info:
+        schemas.decode_observation(json.dumps(minimal).encode(), today=TODAY)
+    assert info.value.reason == "missing_field"
+
+
 def test_schema_version_defaults_to_one() -> None:
     assert schemas.decode_observation(_obs(schema_version=...), today=TODAY).series == "silso"
 
@@ -54,6 +75,7 @@ def test_schema_version_defaults_to_one() -> None:
         (_obs(schema_version="1"), "unknown_version"),
         (_obs(date=...), "missing_field"),
         (_obs(extra=1), "unknown_field"),
+        (_obs(std_dev=..., observations=..., provisional=..., extra=1), "unknown_field"),
         (_obs(sunspot_number="12"), "wrong_type"),
         (_obs(sunspot_number=True), "wrong_type"),
         (_obs(observations=1.5), "wrong_type"),

@@ -256,7 +256,7 @@ def test_a_zombie_frozen_while_idle_is_fenced_and_stops(
     assert_matches(offline, forecasts, evaluations)
 
 
-def _freeze_inside_transaction(
+def freeze_inside_transaction(
     service: Service,
     progress: Progress,
     moment: Callable[[], Moment],
@@ -302,7 +302,7 @@ def test_a_zombie_frozen_in_the_middle_of_a_batch_is_fenced_and_its_batch_never_
                 lambda: progress.ends(topics.evaluations).committed > 0,
                 60,
             )
-            frozen = _freeze_inside_transaction(zombie, progress, moment, instance, topics)
+            frozen = freeze_inside_transaction(zombie, progress, moment, instance, topics)
             with running(twin):
                 twin.wait_ready()  # its producer's start fenced the zombie's, and aborted
                 wait_for(

@@ -20,7 +20,6 @@ from __future__ import annotations
 import random
 import signal
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -29,7 +28,7 @@ from sunspots.broker import LocalBroker
 from sunspots.settings import Topics
 from support import http
 from support.polling import wait_for
-from support.progress import Moment, Progress
+from support.progress import Moment, Progress, freeze_inside_transaction
 from support.services import Service, forecaster, instance_id, replay_range, running
 from support.topics import read_results, unique_topics
 from tests.integration.offline import assert_matches, offline_run
@@ -254,28 +253,6 @@ def test_a_zombie_frozen_while_idle_is_fenced_and_stops(
             twin.check_running()
             assert twin.terminate() == 0
     assert_matches(offline, forecasts, evaluations)
-
-
-def freeze_inside_transaction(
-    service: Service,
-    progress: Progress,
-    moment: Callable[[], Moment],
-    instance: str,
-    topics: Topics,
-    attempts: int = 20,
-) -> Moment:
-    """SIGSTOP `service` while a transaction of its is open, and return the broker's view of
-    that moment; a freeze that lands between transactions is undone and tried again."""
-    for _ in range(attempts):
-        progress.aim_at_open_transaction(instance, topics.forecasts, 5.0)
-        service.process.send_signal(signal.SIGSTOP)
-        frozen = moment()
-        if frozen.in_transaction:
-            return frozen
-        service.process.send_signal(signal.SIGCONT)
-    raise AssertionError(
-        f"no freeze of {attempts} landed inside a transaction: {frozen.describe()}"
-    )
 
 
 def test_a_zombie_frozen_in_the_middle_of_a_batch_is_fenced_and_its_batch_never_shows(

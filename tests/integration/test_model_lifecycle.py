@@ -26,11 +26,10 @@ from sunspots.schemas import Observation
 from sunspots.settings import KafkaSettings, Topics
 from support.http import sample
 from support.polling import wait_for
-from support.progress import Progress
+from support.progress import Progress, freeze_inside_transaction
 from support.services import forecaster, instance_id, replay_range
 from support.topics import read_to_end, unique_topics, values
 from tests.integration.offline import OfflineRun, offline_run
-from tests.integration.test_faults import freeze_inside_transaction
 from tests.integration.test_models_topic import W10, W27
 from tests.integration.test_models_topic import command as models_command
 

@@ -102,8 +102,10 @@ class Replay:
         )
         with Progress(self.cluster.live_bootstrap()) as progress:
             moment = progress.forecaster_moments(self.group, self.topics, self.transactional_id)
+            # On a loaded cluster most of a small batch's transaction is its commit (prepared,
+            # markers being written): many freezes may land there before one is inside.
             frozen = freeze_inside_transaction(
-                self.forecaster, progress, moment, self.transactional_id, self.topics
+                self.forecaster, progress, moment, self.transactional_id, self.topics, 100
             )
         self.faults.append((name, time.time()))
         begun = threading.Thread(target=onset)
@@ -251,8 +253,8 @@ def test_rolling_restart_of_every_node(
     cluster, tmp_path, unique, data_file, forecaster_model
 ) -> None:
     run = start_replay(
-        cluster, tmp_path, unique, (data_file, forecaster_model), "1940-01-01", "2004-12-31", 100
-    )
+        cluster, tmp_path, unique, (data_file, forecaster_model), "1940-01-01", "2004-12-31", 200
+    )  # fast enough that a transaction is open often (each fault begins inside one)
     try:
         for node_id, node in cluster.nodes.items():
             run.fault(f"rolling restart of node {node_id}", node.stop, node.start)

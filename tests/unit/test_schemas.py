@@ -27,6 +27,17 @@ def _obs(**changes: object) -> bytes:
     return json.dumps({k: v for k, v in body.items() if v is not ...}).encode()
 
 
+def test_the_reasons_are_the_readmes() -> None:
+    """The dead-letter reasons, written out as the README's table gives them: dashboards and
+    replays select by them."""
+    assert schemas.REASONS == (
+        "not_json", "not_object", "unknown_version", "missing_field", "unknown_field",
+        "wrong_type", "non_finite", "negative_value", "absurd_value", "bad_date", "future_date",
+        "oversized", "bad_id", "bad_key", "key_mismatch", "duplicate", "out_of_order",
+        "bad_sequence", "too_many_series", "internal_error",
+    )  # fmt: skip
+
+
 def test_observation_round_trip() -> None:
     obs = schemas.decode_observation(_obs(), key=b"silso", today=TODAY)
     assert obs == schemas.Observation("silso", date(2000, 1, 1), 50.0, 5.5, 12, False)

@@ -127,15 +127,18 @@ class _Message(Struct, frozen=True, gc=False, tag_field="schema_version", tag=SC
 class Observation(_Message, forbid_unknown_fields=True):
     """One day of one series. `sunspot_number` null means SILSO has no value for that day.
 
-    `date` is YYYY-MM-DD, from 1600-01-01 to today (UTC); `std_dev` is the standard deviation
-    of the observers' values, `observations` their number, `provisional` SILSO's flag."""
+    `series`, `date` and `sunspot_number` are required: `{"series", "date", "sunspot_number"}`
+    is a whole observation. `date` is YYYY-MM-DD, from 1600-01-01 to today (UTC). The rest are
+    optional, null when absent, and the forecaster does not read them: `std_dev` is the
+    standard deviation of the observers' values, `observations` their number, `provisional`
+    SILSO's flag (null: not said)."""
 
     series: Id
     date: dt.date
     sunspot_number: SunspotNumber | None
-    std_dev: SunspotNumber | None
-    observations: Observers
-    provisional: bool
+    std_dev: SunspotNumber | None = None
+    observations: Observers | None = None
+    provisional: bool | None = None
 
     def encode(self) -> bytes:
         return _ENCODER.encode(self)

@@ -15,6 +15,7 @@ after a fault and say in figures where the fault landed.
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -205,3 +206,26 @@ def _reader(bootstrap: str, isolation: str) -> KafkaConsumer:
     )
     no_auto_create(reader)  # a topic a test deleted is not created again by asking about it
     return reader
+
+
+def freeze_inside_transaction(
+    service: Service,
+    progress: Progress,
+    moment: Callable[[], Moment],
+    instance: str,
+    topics: Topics,
+    attempts: int = 20,
+) -> Moment:
+    """SIGSTOP `service` while a transaction of its is open, and return the broker's view of
+    that moment; a freeze that lands between transactions is undone and tried again. A fault
+    made while it is frozen lands in that open transaction, exactly."""
+    for _ in range(attempts):
+        progress.aim_at_open_transaction(instance, topics.forecasts, 5.0)
+        service.process.send_signal(signal.SIGSTOP)
+        frozen = moment()
+        if frozen.in_transaction:
+            return frozen
+        service.process.send_signal(signal.SIGCONT)
+    raise AssertionError(
+        f"no freeze of {attempts} landed inside a transaction: {frozen.describe()}"
+    )

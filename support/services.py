@@ -148,13 +148,15 @@ def consumer(
     port: int | None = None,
     env: Mapping[str, str] | None = None,
     fault: str | None = None,
+    module: str = "consumer",
 ) -> Service:
     """`python -m consumer <mode>` (forecast or classify) in `group`, on its own metrics port
     unless one is given, with `env` added to the environment (not started). With `fault`, the
-    same service with a fault in its Kafka client (`support.client_faults`)."""
+    same service with a fault in its Kafka client (`support.client_faults`); `module` runs
+    another entry point with the same arguments (`support.processor_faults`)."""
     port = port or free_port()
     identity = ["--instance-id", instance_id] if instance_id else []
-    command = ["support.client_faults", fault] if fault else ["consumer"]
+    command = ["support.client_faults", fault] if fault else [module]
     args = [*command, mode, "--bootstrap-servers", bootstrap, "--group", group, *identity]
     args += ["--metrics-port", str(port), *topic_flags(topics), *extra]
     return python_service(args, log_path, port, env)
@@ -167,12 +169,20 @@ def instance_id(group: str, instance: str) -> str:
 
 
 def forecaster(
-    bootstrap: str, topics: Topics, group: str, log_dir: Path, *extra: str, instance: str = "a"
+    bootstrap: str,
+    topics: Topics,
+    group: str,
+    log_dir: Path,
+    *extra: str,
+    instance: str = "a",
+    module: str = "consumer",
 ) -> Service:
     """The forecaster as instance `<group>-<instance>`, logging to forecaster-<instance>.log."""
     log_path = log_dir / f"forecaster-{instance}.log"
     own_id = instance_id(group, instance)
-    return consumer("forecast", bootstrap, topics, group, log_path, *extra, instance_id=own_id)
+    return consumer(
+        "forecast", bootstrap, topics, group, log_path, *extra, instance_id=own_id, module=module
+    )
 
 
 def producer(

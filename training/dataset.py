@@ -131,7 +131,10 @@ def frame_from_observations(
         except SchemaError:
             continue
         if obs.series == series and obs.date not in rows:
-            rows[obs.date] = (obs.sunspot_number, obs.std_dev, obs.observations, obs.provisional)
+            # A minimal observation leaves the count and the flag out: no count, as SILSO
+            # marks a day with none, and not provisional.
+            count, provisional = obs.observations or 0, bool(obs.provisional)
+            rows[obs.date] = (obs.sunspot_number, obs.std_dev, count, provisional)
     if not rows:
         raise ValueError(f"no observations of series {series!r}")
     days = pd.date_range(min(rows), max(rows), freq="D")

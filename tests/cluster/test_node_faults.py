@@ -2,46 +2,40 @@
 
 Each test replays a range of days onto topics the forecaster creates itself (so with the
 cluster's three replicas and two in sync), hits one node while the replay runs, and then judges
-the read_committed outputs against the uninterrupted (offline) run: every target date forecast
-once and scored once, none missing, none extra, values equal. The fault must land mid-stream:
-committed evaluations exist before it and the replay is still sending after it. The time from
-the fault to the next batch committed is printed as the time to resume.
+the read_committed outputs against the uninterrupted (offline) run with the same full
+comparison as every fault test (tests.integration.offline.assert_matches): every forecast and
+evaluation once, none missing, none extra, every field equal, the interval's bounds included, so
+a lost or reset adaptive interval level fails. The fault must land mid-stream and in flight:
+committed evaluations exist before it, the forecaster is frozen inside an open transaction (as
+the broker sees it) while the fault begins and let go right after, and the replay goes on
+sending after it (the observations topic grows past its end at the fault). The time from the
+fault to the next batch committed is printed as the time to resume.
 """
 
 from __future__ import annotations
 
 import itertools
-import os
+import signal
+import threading
 import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient
 
-from sunspots import data
-from sunspots.artifact import DEFAULT_FORECASTER, load_forecaster
+from sunspots.artifact import ForecasterModel
 from sunspots.broker.cluster import LocalCluster
 from sunspots.settings import Topics
 from support.polling import wait_for
+from support.progress import Progress, freeze_inside_transaction
 from support.services import Service, forecaster, producer
 from support.topics import read_topic, unique_topics, values
+from tests.datafacts import DataFile
+from tests.integration.offline import OfflineRun, assert_matches, offline_run
 
 BATCH = 200  # --max-poll-records: many small transactions, so a fault lands inside one
-
-
-def offline_forecasts(data_path: Path, start: str, end: str) -> dict[str, float]:
-    """Target date -> forecast of an uninterrupted run, from the offline batched model."""
-    model = load_forecaster(os.environ.get("SUNSPOTS_MODEL") or DEFAULT_FORECASTER)
-    frame = data.select_range(data.load_daily(data_path), start, end)
-    series = frame["sunspot_number"].to_numpy(dtype=np.float64)
-    assert not np.isnan(series).any(), "the range must have no missing day"
-    windows = np.lib.stride_tricks.sliding_window_view(series, model.window)
-    targets = (frame["date"] + np.timedelta64(1, "D")).dt.date.tolist()[model.window - 1 :]
-    return {d.isoformat(): float(p) for d, p in zip(targets, model.predict(windows), strict=True)}
 
 
 @dataclass
@@ -51,7 +45,7 @@ class Replay:
     cluster: LocalCluster
     topics: Topics
     group: str
-    expected: dict[str, float]
+    expected: OfflineRun
     forecaster: Service
     producer: Service
     log: list[str] = field(default_factory=list)
@@ -64,13 +58,20 @@ class Replay:
 
     def committed_evaluations(self) -> int:
         """Evaluations readable downstream now (read_committed end offset)."""
+        return self._end(self.topics.evaluations, "read_committed")
+
+    def sent(self) -> int:
+        """Observations the replay has written so far (the topic's high watermark)."""
+        return self._end(self.topics.observations, "read_uncommitted")
+
+    def _end(self, topic: str, isolation: str) -> int:
         reader = KafkaConsumer(
             bootstrap_servers=self.cluster.live_bootstrap(),
-            isolation_level="read_committed",
+            isolation_level=isolation,
             request_timeout_ms=15_000,
         )
         try:
-            tp = TopicPartition(self.topics.evaluations, 0)
+            tp = TopicPartition(topic, 0)
             return int(reader.end_offsets([tp])[tp])
         finally:
             reader.close()
@@ -86,21 +87,50 @@ class Replay:
         )
         return time.monotonic() - started
 
-    def fault(self, name: str, action: Callable[[], None]) -> None:
-        """Run `action` mid-stream: committed output exists before it, the replay is still
-        sending when it begins, and more output is committed after it."""
+    def fault(
+        self, name: str, onset: Callable[[], None], recover: Callable[[], None] = lambda: None
+    ) -> None:
+        """Begin a fault mid-stream and in flight: committed output exists before it, the
+        replay is still sending, and `onset` (a node killed, stopped or paused) begins while
+        the forecaster is frozen inside an open transaction; the forecaster is let go, then
+        `recover` runs (a node started or resumed). Afterwards more output is committed and
+        the replay has sent more than it had at the fault."""
         before = self.committed_evaluations()
         assert before > 0, f"{name}: no committed output before the fault"
         assert self.producer.process is not None and self.producer.process.poll() is None, (
             f"{name}: the replay had ended before the fault"
         )
+        with Progress(self.cluster.live_bootstrap()) as progress:
+            moment = progress.forecaster_moments(self.group, self.topics, self.transactional_id)
+            # On a loaded cluster most of a small batch's transaction is its commit (prepared,
+            # markers being written): many freezes may land there before one is inside.
+            frozen = freeze_inside_transaction(
+                self.forecaster, progress, moment, self.transactional_id, self.topics, 100
+            )
         self.faults.append((name, time.time()))
-        action()
+        begun = threading.Thread(target=onset)
+        try:
+            begun.start()
+            begun.join(0.5)  # a kill or a pause is done; a graceful stop has been signalled
+        finally:
+            self.forecaster.process.send_signal(signal.SIGCONT)
+        begun.join()
+        recover()
         after = self.committed_evaluations()
         sending = self.producer.process.poll() is None
         # While the replay runs, at least one more full batch; once it is over, any progress.
         self.wait_committed(max(before, after) + (BATCH if sending else 0))
-        self.log.append(f"{name}: {before} evaluations committed before, {after} right after")
+        wait_for(
+            f"{name}: the replay to send past {frozen.produced} observations",
+            lambda: self.sent() > frozen.produced,
+            300,
+            interval=0.5,
+        )
+        assert frozen.in_transaction
+        self.log.append(
+            f"{name}: {before} evaluations committed before; frozen at {frozen.describe()}; "
+            f"{after} committed right after"
+        )
 
     def stalls(self, evaluations: list) -> list[str]:
         """For each fault, the longest gap between consecutive committed evaluations (by
@@ -122,29 +152,19 @@ class Replay:
         """The replay ends cleanly and the outputs equal the uninterrupted run's."""
         assert self.producer.wait(600) == 0, self.producer.log()
         live = self.cluster.live_bootstrap()
-        n = len(self.expected)
+        n = len(self.expected.forecasts)
         forecasts = values(read_topic(live, self.topics.forecasts, expected=n, timeout=300))
-        records = read_topic(live, self.topics.evaluations, expected=n - 1)
-        evaluations = values(records)
+        records = read_topic(live, self.topics.evaluations, expected=len(self.expected.evaluations))
         assert self.forecaster.terminate(60) == 0, self.forecaster.log()
         print("\n" + "\n".join(self.log + self.stalls(records)))
-        targets = Counter(f["target_date"] for f in forecasts)
-        scored = Counter(e["date"] for e in evaluations)
-        assert max(targets.values()) == 1 and max(scored.values()) == 1, "an output repeated"
-        assert set(targets) == set(self.expected), "forecasts missing or unexpected"
-        # The last forecast (for the day after the range) has no actual yet.
-        assert set(scored) == set(self.expected) - {max(self.expected)}
-        worst = max(abs(f["forecast"] - self.expected[f["target_date"]]) for f in forecasts)
-        assert worst < 1e-4  # float32 network; see tests/integration/test_faults.py
-        for e in evaluations:
-            assert abs(e["forecast"] - self.expected[e["date"]]) < 1e-4
+        assert_matches(self.expected, forecasts, values(records))
 
 
 def start_replay(
     cluster: LocalCluster,
     tmp_path: Path,
     unique: str,
-    data_path: Path,
+    data: tuple[DataFile, ForecasterModel],
     start: str,
     end: str,
     speed: int,
@@ -161,10 +181,11 @@ def start_replay(
     except BaseException:
         fc.kill()
         raise
+    data_file, model = data
     replay = producer(
         cluster.bootstrap_servers,
         topics,
-        data_path,
+        data_file.path,
         tmp_path / "producer.log",
         "--start",
         start,
@@ -173,7 +194,7 @@ def start_replay(
         "--speed",
         str(speed),
     ).start()
-    run = Replay(cluster, topics, group, offline_forecasts(data_path, start, end), fc, replay)
+    run = Replay(cluster, topics, group, offline_run(data_file, model, start, end), fc, replay)
     try:
         run.wait_committed(BATCH)
     except BaseException:
@@ -195,9 +216,11 @@ def assert_replicated(cluster: LocalCluster, topics: Topics) -> None:
 
 
 def test_leader_of_the_observations_partition_killed_and_kept_down(
-    cluster, tmp_path, unique, data_path
+    cluster, tmp_path, unique, data_file, forecaster_model
 ) -> None:
-    run = start_replay(cluster, tmp_path, unique, data_path, "1990-01-01", "2004-12-31", 250)
+    run = start_replay(
+        cluster, tmp_path, unique, (data_file, forecaster_model), "1990-01-01", "2004-12-31", 250
+    )
     try:
         leader = cluster.leader(run.topics.observations)
         run.fault(f"SIGKILL node {leader}, leader of observations", cluster.node(leader).kill)
@@ -208,8 +231,12 @@ def test_leader_of_the_observations_partition_killed_and_kept_down(
         run.producer.kill()
 
 
-def test_transaction_coordinator_killed(cluster, tmp_path, unique, data_path) -> None:
-    run = start_replay(cluster, tmp_path, unique, data_path, "1990-01-01", "2004-12-31", 250)
+def test_transaction_coordinator_killed(
+    cluster, tmp_path, unique, data_file, forecaster_model
+) -> None:
+    run = start_replay(
+        cluster, tmp_path, unique, (data_file, forecaster_model), "1990-01-01", "2004-12-31", 250
+    )
     try:
         coordinator = cluster.transaction_coordinator(run.transactional_id)
         run.fault(
@@ -222,16 +249,15 @@ def test_transaction_coordinator_killed(cluster, tmp_path, unique, data_path) ->
         run.producer.kill()
 
 
-def test_rolling_restart_of_every_node(cluster, tmp_path, unique, data_path) -> None:
-    run = start_replay(cluster, tmp_path, unique, data_path, "1940-01-01", "2004-12-31", 100)
+def test_rolling_restart_of_every_node(
+    cluster, tmp_path, unique, data_file, forecaster_model
+) -> None:
+    run = start_replay(
+        cluster, tmp_path, unique, (data_file, forecaster_model), "1940-01-01", "2004-12-31", 200
+    )  # fast enough that a transaction is open often (each fault begins inside one)
     try:
         for node_id, node in cluster.nodes.items():
-
-            def restart(node=node) -> None:
-                node.stop()
-                node.start()
-
-            run.fault(f"rolling restart of node {node_id}", restart)
+            run.fault(f"rolling restart of node {node_id}", node.stop, node.start)
         run.finish()
     finally:
         run.forecaster.kill()
@@ -239,20 +265,28 @@ def test_rolling_restart_of_every_node(cluster, tmp_path, unique, data_path) -> 
 
 
 def test_a_node_paused_past_every_timeout_then_resumed(
-    cluster, tmp_path, unique, data_path
+    cluster, tmp_path, unique, data_file, forecaster_model
 ) -> None:
     """SIGSTOP for longer than the group session (10 s), the broker session (9 s) and the
     clients' request timeout (30 s): the node is neither dead nor answering."""
-    run = start_replay(cluster, tmp_path, unique, data_path, "1985-01-01", "2004-12-31", 150)
+    run = start_replay(
+        cluster, tmp_path, unique, (data_file, forecaster_model), "1985-01-01", "2004-12-31", 150
+    )
     try:
         leader = cluster.leader(run.topics.observations)
+        node = cluster.node(leader)
+        paused = time.monotonic()
 
         def pause() -> None:
-            cluster.node(leader).pause()
-            time.sleep(35)  # the fault itself: how long the node stays frozen
-            cluster.node(leader).resume()
+            nonlocal paused
+            paused = time.monotonic()
+            node.pause()
 
-        run.fault(f"SIGSTOP node {leader} (leader of observations) for 35 s", pause)
+        def resume() -> None:
+            time.sleep(max(0.0, 35 - (time.monotonic() - paused)))  # frozen for 35 s
+            node.resume()
+
+        run.fault(f"SIGSTOP node {leader} (leader of observations) for 35 s", pause, resume)
         run.finish()
     finally:
         run.forecaster.kill()

@@ -2,23 +2,33 @@
 
 Before containment, each of these records crashed the forecaster (or the classifier) before
 its batch was committed; the restarted service read the same record first and crashed again,
-and the partition stopped for good. Here they sit at offsets 0.. of the only partition, the
-service is SIGKILLed mid-stream and started again, and:
+and the partition stopped for good. Here they sit at offsets 0.. of the only partition; the
+service is SIGKILLed once the first half is committed (the poison with it) and started again
+on the second half, and:
 - the process stays up and /readyz answers 200;
 - every good record's forecasts and evaluations are there exactly once (nothing around the
   poison lost, nothing doubled by the restart);
 - each poison record is exactly one dead letter, with its reason and its original bytes.
+
+The records above are rejected by the decoders. A record whose processing raises is put in by
+support.processor_faults: its batch is bisected on the real broker, and a SIGKILL that lands
+while it is still uncommitted makes the restart meet it again
+(`test_a_record_the_processor_raises_on_is_bisected_out_across_a_sigkill`).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from datetime import date, timedelta
 
 from kafka import KafkaProducer
 
 from sunspots.schemas import MAX_KEPT_BYTES, MAX_MESSAGE_BYTES
+from support.http import sample
 from support.polling import wait_for
+from support.processor_faults import HOLD_ENV, MARK
+from support.progress import Progress
 from support.services import consumer, forecaster, running
 from support.topics import read_to_end, read_topic, unique_topics
 
@@ -103,16 +113,9 @@ def test_poison_at_the_head_of_a_partition_and_a_restart_never_stop_the_line(
         assert fc.get("/readyz")[0] == 200
         assert fc.terminate() == 0
 
-    def days(records: list, field: str) -> dict[str, list[int]]:
-        out: dict[str, list[int]] = {s: [] for s in SERIES}
-        for r in records:
-            body = json.loads(r.value)
-            out[body["series"]].append((date.fromisoformat(body[field]) - D0).days)
-        return {s: sorted(v) for s, v in out.items()}
-
     # Every window from day 0 on: the good record right after the poison was not lost.
-    assert days(forecasts, "window_end") == {s: list(range(9, DAYS)) for s in SERIES}
-    assert days(evaluations, "date") == {s: list(range(10, DAYS)) for s in SERIES}
+    assert _days(forecasts, "window_end") == {s: list(range(9, DAYS)) for s in SERIES}
+    assert _days(evaluations, "date") == {s: list(range(10, DAYS)) for s in SERIES}
     assert [r.key for r in forecasts if r.key not in {b"silso", b"other"}] == []
     found = [
         (r.key, r.value, dict(r.headers)["reason"].decode(), int(dict(r.headers)["source_offset"]))
@@ -129,6 +132,65 @@ def test_poison_at_the_head_of_a_partition_and_a_restart_never_stop_the_line(
 def _kept(value: bytes) -> bytes:
     """What a dead letter keeps of a value (consumer.output: a record too large is cut)."""
     return value if len(value) <= MAX_KEPT_BYTES else value[:MAX_MESSAGE_BYTES]
+
+
+def _days(records: list, field: str, series: tuple[str, ...] = SERIES) -> dict[str, list[int]]:
+    """Per series, the days (from D0) of `field` in the records, sorted, repeats kept."""
+    out: dict[str, list[int]] = {s: [] for s in series}
+    for r in records:
+        body = json.loads(r.value)
+        out[body["series"]].append((date.fromisoformat(body[field]) - D0).days)
+    return {s: sorted(v) for s, v in out.items()}
+
+
+def test_a_record_the_processor_raises_on_is_bisected_out_across_a_sigkill(
+    bootstrap_servers, create_topics, unique, tmp_path
+) -> None:
+    """A valid observation whose processing raises (support.processor_faults) in a batch of
+    good ones: the batch is split down to it on the real broker. The service is SIGKILLed
+    while that batch is in hand, its offsets not committed; the restart reads it again and
+    bisects it again. Then every good record's forecast and evaluation is there exactly once,
+    and the marked record is exactly one `internal_error` dead letter."""
+    topics = create_topics(unique_topics(unique))
+    group = f"g-{unique}"
+    first = _good(range(15))
+    marked = (MARK, _obs(MARK.decode(), 15))
+    second = [*_good(range(15, 20)), marked, *_good(range(20, DAYS))]
+    marked_offset = len(first) + len(_good(range(15, 20)))
+    total = len(first) + len(second)
+    _send(bootstrap_servers, topics.observations, first)
+    fc = forecaster(bootstrap_servers, topics, group, tmp_path, module="support.processor_faults")
+    fc.env[HOLD_ENV] = "60"  # the first run holds the marked record's batch until it is killed
+    with running(fc), Progress(bootstrap_servers) as progress:
+        fc.wait_ready()
+        progress.wait_consumed(group, topics.observations, len(first), 120, fc)
+        _send(bootstrap_servers, topics.observations, second)
+        wait_for("the marked batch in hand", lambda: "processor fault: holding" in fc.log(), 60)
+        held_at = progress.consumed(group, topics.observations)
+        fc.kill()
+        killed_at = progress.consumed(group, topics.observations)
+        # Nothing of the marked record's batch was committed, before or after the kill.
+        assert held_at == killed_at == len(first) <= marked_offset
+        fc.env[HOLD_ENV] = "0"
+        fc.start().wait_ready()
+        progress.wait_finished(group, topics, total, 120, fc)
+        internal = sample(fc.metrics(), "sunspot_dead_letters_total", reason="internal_error")
+        assert fc.get("/readyz")[0] == 200
+        assert fc.terminate() == 0
+    assert internal == 1.0
+    forecasts = read_to_end(bootstrap_servers, topics.forecasts)
+    evaluations = read_to_end(bootstrap_servers, topics.evaluations)
+    dead = read_to_end(bootstrap_servers, topics.dead_letter)
+    assert _days(forecasts, "window_end") == {s: list(range(9, DAYS)) for s in SERIES}
+    assert _days(evaluations, "date") == {s: list(range(10, DAYS)) for s in SERIES}
+    assert [(r.key, r.value) for r in dead] == [marked]
+    headers = {k: v.decode() for k, v in dead[0].headers}
+    assert (headers["reason"], headers["source_offset"]) == ("internal_error", str(marked_offset))
+    assert headers["detail"] == f"ProcessorFault: marked record at offset {marked_offset}"
+    # Bisected: batches of more than one record raised, then the marked record alone.
+    sizes = [int(n) for n in re.findall(r"raising on a batch of (\d+) records", fc.log(10**6))]
+    # The first run was killed while holding, before it raised: these are the restart's.
+    assert max(sizes) > 1 and sizes.count(1) == 1, sizes
 
 
 CLASSIFIER_POISON: list[tuple[bytes | None, bytes, str]] = [

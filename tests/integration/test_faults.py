@@ -1,13 +1,18 @@
 """Fault tests on the real broker: hard kills, a broker bounce, a consumer leaving a group, a
 zombie frozen while idle and in the middle of a batch.
 
-Each fault is proven to have landed in flight: the broker is asked (support.progress), right
-before and right after it, how much output was committed and how much input was still waiting,
-and whether the instance's transaction was open; a fault that hit before the stream began or
-after it ended fails the test. Afterwards the read_committed view of the output topics must
-hold exactly the forecasts and evaluations of an uninterrupted run, computed offline
-(tests.integration.offline): every target date once, every value as the offline model gives it,
-including the evaluations scored against a pending forecast restored from the changelog.
+Each fault but one is proven to have landed in flight: the broker is asked
+(support.progress), right before and right after it, how much output was committed and how
+much input was still waiting, and whether the instance's transaction was open; a fault that
+hit before the stream began or after it ended fails the test. The exception is the zombie
+frozen while idle, on purpose: it is frozen before the stream begins, to show that a paused
+instance whose id was taken over never writes once it wakes. Afterwards the read_committed view
+of the output topics must hold exactly the forecasts and evaluations of an uninterrupted run,
+computed offline (tests.integration.offline): every target date once, every value as the
+offline model gives it, the evaluations right after each restart included (a pending forecast
+lost with a restart would leave its evaluation missing). Whether such a forecast was restored
+from the changelog or made again from the restored window does not show in the outputs (both
+give the same values); the changelog's unit tests prove the restore.
 """
 
 from __future__ import annotations
@@ -15,8 +20,6 @@ from __future__ import annotations
 import random
 import signal
 import time
-from collections.abc import Callable
-from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -25,30 +28,12 @@ from sunspots.broker import LocalBroker
 from sunspots.settings import Topics
 from support import http
 from support.polling import wait_for
-from support.progress import Moment, Progress
+from support.progress import Moment, Progress, freeze_inside_transaction
 from support.services import Service, forecaster, instance_id, replay_range, running
 from support.topics import read_results, unique_topics
-from tests.integration.offline import OfflineRun, assert_matches, offline_run
+from tests.integration.offline import assert_matches, offline_run
 
 pytestmark = pytest.mark.fault
-
-
-def _day(start: str, offset: int) -> str:
-    """The date of the record at `offset` of a one-series replay from `start` (a day each)."""
-    return (date.fromisoformat(start) + timedelta(days=offset)).isoformat()
-
-
-def _assert_restored_pending_scored(
-    offline: OfflineRun, evaluations: list[dict], start: str, resumed_at: list[int]
-) -> None:
-    """The first record a restarted instance processes scores the forecast it restored from the
-    changelog; each such evaluation is there with the offline forecast."""
-    by_date = {e["date"]: e for e in evaluations}
-    for offset in resumed_at:
-        day = _day(start, offset)
-        assert day in by_date, f"the evaluation of the restored pending forecast for {day}"
-        want = offline.evaluations[("silso", day)]["forecast"]
-        assert by_date[day]["forecast"] == pytest.approx(want, abs=1e-4), day
 
 
 def test_forecaster_killed_five_times_during_a_full_replay(
@@ -104,15 +89,16 @@ def test_forecaster_killed_five_times_during_a_full_replay(
     assert_matches(offline, forecasts, evaluations)
     # The last forecast (for the day after the data ends) has no actual yet.
     assert len(evaluations) == len(forecasts) - 1
-    _assert_restored_pending_scored(
-        offline, evaluations, start, [after.consumed for _, after, _ in kills]
-    )
 
 
 def test_broker_killed_and_restarted_mid_replay(
     data_file, forecaster_model, tmp_path, unique
 ) -> None:
-    """A broker of its own, so the bounce cannot disturb other tests."""
+    """A broker of its own, so the bounce cannot disturb other tests. The forecaster rides the
+    bounce out in one process: a transaction in flight waits for the broker's return and
+    commits, or fails and is rewound and done again (which of the two depends on where the
+    kill lands; the unit tests of the runner's paths prove each); either way the outputs are
+    exactly the offline run's."""
     broker = LocalBroker(workdir=tmp_path / "kafka").start()
     topics = unique_topics(unique)
     start, end = "1995-01-01", "2005-12-31"
@@ -147,14 +133,12 @@ def test_broker_killed_and_restarted_mid_replay(
             assert replay.wait(300) == 0, replay.log()
             progress.wait_finished(group, topics, total, 180, fc)
             forecasts, evaluations = read_results(bootstrap, topics)
-            rewound = "rewound" in fc.log(tail=10**7)
             assert fc.terminate() == 0
         replay.kill()
     finally:
         broker.cleanup()
     print(f"\nbroker killed at: {before.describe()}")
     print(f"pipeline committed again {resumed:.1f} s after the restarted broker was ready")
-    print(f"the forecaster rewound and restored its state from the changelog: {rewound}")
     assert before.outputs[topics.evaluations].committed > 0
     assert before.consumed < total
     assert_matches(offline, forecasts, evaluations)
@@ -271,28 +255,6 @@ def test_a_zombie_frozen_while_idle_is_fenced_and_stops(
     assert_matches(offline, forecasts, evaluations)
 
 
-def _freeze_inside_transaction(
-    service: Service,
-    progress: Progress,
-    moment: Callable[[], Moment],
-    instance: str,
-    topics: Topics,
-    attempts: int = 20,
-) -> Moment:
-    """SIGSTOP `service` while a transaction of its is open, and return the broker's view of
-    that moment; a freeze that lands between transactions is undone and tried again."""
-    for _ in range(attempts):
-        progress.aim_at_open_transaction(instance, topics.forecasts, 5.0)
-        service.process.send_signal(signal.SIGSTOP)
-        frozen = moment()
-        if frozen.in_transaction:
-            return frozen
-        service.process.send_signal(signal.SIGCONT)
-    raise AssertionError(
-        f"no freeze of {attempts} landed inside a transaction: {frozen.describe()}"
-    )
-
-
 def test_a_zombie_frozen_in_the_middle_of_a_batch_is_fenced_and_its_batch_never_shows(
     bootstrap_servers, create_topics, unique, data_file, forecaster_model, tmp_path
 ) -> None:
@@ -317,7 +279,7 @@ def test_a_zombie_frozen_in_the_middle_of_a_batch_is_fenced_and_its_batch_never_
                 lambda: progress.ends(topics.evaluations).committed > 0,
                 60,
             )
-            frozen = _freeze_inside_transaction(zombie, progress, moment, instance, topics)
+            frozen = freeze_inside_transaction(zombie, progress, moment, instance, topics)
             with running(twin):
                 twin.wait_ready()  # its producer's start fenced the zombie's, and aborted
                 wait_for(

@@ -35,12 +35,13 @@ from kafka.admin import (
     ResourcePatternFilter,
     ResourceType,
 )
+from kafka.errors import CoordinatorNotAvailableError
 
 from producer.classify import ask
 from sunspots import acls, lesson, registry
 from sunspots.artifact import MODELS_DIR, load_forecaster
 from sunspots.broker.security import SecureBroker
-from sunspots.refusal import ACL_ADVICE, EXIT_CODES
+from sunspots.refusal import ACL_ADVICE
 from sunspots.settings import KafkaSettings, Topics, topic_flag
 from sunspots.topics import create_topics
 from support.polling import wait_for
@@ -49,6 +50,11 @@ from support.topics import read_topic, unique_topics, values
 from tests.integration.offline import assert_matches, offline_run
 
 pytestmark = pytest.mark.integration
+
+# The transaction timeout of the consumers' producers (README, processing guarantees).
+TRANSACTION_TIMEOUT_S = 60
+# The exit codes of the README's table, written out: the contract users' supervisors rely on.
+EXIT_CODES = {"authentication": 5, "authorization": 6, "tls": 7}
 
 PASSWORDS = {
     "producer": "producer-Pw-7f3a",
@@ -321,11 +327,17 @@ def _refused_forecaster(service: Service, cause: str, expected: str) -> None:
 
 
 def test_a_forecaster_without_its_transactional_id_says_so_and_writes_nothing(
-    broker, topics, unique, secrets_dir, tmp_path
+    broker, topics, unique, secrets_dir, data_file, tmp_path
 ) -> None:
+    """Observations wait on the topic, so a forecaster that could write would: it writes
+    nothing and commits no offset."""
     group = f"gh-{unique}"
     grants = acls.grants(acls.FORECASTER, topics, group)
     _grant(broker, "half", [g for g in grants if g.resource != "transactional-id"])
+    _grant(broker, "producer", acls.grants(acls.PRODUCER, topics))
+    done = _producer(_client_env(broker, "producer", secrets_dir), topics, data_file.path)
+    assert done.returncode == 0, done.stderr
+    assert _observations(broker, topics) == 90
     _refused_forecaster(
         _service(
             broker, topics, "forecast", group, _client_env(broker, "half", secrets_dir), tmp_path
@@ -337,6 +349,23 @@ def test_a_forecaster_without_its_transactional_id_says_so_and_writes_nothing(
     )
     admin = _admin_config(broker)
     assert read_topic(broker.bootstrap_servers, topics.forecasts, idle=1.0, **admin) == []
+    assert read_topic(broker.bootstrap_servers, topics.dead_letter, idle=1.0, **admin) == []
+    _assert_no_offsets(broker, group)
+
+
+def _assert_no_offsets(broker: SecureBroker, group: str) -> None:
+    """The group committed no offset: none listed, or no offsets topic on the broker at all
+    (no group has committed yet, so its coordinator is not available)."""
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap_servers, **_admin_config(broker))
+    try:
+        try:
+            offsets = admin.list_group_offsets(group).get(group, {})
+        except CoordinatorNotAvailableError:
+            assert "__consumer_offsets" not in admin.list_topics()
+            return
+        assert [o for o in offsets.values() if o.offset > 0] == [], offsets
+    finally:
+        admin.close()
 
 
 def test_a_forecaster_refused_a_shadow_topic_says_so_and_commits_nothing(
@@ -367,9 +396,14 @@ def test_a_forecaster_refused_a_shadow_topic_says_so_and_commits_nothing(
         f"not authorized: Kafka at {broker.bootstrap_servers} denied User:noshadow access to "
         f"topic {topics.forecasts_shadow} (TopicAuthorizationFailedError)",
     )
-    print(f"\nrefused and stopped {time.monotonic() - started:.1f} s after its start")
+    stopped = time.monotonic() - started
+    print(f"\nrefused and stopped {stopped:.1f} s after its start")
+    # Before the broker's 60 s transaction timeout could have aborted the batch: the refusal
+    # itself stopped it, not a timeout.
+    assert stopped < TRANSACTION_TIMEOUT_S
     config = _admin_config(broker)
     assert read_topic(broker.bootstrap_servers, topics.forecasts, idle=1.0, **config) == []
+    _assert_no_offsets(broker, group)
 
 
 def test_a_forecaster_with_a_wrong_password_stops_at_once(

@@ -4,7 +4,8 @@ Profiles (HYPOTHESIS_PROFILE, default `ci`):
 
 * `ci` — what `make test` runs: a fixed seed (`derandomize=True`, so every run tries the same
   examples and a failure reproduces), no example database, CI_EXAMPLES examples per decoder
-  test and CI_PROCESSOR_EXAMPLES per processor test; all fuzz tests take seconds.
+  test, CI_PROCESSOR_EXAMPLES per processor test on a hostile stream and CI_VALID_RUN_EXAMPLES
+  on long valid runs; all fuzz tests take seconds.
 * `deep` — what `make fuzz` runs: DEEP_EXAMPLES examples per decoder test and
   DEEP_PROCESSOR_EXAMPLES per processor test, a new seed every run, and the example database
   (.hypothesis/), so a failure found once is tried first the next time.
@@ -27,6 +28,7 @@ from hypothesis import strategies as st
 
 CI_EXAMPLES = 300
 CI_PROCESSOR_EXAMPLES = 100
+CI_VALID_RUN_EXAMPLES = 60
 DEEP_EXAMPLES = 20_000
 DEEP_PROCESSOR_EXAMPLES = 2_000
 
@@ -51,6 +53,13 @@ def processor_settings() -> settings:
     """Processor tests run the real model per example: fewer examples."""
     if PROFILE == "ci":
         return settings(max_examples=CI_PROCESSOR_EXAMPLES)
+    return settings(max_examples=DEEP_PROCESSOR_EXAMPLES)
+
+
+def valid_run_settings() -> settings:
+    """Long valid runs cost several model calls per example: fewer still in CI."""
+    if PROFILE == "ci":
+        return settings(max_examples=CI_VALID_RUN_EXAMPLES)
     return settings(max_examples=DEEP_PROCESSOR_EXAMPLES)
 
 
@@ -172,7 +181,7 @@ def _like(text: str) -> st.SearchStrategy[str]:
     return json_text
 
 
-def _object(pairs: list[tuple[str, str]]) -> str:
+def object_text(pairs: list[tuple[str, str]]) -> str:
     return "{" + ",".join(f"{json.dumps(k)}:{v}" for k, v in pairs) + "}"
 
 
@@ -204,7 +213,7 @@ def mutated(draw: st.DrawFn, valid: st.SearchStrategy[list[tuple[str, str]]]) ->
         elif kind == "rename" and pairs:
             i = draw(st.integers(0, len(pairs) - 1))
             pairs[i] = (pairs[i][0].upper() + " ", pairs[i][1])
-    text = _object(pairs)
+    text = object_text(pairs)
     return draw(_encoded(text))
 
 
@@ -248,25 +257,37 @@ series_ids = st.sampled_from(["silso", "s-2", "\u00e9t\u00e9", "\u6f22\U0001f600
 sunspot_values = st.none() | st.floats(0.0, 1000.0) | st.sampled_from([0.0, 1000.0, 5e-324])
 
 
+# The optional fields of an observation as a producer may write them: all given (SILSO's
+# replay), all null, or left out (the minimal observation of another team's producer).
+OPTIONAL_FIELDS = {
+    "full": [("std_dev", "0.5"), ("observations", "30"), ("provisional", "false")],
+    "null": [("std_dev", "null"), ("observations", "null"), ("provisional", "null")],
+    "minimal": [],
+}
+
+
 def observation_pairs(
-    series: str = "silso", day: date = date(2001, 1, 7), value: float | None = 46.0
+    series: str = "silso",
+    day: date = date(2001, 1, 7),
+    value: float | None = 46.0,
+    optional: str = "full",
 ) -> list[tuple[str, str]]:
     return [
         ("schema_version", "1"),
         ("series", json.dumps(series)),
         ("date", json.dumps(day.isoformat())),
         ("sunspot_number", _literal(value)),
-        ("std_dev", "0.5"),
-        ("observations", "30"),
-        ("provisional", "false"),
+        *OPTIONAL_FIELDS[optional],
     ]
 
 
+optional_fields = st.sampled_from(["full", "full", "null", "minimal"])
 valid_observations = st.builds(
     observation_pairs,
     series_ids,
     st.dates(min_value=date(1600, 1, 1), max_value=TODAY),
     sunspot_values,
+    optional_fields,
 )
 observation_bytes = (
     st.binary(max_size=300) | json_text.map(str.encode) | mutated(valid_observations)
@@ -306,8 +327,9 @@ request_keys = st.none() | st.binary(max_size=12) | st.sampled_from([b"r1", b"\x
 
 @st.composite
 def observation_stream(draw: st.DrawFn) -> list[tuple[bytes | None, bytes | None]]:
-    """(key, value) records: a few series of mostly consecutive days, so that windows fill and
-    forecasts are made and scored, with hostile records mixed in."""
+    """(key, value) records: a few series of mostly consecutive days with hostile records mixed
+    in, one in five, and frequent gaps and nulls. Hostile on purpose, this stream seldom fills
+    a window: `valid_runs` is the one that reaches forecasts and evaluations."""
     records: list[tuple[bytes | None, bytes | None]] = []
     days = {s: date(2000, 1, 1) for s in ("a", "b", "\u00e9", "x" * 256)}
     for _ in range(draw(st.integers(0, 60))):
@@ -319,6 +341,28 @@ def observation_stream(draw: st.DrawFn) -> list[tuple[bytes | None, bytes | None
         step = draw(st.sampled_from([1] * 12 + [0, -1, 2]))
         days[series] += timedelta(days=step)
         value = draw(sunspot_values)
-        text = _object(observation_pairs(series, days[series], value))
+        text = object_text(observation_pairs(series, days[series], value, draw(optional_fields)))
         records.append((draw(st.sampled_from([series.encode()] * 5 + [None])), text.encode()))
+    return records
+
+
+@st.composite
+def valid_runs(draw: st.DrawFn) -> list[tuple[bytes | None, bytes | None]]:
+    """(key, value) records: one or two series of long runs of consecutive days, the deep
+    paths' stream. Windows fill (10 values), forecasts are made and scored, a window restarts
+    after a rare gap, null or repeated day, and a rare hostile record (one in forty) sits
+    between the good ones."""
+    records: list[tuple[bytes | None, bytes | None]] = []
+    names = draw(st.sampled_from([("a",), ("a", "\u00e9"), ("x" * 256, "b")]))
+    days = dict.fromkeys(names, date(2000, 1, 1))
+    for _ in range(draw(st.integers(12 * len(names), 36 * len(names)))):
+        if draw(st.integers(0, 39)) == 0:
+            records.append((draw(keys("a")), draw(observation_bytes)))
+            continue
+        series = draw(st.sampled_from(names))
+        days[series] += timedelta(days=draw(st.sampled_from([1] * 60 + [0, -1, 2])))
+        rare_null = draw(st.integers(0, 59)) == 0
+        value = None if rare_null else draw(st.floats(0.0, 400.0) | st.sampled_from([0.0, 1000.0]))
+        text = object_text(observation_pairs(series, days[series], value, draw(optional_fields)))
+        records.append((draw(st.sampled_from([series.encode()] * 9 + [None])), text.encode()))
     return records

@@ -65,6 +65,21 @@ def test_messages_the_code_writes_validate() -> None:
         _validator(name).validate(json.loads(raw))
 
 
+def test_the_minimal_observation_the_decoder_takes_the_schema_takes() -> None:
+    """The published document and the decoder agree on the minimum: series, date and number,
+    nothing unknown."""
+    minimal = {"series": "silso", "date": "2000-01-01", "sunspot_number": None}
+    validator = _validator("observation.json")
+    validator.validate(minimal)
+    schemas.decode_observation(json.dumps(minimal), today=TODAY)
+    for name in minimal:
+        short = {k: v for k, v in minimal.items() if k != name}
+        assert not validator.is_valid(short)
+        with pytest.raises(schemas.SchemaError, match="missing_field"):
+            schemas.decode_observation(json.dumps(short), today=TODAY)
+    assert not validator.is_valid({**minimal, "comment": "hi"})
+
+
 def test_inputs_may_omit_the_schema_version_outputs_may_not() -> None:
     request = {"id": "r1", "sequence": [[0], [1]]}
     _validator("classifier-request.json").validate(request)

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from kafka.errors import KafkaTimeoutError, MessageSizeTooLargeError, TopicAuthorizationFailedError
 
-from producer.__main__ import EXIT_REFUSED, EXIT_UNREACHABLE, build_parser, outcome
+from producer.__main__ import build_parser, outcome
 from producer.delivery import Delivery, DeliveryLedger, failure_line
 from producer.replay import ReplayConfig, ReplayResult, observations, plan, series_ids
 from sunspots.settings import KafkaSettings
@@ -147,9 +147,9 @@ def test_refused_and_stopped_lines_say_something_else() -> None:
     ("error", "lost", "code"),
     [
         (None, 0, 0),
-        (KafkaTimeoutError("expired"), 10, EXIT_UNREACHABLE),
-        (None, 10, EXIT_UNREACHABLE),
-        (MessageSizeTooLargeError(), 10, EXIT_REFUSED),
+        (KafkaTimeoutError("expired"), 10, 4),  # the README's exit codes: 4 out of reach
+        (None, 10, 4),
+        (MessageSizeTooLargeError(), 10, 1),  # 1: refused records
         (TopicAuthorizationFailedError(), 10, 6),
     ],
 )

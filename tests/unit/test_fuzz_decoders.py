@@ -5,7 +5,9 @@ Invariants, for every payload and key a producer could send:
   never another exception;
 - a value it returns meets the schema: ids of 1..256 characters without control characters,
   finite numbers within their bounds, dates within range, a key equal to the series;
-- the value encodes, and decodes back to an equal value.
+- the value encodes, and decodes back to an equal value;
+- and the decoder is not merely safe but right: every valid observation (full, with null or
+  without its optional fields), under its series as key or none, decodes to what was sent.
 
 Each crash the fuzzer found in the decoders before they moved to msgspec is kept as an
 `@example`, so it is tried first on every run.
@@ -18,7 +20,7 @@ import math
 import re
 
 import pytest
-from hypothesis import example, given
+from hypothesis import event, example, given
 from hypothesis import strategies as st
 
 from sunspots import schemas
@@ -26,9 +28,12 @@ from sunspots.schemas import REASONS, SchemaError
 from tests.unit.fuzzing import (
     TODAY,
     json_values,
+    object_text,
     observation_bytes,
+    observation_pairs,
     request_bytes,
     request_keys,
+    valid_observations,
 )
 
 pytestmark = pytest.mark.unit
@@ -48,14 +53,16 @@ def _check_observation(raw: bytes | None, key: bytes | None) -> None:
         obs = schemas.decode_observation(raw, key, TODAY)
     except SchemaError as exc:
         assert exc.reason in REASONS and exc.detail
+        event(f"rejected: {exc.reason}")
         return
+    event("accepted")
     assert _valid_id(obs.series)
     assert key is None or key.decode("utf-8") == obs.series
     assert schemas.EARLIEST_DATE <= obs.date <= TODAY
     for number in (obs.sunspot_number, obs.std_dev):
         assert number is None or (math.isfinite(number) and 0 <= number <= 1000)
-    assert 0 <= obs.observations <= schemas.MAX_OBSERVERS
-    assert isinstance(obs.provisional, bool)
+    assert obs.observations is None or 0 <= obs.observations <= schemas.MAX_OBSERVERS
+    assert obs.provisional is None or isinstance(obs.provisional, bool)
     assert schemas.decode_observation(obs.encode(), key, TODAY) == obs
 
 
@@ -64,7 +71,7 @@ def _check_observation(raw: bytes | None, key: bytes | None) -> None:
 # parser recurses (RecursionError), a lone surrogate as series (accepted, then unencodable as
 # a key). In the msgspec decoder: deep nesting as the value of `schema_version`, which msgspec
 # skips by recursing (RecursionError).
-@given(raw=observation_bytes, key=st.none() | st.binary(max_size=20))
+@given(raw=observation_bytes, key=st.none() | st.just(b"silso") | st.binary(max_size=20))
 @example(raw=OBS % (b"1" + b"0" * 400), key=None)
 @example(raw=OBS % (b"-1" + b"0" * 400), key=b"silso")
 @example(raw=OBS.replace(b"0.5", b"1" + b"0" * 400), key=None)
@@ -76,6 +83,19 @@ def _check_observation(raw: bytes | None, key: bytes | None) -> None:
 @example(raw=b'{"schema_version":' + b'{"a":' * 20_000, key=None)
 def test_observation_decoder_gives_a_value_or_a_schema_error(raw, key) -> None:
     _check_observation(raw, key)
+
+
+@given(pairs=valid_observations, keyed=st.booleans())
+@example(pairs=observation_pairs(optional="minimal"), keyed=True)
+def test_every_valid_observation_decodes_to_what_was_sent(pairs, keyed) -> None:
+    sent = {name: json.loads(text) for name, text in pairs}
+    key = sent["series"].encode() if keyed else None
+    obs = schemas.decode_observation(object_text(pairs).encode(), key, TODAY)
+    assert (obs.series, obs.date.isoformat()) == (sent["series"], sent["date"])
+    assert obs.sunspot_number == sent["sunspot_number"]
+    for optional in ("std_dev", "observations", "provisional"):
+        assert getattr(obs, optional) == sent.get(optional)
+    event("minimal" if "std_dev" not in sent else "full or null")
 
 
 @given(value=json_values)

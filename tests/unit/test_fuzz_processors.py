@@ -23,7 +23,7 @@ from pathlib import Path
 import jsonschema
 import msgspec
 import pytest
-from hypothesis import example, given
+from hypothesis import event, example, given, target
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
@@ -42,6 +42,8 @@ from tests.unit.fuzzing import (
     processor_settings,
     request_bytes,
     request_keys,
+    valid_run_settings,
+    valid_runs,
 )
 from tests.unit.records import Record
 
@@ -114,6 +116,48 @@ def forecaster_input(draw: st.DrawFn) -> list[list[Record]]:
     ]
 )
 def test_forecaster_turns_every_record_into_outputs_or_one_dead_letter(batches) -> None:
+    made = _check_forecaster(batches)
+    _record(made)
+
+
+def _record(made: Counter[str]) -> None:
+    """Tell Hypothesis's statistics (`--hypothesis-show-statistics`) how deep an example went."""
+    event("forecast made" if made[TOPICS.forecasts] else "no forecast")
+    event("evaluation made" if made[TOPICS.evaluations] else "no evaluation")
+    target(float(made[TOPICS.evaluations]), label="evaluations")
+
+
+# The share of valid-run examples that must reach a forecast and an evaluation: a strategy that
+# stopped filling windows (or a forecaster that stopped forecasting) falls far below it.
+DEEP_SHARE = 0.3
+
+
+@st.composite
+def valid_run_input(draw: st.DrawFn) -> list[list[Record]]:
+    return _batches(draw(valid_runs()), draw(st.lists(st.integers(0, 100), max_size=3)))
+
+
+def test_long_valid_runs_reach_forecasts_and_evaluations() -> None:
+    """The invariants above on long, mostly valid runs, where the deep paths run: windows fill,
+    forecasts are made and scored across batch boundaries. At least DEEP_SHARE of the examples
+    must have made a forecast and an evaluation, or the round trips were never checked."""
+    reached: list[bool] = []
+
+    @valid_run_settings()
+    @given(batches=valid_run_input())
+    def run(batches: list[list[Record]]) -> None:
+        made = _check_forecaster(batches)
+        _record(made)
+        reached.append(made[TOPICS.forecasts] > 0 and made[TOPICS.evaluations] > 0)
+
+    run()
+    share = sum(reached) / len(reached)
+    assert share >= DEEP_SHARE, f"{share:.0%} of {len(reached)} examples forecast and scored"
+
+
+def _check_forecaster(batches: list[list[Record]]) -> Counter[str]:
+    """Run the batches through a contained forecaster, checking every invariant; the number
+    of outputs per topic."""
     registry = CollectorRegistry()
     metrics = ForecasterMetrics(registry)
     forecaster = Forecaster(
@@ -121,6 +165,7 @@ def test_forecaster_turns_every_record_into_outputs_or_one_dead_letter(batches) 
     )
     contained = Contained(forecaster)
     dead_total = applied_total = 0
+    made: Counter[str] = Counter()
     for batch in batches:
         outputs = contained.process(batch)
         dead = _dead_letters(outputs, batch)
@@ -145,6 +190,7 @@ def test_forecaster_turns_every_record_into_outputs_or_one_dead_letter(batches) 
                 TOPICS.state: schemas.SeriesSnapshot,
             }[out.topic]
             message = _round_trip(out, struct)
+            made[out.topic] += 1
             assert out.key == message.series.encode("utf-8")
         assert len(forecaster.series) <= MAX_SERIES
     counted = Counter(
@@ -165,6 +211,7 @@ def test_forecaster_turns_every_record_into_outputs_or_one_dead_letter(batches) 
         if s.name.endswith("_total")
     )
     assert observed == applied_total
+    return made
 
 
 @st.composite

@@ -27,6 +27,17 @@ def _obs(**changes: object) -> bytes:
     return json.dumps({k: v for k, v in body.items() if v is not ...}).encode()
 
 
+def test_the_reasons_are_the_readmes() -> None:
+    """The dead-letter reasons, written out as the README's table gives them: dashboards and
+    replays select by them."""
+    assert schemas.REASONS == (
+        "not_json", "not_object", "unknown_version", "missing_field", "unknown_field",
+        "wrong_type", "non_finite", "negative_value", "absurd_value", "bad_date", "future_date",
+        "oversized", "bad_id", "bad_key", "key_mismatch", "duplicate", "out_of_order",
+        "bad_sequence", "too_many_series", "internal_error",
+    )  # fmt: skip
+
+
 def test_observation_round_trip() -> None:
     obs = schemas.decode_observation(_obs(), key=b"silso", today=TODAY)
     assert obs == schemas.Observation("silso", date(2000, 1, 1), 50.0, 5.5, 12, False)
@@ -37,6 +48,27 @@ def test_missing_value_is_null_and_ints_are_numbers() -> None:
     obs = schemas.decode_observation(_obs(sunspot_number=None, std_dev=None), today=TODAY)
     assert obs.sunspot_number is None and obs.std_dev is None
     assert schemas.decode_observation(_obs(sunspot_number=7), today=TODAY).sunspot_number == 7.0
+
+
+def test_a_minimal_observation_is_series_date_and_number() -> None:
+    """Another team's producer may send only the three fields the forecaster reads: the rest
+    read as null, whether absent or null."""
+    minimal = {"series": "silso", "date": "2000-01-01", "sunspot_number": 50.0}
+    obs = schemas.decode_observation(json.dumps(minimal).encode(), key=b"silso", today=TODAY)
+    assert obs == schemas.Observation("silso", date(2000, 1, 1), 50.0, None, None, None)
+    assert (obs.std_dev, obs.observations, obs.provisional) == (None, None, None)
+    nulls = _obs(std_dev=None, observations=None, provisional=None)
+    assert schemas.decode_observation(nulls, today=TODAY) == obs
+    assert schemas.decode_observation(obs.encode(), today=TODAY) == obs
+
+
+@pytest.mark.parametrize("required", ["series", "date", "sunspot_number"])
+def test_the_three_required_fields_stay_required(required: str) -> None:
+    minimal = {"series": "silso", "date": "2000-01-01", "sunspot_number": 50.0}
+    del minimal[required]
+    with pytest.raises(SchemaError) as info:
+        schemas.decode_observation(json.dumps(minimal).encode(), today=TODAY)
+    assert info.value.reason == "missing_field"
 
 
 def test_schema_version_defaults_to_one() -> None:
@@ -54,6 +86,7 @@ def test_schema_version_defaults_to_one() -> None:
         (_obs(schema_version="1"), "unknown_version"),
         (_obs(date=...), "missing_field"),
         (_obs(extra=1), "unknown_field"),
+        (_obs(std_dev=..., observations=..., provisional=..., extra=1), "unknown_field"),
         (_obs(sunspot_number="12"), "wrong_type"),
         (_obs(sunspot_number=True), "wrong_type"),
         (_obs(observations=1.5), "wrong_type"),

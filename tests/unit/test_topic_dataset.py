@@ -64,3 +64,22 @@ def test_missing_days_duplicates_other_series_and_junk(frame) -> None:
 def test_the_written_data_file_reads_back_the_same(frame, tmp_path) -> None:
     path = write_daily(frame, tmp_path / "topic.csv")
     pd.testing.assert_frame_equal(read_daily(path), frame)
+
+
+def test_minimal_observations_train_on_the_same_numbers(frame, tmp_path) -> None:
+    """Records of `{"series", "date", "sunspot_number"}` alone: the same sunspot numbers, no
+    count or flag (0 observers, not provisional), and a data file that reads back."""
+    sent = [
+        (b"silso", Observation("silso", row.date.date(), _number(row.sunspot_number)).encode())
+        for row in frame.itertuples(index=False)
+    ]
+    rebuilt = frame_from_observations(sent, "silso")
+    pd.testing.assert_series_equal(rebuilt["sunspot_number"], frame["sunspot_number"])
+    assert rebuilt["std_dev"].isna().all() and (rebuilt["observations"] == 0).all()
+    assert not rebuilt["provisional"].any()
+    path = write_daily(rebuilt, tmp_path / "minimal.csv")
+    pd.testing.assert_frame_equal(read_daily(path), rebuilt)
+
+
+def _number(value: float) -> float | None:
+    return None if np.isnan(value) else float(value)

@@ -15,6 +15,7 @@ from pathlib import Path
 from consumer.modes import MODES, Mode
 from consumer.promotion import PromotionPolicy
 from consumer.publishing import AT_LEAST_ONCE, EXACTLY_ONCE
+from consumer.series_metrics import SeriesSelection
 from sunspots.cli import Parser, boolean, env_flag, port, positive_int
 from sunspots.logs import add_logging_flags
 from sunspots.settings import KafkaSettings, add_kafka_flags, kafka_settings_from_args
@@ -38,6 +39,7 @@ class ServiceConfig:
     metrics_host: str = "0.0.0.0"
     history: int = 64  # forecast only
     promotion: PromotionPolicy | None = None  # forecast only: None, no automatic promotion
+    series_metrics: SeriesSelection | None = None  # forecast only: None, the default selection
 
 
 def build_parser(description: str | None = None) -> argparse.ArgumentParser:
@@ -114,6 +116,7 @@ def config_from_args(args: argparse.Namespace) -> ServiceConfig:
         replication=replication_from_args(args),
         history=getattr(args, "history", 64),
         promotion=_promotion(args),
+        series_metrics=getattr(args, "series_metrics", None),
     )
 
 

@@ -33,14 +33,17 @@ challenger that beats the champion is published as champion, in the batch's tran
 
 Bounds: at most `max_series` series hold state at once; an observation of a new series past
 the limit is a dead letter `too_many_series`, so a producer that invents ids cannot exhaust
-memory or the metrics' label space. A series forgotten on revocation frees its slot, and its
-labelled metrics are removed (consumer.metrics.SeriesLabels).
+memory. A series forgotten on revocation frees its slot. Metrics: a batch updates the
+fleet-wide ones once it succeeds (consumer.tally); the series `--series-metrics` names are
+exported from their live state at scrape time (consumer.series_metrics), so nothing about a
+series is kept for Prometheus and nothing needs removing when one goes.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from array import array
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
@@ -49,11 +52,13 @@ import numpy as np
 
 from consumer.lanes import ForecastModel, Lane, Lanes
 from consumer.lifecycle import Lifecycle
-from consumer.metrics import BatchTally, ForecasterMetrics, SeriesLabels
+from consumer.metrics import ForecasterMetrics
 from consumer.output import Output
 from consumer.processor import DeadLetters, Record
 from consumer.promotion import PromotionPolicy, PromotionRule
 from consumer.series import InBatch, Keeping, Pending, Pendings, SeriesState
+from consumer.series_metrics import DEFAULT_SERIES_METRICS, SeriesCollector, SeriesSelection
+from consumer.tally import BatchTally
 from sunspots.evaluation import RollingScore
 from sunspots.intervals import band, volatility
 from sunspots.registry import Entry
@@ -80,7 +85,7 @@ __all__ = ["DEFAULT_MAX_SERIES", "ForecastModel", "Forecaster"]
 class _Window:
     state: SeriesState
     end: date
-    values: tuple[float, ...]  # the model's input: the series' last values
+    values: array[float]  # the model's input: the series' last values
 
 
 @dataclass(slots=True)
@@ -120,6 +125,7 @@ class Forecaster:
         keeping: Keeping | None = None,
         promotion: PromotionPolicy | None = None,
         promoter: str = "forecaster",
+        series_metrics: SeriesSelection | None = None,
     ) -> None:
         self.keeping = keeping or Keeping(rolling=rolling)
         self.lanes = Lanes(model, topics, self.keeping.history)
@@ -128,10 +134,11 @@ class Forecaster:
         self.today = today
         self.max_series = max_series
         self.series: dict[str, SeriesState] = {}
-        self.labels = SeriesLabels(metrics)
+        selection = series_metrics or SeriesSelection.parse(DEFAULT_SERIES_METRICS)
+        metrics.registry.register(SeriesCollector(self.series, self.lanes, selection))
         self.dead_letters = DeadLetters(topics.dead_letter, metrics.dead_letters)
         rule = None if promotion is None else PromotionRule(promotion)
-        self.lifecycle = Lifecycle(self.lanes, metrics, self.labels, topics.models, rule, promoter)
+        self.lifecycle = Lifecycle(self.lanes, metrics, topics.models, rule, promoter)
 
     @property
     def model(self) -> ForecastModel:
@@ -208,9 +215,9 @@ class Forecaster:
         state.partition = record.partition
         state.applied_to = record.offset + 1
         batch.touched[name] = state
-        batch.tally.observed(name, obs.sunspot_number)
+        batch.tally.observed(state)
         if step.reset:
-            batch.tally.reset(name, step.reset)
+            batch.tally.reset(step.reset)
         if step.scored is not None:
             assert obs.sunspot_number is not None
             self._score_later(step.scored, state, obs.sunspot_number, batch)
@@ -229,7 +236,7 @@ class Forecaster:
                 batch.scorings.append(_Scoring(made, state, actual, role))
 
     def _forecast_later(
-        self, state: SeriesState, end: date, values: tuple[float, ...], batch: _Batch
+        self, state: SeriesState, end: date, values: array[float], batch: _Batch
     ) -> Pendings | None:
         """A forecast of each model whose input the window holds, to make in the batch's
         model calls."""
@@ -253,11 +260,10 @@ class Forecaster:
         for role, index in batch.steps:
             if role is not None:
                 values, scales = predicted[role]
-                made = self._made(
-                    self._lane(role), batch.windows[role][index], values[index], scales[index]
-                )
+                window = batch.windows[role][index]
+                made = self._made(self._lane(role), window, values[index], scales[index])
                 forecasts[role][index] = made
-                batch.tally.forecast(made.series, role, made.model_version, made.forecast)
+                batch.tally.forecast(window.state, role, made.model_version)
             else:
                 batch.evaluations.append(self._scored(batch.scorings[index], forecasts, batch))
         return {role: [made[i] for i in range(len(made))] for role, made in forecasts.items()}
@@ -272,7 +278,9 @@ class Forecaster:
         if role is not None and role.model_version == made.model_version:
             role.interval.update(evaluation.covered)
             drift = role.drift.apply(evaluation.error)
-            batch.tally.drift(scoring.state.name, scoring.role, drift, role.drift, made.target_date)
+            if drift.alarm:
+                role.last_alarm = made.target_date
+                batch.tally.drift(scoring.state.name, scoring.role, drift, made.target_date)
         return evaluation
 
     def _predict(self, lane: Lane, batch: _Batch) -> tuple[list[float], list[float]]:
@@ -312,18 +320,15 @@ class Forecaster:
         the promotion it decided, if any (to publish with the batch)."""
         days: dict[tuple[str, date], dict[str, float]] = {}
         for evaluation, scoring in zip(batch.evaluations, batch.scorings, strict=True):
+            batch.tally.scored(evaluation, scoring.state, scoring.role)
             role = scoring.state.roles.get(scoring.role)
             if role is None or role.model_version != evaluation.model_version:
-                # Made by a model no longer in its role: published, counted, not scored.
-                batch.tally.scored(evaluation, scoring.role, None)
-                continue
+                continue  # made by a model no longer in its role: published, counted, not scored
             _add_score(role.score, evaluation)
             days.setdefault((evaluation.series, evaluation.date), {})[scoring.role] = (
                 evaluation.error
             )
-            batch.tally.scored(evaluation, scoring.role, role)
-        self.labels.forget_released(self.series)
-        batch.tally.apply(self.metrics, len(self.series))
+        batch.tally.apply(self.metrics)
         self.dead_letters.commit()
         return self.lifecycle.promotion(days.values())
 
@@ -356,7 +361,6 @@ class Forecaster:
                 self.series.pop(series, None)  # a tombstone
                 continue
             self.series[series] = state
-            self.labels.keep(series)
             restored += 1
         if skipped:
             log.warning(
@@ -374,7 +378,6 @@ class Forecaster:
         gone = [s for s, state in self.series.items() if state.partition in partitions]
         for series in gone:
             del self.series[series]
-        self.labels.release(gone)
 
 
 def _resolve(pending: Pendings | None, forecasts: dict[str, list[Forecast]]) -> None:

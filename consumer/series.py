@@ -23,14 +23,22 @@ Older snapshots (a window as long as the model's input, its `pending` and `inter
 champion's) restore into the longer window, as the champion's.
 
 `copy` is what a batch saves before it first changes a series, to put back if the batch fails;
-the copy shares the rolling scores, which a batch changes only once it has succeeded.
+the copy shares the rolling scores and the counts, which a batch changes only once it has
+succeeded.
+
+The state is also what the series' metrics are read from at scrape time
+(consumer.series_metrics): the counts of what the series went through (`SeriesCounts`), the
+last value (the window's), the last forecast (the champion's pending one), and per role the
+scores, the interval level and the drift test, with the date of the last drift alarm. Every
+class here has slots, and the numbers sit in arrays (sunspots.window, sunspots.evaluation):
+an instance holds up to `--max-series` of them.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from collections import deque
+from array import array
 from dataclasses import dataclass, field
+from datetime import date
 
 from consumer.lanes import Lane, Lanes
 from sunspots.drift import DriftDetector, DriftPolicy
@@ -75,6 +83,16 @@ class Keeping:
 
 
 @dataclass(slots=True)
+class SeriesCounts:
+    """What a series went through since this instance took it: metrics only (not in the
+    changelog), counted when a batch succeeds."""
+
+    observations: int = 0
+    forecasts: int = 0
+    evaluations: int = 0
+
+
+@dataclass(slots=True)
 class RoleState:
     """What a series keeps about the model of one role, `model_version`."""
 
@@ -82,6 +100,7 @@ class RoleState:
     interval: AdaptiveInterval
     drift: DriftDetector
     score: RollingScore
+    last_alarm: date | None = None  # the target date of the last drift alarm (metrics only)
 
     @classmethod
     def new(cls, lane: Lane, keeping: Keeping) -> RoleState:
@@ -95,7 +114,11 @@ class RoleState:
 
     def copy(self) -> RoleState:
         return RoleState(
-            self.model_version, self.interval.copy(), dataclasses.replace(self.drift), self.score
+            self.model_version,
+            self.interval.copy(),
+            self.drift.copy(),
+            self.score,
+            self.last_alarm,
         )
 
     def snapshot(self, pending: Pending | None) -> RoleSnapshot:
@@ -113,6 +136,7 @@ class SeriesState:
     roles: dict[str, RoleState] = field(default_factory=dict)
     applied_to: int = 0
     key: bytes = b""
+    counts: SeriesCounts = field(default_factory=SeriesCounts)
 
     def __post_init__(self) -> None:
         if not self.key:
@@ -132,15 +156,17 @@ class SeriesState:
     def copy(self) -> SeriesState:
         w = self.window
         pending = None if w.pending is None else dict(w.pending)
-        window = SeriesWindow(w.size, w.last_date, deque(w.values), pending)
+        window = SeriesWindow(w.size, w.last_date, w.values[:], pending)
         roles = {role: state.copy() for role, state in self.roles.items()}
-        return SeriesState(self.name, window, self.partition, roles, self.applied_to, self.key)
+        return SeriesState(
+            self.name, window, self.partition, roles, self.applied_to, self.key, self.counts
+        )
 
     def snapshot(self) -> bytes:
         """The changelog value; the pending forecasts must be resolved (no `InBatch`)."""
         w = self.window
         pending = w.pending or {}
-        window = WindowState(w.size, w.last_date, list(w.values), None)
+        window = WindowState(w.size, w.last_date, w.values.tolist(), None)
         roles = {role: state.snapshot(pending.get(role)) for role, state in self.roles.items()}
         return SeriesSnapshot(self.name, self.applied_to, window, None, roles).encode()
 
@@ -154,7 +180,7 @@ class SeriesState:
         forecast; a role whose model changed keeps its pending forecast, and starts its
         interval and drift test afresh."""
         snap = decode_snapshot(value)
-        values = deque(snap.window.values[-keeping.history :])
+        values = array("d", snap.window.values[-keeping.history :])
         window: SeriesWindow[Pendings] = SeriesWindow(
             keeping.history, snap.window.last_date, values
         )

@@ -174,6 +174,8 @@ def test_the_fleet_row_aggregates_every_series(dashboard: dict[str, Any]) -> Non
         "sunspot_forecast_abs_error_bucket",
     } <= shown
     coverage = panel(dashboard, "90 % interval coverage by activity band, all series")
-    assert "by (band)" in exprs(coverage)[0] and coverage["targets"][0]["legendFormat"] == "{{band}}"
+    assert (
+        "by (band)" in exprs(coverage)[0] and coverage["targets"][0]["legendFormat"] == "{{band}}"
+    )
     rmse = panel(dashboard, "RMSE by model, all series")
     assert "by (role, model_version)" in exprs(rmse)[0]

@@ -8,7 +8,8 @@
 2. kafka_ceiling (bench.kafka_ceiling): bare kafka-python loops with the services' settings;
 3. pipeline (bench.pipeline): the real producer and forecaster, full replay and paced;
 4. classifier (bench.classifier): the classifier service, burst and paced;
-5. scaling (bench.scaling): 1, 2 and 3 forecasters on 6 partitions, and what a series costs.
+5. scaling (bench.scaling): 1, 2 and 3 forecasters on 6 partitions;
+6. many_series (bench.many_series): 1, 1,000 and 10,000 series in one forecaster.
 
 The Kafka benchmarks share one local broker (started here unless --bootstrap-servers is
 given), so the pipeline's throughput can be read as a ratio of the bare loops'. Each benchmark
@@ -29,10 +30,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench import classifier, inference, kafka_ceiling, pipeline, scaling
+from bench import classifier, inference, kafka_ceiling, many_series, pipeline, scaling
 from bench.common import RESULTS, broker, default_data, machine, report, table
 
-BENCHMARKS = ("inference", "kafka_ceiling", "pipeline", "classifier", "scaling")
+BENCHMARKS = ("inference", "kafka_ceiling", "pipeline", "classifier", "scaling", "many_series")
 THROUGHPUT_RATIO = 0.7
 # Against the bare loop that writes what the forecaster writes, the pipeline must do better.
 SHAPED_RATIO = 0.85
@@ -69,8 +70,12 @@ def _argv(name: str, args: argparse.Namespace, bootstrap: str | None) -> list[st
         return data + broker + out + logs + baseline + (quick if args.quick else [])
     if name == "scaling":
         logs = ["--logs", str(args.results)]
-        quick = ["--instances", "1", "2", "--state-series", "20", "60"]
+        quick = ["--instances", "1", "2"]
         quick += ["--start", "2020-01-01", "--end", _quick_end(args.quick_days)]
+        return data + broker + out + logs + (quick if args.quick else [])
+    if name == "many_series":
+        logs = ["--logs", str(args.results)]
+        quick = ["--series", "20", "60", "--days", "70", "--state-series", "20"]
         return data + broker + out + logs + (quick if args.quick else [])
     quick = ["--requests", "100", "--rate", "50", "--duration", "1", "--timeout", "60"]
     return broker + out + (quick if args.quick else [])
@@ -288,6 +293,7 @@ def main(argv: list[str] | None = None) -> int:
         "pipeline": pipeline.main,
         "classifier": classifier.main,
         "scaling": scaling.main,
+        "many_series": many_series.main,
     }
     with broker(args.bootstrap_servers, needed=bool(set(args.only) - {"inference"})) as bootstrap:
         for name in BENCHMARKS:

@@ -103,4 +103,5 @@ def test_poison_is_dead_lettered_and_costs_nothing(
     assert headers["source_partition"] == b"0" and headers["source_offset"] == b"6"
     assert dead[0].value == POISON[kind][1] and dead[0].key == POISON[kind][0]
     assert metrics[("sunspot_dead_letters_total", (("reason", REASON[kind]),))] == 1
-    assert metrics[("sunspot_observations_total", (("series", "silso"),))] == 12
+    assert metrics[("sunspot_observations_total", ())] == 12
+    assert metrics[("sunspot_series_observations_total", (("series", "silso"),))] == 12

@@ -153,13 +153,11 @@ def scenario(
     }
 
 
-def _measure_state(series: int, days: int, rolling: int) -> dict[str, Any]:
-    """Bytes per series of real SeriesStates after `days` days, traced; and one state taken
-    apart. Self-contained (run with `python -c`, against this checkout or a baseline's)."""
+def _fed(series: int, days: int, rolling: int) -> tuple[Any, list[str], int]:
+    """A real Forecaster fed `days` days of `series` synthetic series, and the bytes tracemalloc
+    saw them take (after a full collection)."""
     import gc
-    import sys
     import tracemalloc
-    from dataclasses import fields, is_dataclass
     from datetime import date, timedelta
 
     from prometheus_client import CollectorRegistry
@@ -194,60 +192,71 @@ def _measure_state(series: int, days: int, rolling: int) -> dict[str, Any]:
     gc.collect()
     traced = tracemalloc.get_traced_memory()[0] - before
     tracemalloc.stop()
+    return fc, names, traced
+
+
+def _deep(obj: Any, seen: set[int], shared: set[int]) -> int:
+    """sys.getsizeof of `obj` and all it holds, each object once, without what every series
+    shares (the model, its calibration, the drift policy, cached small ints)."""
+    import sys
+    from dataclasses import fields, is_dataclass
+
+    if id(obj) in seen or id(obj) in shared or obj is None or isinstance(obj, bool):
+        return 0
+    if isinstance(obj, int) and -5 <= obj <= 256:
+        return 0
+    if type(obj).__name__ in ("DriftPolicy", "Calibration"):
+        return 0
+    seen.add(id(obj))
+    size = sys.getsizeof(obj)
+    if isinstance(obj, dict):
+        return size + sum(_deep(k, seen, shared) + _deep(v, seen, shared) for k, v in obj.items())
+    if isinstance(obj, (list, tuple, set, frozenset)) or type(obj).__name__ == "deque":
+        return size + sum(_deep(x, seen, shared) for x in obj)
+    names = [f.name for f in fields(obj)] if is_dataclass(obj) else []
+    names += list(getattr(obj, "__struct_fields__", ()))
+    for cls in type(obj).__mro__:
+        names += [s for s in getattr(cls, "__slots__", ()) if not s.startswith("__")]
+    if hasattr(obj, "__dict__"):
+        size += _deep(obj.__dict__, seen, shared)
+    attributes = [n for n in dict.fromkeys(names) if hasattr(obj, n)]
+    return size + sum(_deep(getattr(obj, n), seen, shared) for n in attributes)
+
+
+def _measure_state(series: int, days: int, rolling: int) -> dict[str, Any]:
+    """Bytes per series of real SeriesStates after `days` days, traced; and one state taken
+    apart. Self-contained with `_fed` and `_deep` (run with `python -c`, against this
+    checkout or a baseline's)."""
+    import sys
+
+    fc, names, traced = _fed(series, days, rolling)
     shared: set[int] = set()
     for lane in fc.lanes:
         shared |= {id(lane.model), id(lane.model.calibration), id(lane.version)}
-
-    def deep(obj: Any, seen: set[int]) -> int:
-        if id(obj) in seen or id(obj) in shared or obj is None or isinstance(obj, bool):
-            return 0
-        if isinstance(obj, int) and -5 <= obj <= 256:
-            return 0  # cached by the interpreter
-        if type(obj).__name__ in ("DriftPolicy", "Calibration"):
-            return 0  # one per instance
-        seen.add(id(obj))
-        size = sys.getsizeof(obj)
-        if isinstance(obj, dict):
-            return size + sum(deep(k, seen) + deep(v, seen) for k, v in obj.items())
-        if isinstance(obj, (list, tuple, set, frozenset)) or type(obj).__name__ == "deque":
-            return size + sum(deep(x, seen) for x in obj)
-        names = [f.name for f in fields(obj)] if is_dataclass(obj) else []
-        names += list(getattr(obj, "__struct_fields__", ()))
-        for cls in type(obj).__mro__:
-            names += [s for s in getattr(cls, "__slots__", ()) if not s.startswith("__")]
-        if hasattr(obj, "__dict__"):
-            size += deep(obj.__dict__, seen)
-        return size + sum(
-            deep(getattr(obj, n), seen) for n in dict.fromkeys(names) if hasattr(obj, n)
-        )
-
     state = fc.series[names[-1]]
-    seen: set[int] = set()
+    seen = {id(state)}
     parts = {"SeriesState object": sys.getsizeof(state)}
-    seen.add(id(state))
-    parts["name and key"] = deep(state.name, seen) + deep(state.key, seen)
-    parts["window: values"] = deep(state.window.values, seen)
-    parts["window: pending forecasts"] = deep(state.window.pending, seen)
-    parts["window object"] = deep(state.window, seen)
+    parts["name and key"] = _deep(state.name, seen, shared) + _deep(state.key, seen, shared)
+    parts["window: values"] = _deep(state.window.values, seen, shared)
+    parts["window: pending forecasts"] = _deep(state.window.pending, seen, shared)
+    parts["window object"] = _deep(state.window, seen, shared)
     for role, rs in getattr(state, "roles", {}).items():
-        parts[f"{role}: rolling scores"] = deep(rs.score, seen)
-        parts[f"{role}: interval, drift test"] = deep(rs.interval, seen) + deep(rs.drift, seen)
-        parts[f"{role}: role object"] = deep(rs, seen)
-    parts["the rest (roles map, counts, ...)"] = deep(state, seen - {id(state)}) - sys.getsizeof(
-        state
-    )
+        parts[f"{role}: rolling scores"] = _deep(rs.score, seen, shared)
+        parts[f"{role}: interval, drift test"] = _deep(rs.interval, seen, shared) + _deep(
+            rs.drift, seen, shared
+        )
+        parts[f"{role}: role object"] = _deep(rs, seen, shared)
+    rest = _deep(state, seen - {id(state)}, shared) - sys.getsizeof(state)
+    parts["the rest (roles map, counts, ...)"] = rest
     parts["entry in the map of series"] = round(sys.getsizeof(fc.series) / len(fc.series))
-    return {
-        "series": series,
-        "days": days,
-        "bytes_per_series": round(traced / series),
-        "parts": parts,
-    }
+    per_series = round(traced / series)
+    return {"series": series, "days": days, "bytes_per_series": per_series, "parts": parts}
 
 
 def state_bytes(args: argparse.Namespace, tree: Path | None, days: int) -> dict[str, Any]:
     """`_measure_state` in a fresh interpreter, against `tree` (a baseline) or this checkout."""
-    code = inspect.getsource(_measure_state) + (
+    helpers = (_fed, _deep, _measure_state)
+    code = "\n\n".join(inspect.getsource(f) for f in helpers) + (
         f"\nimport json\nprint(json.dumps(_measure_state({args.state_series}, {days}, 365)))\n"
     )
     code = "from __future__ import annotations\nfrom typing import Any\n" + code

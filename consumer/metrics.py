@@ -226,26 +226,7 @@ class ForecasterMetrics:
             buckets=ABS_ERROR_BUCKETS,
             registry=registry,
         )
-        self.band_evaluations = Counter(
-            "sunspot_interval_evaluations",
-            "Forecasts of the champion scored, by the activity band their window ended in "
-            "(its last value), over all series.",
-            ["band"],
-            registry=registry,
-        )
-        self.band_covered = Counter(
-            "sunspot_interval_covered",
-            "Of those, the ones whose actual fell inside the 90 % interval.",
-            ["band"],
-            registry=registry,
-        )
-        self.band_width = Counter(
-            "sunspot_interval_width",
-            "The sum of their 90 % intervals' widths (÷ sunspot_interval_evaluations_total: "
-            "the mean width).",
-            ["band"],
-            registry=registry,
-        )
+        self.band_evaluations, self.band_covered, self.band_width = _by_band(registry)
         self.inference = Histogram(
             "sunspot_inference_seconds",
             "Time of one batched model call.",
@@ -265,6 +246,31 @@ class ForecasterMetrics:
             registry=registry,
         )
         self.lifecycle = LifecycleMetrics(registry)
+
+
+def _by_band(registry: CollectorRegistry) -> tuple[Counter, Counter, Counter]:
+    """The champion's scored forecasts by activity band, their hits and their widths."""
+    evaluations = Counter(
+        "sunspot_interval_evaluations",
+        "Forecasts of the champion scored, by the activity band their window ended in (its "
+        "last value), over all series.",
+        ["band"],
+        registry=registry,
+    )
+    covered = Counter(
+        "sunspot_interval_covered",
+        "Of those, the ones whose actual fell inside the 90 % interval.",
+        ["band"],
+        registry=registry,
+    )
+    width = Counter(
+        "sunspot_interval_width",
+        "The sum of their 90 % intervals' widths (÷ sunspot_interval_evaluations_total: the "
+        "mean width).",
+        ["band"],
+        registry=registry,
+    )
+    return evaluations, covered, width
 
 
 class LifecycleMetrics:

@@ -125,7 +125,7 @@ def test_a_scrape_while_the_loop_changes_the_states_never_fails() -> None:
                 value = registry.get_sample_value("sunspot_observations_total") or 0.0
                 assert value >= seen.get("fleet", 0.0)
                 seen["fleet"] = value
-            except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+            except BaseException as exc:  # handed to the main thread
                 errors.append(exc)
                 return
 

@@ -9,8 +9,9 @@
 2. kafka_ceiling (bench.kafka_ceiling): bare kafka-python loops with the services' settings;
 3. pipeline (bench.pipeline): the real producer and forecaster, full replay and paced;
 4. classifier (bench.classifier): the classifier service, burst and paced;
-5. scaling (bench.scaling): 1, 2 and 3 forecasters on 6 partitions, and what a series costs;
-6. codecs (bench.codecs): each compression codec's CPU and bytes on the replay's records.
+5. scaling (bench.scaling): 1, 2 and 3 forecasters on 6 partitions;
+6. codecs (bench.codecs): each compression codec's CPU and bytes on the replay's records;
+7. many_series (bench.many_series): 1, 1,000 and 10,000 series in one forecaster.
 
 The Kafka benchmarks share one local broker (started here unless --bootstrap-servers is
 given), so the pipeline's throughput can be read as a ratio of the bare loops'. Each benchmark
@@ -37,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import classifier, codecs, inference, kafka_ceiling, pipeline, scaling
+from bench import classifier, codecs, inference, kafka_ceiling, many_series, pipeline, scaling
 from bench.common import RESULTS, broker, default_data, machine, report, table
 from sunspots.logs import quiet_kafka
 
@@ -102,13 +103,18 @@ def _classifier(args: argparse.Namespace, f: Flags) -> list[str]:
     return f.broker + f.out + (quick if args.quick else [])
 
 
+def _many_series(args: argparse.Namespace, f: Flags) -> list[str]:
+    quick = ["--series", "20", "60", "--days", "70", "--state-series", "20"]
+    return f.data + f.broker + f.out + f.logs + (quick if args.quick else [])
+
+
 def _codecs(args: argparse.Namespace, f: Flags) -> list[str]:
     quick = ["--count", str(args.quick_days), "--single", "20", "--repeats", "1"]
     return f.data + f.broker + f.out + (quick if args.quick else [])
 
 
 def _scaling(args: argparse.Namespace, f: Flags) -> list[str]:
-    quick = ["--instances", "1", "2", "--state-series", "20", "60"]
+    quick = ["--instances", "1", "2"]
     quick += ["--start", "2020-01-01", "--end", _quick_end(args.quick_days)]
     return f.data + f.broker + f.out + f.logs + (quick if args.quick else [])
 
@@ -122,6 +128,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "classifier": Benchmark(classifier.main, _classifier),
     "scaling": Benchmark(scaling.main, _scaling),
     "codecs": Benchmark(codecs.main, _codecs),
+    "many_series": Benchmark(many_series.main, _many_series),
 }
 
 

@@ -1,4 +1,4 @@
-"""Scale-out: forecaster throughput with 1, 2 and 3 instances, and what one series costs.
+"""Scale-out: forecaster throughput with 1, 2 and 3 instances.
 
     .venv/bin/python -m bench.scaling [--data FILE] [--bootstrap-servers HOST:PORT]
 
@@ -13,43 +13,31 @@ producer, and the machine's busy share, say where the time goes: with fewer core
 processes, instances only share the cores, they do not add any. The load average at the end
 of each run says how much else the machine was doing.
 
-State. One instance on one partition, S series of 15 days each (every series then holds a full
-window and a pending forecast). After the run: the instance's resident memory (VmRSS; its slope
-over S is the memory one series costs), the latest changelog record of each series (key and
-value bytes), and the changelog's records. The instance is then stopped and started again:
-the time its log gives for restoring the state (`state restored in X s`) over the changelog
-records it read is the restore rate, from which docs/scaling.md plans larger deployments.
-
-A series' rolling scores (the last K = 365 squared errors, for its RMSE and coverage gauges) fill
-only after K evaluations, which 15 days do not reach; what they hold when full is measured here
-in-process with tracemalloc (K scores filled, divided by their number) and added to the slope.
+What one series costs (memory, /metrics, CPU per observation and restore as the series grow
+to 10,000 in one instance) is bench.many_series.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import re
 import resource
 import sys
 import time
-import tracemalloc
 import uuid
 from contextlib import ExitStack
-from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from bench.common import RESULTS, default_data, measure, report, rss_peak_mib, table
+from bench.common import RESULTS, default_data, measure, report, rss_peak_mib
 from bench.pipeline import cpu_seconds
 from sunspots.data import load_daily, select_range
-from sunspots.evaluation import RollingScore
 from sunspots.settings import KafkaSettings
 from sunspots.topics import create_topics
 from support.http import total
 from support.progress import Progress
 from support.services import Service, forecaster, producer
-from support.topics import read_to_end, reader, unique_topics
+from support.topics import reader, unique_topics
 
 COLUMNS = [
     "scenario",
@@ -66,17 +54,6 @@ COLUMNS = [
     "obs_per_batch",
     "rss_mib",
 ]
-STATE_COLUMNS = [
-    "scenario",
-    "series",
-    "rss_mib",
-    "changelog_records",
-    "state_bytes",
-    "restore_s",
-    "restore_records_per_s",
-]
-STATE_DAYS = 15
-ROLLING = 365  # the forecaster's default --rolling
 
 
 def machine_busy() -> tuple[int, int]:
@@ -104,14 +81,6 @@ def listening_pid(port: int) -> int | None:
                 return int(proc.name)
         except OSError:
             continue
-    return None
-
-
-def vm_rss_mib(pid: int) -> float | None:
-    """Resident memory of a live process now (VmRSS), MiB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return round(int(line.split()[1]) / 1024, 1)
     return None
 
 
@@ -237,80 +206,11 @@ def throughput(args: argparse.Namespace, bootstrap: str, n: int, baseline: float
     }
 
 
-_RESTORED = re.compile(r"partitions assigned: \[[\d, ]+\] \(state restored in ([\d.]+) s\)")
-
-
-def state(args: argparse.Namespace, bootstrap: str, series: int) -> dict[str, Any]:
-    """One instance, one partition, `series` series of STATE_DAYS days: memory, changelog,
-    restore."""
-    kafka = _topics(bootstrap, 1)
-    first = date.fromisoformat(args.state_start)
-    span = ("--start", first.isoformat(), "--end", (first + timedelta(STATE_DAYS - 1)).isoformat())
-    args_no_shift = argparse.Namespace(**{**vars(args), "shift": 0})
-    total = replayed(args, replay(args_no_shift, kafka, series, *span).start(), kafka)
-    group, (fc,) = _fleet(kafka, 1, args.logs, f"state-{series}")
-    with ExitStack() as stack, Progress(bootstrap) as progress:
-        stack.callback(fc.stop)
-        fc.start().wait_ready(args.timeout)
-        progress.wait_finished(group, kafka.topics, total, args.timeout, fc)
-        rss = vm_rss_mib(fc.pid)
-        assert fc.terminate(60) == 0, fc.log()
-        fc.start().wait_ready(args.timeout)
-        restored = [float(s) for s in _RESTORED.findall(fc.log(10**8))]
-    changelog = read_to_end(bootstrap, kafka.topics.state, timeout=args.timeout)
-    latest = {r.key: len(r.key) + len(r.value) for r in changelog}
-    restore_s = restored[-1]
-    return {
-        "scenario": f"{series} series × {STATE_DAYS} days, 1 partition",
-        "series": series,
-        "rss_mib": rss,
-        "changelog_records": len(changelog),
-        "state_bytes": round(sum(latest.values()) / len(latest), 1),
-        "restore_s": restore_s,
-        "restore_records_per_s": round(len(changelog) / restore_s) if restore_s else None,
-    }
-
-
-def rolling_bytes(size: int, evaluations: int, count: int = 1000) -> int:
-    """Bytes one series' rolling scores hold after `evaluations` evaluations (at most `size`
-    kept), measured with tracemalloc over `count` of them."""
-    tracemalloc.start()
-    try:
-        before = tracemalloc.get_traced_memory()[0]
-        scores = [RollingScore(size) for _ in range(count)]
-        for score in scores:
-            for i in range(evaluations):
-                score.add(i * 0.37, i * 0.41, i % 3 != 0)
-        used = tracemalloc.get_traced_memory()[0] - before
-    finally:
-        tracemalloc.stop()
-    return round(used / count)
-
-
-def per_series(rows: list[dict[str, Any]]) -> dict[str, float] | None:
-    """Memory per series: the slope of RSS over the series count, between the smallest and
-    the largest run (series of STATE_DAYS days), plus what full rolling scores add."""
-    if len(rows) < 2:
-        return None
-    low, high = rows[0], rows[-1]
-    slope = (high["rss_mib"] - low["rss_mib"]) * 1024 * 1024 / (high["series"] - low["series"])
-    short = rolling_bytes(ROLLING, STATE_DAYS)
-    full = rolling_bytes(ROLLING, ROLLING)
-    return {
-        "rss_bytes_per_series": round(slope),
-        "rolling_bytes_at_state_days": short,
-        "rolling_bytes_full": full,
-        "bytes_per_series_full": round(slope) + full - short,
-        "state_bytes": high["state_bytes"],
-    }
-
-
 def run(args: argparse.Namespace, bootstrap: str) -> dict[str, Any]:
     args.logs.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []
     for n in args.instances:
         rows.append(throughput(args, bootstrap, n, rows[0]["obs_per_s"] if rows else None))
-    states = [state(args, bootstrap, s) for s in args.state_series]
     days = len(select_range(load_daily(args.data), args.start, args.end))
     return report(
         "scaling",
@@ -321,8 +221,6 @@ def run(args: argparse.Namespace, bootstrap: str) -> dict[str, Any]:
         days=days,
         replay_start=args.start,
         replay_end=args.end,
-        state=states,
-        per_series=per_series(states),
     )
 
 
@@ -337,8 +235,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--series", type=int, default=16, help="series replayed (16)")
     parser.add_argument("--shift", type=int, default=27, help="days between series (27)")
     parser.add_argument("--instances", type=int, nargs="+", default=[1, 2, 3])
-    parser.add_argument("--state-series", type=int, nargs="*", default=[500, 8000])
-    parser.add_argument("--state-start", default="2000-01-01", help="state runs' first date")
     parser.add_argument("--timeout", type=float, default=600.0, help="per run (600 s)")
     parser.add_argument("--logs", type=Path, default=RESULTS, help="service logs (bench/results)")
     parser.add_argument("--out", type=Path, default=RESULTS / "scaling.json")
@@ -346,10 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    result = measure(build_parser().parse_args(argv), run, COLUMNS)
-    if result["state"]:
-        sys.stdout.write("\n" + table(result["state"], STATE_COLUMNS))
-        sys.stdout.write(f"per series: {result['per_series']}\n")
+    measure(build_parser().parse_args(argv), run, COLUMNS)
     return 0
 
 

@@ -22,7 +22,8 @@ Changelog = list[tuple[bytes, bytes | None]]
 def read_changelog(
     kafka: KafkaSettings, topic: str, partitions: list[int], timeout_s: float = 60.0
 ) -> Iterator[tuple[int, Changelog]]:
-    """Committed (key, value) records of each of `partitions`, from the beginning to the end."""
+    """Committed (key, value) records of each of `partitions`, from the beginning to the end,
+    the latest of each key."""
     reader = make_reader(kafka)
     try:
         tps = [TopicPartition(topic, p) for p in partitions]
@@ -31,13 +32,17 @@ def read_changelog(
         # With read_committed the end offset is the last stable offset: a crashed instance's
         # open transaction holds it back until the transaction is aborted or times out.
         end = reader.end_offsets(tps, timeout_ms=int(timeout_s * 1000))
-        records: dict[int, Changelog] = {p: [] for p in partitions}
+        # The latest value of each key only (None: a tombstone), as compaction would leave it:
+        # a changelog not compacted yet holds a record per series per batch, and keeping them
+        # all would take memory in proportion to its length instead of the series.
+        latest: dict[int, dict[bytes, bytes | None]] = {p: {} for p in partitions}
         deadline = time.monotonic() + timeout_s
         while any(reader.position(tp) < end[tp] for tp in tps):
             if time.monotonic() > deadline:
                 raise KafkaError(f"changelog {topic} not read to its end in {timeout_s:.0f} s")
             for tp, batch in reader.poll(timeout_ms=200).items():
-                records[tp.partition].extend((r.key, r.value) for r in batch)
-        yield from records.items()
+                latest[tp.partition].update((r.key, r.value) for r in batch)
+        for partition, values in latest.items():
+            yield partition, list(values.items())
     finally:
         reader.close()

@@ -15,6 +15,7 @@ from pathlib import Path
 from consumer.modes import MODES, Mode
 from consumer.promotion import PromotionPolicy
 from consumer.publishing import AT_LEAST_ONCE, EXACTLY_ONCE
+from consumer.series_metrics import SeriesSelection
 from sunspots.cli import (
     Parser,
     boolean,
@@ -54,6 +55,7 @@ class ServiceConfig:
     stall_timeout_s: float = DEFAULT_STALL_TIMEOUT_S
     stall_limit_s: float = DEFAULT_STALL_LIMIT_S  # 0: report only
     shutdown_grace_s: float = DEFAULT_SHUTDOWN_GRACE_S
+    series_metrics: SeriesSelection | None = None  # forecast only: None, the default selection
 
 
 def build_parser(description: str | None = None) -> argparse.ArgumentParser:
@@ -172,6 +174,7 @@ def config_from_args(args: argparse.Namespace) -> ServiceConfig:
         stall_timeout_s=args.stall_timeout,
         stall_limit_s=args.stall_limit,
         shutdown_grace_s=args.shutdown_grace,
+        series_metrics=getattr(args, "series_metrics", None),
     )
 
 

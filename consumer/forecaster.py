@@ -42,14 +42,17 @@ last commit (`checkpoint`) when the rewind after a failed publish cannot read th
 
 Bounds: at most `max_series` series hold state at once; an observation of a new series past
 the limit is a dead letter `too_many_series`, so a producer that invents ids cannot exhaust
-memory or the metrics' label space. A series forgotten on revocation frees its slot, and its
-labelled metrics are removed (consumer.metrics.SeriesLabels).
+memory. A series forgotten on revocation frees its slot. Metrics: a batch updates the
+fleet-wide ones once it succeeds (consumer.tally); the series `--series-metrics` names are
+exported from their live state at scrape time (consumer.series_metrics), so nothing about a
+series is kept for Prometheus and nothing needs removing when one goes.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from array import array
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
@@ -58,11 +61,13 @@ import numpy as np
 
 from consumer.lanes import ForecastModel, Lane, Lanes
 from consumer.lifecycle import Lifecycle
-from consumer.metrics import BatchTally, ForecasterMetrics, SeriesLabels
+from consumer.metrics import ForecasterMetrics
 from consumer.output import Output
 from consumer.processor import DeadLetters, Record
 from consumer.promotion import PromotionPolicy, PromotionRule
 from consumer.series import InBatch, Keeping, Pending, Pendings, SeriesState
+from consumer.series_metrics import DEFAULT_SERIES_METRICS, SeriesCollector, SeriesSelection
+from consumer.tally import BatchTally
 from consumer.topic_changes import SourceTopic
 from sunspots.evaluation import RollingScore
 from sunspots.intervals import band, volatility
@@ -90,7 +95,7 @@ __all__ = ["DEFAULT_MAX_SERIES", "ForecastModel", "Forecaster"]
 class _Window:
     state: SeriesState
     end: date
-    values: tuple[float, ...]  # the model's input: the series' last values
+    values: array[float]  # the model's input: the series' last values
 
 
 @dataclass(slots=True)
@@ -130,6 +135,7 @@ class Forecaster:
         keeping: Keeping | None = None,
         promotion: PromotionPolicy | None = None,
         promoter: str = "forecaster",
+        series_metrics: SeriesSelection | None = None,
     ) -> None:
         self.keeping = keeping or Keeping(rolling=rolling)
         self.lanes = Lanes(model, topics, self.keeping.history)
@@ -138,10 +144,11 @@ class Forecaster:
         self.today = today
         self.max_series = max_series
         self.series: dict[str, SeriesState] = {}
-        self.labels = SeriesLabels(metrics)
+        selection = series_metrics or SeriesSelection.parse(DEFAULT_SERIES_METRICS)
+        metrics.registry.register(SeriesCollector(self.series, self.lanes, selection))
         self.dead_letters = DeadLetters(topics.dead_letter, metrics.dead_letters)
         rule = None if promotion is None else PromotionRule(promotion)
-        self.lifecycle = Lifecycle(self.lanes, metrics, self.labels, topics.models, rule, promoter)
+        self.lifecycle = Lifecycle(self.lanes, metrics, topics.models, rule, promoter)
         self.source = SourceTopic()
         # Each series changed since the last checkpoint, as it was then (None: new).
         self.since_checkpoint: dict[str, SeriesState | None] = {}
@@ -233,9 +240,9 @@ class Forecaster:
         state.applied_to = record.offset + 1
         state.source_id = self.source.topic_id
         batch.touched[name] = state
-        batch.tally.observed(name, obs.sunspot_number)
+        batch.tally.observed(state)
         if step.reset:
-            batch.tally.reset(name, step.reset)
+            batch.tally.reset(step.reset)
         if step.scored is not None:
             assert obs.sunspot_number is not None
             self._score_later(step.scored, state, obs.sunspot_number, batch)
@@ -254,7 +261,7 @@ class Forecaster:
                 batch.scorings.append(_Scoring(made, state, actual, role))
 
     def _forecast_later(
-        self, state: SeriesState, end: date, values: tuple[float, ...], batch: _Batch
+        self, state: SeriesState, end: date, values: array[float], batch: _Batch
     ) -> Pendings | None:
         """A forecast of each model whose input the window holds, to make in the batch's
         model calls."""
@@ -278,11 +285,10 @@ class Forecaster:
         for role, index in batch.steps:
             if role is not None:
                 values, scales = predicted[role]
-                made = self._made(
-                    self._lane(role), batch.windows[role][index], values[index], scales[index]
-                )
+                window = batch.windows[role][index]
+                made = self._made(self._lane(role), window, values[index], scales[index])
                 forecasts[role][index] = made
-                batch.tally.forecast(made.series, role, made.model_version, made.forecast)
+                batch.tally.forecast(window.state, role, made.model_version)
             else:
                 batch.evaluations.append(self._scored(batch.scorings[index], forecasts, batch))
         return {role: [made[i] for i in range(len(made))] for role, made in forecasts.items()}
@@ -297,7 +303,9 @@ class Forecaster:
         if role is not None and role.model_version == made.model_version:
             role.interval.update(evaluation.covered)
             drift = role.drift.apply(evaluation.error)
-            batch.tally.drift(scoring.state.name, scoring.role, drift, role.drift, made.target_date)
+            if drift.alarm:
+                role.last_alarm = made.target_date
+                batch.tally.drift(scoring.state.name, scoring.role, drift, made.target_date)
         return evaluation
 
     def _predict(self, lane: Lane, batch: _Batch) -> tuple[list[float], list[float]]:
@@ -306,7 +314,11 @@ class Forecaster:
         if not windows:
             return [], []
         model = lane.model
-        x = np.array([w.values for w in windows], dtype=np.float64)
+        # One buffer of every window's values (each an array of doubles), no float objects.
+        joined = array("d")
+        for w in windows:
+            joined.extend(w.values)
+        x = np.frombuffer(joined, dtype=np.float64).reshape(len(windows), -1)
         started = time.perf_counter()
         values = model.predict(x).tolist()
         batch.tally.inference(time.perf_counter() - started, len(x))
@@ -337,11 +349,10 @@ class Forecaster:
         the promotion it decided, if any (to publish with the batch)."""
         days: dict[tuple[str, date], dict[str, float]] = {}
         for evaluation, scoring in zip(batch.evaluations, batch.scorings, strict=True):
+            batch.tally.scored(evaluation, scoring.state, scoring.role)
             role = scoring.state.roles.get(scoring.role)
             if role is None or role.model_version != evaluation.model_version:
-                # Made by a model no longer in its role: published, counted, not scored.
-                batch.tally.scored(evaluation, scoring.role, None)
-                continue
+                continue  # made by a model no longer in its role: published, counted, not scored
             _add_score(role.score, evaluation)
             days.setdefault((evaluation.series, evaluation.date), {})[scoring.role] = (
                 evaluation.error
@@ -353,8 +364,7 @@ class Forecaster:
                 state = self.series.get(name)
                 if saved is None and state is not None and state.partition in added:
                     self.source.moved += 1  # its key moved here, its state did not
-        self.labels.forget_released(self.series)
-        batch.tally.apply(self.metrics, len(self.series))
+        batch.tally.apply(self.metrics)
         self.dead_letters.commit()
         return self.lifecycle.promotion(days.values())
 
@@ -394,7 +404,6 @@ class Forecaster:
             if held is not None and held.partition != partition and not _later(state, held):
                 continue  # the series moved on from this partition (partitions were added)
             self.series[series] = state
-            self.labels.keep(series)
             restored += 1
         if skipped:
             log.warning(
@@ -413,7 +422,6 @@ class Forecaster:
         for series in gone:
             del self.series[series]
             self.since_checkpoint.pop(series, None)
-        self.labels.release(gone)
 
     # --- a changelog that lost the states (consumer.topic_watch) --------------------------
 
@@ -436,13 +444,11 @@ class Forecaster:
     def undo(self) -> None:
         """Put every series back as it was at the last checkpoint: a rewind that cannot read
         the states back from the changelog (it lost them) starts from these."""
-        new = [name for name, saved in self.since_checkpoint.items() if saved is None]
         for name, saved in self.since_checkpoint.items():
             if saved is None:
                 self.series.pop(name, None)
             else:
                 self.series[name] = saved
-        self.labels.release(new)
         self.since_checkpoint, self.rewriting = {}, False
 
     def _owed(self, batch: _Batch) -> list[Output]:

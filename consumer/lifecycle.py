@@ -4,8 +4,8 @@ batches and told once, and the automatic promotion published with a batch.
 `Lifecycle.follow` applies each entry to the lanes (consumer.lanes: the policy of what a record
 does) and tells what changed: a refused record logged once and counted by reason
 (`sunspot_model_rejections_total`), a new model counted by role (`sunspot_model_switches_total`)
-and shown in `sunspot_model_info{model_version,role}`, the gauges of a model that left its role
-removed. `Lifecycle.promotion` turns a batch's days scored by both models into the records that
+and shown in `sunspot_model_info{model_version,role}` (a model that left its role leaves it; its
+per-series scores stop appearing by themselves, consumer.series_metrics). `Lifecycle.promotion` turns a batch's days scored by both models into the records that
 make the challenger champion, when the rule (consumer.promotion) decides it: the challenger's
 record under the role `champion` and the challenger's tombstone, for the batch's transaction.
 
@@ -18,7 +18,7 @@ import logging
 from collections.abc import Iterable
 
 from consumer.lanes import Change, Lanes
-from consumer.metrics import ForecasterMetrics, SeriesLabels
+from consumer.metrics import ForecasterMetrics
 from consumer.output import Output
 from consumer.promotion import PromotionRule
 from sunspots import registry
@@ -32,14 +32,12 @@ class Lifecycle:
         self,
         lanes: Lanes,
         metrics: ForecasterMetrics,
-        labels: SeriesLabels,
         models_topic: str,
         rule: PromotionRule | None = None,
         promoter: str = "forecaster",
     ) -> None:
         self.lanes = lanes
         self.metrics = metrics
-        self.labels = labels
         self.models_topic = models_topic
         self.rule = rule
         self.promoter = promoter
@@ -78,7 +76,6 @@ class Lifecycle:
         old, new = change.stopped, change.started
         if old is not None:
             m.model_info.remove(old.version, old.role)
-            self.labels.retire_model(old.role, old.version)
         if new is not None:
             m.model_info.labels(new.version, new.role).set(1)
             m.lifecycle.switches.labels(new.role).inc()

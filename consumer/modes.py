@@ -23,6 +23,7 @@ from consumer.forecaster import DEFAULT_MAX_SERIES
 from consumer.processor import Processor
 from consumer.promotion import PromotionPolicy
 from consumer.series import DEFAULT_HISTORY, Keeping
+from consumer.series_metrics import DEFAULT_SERIES_METRICS, series_selection
 from sunspots.artifact import DEFAULT_CLASSIFIER, DEFAULT_FORECASTER
 from sunspots.cli import boolean, env_flag, fraction, positive_int
 from sunspots.settings import Topics
@@ -74,6 +75,16 @@ def _forecast_flags(parser: argparse.ArgumentParser) -> None:
     )
     env_flag(
         parser,
+        "--series-metrics",
+        DEFAULT_SERIES_METRICS,
+        "series exported with their own metrics: none, all, or a comma list of names and "
+        "globs (silso-1*); the rest only in the fleet-wide metrics. The default is the "
+        "producer's names for the SILSO series, so a sunspot deployment shows its series and "
+        "an instance of 10,000 series stays bounded",
+        type=series_selection,
+    )
+    env_flag(
+        parser,
         "--auto-promote",
         "false",
         "publish the challenger as champion once it beats the champion (true/false)",
@@ -110,6 +121,7 @@ def _build_forecaster(config: ServiceConfig, registry: CollectorRegistry) -> Pro
         keeping=Keeping(config.history, config.rolling),
         promotion=config.promotion,
         promoter=f"{config.group_id}-{config.instance_id} (automatic promotion)",
+        series_metrics=config.series_metrics,
     )
     return Contained(forecaster)
 

@@ -25,14 +25,22 @@ Older snapshots (a window as long as the model's input, its `pending` and `inter
 champion's) restore into the longer window, as the champion's.
 
 `copy` is what a batch saves before it first changes a series, to put back if the batch fails;
-the copy shares the rolling scores, which a batch changes only once it has succeeded.
+the copy shares the rolling scores and the counts, which a batch changes only once it has
+succeeded.
+
+The state is also what the series' metrics are read from at scrape time
+(consumer.series_metrics): the counts of what the series went through (`SeriesCounts`), the
+last value (the window's), the last forecast (the champion's pending one), and per role the
+scores, the interval level and the drift test, with the date of the last drift alarm. Every
+class here has slots, and the numbers sit in arrays (sunspots.window, sunspots.evaluation):
+an instance holds up to `--max-series` of them.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from collections import deque
+from array import array
 from dataclasses import dataclass, field
+from datetime import date
 
 from consumer.lanes import Lane, Lanes
 from sunspots.drift import DriftDetector, DriftPolicy
@@ -77,6 +85,16 @@ class Keeping:
 
 
 @dataclass(slots=True)
+class SeriesCounts:
+    """What a series went through since this instance took it: metrics only (not in the
+    changelog), counted when a batch succeeds."""
+
+    observations: int = 0
+    forecasts: int = 0
+    evaluations: int = 0
+
+
+@dataclass(slots=True)
 class RoleState:
     """What a series keeps about the model of one role, `model_version`."""
 
@@ -84,6 +102,7 @@ class RoleState:
     interval: AdaptiveInterval
     drift: DriftDetector
     score: RollingScore
+    last_alarm: date | None = None  # the target date of the last drift alarm (metrics only)
 
     @classmethod
     def new(cls, lane: Lane, keeping: Keeping) -> RoleState:
@@ -97,7 +116,11 @@ class RoleState:
 
     def copy(self) -> RoleState:
         return RoleState(
-            self.model_version, self.interval.copy(), dataclasses.replace(self.drift), self.score
+            self.model_version,
+            self.interval.copy(),
+            self.drift.copy(),
+            self.score,
+            self.last_alarm,
         )
 
     def snapshot(self, pending: Pending | None) -> RoleSnapshot:
@@ -116,6 +139,7 @@ class SeriesState:
     applied_to: int = 0
     key: bytes = b""
     source_id: str | None = None  # the source topic's id, which `applied_to` belongs to
+    counts: SeriesCounts = field(default_factory=SeriesCounts)
 
     def __post_init__(self) -> None:
         if not self.key:
@@ -135,17 +159,24 @@ class SeriesState:
     def copy(self) -> SeriesState:
         w = self.window
         pending = None if w.pending is None else dict(w.pending)
-        window = SeriesWindow(w.size, w.last_date, deque(w.values), pending)
+        window = SeriesWindow(w.size, w.last_date, w.values[:], pending)
         roles = {role: state.copy() for role, state in self.roles.items()}
         return SeriesState(
-            self.name, window, self.partition, roles, self.applied_to, self.key, self.source_id
+            self.name,
+            window,
+            self.partition,
+            roles,
+            self.applied_to,
+            self.key,
+            self.source_id,
+            self.counts,
         )
 
     def snapshot(self) -> bytes:
         """The changelog value; the pending forecasts must be resolved (no `InBatch`)."""
         w = self.window
         pending = w.pending or {}
-        window = WindowState(w.size, w.last_date, list(w.values), None)
+        window = WindowState(w.size, w.last_date, w.values.tolist(), None)
         roles = {role: state.snapshot(pending.get(role)) for role, state in self.roles.items()}
         snapshot = SeriesSnapshot(self.name, self.applied_to, window, None, roles, self.source_id)
         return snapshot.encode()
@@ -160,7 +191,7 @@ class SeriesState:
         forecast; a role whose model changed keeps its pending forecast, and starts its
         interval and drift test afresh."""
         snap = decode_snapshot(value)
-        values = deque(snap.window.values[-keeping.history :])
+        values = array("d", snap.window.values[-keeping.history :])
         window: SeriesWindow[Pendings] = SeriesWindow(
             keeping.history, snap.window.last_date, values
         )

@@ -44,7 +44,12 @@ from sunspots.codecs import refusal as codec_refusal
 from sunspots.data import SILSO_DAILY_URL, DataFormatError
 from sunspots.logs import add_logging_flags, setup_logging
 from sunspots.refusal import EXIT_CODES, UNREACHABLE, explain, from_error, preflight
-from sunspots.settings import KafkaSettings, add_kafka_flags, kafka_settings_from_args
+from sunspots.settings import (
+    DEFAULT_SERIES,
+    KafkaSettings,
+    add_kafka_flags,
+    kafka_settings_from_args,
+)
 from sunspots.signals import stop_on_signals
 
 log = logging.getLogger("producer")
@@ -73,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
         "simulated days per wall-clock second; 0 = as fast as the broker takes them",
         type=non_negative_float,
     )
-    env_flag(parser, "--series", "silso", "series id (the record key)")
+    env_flag(parser, "--series", DEFAULT_SERIES, "series id (the record key)")
     env_flag(
         parser,
         "--series-count",

@@ -38,7 +38,7 @@ from producer.resume import last_dates
 from sunspots import kafka_compat
 from sunspots.data import load_daily, select_range
 from sunspots.schemas import Observation
-from sunspots.settings import KafkaSettings
+from sunspots.settings import DEFAULT_SERIES, KafkaSettings
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ class ReplayConfig:
     start: str | None = None
     end: str | None = None
     speed: float = 0.0  # simulated days per wall-clock second; 0 = as fast as possible
-    series: str = "silso"
+    series: str = DEFAULT_SERIES
     series_count: int = 1
     series_shift_days: int = 27
     progress_every_s: float = 5.0

@@ -60,9 +60,10 @@ class DriftStep:
     statistic: float
 
 
-@dataclass
+@dataclass(slots=True)
 class DriftDetector:
-    """The Page-Hinkley test of one series' error, under `policy`."""
+    """The Page-Hinkley test of one series' error, under `policy` (slots: one per series and
+    role)."""
 
     policy: DriftPolicy = field(default_factory=DriftPolicy)
     seen: int = 0  # errors since the start or the last alarm
@@ -90,6 +91,21 @@ class DriftDetector:
             return DriftStep(True, statistic)
         self.level += (1.0 - 0.5 ** (1.0 / p.half_life)) * (x - self.level)
         return DriftStep(False, statistic)
+
+    def copy(self) -> DriftDetector:
+        return DriftDetector(
+            self.policy, self.seen, self.level, self.cumulative, self.minimum, self.alarms
+        )
+
+    @property
+    def statistic(self) -> float:
+        """The test's statistic now: how far the sum has risen above its lowest point."""
+        return self.cumulative - self.minimum
+
+    @property
+    def detected(self) -> bool:
+        """From an alarm until the new level is learned (the warm-up after it)."""
+        return self.alarms > 0 and self.seen < self.policy.warmup
 
     def to_json(self) -> str:
         state = asdict(self)

@@ -25,6 +25,9 @@ from sunspots.cli import Parser, boolean, env_flag, env_name, kafka_env, secret_
 from sunspots.codecs import COMPRESSION_TYPES, DEFAULT_COMPRESSION, kafka_python_value
 
 DEFAULT_BOOTSTRAP = "localhost:9092"
+# The series id (and record key) the producer gives SILSO's series; with `--series-count N`,
+# `silso-0` ... `silso-<N-1>`.
+DEFAULT_SERIES = "silso"
 
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")

@@ -16,11 +16,14 @@ one serving can take over without waiting for its window to fill.
 
 Pure: knows nothing of Kafka or the model; the pending forecast is whatever type the caller
 keeps (`P`). The state round-trips through JSON for the forecaster's changelog topic.
+
+The values are machine numbers in an `array` (8 bytes each, 64 values in about 600 bytes,
+against about 2,700 in a deque of Python floats): a forecaster keeps one window per series.
 """
 
 from __future__ import annotations
 
-from collections import deque
+from array import array
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -40,16 +43,16 @@ class Step(Generic[P]):
 
     status: str
     reset: str | None = None  # "skipped_date" or "missing_value" when the window was cleared
-    ready: tuple[float, ...] | None = None  # every value held, oldest first, when ready
+    ready: array[float] | None = None  # a copy of every value held, oldest first, when ready
     scored: P | None = None  # the pending forecast whose target date this observation is
     dropped: P | None = None  # a pending forecast that can never be scored
 
 
-@dataclass
+@dataclass(slots=True)
 class SeriesWindow(Generic[P]):
     size: int
     last_date: date | None = None
-    values: deque[float] = field(default_factory=deque)
+    values: array[float] = field(default_factory=lambda: array("d"))
     # The forecast for last_date + 1, waiting for its actual value.
     pending: P | None = None
 
@@ -68,15 +71,16 @@ class SeriesWindow(Generic[P]):
             else:
                 dropped = self.pending
             self.pending = None
+        values = self.values
         if reset:
-            self.values.clear()
+            del values[:]
         self.last_date = day
         if value is not None:
-            self.values.append(value)
-            while len(self.values) > self.size:
-                self.values.popleft()
-        held = len(self.values)
-        ready = tuple(self.values) if value is not None and held >= (need or self.size) else None
+            values.append(value)
+            if len(values) > self.size:
+                del values[: len(values) - self.size]
+        held = len(values)
+        ready = values[:] if value is not None and held >= (need or self.size) else None
         return Step(APPLIED, reset, ready, scored, dropped)
 
     def to_json(self, encode_pending: Callable[[P], Any] | None = None) -> dict[str, Any]:
@@ -86,7 +90,7 @@ class SeriesWindow(Generic[P]):
         return {
             "size": self.size,
             "last_date": self.last_date.isoformat() if self.last_date else None,
-            "values": list(self.values),
+            "values": self.values.tolist(),
             "pending": pending,
         }
 
@@ -101,6 +105,6 @@ class SeriesWindow(Generic[P]):
         return cls(
             size=int(obj["size"]),
             last_date=date.fromisoformat(last) if last else None,
-            values=deque(float(v) for v in obj["values"]),
+            values=array("d", (float(v) for v in obj["values"])),
             pending=pending,
         )

@@ -129,16 +129,6 @@ def test_scaling(results: Path) -> None:
         # Every instance took part; every observation was committed.
         assert len(row["instance_cpu_s"]) == n and all(c > 0 for c in row["instance_cpu_s"])
         assert row["observations"] > 0 and row["obs_per_s"] > 0 and row["batches"] > 0
-    states = {row["series"]: row for row in report["state"]}
-    assert set(states) == {20, 60}
-    for series, row in states.items():
-        # One state record per series at least; the restarted instance restored them.
-        assert row["changelog_records"] >= series and row["state_bytes"] > 0
-        assert row["restore_s"] >= 0
-    per_series = report["per_series"]
-    assert per_series["rss_bytes_per_series"] is not None
-    # Full rolling scores hold more than the few evaluations of a state run.
-    assert per_series["rolling_bytes_full"] > per_series["rolling_bytes_at_state_days"] > 0
 
 
 def test_codecs(results: Path) -> None:
@@ -154,3 +144,20 @@ def test_codecs(results: Path) -> None:
     # The replay's batches shrink with every codec: each one was really used.
     for codec in codecs[1:]:
         assert rows[("batched", codec)]["vs_none"] < 0.5, codec
+
+
+def test_many_series(results: Path) -> None:
+    report = _load(results, "many_series")
+    rows = {row["series"]: row for row in report["results"]}
+    assert set(rows) == {20, 60}
+    for series, row in rows.items():
+        # Every observation committed, /metrics scraped, the state restored after a restart.
+        assert row["observations"] == series * 70
+        assert row["metrics_lines"] > 0 and row["scrape_ms"] > 0
+        assert row["cpu_us_per_obs"] > 0 and row["restore_s"] >= 0
+    # Default --series-metrics: no per-series line of series beyond the default selection, so
+    # the exposition does not grow with the series.
+    assert rows[20]["metrics_lines"] == rows[60]["metrics_lines"]
+    memory = report["memory"]["this checkout"]
+    assert memory["bytes_per_series"] > 0 and sum(memory["parts"].values()) > 0
+    assert {t["figure"] for t in report["targets"]} >= {"metrics_lines", "scrape_ms"}

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import json
 import math
+import re
+import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,7 +36,7 @@ from sunspots.settings import TOPIC_ENV, Topics
 from sunspots.topics import main as topics_main
 from support.http import get, metrics_text
 from support.polling import wait_for
-from support.services import python_service
+from support.services import REPO, python_service
 from support.topics import read_to_end, topic_env, unique_topics
 from tests.datafacts import DataFile
 from tests.integration.monitoring_helpers import (
@@ -195,10 +197,12 @@ def run(bootstrap_servers: str, data_path: Path, tmp_path_factory) -> Iterator[R
         )
 
         # Prometheus has caught up once it holds the final values of the counters that moved last.
-        forecasts = sample_value(forecaster_text, "sunspot_forecasts_total", {"series": SERIES})
+        forecasts = sample_value(
+            forecaster_text, "sunspot_series_forecasts_total", {"series": SERIES}
+        )
 
         def caught_up() -> bool:
-            scraped = prometheus.vector(f'sunspot_forecasts_total{{series="{SERIES}"}}')
+            scraped = prometheus.vector(f'sunspot_series_forecasts_total{{series="{SERIES}"}}')
             return (
                 [value for _, value in scraped] == [forecasts]
                 and bool(prometheus.vector('sunspot_dead_letters_total{reason="not_json"}'))
@@ -249,9 +253,15 @@ def test_prometheus_reports_the_forecast_count_the_run_produced(run: Run) -> Non
     ]
     forecasts = [f for f in forecasts if f.series == SERIES]
     assert forecasts, "the replay produced no forecasts"
-    own = sample_value(run.forecaster_metrics, "sunspot_forecasts_total", {"series": SERIES})
-    ((labels, scraped),) = run.prometheus.vector(f'sunspot_forecasts_total{{series="{SERIES}"}}')
+    # The run's one series, exported by the default --series-metrics (the producer's name):
+    # its own count and the fleet-wide one agree with the topic.
+    own = sample_value(run.forecaster_metrics, "sunspot_series_forecasts_total", {"series": SERIES})
+    ((labels, scraped),) = run.prometheus.vector(
+        f'sunspot_series_forecasts_total{{series="{SERIES}"}}'
+    )
     assert scraped == own == len(forecasts)
+    ((_, fleet),) = run.prometheus.vector("sunspot_forecasts_total")
+    assert fleet == sample_value(run.forecaster_metrics, "sunspot_forecasts_total") == own
     # The series really came through the project's scrape job.
     assert labels["job"] == "forecaster" and labels["service"] == "forecaster"
     assert labels["instance"] == f"127.0.0.1:{run.forecaster_port}"
@@ -265,7 +275,7 @@ def test_prometheus_reports_the_rolling_rmse_of_the_evaluations_on_the_topic(run
     evaluations = [e for e in evaluations if e["series"] == SERIES]
     assert len(evaluations) > ROLLING, f"only {len(evaluations)} evaluations"
     assert sample_value(
-        run.forecaster_metrics, "sunspot_evaluations_total", {"series": SERIES}
+        run.forecaster_metrics, "sunspot_series_evaluations_total", {"series": SERIES}
     ) == len(evaluations)
     last = evaluations[-ROLLING:]
     expected = _rmse([e["actual"] - e["forecast"] for e in last])
@@ -320,8 +330,6 @@ def test_prometheus_reports_coverage_errors_and_last_values_of_the_topics(
         "sunspot_forecast_error": errors[-1],
         "sunspot_actual_value": _observed_values(run)[-1],
         "sunspot_forecast_value": forecasts[-1].forecast,
-        "sunspot_forecast_abs_error_count": len(errors),
-        "sunspot_forecast_abs_error_sum": math.fsum(abs(e) for e in errors),
     }
     for name, value in expected.items():
         own = sample_value(run.forecaster_metrics, name, {"series": SERIES})
@@ -331,7 +339,14 @@ def test_prometheus_reports_coverage_errors_and_last_values_of_the_topics(
 
     _check_interval_gauges(run, last)
 
-    buckets = run.prometheus.vector(f'sunspot_forecast_abs_error_bucket{{series="{SERIES}"}}')
+    # The error histogram is fleet-wide: over the run's one series, that series' errors.
+    for name, value in (
+        ("sunspot_forecast_abs_error_count", len(errors)),
+        ("sunspot_forecast_abs_error_sum", math.fsum(abs(e) for e in errors)),
+    ):
+        ((_, scraped),) = run.prometheus.vector(name)
+        assert scraped == pytest.approx(value, rel=1e-9), f"{name}: topics give {value}"
+    buckets = run.prometheus.vector("sunspot_forecast_abs_error_bucket")
     assert len(buckets) > 2
     for labels, scraped in buckets:
         bound = float(labels["le"])
@@ -352,6 +367,42 @@ def _check_interval_gauges(run: Run, last: list[dict]) -> None:
     bands = {labels["band"]: value for labels, value in run.prometheus.vector(query)}
     assert bands == pytest.approx({b: sum(c) / len(c) for b, c in by_band.items()}, rel=1e-9)
     assert set(bands) <= set(BAND_LABELS) and bands
+
+
+RECIPE = re.compile(r"<!-- recipe: one-series-quality -->\n```sh\n(.*?)```", re.DOTALL)
+
+
+def test_the_readme_recipe_gives_a_series_quality_from_the_evaluations_topic(run: Run) -> None:
+    """The README's kcat and jq recipe, run as written on this run's topic (its K set to the
+    run's --rolling), gives the series' RMSE and coverage that /metrics and Prometheus give:
+    a series' quality without its metrics."""
+    match = RECIPE.search((REPO / "README.md").read_text())
+    assert match, "the README has no one-series-quality recipe"
+    recipe = (
+        match.group(1)
+        .replace("localhost:9092", run.bootstrap)
+        .replace("sunspots.evaluations", run.topics.evaluations)
+        .replace('"silso-42"', f'"{SERIES}"')
+        .replace(".[-365:]", f".[-{ROLLING}:]")
+    )
+    done = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", recipe],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    figures = json.loads(done.stdout)
+    assert figures["days"] == ROLLING
+    for key, name in (
+        ("rmse", "sunspot_forecast_rmse"),
+        ("persistence_rmse", "sunspot_persistence_rmse"),
+        ("coverage", "sunspot_forecast_interval_coverage"),
+    ):
+        ((_, scraped),) = run.prometheus.vector(f'{name}{{series="{SERIES}"}}')
+        # jq sums in another order than math.fsum: equal to rounding, 1e-9 of the value.
+        assert figures[key] == pytest.approx(scraped, rel=1e-9), key
 
 
 def test_the_scrape_targets_are_up(run: Run) -> None:

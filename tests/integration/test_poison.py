@@ -105,7 +105,10 @@ def stream(bootstrap_servers: str, tmp_path_factory: pytest.TempPathFactory) -> 
     made = create_topics(KafkaSettings(bootstrap_servers, topics))
     n = len(KINDS)
     try:
-        with running(forecaster(bootstrap_servers, topics, f"g-{unique}", tmp_path)) as fc:
+        fc_ = forecaster(
+            bootstrap_servers, topics, f"g-{unique}", tmp_path, "--series-metrics", "all"
+        )
+        with running(fc_) as fc:
             fc.wait_ready()
             producer = KafkaProducer(
                 bootstrap_servers=bootstrap_servers, acks="all", max_request_size=2 * 1024 * 1024
@@ -150,7 +153,8 @@ def test_poison_is_dead_lettered_and_costs_nothing(kind: str, stream: Stream) ->
     assert headers["source_partition"] == b"0"
     assert headers["source_offset"] == str(base + 6).encode()
     assert dead[0].value == value and dead[0].key == key
-    assert stream.metrics[("sunspot_observations_total", (("series", series),))] == 12
+    # Every series has its own metrics here (--series-metrics all): 12 good days each.
+    assert stream.metrics[("sunspot_series_observations_total", (("series", series),))] == 12
 
 
 def test_every_poison_is_counted_once_under_its_reason(stream: Stream) -> None:
@@ -162,3 +166,5 @@ def test_every_poison_is_counted_once_under_its_reason(stream: Stream) -> None:
     }
     assert counted == expected
     assert len(stream.dead) == len(KINDS)
+    # The fleet's count: every good record of every series, none of the poison.
+    assert stream.metrics[("sunspot_observations_total", ())] == 12 * len(KINDS)

@@ -22,6 +22,7 @@ from consumer.forecaster import Forecaster
 from consumer.metrics import ClassifierMetrics, ForecasterMetrics
 from consumer.output import Output
 from consumer.processor import DeadLetters, Throttle
+from consumer.series_metrics import SeriesSelection
 from sunspots.settings import Topics
 from tests.unit.records import CALIBRATION, D0, Record, observations
 
@@ -52,12 +53,18 @@ class BrokenOnPoison:
 
 
 _records = observations
+EVERY_SERIES = SeriesSelection.parse("all")
 
 
 def _forecaster(model: BrokenOnPoison) -> tuple[Contained, CollectorRegistry]:
     registry = CollectorRegistry()
     fc = Forecaster(
-        model, TOPICS, ForecasterMetrics(registry), rolling=10, today=lambda: date(2026, 1, 1)
+        model,
+        TOPICS,
+        ForecasterMetrics(registry),
+        rolling=10,
+        today=lambda: date(2026, 1, 1),
+        series_metrics=EVERY_SERIES,
     )
     return Contained(fc), registry
 
@@ -89,10 +96,13 @@ def test_a_record_the_model_fails_on_is_one_internal_error_and_nothing_else_is_l
     assert len(_values(outputs, TOPICS.evaluations)) == 9  # days 3..11
     sample = registry.get_sample_value
     assert sample("sunspot_dead_letters_total", {"reason": "internal_error"}) == 1
-    assert sample("sunspot_observations_total", {"series": "s"}) == 14
-    assert sample("sunspot_forecasts_total", {"series": "s"}) == 10
-    assert sample("sunspot_evaluations_total", {"series": "s"}) == 9
-    assert sample("sunspot_window_resets_total", {"series": "s", "cause": "skipped_date"}) == 1
+    s = {"series": "s"}
+    assert sample("sunspot_observations_total") == sample("sunspot_series_observations_total", s)
+    assert sample("sunspot_observations_total") == 14
+    assert sample("sunspot_forecasts_total") == sample("sunspot_series_forecasts_total", s) == 10
+    assert sample("sunspot_evaluations_total") == sample("sunspot_series_evaluations_total", s)
+    assert sample("sunspot_evaluations_total") == 9
+    assert sample("sunspot_window_resets_total", {"cause": "skipped_date"}) == 1
 
 
 def test_bisecting_gives_what_processing_record_by_record_gives() -> None:
@@ -115,6 +125,7 @@ def test_a_failed_batch_leaves_state_and_metrics_as_they_were() -> None:
         ForecasterMetrics(registry),
         rolling=10,
         today=lambda: D0 + timedelta(days=900),
+        series_metrics=EVERY_SERIES,
     )
     good = _records(VALUES[:12])
     fc.process(good)
@@ -146,7 +157,7 @@ def test_a_decoder_that_raises_costs_its_record_without_splitting_the_batch(monk
     assert [d["reason"] for d in _dead(outputs)] == ["internal_error"]
     assert _dead(outputs)[0]["detail"] == "RecursionError: maximum recursion depth exceeded"
     assert model.calls == [2]  # one model call: the batch was not split
-    assert registry.get_sample_value("sunspot_observations_total", {"series": "s"}) == 4
+    assert registry.get_sample_value("sunspot_observations_total") == 4
 
 
 class FakeProcessor:

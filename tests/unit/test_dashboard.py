@@ -16,9 +16,12 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
+from consumer.forecaster import Forecaster
 from consumer.lag import LagCollector
 from consumer.metrics import ClassifierMetrics, ForecasterMetrics
+from sunspots.artifact import DEFAULT_FORECASTER, load_forecaster
 from sunspots.drift import DriftPolicy
+from sunspots.settings import Topics
 from tests.integration.monitoring_helpers import (
     DASHBOARD,
     dashboard_queries,
@@ -63,9 +66,11 @@ class NoPartitions:
 
 
 def declared_names() -> set[str]:
-    """Every series name the services' metric declarations can export, `up` (Prometheus') too."""
+    """Every series name the services' metric declarations can export, `up` (Prometheus') too:
+    the forecaster's fleet-wide metrics and its collector's per-series families (declared
+    even while it holds no series)."""
     registry = CollectorRegistry()
-    ForecasterMetrics(registry)
+    Forecaster(load_forecaster(DEFAULT_FORECASTER), Topics(), ForecasterMetrics(registry))
     ClassifierMetrics(registry)
     LagCollector(NoPartitions(), registry)
     return exported_names(generate_latest(registry).decode()) | {"up"}
@@ -93,6 +98,8 @@ def test_every_query_names_only_declared_metrics() -> None:
         "sunspot_drift_statistic",
         "sunspot_drift_alarms_total",
         "sunspot_model_rejections_created",
+        "sunspot_series_evaluations_total",
+        "sunspot_interval_covered_total",
     } <= set(used)
     assert any(where.startswith("annotation ") for where in set().union(*used.values()))
 
@@ -146,12 +153,40 @@ def test_the_drift_panel_draws_the_detectors_threshold(dashboard: dict[str, Any]
     assert steps == [DriftPolicy().threshold]
 
 
-def test_drift_alarms_are_annotated_with_series_and_role(dashboard: dict[str, Any]) -> None:
+def test_drift_alarms_are_annotated_with_their_role(dashboard: dict[str, Any]) -> None:
     (annotation,) = [a for a in dashboard["annotations"]["list"] if a["name"] == "Drift alarms"]
     assert annotation["enable"] is True
     assert (
         annotation["datasource"]["uid"] == panel(dashboard, "Models running")["datasource"]["uid"]
     )
+    # The fleet-wide count: every series' alarm is marked, whichever are exported one by one.
     assert "sunspot_drift_alarms_total" in annotation["expr"]
-    assert "{{series}}" in annotation["textFormat"] and "{{role}}" in annotation["textFormat"]
-    assert set(annotation["tagKeys"].split(",")) == {"series", "role"}
+    assert "{{role}}" in annotation["textFormat"]
+    assert set(annotation["tagKeys"].split(",")) == {"role"}
+
+
+def test_the_fleet_row_aggregates_every_series(dashboard: dict[str, Any]) -> None:
+    """Its panels read only fleet-wide metrics (no `series` label, no $series filter), and
+    cover what an operator of many series watches."""
+    fleet = row_panels(dashboard, "Fleet: all series")
+    for p in fleet:
+        assert not any("series=" in e or "$series" in e for e in exprs(p)), p["title"]
+    shown = {name for p in fleet for name in names_of((p["title"], e) for e in exprs(p))}
+    assert {
+        "sunspot_series",
+        "sunspot_drift_detected_series",
+        "sunspot_drift_alarms_total",
+        "sunspot_interval_covered_total",
+        "sunspot_interval_evaluations_total",
+        "sunspot_model_squared_error_total",
+        "sunspot_model_persistence_squared_error_total",
+        "sunspot_model_covered_total",
+        "sunspot_model_evaluations_total",
+        "sunspot_forecast_abs_error_bucket",
+    } <= shown
+    coverage = panel(dashboard, "90 % interval coverage by activity band, all series")
+    assert (
+        "by (band)" in exprs(coverage)[0] and coverage["targets"][0]["legendFormat"] == "{{band}}"
+    )
+    rmse = panel(dashboard, "RMSE by model, all series")
+    assert "by (role, model_version)" in exprs(rmse)[0]

@@ -15,7 +15,7 @@ import pytest
 from tests.conftest import REPO
 
 SCRIPT = REPO / "scripts" / "ensure-tools"
-TOOLS = ("java", "javac", "mvn", "prometheus", "promtool", "kcat")
+TOOLS = ("java", "javac", "mvn", "prometheus", "promtool", "kcat", "jq")
 
 
 def _stub(bin_dir: Path, name: str, body: str = "exit 0") -> None:
@@ -56,9 +56,9 @@ def test_without_root_one_line_names_what_to_install(bin_dir) -> None:
     done = _run(bin_dir, uid=1000)
     assert done.returncode == 1
     assert done.stderr.count("\n") == 1, done.stderr
-    assert "prometheus promtool kcat" in done.stderr
+    assert "prometheus promtool kcat jq" in done.stderr
     # Two commands, one package: Debian's prometheus carries promtool.
-    assert "sudo apt-get install prometheus kcat" in done.stderr
+    assert "sudo apt-get install prometheus kcat jq" in done.stderr
 
 
 def test_as_root_without_apt_one_line_names_what_to_install(bin_dir) -> None:
@@ -66,11 +66,11 @@ def test_as_root_without_apt_one_line_names_what_to_install(bin_dir) -> None:
     assert done.returncode == 1
     assert done.stderr.count("\n") == 1, done.stderr
     # Two commands, one package: the JDK carries java and javac.
-    assert "apt-get install openjdk-17-jdk-headless maven prometheus kcat" in done.stderr
+    assert "apt-get install openjdk-17-jdk-headless maven prometheus kcat jq" in done.stderr
 
 
 def test_as_root_with_apt_installs_exactly_the_missing_packages(bin_dir, tmp_path) -> None:
-    for tool in ("java", "javac", "mvn", "promtool"):
+    for tool in ("java", "javac", "mvn", "promtool", "jq"):
         _stub(bin_dir, tool)
     calls = tmp_path / "apt-calls"
     # The stand-in apt-get logs its arguments and, on install, provides the programs.
@@ -90,7 +90,7 @@ def test_as_root_with_apt_installs_exactly_the_missing_packages(bin_dir, tmp_pat
 
 
 def test_an_install_that_provides_nothing_fails(bin_dir) -> None:
-    for tool in ("java", "javac", "mvn", "prometheus", "promtool"):
+    for tool in ("java", "javac", "mvn", "prometheus", "promtool", "jq"):
         _stub(bin_dir, tool)
     _stub(bin_dir, "apt-get")  # "succeeds" without installing kcat
     done = _run(bin_dir, uid=0)

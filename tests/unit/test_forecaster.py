@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry
 
 from consumer.forecaster import Forecaster
 from consumer.metrics import ForecasterMetrics
+from consumer.series_metrics import SeriesSelection
 from sunspots.settings import Topics
 from tests.unit.records import CALIBRATION, Record, observations
 
@@ -40,10 +41,20 @@ def registry() -> CollectorRegistry:
     return CollectorRegistry()
 
 
-def _forecaster(registry: CollectorRegistry) -> tuple[Forecaster, LastPlusOne]:
+EVERY_SERIES = SeriesSelection.parse("all")
+
+
+def _forecaster(
+    registry: CollectorRegistry, selection: SeriesSelection = EVERY_SERIES
+) -> tuple[Forecaster, LastPlusOne]:
     model = LastPlusOne()
     return Forecaster(
-        model, TOPICS, ForecasterMetrics(registry), rolling=10, today=lambda: date(2026, 1, 1)
+        model,
+        TOPICS,
+        ForecasterMetrics(registry),
+        rolling=10,
+        today=lambda: date(2026, 1, 1),
+        series_metrics=selection,
     ), model
 
 
@@ -124,12 +135,7 @@ def test_gap_resets_the_window(registry) -> None:
     forecasts = _by_topic(outputs, TOPICS.forecasts)
     assert [f["window_end"] for f in forecasts] == ["2000-01-03", "2000-01-07"]
     assert _by_topic(outputs, TOPICS.evaluations) == []  # day 4 had no value to score
-    assert (
-        registry.get_sample_value(
-            "sunspot_window_resets_total", {"series": "s", "cause": "missing_value"}
-        )
-        == 1
-    )
+    assert registry.get_sample_value("sunspot_window_resets_total", {"cause": "missing_value"}) == 1
 
 
 def test_changelog_restores_the_exact_state(registry) -> None:
@@ -231,43 +237,56 @@ def _series_samples(registry: CollectorRegistry, series: str) -> set[str]:
     }
 
 
-def test_a_revoked_series_loses_its_gauges_at_once_and_its_counters_at_the_next_batch(
-    registry,
-) -> None:
+def test_a_revoked_series_stops_appearing_at_once(registry) -> None:
     fc, _ = _forecaster(registry)
     fc.process(_records([1, 2, 3, 4, 5, None]))
     assert {
         "sunspot_forecast_rmse",
         "sunspot_forecast_interval_band_coverage",
         "sunspot_forecast_interval_alpha",
+        "sunspot_series_observations_total",
     } <= _series_samples(registry, "s")
     fc.revoke({0})
-    left = _series_samples(registry, "s")
-    assert (
-        not {
-            "sunspot_forecast_rmse",
-            "sunspot_forecast_value",
-            "sunspot_actual_value",
-            "sunspot_forecast_interval_alpha",
-            "sunspot_forecast_interval_width",
-            "sunspot_forecast_interval_band_coverage",
-            "sunspot_forecast_interval_band_width",
-            "sunspot_forecast_interval_band_evaluations",
-        }
-        & left
-    )
-    assert "sunspot_observations_total" in left
-    fc.process(_records([1], series="t"))
     assert _series_samples(registry, "s") == set()
+    assert registry.get_sample_value("sunspot_series") == 0
+    # The fleet-wide counts keep what the series did.
+    assert registry.get_sample_value("sunspot_observations_total") == 6
+    fc.process(_records([1], series="t"))
     assert _series_samples(registry, "t")
 
 
-def test_a_rewind_keeps_the_counters_of_the_partitions_it_restores(registry) -> None:
+def test_a_rewind_keeps_the_fleet_counts_and_restarts_the_series_counts(registry) -> None:
     fc, _ = _forecaster(registry)
     outputs = fc.process(_records([1, 2, 3, 4]))
     state = [(o.key, o.value) for o in outputs if o.topic == TOPICS.state]
     fc.revoke({0})  # what a rewind does: revoke every partition, then restore it
     fc.restore(0, state)
     fc.process(_records([5], start=4))
-    assert registry.get_sample_value("sunspot_observations_total", {"series": "s"}) == 5
-    assert registry.get_sample_value("sunspot_forecasts_total", {"series": "s"}) == 3
+    assert registry.get_sample_value("sunspot_observations_total") == 5
+    assert registry.get_sample_value("sunspot_forecasts_total") == 3
+    # A series' own counts are since this instance took it: Prometheus reads a counter reset.
+    assert registry.get_sample_value("sunspot_series_observations_total", {"series": "s"}) == 1
+    assert registry.get_sample_value("sunspot_series_forecasts_total", {"series": "s"}) == 1
+
+
+def test_only_the_selected_series_have_their_own_metrics() -> None:
+    registry = CollectorRegistry()
+    fc, _ = _forecaster(registry, SeriesSelection.parse("a,b-*"))
+    records = [_records([1, 2, 3, 4], name) for name in ("a", "b-1", "b-2", "c")]
+    offset = 0
+    for batch in records:
+        for record in batch:
+            record.offset, offset = offset, offset + 1
+    fc.process([r for batch in records for r in batch])
+    exported = {
+        s.labels["series"] for m in registry.collect() for s in m.samples if "series" in s.labels
+    }
+    assert exported == {"a", "b-1", "b-2"}
+    assert registry.get_sample_value("sunspot_series") == 4
+    assert registry.get_sample_value("sunspot_observations_total") == 16
+    assert registry.get_sample_value("sunspot_forecasts_total") == 8
+    none = CollectorRegistry()
+    fc, _ = _forecaster(none, SeriesSelection.parse("none"))
+    fc.process(_records([1, 2, 3, 4]))
+    assert not any("series" in s.labels for m in none.collect() for s in m.samples)
+    assert none.get_sample_value("sunspot_evaluations_total") == 1

@@ -16,6 +16,7 @@ from consumer.forecaster import Forecaster
 from consumer.metrics import ForecasterMetrics
 from consumer.promotion import PromotionPolicy, PromotionRule
 from consumer.series import Keeping
+from consumer.series_metrics import SeriesSelection
 from sunspots import registry as models
 from sunspots.artifact import ArtifactError
 from sunspots.drift import DriftPolicy
@@ -62,6 +63,7 @@ def _forecaster(registry: CollectorRegistry, model: Offset, **kwargs) -> Forecas
         ForecasterMetrics(registry),
         today=lambda: date(2026, 1, 1),
         keeping=kwargs.pop("keeping", Keeping(history=8, rolling=10)),
+        series_metrics=SeriesSelection.parse("all"),
         **kwargs,
     )
 
@@ -185,15 +187,18 @@ def test_drift_alarms_once_per_change_of_the_error(registry) -> None:
     records = observations(values)
     fc.process(records[:48])
     labels = {"series": "s", "role": CHAMPION}
-    assert registry.get_sample_value("sunspot_drift_alarms_total", labels) == 1
+    alarms = {"role": CHAMPION}
+    assert registry.get_sample_value("sunspot_drift_alarms_total", alarms) == 1
     assert registry.get_sample_value("sunspot_drift_detected", labels) == 1
+    assert registry.get_sample_value("sunspot_drift_detected_series", alarms) == 1
     alarm_day = registry.get_sample_value("sunspot_drift_last_alarm_timestamp_seconds", labels)
     first_shifted = date(2000, 2, 10)  # day 41, the first error of 4
     assert 0 <= (datetime.fromtimestamp(alarm_day, UTC).date() - first_shifted).days <= 5
     # The new level learned (10 errors), the alarm clears; the change alarmed once.
     fc.process(records[48:])
     assert registry.get_sample_value("sunspot_drift_detected", labels) == 0
-    assert registry.get_sample_value("sunspot_drift_alarms_total", labels) == 1
+    assert registry.get_sample_value("sunspot_drift_detected_series", alarms) == 0
+    assert registry.get_sample_value("sunspot_drift_alarms_total", alarms) == 1
 
 
 def test_the_challenger_that_wins_is_promoted_once_with_its_batch(registry) -> None:
@@ -228,15 +233,15 @@ def test_the_promotion_rule_needs_k_days_and_the_margin() -> None:
     assert [rule.apply(10.0, 8.5) for _ in range(3)] == [False, False, False]  # 15 % < 20 %
 
 
-def test_a_revoked_series_leaves_no_lifecycle_children_and_the_others_stay(registry) -> None:
+def test_a_revoked_series_leaves_no_lifecycle_samples_and_the_others_stay(registry) -> None:
     policy = DriftPolicy(delta=0.3, threshold=5.0, half_life=50.0, warmup=10, floor=1.0)
     fc = _forecaster(registry, Offset("v1", 3, offset=0.0), keeping=Keeping(8, 10, policy))
     steps = [float(i) for i in range(40)] + [40.0 + 4 * i for i in range(8)]
     fc.process(observations(steps, series="a") + observations([1, 2, 3, 4, 5], series="b"))
     fc.series["b"].partition = 1  # "b" arrives on another partition, which stays
     scored = {"role": CHAMPION, "model_version": "v1"}
-    alarms = "sunspot_drift_alarms_total"
-    assert registry.get_sample_value(alarms, {"series": "a", "role": CHAMPION}) == 1
+    alarm_date = "sunspot_drift_last_alarm_timestamp_seconds"
+    assert registry.get_sample_value(alarm_date, {"series": "a", "role": CHAMPION}) is not None
     fc.revoke({0})
     for series, kept in (("a", False), ("b", True)):
         rmse = registry.get_sample_value("sunspot_model_rmse", {"series": series, **scored})
@@ -244,6 +249,6 @@ def test_a_revoked_series_leaves_no_lifecycle_children_and_the_others_stay(regis
             "sunspot_drift_statistic", {"series": series, "role": CHAMPION}
         )
         assert (rmse is not None, statistic is not None) == (kept, kept)
-    # The counters go at the next batch, once the partition has not come back.
-    fc.process(observations([6], series="b", start=5))
-    assert registry.get_sample_value(alarms, {"series": "a", "role": CHAMPION}) is None
+    assert registry.get_sample_value(alarm_date, {"series": "a", "role": CHAMPION}) is None
+    # The fleet-wide count keeps the alarm.
+    assert registry.get_sample_value("sunspot_drift_alarms_total", {"role": CHAMPION}) == 1

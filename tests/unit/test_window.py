@@ -17,9 +17,14 @@ def _fill(window: SeriesWindow, values: list[float], start: int = 0) -> list:
     return [window.apply(_day(start + i), v) for i, v in enumerate(values)]
 
 
+def _ready(steps: list) -> list:
+    """Each step's ready values as a tuple (the window hands out a copy of its array)."""
+    return [None if s.ready is None else tuple(s.ready) for s in steps]
+
+
 def test_ready_once_full_then_every_day() -> None:
     steps = _fill(SeriesWindow(3), [1, 2, 3, 4])
-    assert [s.ready for s in steps] == [None, None, (1, 2, 3), (2, 3, 4)]
+    assert _ready(steps) == [None, None, (1, 2, 3), (2, 3, 4)]
     assert all(s.status == APPLIED and s.reset is None for s in steps)
 
 
@@ -48,7 +53,7 @@ def test_missing_value_resets_and_drops_the_pending_forecast() -> None:
     assert step.reset == "missing_value" and step.dropped == "f" and step.scored is None
     assert list(window.values) == []
     # Holds until two consecutive values exist again.
-    assert [s.ready for s in _fill(window, [5, 6], start=3)] == [None, (5, 6)]
+    assert _ready(_fill(window, [5, 6], start=3)) == [None, (5, 6)]
 
 
 def test_skipped_date_resets_and_starts_from_the_new_value() -> None:
@@ -58,7 +63,7 @@ def test_skipped_date_resets_and_starts_from_the_new_value() -> None:
     step = window.apply(_day(5), 7)
     assert step.reset == "skipped_date" and step.dropped == "f"
     assert list(window.values) == [7] and step.ready is None
-    assert window.apply(_day(6), 8).ready == (7, 8)
+    assert _ready([window.apply(_day(6), 8)]) == [(7, 8)]
 
 
 def test_json_round_trip_keeps_window_and_pending() -> None:

@@ -357,7 +357,6 @@ class Forecaster:
             days.setdefault((evaluation.series, evaluation.date), {})[scoring.role] = (
                 evaluation.error
             )
-            batch.tally.scored(evaluation, scoring.role, role)
         added = self.source.added
         if added:
             for name, saved in batch.saved.items():

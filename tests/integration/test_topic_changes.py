@@ -323,8 +323,9 @@ def test_moved_series_start_afresh_on_the_instance_that_holds_their_new_partitio
     topics = create_topics(unique_topics(unique), partitions=1)
     group = f"g-{unique}"
     offline = offline_run(data_file, forecaster_model, START, LATER, count=COUNT)
-    a = forecaster(bootstrap_servers, topics, group, tmp_path, instance="a")
-    b = forecaster(bootstrap_servers, topics, group, tmp_path, instance="b")
+    every = ("--series-metrics", "all")  # b's series, named on its /metrics
+    a = forecaster(bootstrap_servers, topics, group, tmp_path, *every, instance="a")
+    b = forecaster(bootstrap_servers, topics, group, tmp_path, *every, instance="b")
     feed = (bootstrap_servers, topics, data_file.path, tmp_path)
     with (
         running(a),
@@ -345,7 +346,9 @@ def test_moved_series_start_afresh_on_the_instance_that_holds_their_new_partitio
             samples = b.metrics()
             assert a.terminate() == 0 and b.terminate() == 0
     on_b = {
-        dict(labels)["series"] for name, labels in samples if name == "sunspot_observations_total"
+        dict(labels)["series"]
+        for name, labels in samples
+        if name == "sunspot_series_observations_total"
     }
     assert on_b, "b took no series: the test proves nothing"
     assert http.sample(samples, "sunspot_consumer_moved_series_total") == len(on_b)

@@ -35,6 +35,7 @@ from consumer.fencing import Fenced
 from consumer.following import ModelFollower
 from consumer.forecaster import Forecaster
 from consumer.lag import LagCollector
+from consumer.loop_metrics import LoopMetrics
 from consumer.processor import Processor
 from consumer.retry import Backoff, Interrupted, Retry
 from consumer.runner import KafkaClients, Runner, RunnerConfig
@@ -72,6 +73,7 @@ def run(config: ServiceConfig, shutdown: Shutdown, sensors: Sensors) -> int:
     watchdog = _watchdog(config, health, shutdown)
     sensors.add(watchdog)
     LagCollector(watchdog, registry)
+    sensors.add(LoopMetrics(registry, health))
     try:
         processor = config.mode.build(config, registry)
     except ArtifactError as exc:

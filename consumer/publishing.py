@@ -16,6 +16,10 @@ shutdown grace, after which `consumer.shutdown` ends the process), and closing n
 every `publish` that returned has delivered all it sent, and what a failed one left behind is
 taken back (an open transaction is aborted by the next start, or times out) or sent again.
 
+Each step that completes is told to the loop's sensor with its duration
+(`consumer.sensors.PUBLISH_STEPS`: send, offsets, commit, abort), which the loop's metrics
+turn into `sunspot_consumer_publish_step_seconds{step}`.
+
 A transaction step that the cluster does not acknowledge within `step_timeout_s` fails the
 batch. kafka-python can wait for ever on a transaction coordinator that died mid-step (it does
 not always look the new one up), so rather than trust it the publisher then replaces its
@@ -29,6 +33,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
@@ -40,6 +45,7 @@ from kafka.structs import OffsetAndMetadata
 from consumer.fencing import is_fenced
 from consumer.health import Health
 from consumer.output import Output
+from consumer.sensors import ABORT, COMMIT, OFFSETS, SEND, Sensor
 from sunspots.kafka_compat import close_now, start_transaction_step
 from sunspots.refusal import refusal_error
 
@@ -74,12 +80,14 @@ class TransactionalPublisher:
         health: Health,
         shutdown_wait_s: float,
         step_timeout_s: float = 20.0,
+        sensor: Sensor | None = None,
     ) -> None:
         self.make_producer = make_producer
         self.stop = stop
         self.health = health
         self.shutdown_wait_s = shutdown_wait_s
         self.step_timeout_s = step_timeout_s
+        self.sensor = sensor if sensor is not None else Sensor()
         self.producer: KafkaProducer | None = make_producer()
         # A step timed out: this client may be stuck on a dead coordinator, so it is replaced
         # rather than asked to abort.
@@ -88,6 +96,7 @@ class TransactionalPublisher:
     def publish(self, outputs: list[Output], offsets: Offsets, consumer: KafkaConsumer) -> None:
         if self.producer is None:
             raise KafkaError("no transactional producer: it is being replaced")
+        started = time.perf_counter()
         self.producer.begin_transaction()
         sent = []
         for out in outputs:
@@ -95,10 +104,24 @@ class TransactionalPublisher:
             refused = _refusal(future)  # a topic this principal may not write: known at once
             if refused is not None:
                 raise refused
+        started = self._told(SEND, started)
         self._step("send_offsets_to_transaction", offsets, consumer.group_metadata(), sent=sent)
+        started = self._told(OFFSETS, started)
         self._step("commit_transaction", sent=sent)
+        self._told(COMMIT, started)
 
     def abort(self) -> None:
+        started = time.perf_counter()
+        self._abort()
+        self._told(ABORT, started)
+
+    def _told(self, step: str, started: float) -> float:
+        """Tell the sensor a step that began at `started` is done; the time it ended."""
+        now = time.perf_counter()
+        self.sensor.on_transaction(step, now - started)
+        return now
+
+    def _abort(self) -> None:
         if self.producer is not None and not self.wedged:
             try:
                 self._step("abort_transaction")
@@ -153,15 +176,22 @@ class TransactionalPublisher:
 class AcknowledgedPublisher:
     """At least once: outputs acknowledged first, offsets committed after."""
 
-    def __init__(self, make_producer: Callable[[], KafkaProducer]) -> None:
+    def __init__(
+        self, make_producer: Callable[[], KafkaProducer], sensor: Sensor | None = None
+    ) -> None:
         self.producer = make_producer()
+        self.sensor = sensor if sensor is not None else Sensor()
 
     def publish(self, outputs: list[Output], offsets: Offsets, consumer: KafkaConsumer) -> None:
+        started = time.perf_counter()
         futures = [send(self.producer, out) for out in outputs]
         self.producer.flush()
         for future in futures:
             future.get(timeout=0)  # raises the delivery error, if any
+        sent = time.perf_counter()
+        self.sensor.on_transaction(SEND, sent - started)
         consumer.commit(offsets)
+        self.sensor.on_transaction(COMMIT, time.perf_counter() - sent)
 
     def abort(self) -> None:
         """Nothing to take back: the rewound batch is simply sent again."""

@@ -9,6 +9,9 @@ If a restore fails (changelog unreadable), kafka-python would log the callback's
 carry on with the partitions assigned, and the loop would forecast from empty windows. Instead
 the recovery is marked pending: nothing is processed, `/readyz` answers 503, and the loop
 rewinds (and so restores) with backoff until it succeeds.
+
+Each restore that succeeds is told to the loop's sensor (`Sensor.on_restored`): the partitions,
+the changelog records read and the time it took.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from consumer.changelog import Changelog
 from consumer.health import Health
 from consumer.processor import Processor
+from consumer.sensors import Sensor
 
 log = logging.getLogger(__name__)
 
@@ -31,11 +35,16 @@ ReadChangelog = Callable[[list[int]], Iterable[tuple[int, Changelog]]]
 
 class Recovery(ConsumerRebalanceListener):
     def __init__(
-        self, processor: Processor, read_changelog: ReadChangelog | None, health: Health
+        self,
+        processor: Processor,
+        read_changelog: ReadChangelog | None,
+        health: Health,
+        sensor: Sensor | None = None,
     ) -> None:
         self.processor = processor
         self.read_changelog = read_changelog
         self.health = health
+        self.sensor = sensor if sensor is not None else Sensor()
         self.consumer: KafkaConsumer | None = None
         self.pending = False
 
@@ -83,8 +92,12 @@ class Recovery(ConsumerRebalanceListener):
     def restore(self, partitions: list[int]) -> None:
         if self.read_changelog is None:
             return
+        started, records = time.monotonic(), 0
         for partition, changelog in self.read_changelog(partitions):
             self.processor.restore(partition, changelog)
+            records += len(changelog)
+        if partitions:
+            self.sensor.on_restored(partitions, records, time.monotonic() - started)
 
     def rewind(self) -> None:
         """Seek every owned partition to its committed offset and rebuild its state."""

@@ -9,7 +9,9 @@
 3. pipeline (bench.pipeline): the real producer and forecaster, full replay and paced;
 4. classifier (bench.classifier): the classifier service, burst and paced;
 5. scaling (bench.scaling): 1, 2 and 3 forecasters on 6 partitions, and what a series costs;
-6. codecs (bench.codecs): each compression codec's CPU and bytes on the replay's records.
+6. codecs (bench.codecs): each compression codec's CPU and bytes on the replay's records;
+7. latency (bench.latency): the floor, a bare transactional round trip paced at the services'
+   rates, beside which the services' paced p99 is set against its target (≤ 50 ms).
 
 The Kafka benchmarks share one local broker (started here unless --bootstrap-servers is
 given), so the pipeline's throughput can be read as a ratio of the bare loops'. Each benchmark
@@ -30,10 +32,18 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench import classifier, codecs, inference, kafka_ceiling, pipeline, scaling
+from bench import classifier, codecs, inference, kafka_ceiling, latency, pipeline, scaling
 from bench.common import RESULTS, broker, default_data, machine, report, table
 
-BENCHMARKS = ("inference", "kafka_ceiling", "pipeline", "classifier", "scaling", "codecs")
+BENCHMARKS = (
+    "inference",
+    "kafka_ceiling",
+    "pipeline",
+    "classifier",
+    "scaling",
+    "codecs",
+    "latency",
+)
 THROUGHPUT_RATIO = 0.7
 # Against the bare loop that writes what the forecaster writes, the pipeline must do better.
 SHAPED_RATIO = 0.85
@@ -42,6 +52,8 @@ CPU_SHARE = 0.75
 # The last commit whose forecaster decoded and encoded JSON with the standard library.
 BASELINE_REF = "5c2ad2a"
 REPLAY_SECONDS = 20.0
+# A real-time service's paced latency, observation (request) to result visible downstream.
+LATENCY_P99_MS = 50.0
 RSS_MIB = 1024.0
 
 
@@ -54,6 +66,9 @@ def _argv(name: str, args: argparse.Namespace, bootstrap: str | None) -> list[st
         return data + out + (quick if args.quick else [])
     if name == "kafka_ceiling":
         return data + broker + out + (["--count", str(args.quick_days)] if args.quick else [])
+    if name == "latency":
+        quick = ["--rates", "50", "--seconds", "1", "--warmup", "0.5"]
+        return broker + out + (quick if args.quick else [])
     if name == "codecs":
         quick = ["--count", str(args.quick_days), "--single", "20", "--repeats", "1"]
         return data + broker + out + (quick if args.quick else [])
@@ -145,6 +160,47 @@ def _against_baseline(pipe: dict[str, Any] | None) -> list[dict[str, Any]]:
     ]
 
 
+def _paced(report: dict[str, Any] | None) -> dict[str, Any] | None:
+    rows = (report or {}).get("results", [])
+    return next((r for r in rows if r["scenario"].startswith("paced")), None)
+
+
+def _latency(reports: dict[str, dict[str, Any] | None]) -> list[dict[str, Any]]:
+    """Each service's paced p99 against its target, beside the floor at the same rate (the
+    bare transactional round trip, bench.latency), and the floors themselves."""
+    floors = {r["rate"]: r for r in (reports.get("latency") or {}).get("results", [])}
+    services = []
+    if pipe := _paced(reports.get("pipeline")):
+        rate, p99 = pipe["obs_per_s"], pipe.get("visible_p99_ms")
+        services.append((f"observation → forecast visible, paced {rate:g} obs/s", rate, p99))
+    if answers := _paced(reports.get("classifier")):
+        rate, p99 = answers.get("rate"), answers.get("p99_ms")
+        services.append((f"classifier request → answer, paced {rate:g}/s", rate, p99))
+    rows = []
+    for what, rate, p99 in services:
+        floor = floors.get(rate, {}).get("p99_ms")
+        beside = f" ({p99 / floor:.2f} × the floor's {floor} ms)" if floor and p99 else ""
+        met = p99 is not None and p99 <= LATENCY_P99_MS
+        rows.append(
+            {
+                "target": f"{what}: p99",
+                "figure": f"{p99} ms{beside}",
+                "goal": f"≤ {LATENCY_P99_MS:g} ms",
+                "met": met,
+            }
+        )
+    for rate, floor in sorted(floors.items()):
+        rows.append(
+            {
+                "target": f"floor: bare transactional round trip, paced {rate:g}/s: p50 / p99",
+                "figure": f"{floor['p50_ms']} / {floor['p99_ms']} ms",
+                "goal": "(the reference)",
+                "met": None,
+            }
+        )
+    return rows
+
+
 def summary(reports: dict[str, dict[str, Any] | None]) -> list[dict[str, Any]]:
     """Each target of issue 8 with this run's figure; ratios only within this run."""
     rows: list[dict[str, Any]] = []
@@ -186,6 +242,7 @@ def summary(reports: dict[str, dict[str, Any] | None]) -> list[dict[str, Any]]:
                 }
             )
     rows.extend(_whole_loop_ratio(ceiling, pipe))
+    rows.extend(_latency(reports))
     rows.extend(_against_baseline(pipe))
     for p in (pipe or {}).get("results", []):
         if "baseline" in p["scenario"]:
@@ -256,10 +313,12 @@ def markdown(reports: dict[str, dict[str, Any] | None], targets: list[dict[str, 
                 "p50_ms",
                 "p99_ms",
                 "max_ms",
+                "loop_ms",
             ],
         ),
         "scaling": ("Scale-out: 1, 2, 3 forecasters", scaling.COLUMNS),
         "codecs": ("Compression codecs", codecs.COLUMNS),
+        "latency": ("Latency floor: a bare transactional round trip, paced", latency.COLUMNS),
     }
     for name, (title, cols) in titles.items():
         if reports.get(name):
@@ -294,6 +353,7 @@ def main(argv: list[str] | None = None) -> int:
         "classifier": classifier.main,
         "scaling": scaling.main,
         "codecs": codecs.main,
+        "latency": latency.main,
     }
     with broker(args.bootstrap_servers, needed=bool(set(args.only) - {"inference"})) as bootstrap:
         for name in BENCHMARKS:

@@ -180,6 +180,7 @@ def _serve(
         bootstrap_servers=config.kafka.bootstrap_servers,
         processing=config.processing,
         state_topic=config.mode.state(topics),
+        output_topics=config.mode.outputs(topics),
         max_poll_records=config.max_poll_records,
         shutdown_grace_s=config.shutdown_grace_s,
     )

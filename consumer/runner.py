@@ -70,6 +70,9 @@ class RunnerConfig:
     bootstrap_servers: str = "<bootstrap servers>"  # named in a line that says what to do
     processing: str = EXACTLY_ONCE
     state_topic: str | None = None
+    # The topics every batch writes: the producer holds their metadata from the start, so the
+    # first batch does not wait for it (`clients.make_producer`).
+    output_topics: tuple[str, ...] = ()
     max_poll_records: int = 2000
     poll_timeout_ms: int = 250
     # A broker outage shorter than this leaves the batch's transaction alive, to be committed
@@ -115,12 +118,14 @@ class KafkaClients:
     def publisher(self, sensor: Sensor) -> Publisher:
         c = self.config
         if c.processing != EXACTLY_ONCE:
-            return AcknowledgedPublisher(partial(clients.make_producer, self.kafka), sensor)
+            make = partial(clients.make_producer, self.kafka, topics=c.output_topics)
+            return AcknowledgedPublisher(make, sensor)
         make = partial(
             clients.make_producer,
             self.kafka,
             f"{c.group_id}-{c.instance_id}",
             c.transaction_timeout_ms,
+            c.output_topics,
         )
         wait = c.shutdown_grace_s / 2
         return TransactionalPublisher(make, self.stop, self.health, wait, sensor=sensor)

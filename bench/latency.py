@@ -186,6 +186,8 @@ def floor(
     finally:
         if loop.poll() is None:
             loop.kill()
+    if loop.returncode != 0 or not stdout.strip():
+        raise RuntimeError(f"the bare loop exited with {loop.returncode} (its error is above)")
     transactions = json.loads(stdout.strip().splitlines()[-1])
     return row(rate, sent, reader.seen, transactions, warm)
 

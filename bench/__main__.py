@@ -12,6 +12,8 @@
 5. scaling (bench.scaling): 1, 2 and 3 forecasters on 6 partitions;
 6. codecs (bench.codecs): each compression codec's CPU and bytes on the replay's records;
 7. many_series (bench.many_series): 1, 1,000 and 10,000 series in one forecaster.
+8. latency (bench.latency): the floor, a bare transactional round trip paced at the services'
+   rates, beside which the services' paced p99 is set against its target (≤ 50 ms).
 
 The Kafka benchmarks share one local broker (started here unless --bootstrap-servers is
 given), so the pipeline's throughput can be read as a ratio of the bare loops'. Each benchmark
@@ -38,7 +40,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import classifier, codecs, inference, kafka_ceiling, many_series, pipeline, scaling
+from bench import (
+    classifier,
+    codecs,
+    inference,
+    kafka_ceiling,
+    latency,
+    many_series,
+    pipeline,
+    scaling,
+)
 from bench.common import RESULTS, broker, default_data, machine, report, table
 from sunspots.logs import quiet_kafka
 
@@ -69,6 +80,8 @@ CPU_SHARE = 0.75
 # The last commit whose forecaster decoded and encoded JSON with the standard library.
 BASELINE_REF = "5c2ad2a"
 REPLAY_SECONDS = 20.0
+# A real-time service's paced latency, observation (request) to result visible downstream.
+LATENCY_P99_MS = 50.0
 RSS_MIB = 1024.0
 
 
@@ -103,6 +116,11 @@ def _classifier(args: argparse.Namespace, f: Flags) -> list[str]:
     return f.broker + f.out + (quick if args.quick else [])
 
 
+def _latency(args: argparse.Namespace, f: Flags) -> list[str]:
+    quick = ["--rates", "50", "--seconds", "1", "--warmup", "0.5"]
+    return f.broker + f.out + (quick if args.quick else [])
+
+
 def _many_series(args: argparse.Namespace, f: Flags) -> list[str]:
     quick = ["--series", "20", "60", "--days", "70", "--state-series", "20"]
     return f.data + f.broker + f.out + f.logs + (quick if args.quick else [])
@@ -129,6 +147,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "scaling": Benchmark(scaling.main, _scaling),
     "codecs": Benchmark(codecs.main, _codecs),
     "many_series": Benchmark(many_series.main, _many_series),
+    "latency": Benchmark(latency.main, _latency),
 }
 
 
@@ -197,6 +216,47 @@ def _against_baseline(pipe: dict[str, Any] | None) -> list[dict[str, Any]]:
     ]
 
 
+def _paced(report: dict[str, Any] | None) -> dict[str, Any] | None:
+    rows = (report or {}).get("results", [])
+    return next((r for r in rows if r["scenario"].startswith("paced")), None)
+
+
+def _latency(reports: dict[str, dict[str, Any] | None]) -> list[dict[str, Any]]:
+    """Each service's paced p99 against its target, beside the floor at the same rate (the
+    bare transactional round trip, bench.latency), and the floors themselves."""
+    floors = {r["rate"]: r for r in (reports.get("latency") or {}).get("results", [])}
+    services = []
+    if pipe := _paced(reports.get("pipeline")):
+        rate, p99 = pipe["obs_per_s"], pipe.get("visible_p99_ms")
+        services.append((f"observation → forecast visible, paced {rate:g} obs/s", rate, p99))
+    if answers := _paced(reports.get("classifier")):
+        rate, p99 = answers.get("rate"), answers.get("p99_ms")
+        services.append((f"classifier request → answer, paced {rate:g}/s", rate, p99))
+    rows = []
+    for what, rate, p99 in services:
+        floor = floors.get(rate, {}).get("p99_ms")
+        beside = f" ({p99 / floor:.2f} × the floor's {floor} ms)" if floor and p99 else ""
+        met = p99 is not None and p99 <= LATENCY_P99_MS
+        rows.append(
+            {
+                "target": f"{what}: p99",
+                "figure": f"{p99} ms{beside}",
+                "goal": f"≤ {LATENCY_P99_MS:g} ms",
+                "met": met,
+            }
+        )
+    for rate, floor in sorted(floors.items()):
+        rows.append(
+            {
+                "target": f"floor: bare transactional round trip, paced {rate:g}/s: p50 / p99",
+                "figure": f"{floor['p50_ms']} / {floor['p99_ms']} ms",
+                "goal": "(the reference)",
+                "met": None,
+            }
+        )
+    return rows
+
+
 def summary(reports: dict[str, dict[str, Any] | None]) -> list[dict[str, Any]]:
     """Each target of issue 8 with this run's figure; ratios only within this run."""
     rows: list[dict[str, Any]] = []
@@ -238,6 +298,7 @@ def summary(reports: dict[str, dict[str, Any] | None]) -> list[dict[str, Any]]:
                 }
             )
     rows.extend(_whole_loop_ratio(ceiling, pipe))
+    rows.extend(_latency(reports))
     rows.extend(_against_baseline(pipe))
     for p in (pipe or {}).get("results", []):
         if "baseline" in p["scenario"]:
@@ -308,10 +369,12 @@ def markdown(reports: dict[str, dict[str, Any] | None], targets: list[dict[str, 
                 "p50_ms",
                 "p99_ms",
                 "max_ms",
+                "loop_ms",
             ],
         ),
         "scaling": ("Scale-out: 1, 2, 3 forecasters", scaling.COLUMNS),
         "codecs": ("Compression codecs", codecs.COLUMNS),
+        "latency": ("Latency floor: a bare transactional round trip, paced", latency.COLUMNS),
     }
     for name, (title, cols) in titles.items():
         if reports.get(name):

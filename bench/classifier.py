@@ -11,7 +11,8 @@ for /readyz, then runs two scenarios through the `producer.classify` client:
 
 Latency is from the client's `send()` to the moment its read_committed reply reader polled the
 answer, so it includes producer batching, the service's poll and transaction commit, and the
-reply fetch. Prints a table and writes JSON to bench/results/classifier.json.
+reply fetch. `loop_ms` says where the service's loop spent a batch, from its own metrics
+(`bench.common.loop_ms`). Prints a table and writes JSON to bench/results/classifier.json.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import platform
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,11 +32,12 @@ from typing import Any
 import numpy as np
 from kafka import KafkaProducer
 
-from bench.common import broker, consumer_service
+from bench.common import broker, consumer_service, loop_ms
 from producer.classify import Exchange, ReplyReader, exchange
 from sunspots.schemas import encode_classifier_request
 from sunspots.settings import KafkaSettings
 from sunspots.topics import create_topics
+from support.services import Service
 from support.topics import unique_topics
 
 REPO = Path(__file__).resolve().parents[1]
@@ -89,16 +92,26 @@ def paced(kafka: KafkaSettings, rate: float, duration: float, timeout: float) ->
     finally:
         producer.close()
         reader.close()
-    return _summary(f"paced {rate:g}/s", result, seconds)
+    return {**_summary(f"paced {rate:g}/s", result, seconds), "rate": rate}
+
+
+def _measured(
+    service: Service, scenario: Callable[..., dict[str, Any]], *args: Any
+) -> dict[str, Any]:
+    """A scenario's row, with where the service's loop spent each batch meanwhile."""
+    before = service.metrics()
+    row = scenario(*args)
+    row["loop_ms"] = loop_ms(before, service.metrics())
+    return row
 
 
 def _table(rows: list[dict[str, Any]]) -> str:
     cols = ["scenario", "requests", "answered", "seconds", "requests_per_s", "p50_ms", "p99_ms",
-            "max_ms"]  # fmt: skip
-    widths = [max(len(c), *(len(str(r[c])) for r in rows)) for c in cols]
+            "max_ms", "loop_ms"]  # fmt: skip
+    widths = [max(len(c), *(len(str(r.get(c))) for r in rows)) for c in cols]
     lines = ["  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True))]
     for row in rows:
-        lines.append("  ".join(str(row[c]).ljust(w) for c, w in zip(cols, widths, strict=True)))
+        lines.append("  ".join(str(row.get(c)).ljust(w) for c, w in zip(cols, widths, strict=True)))
     return "\n".join(lines) + "\n"
 
 
@@ -111,10 +124,8 @@ def run(args: argparse.Namespace, bootstrap: str) -> dict[str, Any]:
         service.wait_ready(90.0)
         # Warm-up: connections, group join and the first transaction are not what is measured.
         burst(kafka, min(200, args.requests), args.timeout, "warm-up")
-        rows = [
-            burst(kafka, args.requests, args.timeout),
-            paced(kafka, args.rate, args.duration, args.timeout),
-        ]
+        rows = [_measured(service, burst, kafka, args.requests, args.timeout)]
+        rows.append(_measured(service, paced, kafka, args.rate, args.duration, args.timeout))
     finally:
         service.stop()
     return {

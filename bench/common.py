@@ -31,6 +31,7 @@ import numpy as np
 
 from sunspots.settings import KafkaSettings
 from support.datafile import data_source
+from support.http import Samples, sample
 from support.services import Service, consumer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -122,6 +123,27 @@ def percentile(values: list[float] | np.ndarray, q: float, digits: int = 3) -> f
     if len(values) == 0:
         return None
     return round(float(np.percentile(np.asarray(values, dtype=np.float64), q)), digits)
+
+
+def loop_ms(before: Samples, after: Samples) -> str | None:
+    """Where a service's loop spent a batch between two scrapes of its /metrics, from its loop
+    metrics (consumer.loop_metrics): the mean poll-to-commit time of a batch, then the mean of
+    each transaction step (send + offsets + commit; the rest is processing and the loop's own
+    turn), in ms."""
+
+    def mean(name: str, **labels: str) -> float | None:
+        count = sample(after, f"{name}_count", **labels) - sample(before, f"{name}_count", **labels)
+        total = sample(after, f"{name}_sum", **labels) - sample(before, f"{name}_sum", **labels)
+        return total / count * 1000 if count else None
+
+    batch = mean("sunspot_consumer_batch_seconds")
+    if batch is None:
+        return None
+    steps = [
+        mean("sunspot_consumer_publish_step_seconds", step=s) for s in ("send", "offsets", "commit")
+    ]
+    shown = " + ".join(f"{s:.1f}" for s in steps if s is not None)
+    return f"{batch:.1f} ({shown})"
 
 
 def rss_peak_mib(pid: int) -> float | None:

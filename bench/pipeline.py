@@ -21,7 +21,10 @@ would, on fresh topics:
   completed its window (matched by date): the time the forecaster took to see, batch, predict
   and send it. `visible` latency adds the transaction commit and the downstream fetch: the
   time a read_committed reader in this process received the forecast − the observation's
-  timestamp. Both clocks are this machine's.
+  timestamp. Both clocks are this machine's. `loop_ms` says where the forecaster's loop spent a
+  batch, from its own metrics (`bench.common.loop_ms`): the mean from poll to commit, and of it
+  the transaction's steps (send + offsets + commit). A paced replay sends each observation at
+  once (no linger), as `producer --speed` does.
 
 Peak RSS of the forecaster is its /proc/<pid>/status VmHWM; CPU is its user+system time
 (`cpu_s`, start-up included). `cpu_us_per_obs` is the CPU the forecaster spent from the moment
@@ -53,6 +56,7 @@ from bench.common import (
     default_data,
     from_tree,
     known_flags_only,
+    loop_ms,
     percentile,
     report,
     rss_peak_mib,
@@ -83,6 +87,7 @@ COLUMNS = [
     "cpu_us_per_obs",
     "inference_s",
     "batches",
+    "loop_ms",
 ]
 REPLAY_START = "1850-01-01"
 PACED_START = "2000-01-01"
@@ -229,6 +234,7 @@ def paced(args: argparse.Namespace, base: KafkaSettings) -> dict[str, Any]:
     try:
         fc.start().wait_ready(90)
         watcher = Watcher(kafka, kafka.topics.forecasts, n_fc, keep_values=True)
+        idle = fc.metrics()
         replay(
             kafka,
             args.data,
@@ -264,6 +270,7 @@ def paced(args: argparse.Namespace, base: KafkaSettings) -> dict[str, Any]:
             "max_ms": round(max(produced), 1),
             "visible_p50_ms": percentile(visible, 50, 1),
             "visible_p99_ms": percentile(visible, 99, 1),
+            "loop_ms": loop_ms(idle, fc.metrics()),
         }
         return service_row(fc, row)
     finally:

@@ -39,6 +39,7 @@ from consumer.fencing import Fenced
 from consumer.following import ModelFollower
 from consumer.forecaster import Forecaster
 from consumer.lag import LagCollector
+from consumer.loop_metrics import LoopMetrics
 from consumer.processor import Processor
 from consumer.retry import Backoff, Interrupted, Retry
 from consumer.runner import KafkaClients, Runner, RunnerConfig
@@ -79,6 +80,7 @@ def run(config: ServiceConfig, shutdown: Shutdown, sensors: Sensors) -> int:
     watchdog = _watchdog(config, health, shutdown)
     sensors.add(watchdog)
     LagCollector(watchdog, registry)
+    sensors.add(LoopMetrics(registry, health))
     try:
         processor = config.mode.build(config, registry)
     except ArtifactError as exc:
@@ -194,6 +196,7 @@ def _serve(
         bootstrap_servers=config.kafka.bootstrap_servers,
         processing=config.processing,
         state_topic=config.mode.state(topics),
+        output_topics=config.mode.outputs(topics),
         max_poll_records=config.max_poll_records,
         shutdown_grace_s=config.shutdown_grace_s,
     )

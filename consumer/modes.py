@@ -1,8 +1,8 @@
 """The services `python -m consumer` can run, one registry entry each.
 
 A mode names its model artifact (flag default and env variable), its metrics port and consumer
-group, the topic it reads and the changelog it keeps (if any), its own flags, and how to build
-its processor. Adding a mode means adding an entry here; nothing else branches on the mode.
+group, the topic it reads, the topics every batch writes and the changelog it keeps (if any),
+its own flags, and how to build its processor. Adding a mode means adding an entry here; nothing else branches on the mode.
 Every processor is built inside `consumer.containment.Contained`, so that no record, whatever
 its bytes, stops the line.
 """
@@ -44,6 +44,8 @@ class Mode:
     default_group: str
     source: Callable[[Topics], str]
     state: Callable[[Topics], str | None]
+    # The topics every batch writes (dead letters, shadow forecasts and promotions are rarer).
+    outputs: Callable[[Topics], tuple[str, ...]]
     build: Callable[[ServiceConfig, CollectorRegistry], Processor]
     add_flags: Callable[[argparse.ArgumentParser], None] = lambda parser: None
     follows_models: bool = False  # reads the models topic (consumer.following)
@@ -146,6 +148,7 @@ FORECAST = Mode(
     default_group="sunspots-forecaster",
     source=lambda topics: topics.observations,
     state=lambda topics: topics.state,
+    outputs=lambda topics: (topics.forecasts, topics.evaluations, topics.state),
     build=_build_forecaster,
     add_flags=_forecast_flags,
     follows_models=True,
@@ -159,6 +162,7 @@ CLASSIFY = Mode(
     default_group="sunspots-classifier",
     source=lambda topics: topics.classifier_requests,
     state=lambda topics: None,
+    outputs=lambda topics: (topics.classifier_predictions,),
     build=_build_classifier,
 )
 MODES = {mode.name: mode for mode in (FORECAST, CLASSIFY)}

@@ -16,6 +16,10 @@ shutdown grace, after which `consumer.shutdown` ends the process), and closing n
 every `publish` that returned has delivered all it sent, and what a failed one left behind is
 taken back (an open transaction is aborted by the next start, or times out) or sent again.
 
+Each step that completes is told to the loop's sensor with its duration
+(`consumer.sensors.PUBLISH_STEPS`: send, offsets, commit, abort), which the loop's metrics
+turn into `sunspot_consumer_publish_step_seconds{step}`.
+
 A transaction step that the cluster does not acknowledge within `step_timeout_s` fails the
 batch. kafka-python can wait for ever on a transaction coordinator that died mid-step (it does
 not always look the new one up), so rather than trust it the publisher then replaces its
@@ -37,6 +41,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
@@ -53,6 +58,7 @@ from kafka.structs import OffsetAndMetadata
 from consumer.fencing import is_fenced
 from consumer.health import Health
 from consumer.output import Output
+from consumer.sensors import ABORT, COMMIT, OFFSETS, SEND, Sensor
 from consumer.stops import EXIT_INPUT, ServiceStop
 from sunspots.kafka_compat import close_now, start_transaction_step
 from sunspots.refusal import refusal_error
@@ -105,12 +111,14 @@ class TransactionalPublisher:
         health: Health,
         shutdown_wait_s: float,
         step_timeout_s: float = 20.0,
+        sensor: Sensor | None = None,
     ) -> None:
         self.make_producer = make_producer
         self.stop = stop
         self.health = health
         self.shutdown_wait_s = shutdown_wait_s
         self.step_timeout_s = step_timeout_s
+        self.sensor = sensor if sensor is not None else Sensor()
         self.producer: KafkaProducer | None = make_producer()
         # A step timed out: this client may be stuck on a dead coordinator, so it is replaced
         # rather than asked to abort.
@@ -121,6 +129,7 @@ class TransactionalPublisher:
             raise KafkaError("no transactional producer: it is being replaced")
         if not outputs and not offsets:
             return
+        started = time.perf_counter()
         self.producer.begin_transaction()
         sent = []
         try:
@@ -132,16 +141,30 @@ class TransactionalPublisher:
         except StaleMetadata:
             self.wedged = True  # replaced, not asked to abort: the new one knows the topic
             raise
+        started = self._told(SEND, started)
         try:
             if offsets:
                 group = consumer.group_metadata()
                 self._step("send_offsets_to_transaction", offsets, group, sent=sent)
+                started = self._told(OFFSETS, started)
             self._step("commit_transaction", sent=sent)
+            self._told(COMMIT, started)
         except KafkaError:
             _stop_if_too_large(outputs, sent)
             raise
 
     def abort(self) -> None:
+        started = time.perf_counter()
+        self._abort()
+        self._told(ABORT, started)
+
+    def _told(self, step: str, started: float) -> float:
+        """Tell the sensor a step that began at `started` is done; the time it ended."""
+        now = time.perf_counter()
+        self.sensor.on_transaction(step, now - started)
+        return now
+
+    def _abort(self) -> None:
         if self.producer is not None and not self.wedged:
             try:
                 self._step("abort_transaction")
@@ -196,12 +219,16 @@ class TransactionalPublisher:
 class AcknowledgedPublisher:
     """At least once: outputs acknowledged first, offsets committed after."""
 
-    def __init__(self, make_producer: Callable[[], KafkaProducer]) -> None:
+    def __init__(
+        self, make_producer: Callable[[], KafkaProducer], sensor: Sensor | None = None
+    ) -> None:
         self.make_producer = make_producer
         self.producer = make_producer()
         self.stale = False
+        self.sensor = sensor if sensor is not None else Sensor()
 
     def publish(self, outputs: list[Output], offsets: Offsets, consumer: KafkaConsumer) -> None:
+        started = time.perf_counter()
         try:
             futures = [send(self.producer, out) for out in outputs]
         except StaleMetadata:
@@ -214,8 +241,11 @@ class AcknowledgedPublisher:
         except KafkaError:
             _stop_if_too_large(outputs, futures)
             raise
+        sent = time.perf_counter()
+        self.sensor.on_transaction(SEND, sent - started)
         if offsets:
             consumer.commit(offsets)
+            self.sensor.on_transaction(COMMIT, time.perf_counter() - sent)
 
     def abort(self) -> None:
         """Nothing to take back: the rewound batch is simply sent again (by a new producer,

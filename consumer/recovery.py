@@ -18,6 +18,9 @@ rebalance callback raises). A rewind after the source topic was deleted and crea
 starts its partitions from their beginning, and one after the changelog lost the states
 (deleted or recreated) keeps the states held, as they were at the last commit, instead of
 reading back a changelog that no longer has them.
+
+Each restore that succeeds is told to the loop's sensor (`Sensor.on_restored`): the partitions,
+the changelog records read and the time it took.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from consumer.changelog import Changelog
 from consumer.health import Health
 from consumer.processor import Processor
+from consumer.sensors import Sensor
 from consumer.stops import ServiceStop
 from consumer.topic_watch import TopicWatch
 
@@ -48,11 +52,13 @@ class Recovery(ConsumerRebalanceListener):
         read_changelog: ReadChangelog | None,
         health: Health,
         watch: TopicWatch | None = None,
+        sensor: Sensor | None = None,
     ) -> None:
         self.processor = processor
         self.read_changelog = read_changelog
         self.health = health
         self.watch = watch
+        self.sensor = sensor if sensor is not None else Sensor()
         self.consumer: KafkaConsumer | None = None
         self.failed = False
         self.stopping: ServiceStop | None = None
@@ -123,8 +129,11 @@ class Recovery(ConsumerRebalanceListener):
             self.watch.before_restore(partitions)
         if self.read_changelog is None:
             return
+        started, records = time.monotonic(), 0
         for partition, changelog in self.read_changelog(partitions):
             self.processor.restore(partition, changelog)
+            records += len(changelog)
+        self.sensor.on_restored(partitions, records, time.monotonic() - started)
 
     def rewind(self) -> None:
         """Seek every owned partition to its committed offset and rebuild its state."""

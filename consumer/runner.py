@@ -10,9 +10,11 @@ wait on Kafka backs off the same way (`consumer.retry`). A fencing stops the ser
 raises unchanged for the service to tell. An error of a poll is retried, or, when it means a
 batch cannot be read, stops the service with one line (`consumer.poll_errors`).
 
-The loop tells its sensors (`consumer.sensors`) what it does: rebalances, commits, where it has
-read to, rewinds, and its current activity, which the watchdog (`consumer.watchdog`) and the
-bounded shutdown (`consumer.shutdown`) name when the loop stops making progress.
+The loop tells its sensors (`consumer.sensors`) what it does: rebalances, restores, commits and
+each batch's latency from its poll, the steps of publishing, aborts, fencing, where it has read
+to, rewinds, and its current activity, which the watchdog (`consumer.watchdog`) and the bounded
+shutdown (`consumer.shutdown`) name when the loop stops making progress, and which the loop's
+metrics (`consumer.loop_metrics`) count.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ from consumer.publishing import (
 )
 from consumer.recovery import Recovery
 from consumer.retry import Backoff, Interrupted, Retry
-from consumer.sensors import Sensor, Sensors
+from consumer.sensors import FAILED_PUBLISH, FAILED_RESTORE, Sensor, Sensors
 from consumer.stops import EXIT_INPUT, EXIT_STALLED, ServiceStop
 from consumer.topic_watch import TopicWatch
 from sunspots.kafka_compat import broker_connected, fetch_position, request_rejoin
@@ -69,6 +71,9 @@ class RunnerConfig:
     bootstrap_servers: str = "<bootstrap servers>"  # named in a line that says what to do
     processing: str = EXACTLY_ONCE
     state_topic: str | None = None
+    # The topics every batch writes: the producer holds their metadata from the start, so the
+    # first batch does not wait for it (`clients.make_producer`).
+    output_topics: tuple[str, ...] = ()
     max_poll_records: int = 2000
     poll_timeout_ms: int = 250
     # A broker outage shorter than this leaves the batch's transaction alive, to be committed
@@ -93,7 +98,7 @@ class RunnerConfig:
 class Clients(Protocol):
     """Where the runner gets its Kafka clients; unit tests pass fakes."""
 
-    def publisher(self) -> Publisher: ...
+    def publisher(self, sensor: Sensor) -> Publisher: ...
 
     def consumer(self) -> KafkaConsumer: ...
 
@@ -111,17 +116,20 @@ class KafkaClients:
         self.health = health
         self.stop = stop
 
-    def publisher(self) -> Publisher:
+    def publisher(self, sensor: Sensor) -> Publisher:
         c = self.config
         if c.processing != EXACTLY_ONCE:
-            return AcknowledgedPublisher(partial(clients.make_producer, self.kafka))
+            make = partial(clients.make_producer, self.kafka, topics=c.output_topics)
+            return AcknowledgedPublisher(make, sensor)
         make = partial(
             clients.make_producer,
             self.kafka,
             f"{c.group_id}-{c.instance_id}",
             c.transaction_timeout_ms,
+            c.output_topics,
         )
-        return TransactionalPublisher(make, self.stop, self.health, c.shutdown_grace_s / 2)
+        wait = c.shutdown_grace_s / 2
+        return TransactionalPublisher(make, self.stop, self.health, wait, sensor=sensor)
 
     def consumer(self) -> KafkaConsumer:
         c = self.config
@@ -184,7 +192,7 @@ class Runner:
             stop, health, Backoff(config.retry_backoff_s, config.retry_backoff_max_s)
         )
         changelog = clients_.changelog if config.state_topic else None
-        self.recovery = Recovery(processor, changelog, health, watch)
+        self.recovery = Recovery(processor, changelog, health, watch, self.sensor)
         self.publisher: Publisher | None = None
         self.consumer: KafkaConsumer | None = None
         self.batches = 0
@@ -214,7 +222,9 @@ class Runner:
         # open transaction before this one joins the group and reads.
         self._doing("connecting the producer")
         self.publisher = self.retry(
-            self.clients.publisher, "connecting the producer", retry_on=(KafkaError,)
+            partial(self.clients.publisher, self.sensor),
+            "connecting the producer",
+            retry_on=(KafkaError,),
         )
         self._doing("connecting the consumer")
         self.consumer = self.retry(
@@ -237,10 +247,11 @@ class Runner:
         polled = self._poll()
         if polled is None:
             return
+        polled_at = time.perf_counter()
         if self.recovery.pending:
             # Whatever was fetched for partitions without state is dropped: the rewind
             # fetches it again once their state is back.
-            self._rewind("restoring state", "a failed restore")
+            self._rewind("restoring state", FAILED_RESTORE)
             return
         records = [r for part in polled.values() for r in part]
         if not records and not owed:
@@ -250,17 +261,19 @@ class Runner:
         offsets: Offsets = {
             tp: OffsetAndMetadata(part[-1].offset + 1, "", -1) for tp, part in polled.items()
         }
-        self._publish(outputs, offsets)
+        if self._publish(outputs, offsets):
+            self.sensor.on_batch(len(records), time.perf_counter() - polled_at)
 
-    def _publish(self, outputs: list[Output], offsets: Offsets) -> None:
-        """Publish a batch's outputs with its offsets; on a failure, abort and rewind, or,
-        when the service is stopping, leave the batch to the next start."""
+    def _publish(self, outputs: list[Output], offsets: Offsets) -> bool:
+        """Publish a batch's outputs with its offsets (True); on a failure, abort and rewind
+        (False), or, when the service is stopping, leave the batch to the next start."""
         assert self.publisher is not None and self.consumer is not None
         self._doing(f"publishing {len(outputs)} outputs")
         try:
             self.publisher.publish(outputs, offsets, self.consumer)
         except KafkaError as exc:
             if is_fenced(exc):
+                self.sensor.on_fenced()
                 raise Fenced(f"fenced while publishing: {exc!r}") from exc
             if refusal_error(exc) is not None:
                 raise  # not authorized: a retry will not mend it
@@ -275,11 +288,13 @@ class Runner:
             # The rewound consumer fetches the batch again, so this attempt is simply dropped.
             self._doing("resetting the producer")
             self.retry(self.publisher.abort, "resetting the producer")
-            self._rewind("rewinding", "a failed publish")
-            return
+            self.sensor.on_abort()
+            self._rewind("rewinding", FAILED_PUBLISH)
+            return False
         self.health.connected = True
         self.batches += 1
         self.sensor.on_commit({tp: meta.offset for tp, meta in offsets.items()})
+        return True
 
     def _rewind(self, what: str, cause: str) -> None:
         self._doing(f"{what} (seeking to the committed offsets)")
@@ -313,6 +328,7 @@ class Runner:
         back off (doubling, up to the ceiling) and poll again, told once per episode."""
         assert self.consumer is not None
         if is_fenced(exc):
+            self.sensor.on_fenced()
             raise Fenced(f"fenced while polling: {exc}") from exc
         if refusal_error(exc) is not None:
             raise exc  # not authorized: a retry will not mend it

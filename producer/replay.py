@@ -137,22 +137,27 @@ def plan(dates: list[date], config: ReplayConfig, after: Mapping[str, date]) -> 
 
 
 def replay_producer(
-    kafka: KafkaSettings, delivery_timeout_s: float = DEFAULT_DELIVERY_TIMEOUT_S
+    kafka: KafkaSettings,
+    delivery_timeout_s: float = DEFAULT_DELIVERY_TIMEOUT_S,
+    paced: bool = False,
 ) -> KafkaProducer:
     """The replay's producer: idempotent, acknowledged by all in-sync replicas, large batches
     filled for `LINGER_MS`, in the codec of `kafka.compression_type` (bench.codecs measures
-    each codec with it)."""
+    each codec with it). A paced replay (`--speed`) sends each record at once: a day holds one
+    record per series, so a linger would only add itself to every observation's latency
+    (records sent while a request is in flight still share the next batch)."""
     delivery_ms = int(delivery_timeout_s * 1000)
+    linger_ms = 0 if paced else LINGER_MS
     return KafkaProducer(
         **kafka.producer_kwargs(),
         acks="all",
         enable_idempotence=True,
-        linger_ms=LINGER_MS,
+        linger_ms=linger_ms,
         batch_size=256 * 1024,
         # A record not acknowledged this long after it was sent fails; kafka-python needs the
         # delivery timeout to cover one request and the linger.
         delivery_timeout_ms=delivery_ms,
-        request_timeout_ms=min(MAX_REQUEST_TIMEOUT_MS, delivery_ms - LINGER_MS),
+        request_timeout_ms=min(MAX_REQUEST_TIMEOUT_MS, delivery_ms - linger_ms),
         # send() waits this long at most for metadata (a new topic, a lost leader).
         max_block_ms=delivery_ms,
     )
@@ -224,7 +229,8 @@ class Replayer:
         return after
 
     def _producer(self) -> KafkaProducer:
-        return replay_producer(self.kafka, self.config.delivery_timeout_s)
+        paced = self.config.speed > 0
+        return replay_producer(self.kafka, self.config.delivery_timeout_s, paced)
 
     def _send_all(
         self,

@@ -10,6 +10,7 @@ the expected rows, and the counts show that every record went through.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -101,6 +102,9 @@ def test_pipeline(results: Path, forecaster_model) -> None:
     paced = rows["paced 50 obs/s, exactly once"]
     assert paced["forecasts"] == paced["observations"] - window + 1
     assert 0 < paced["p50_ms"] <= paced["p99_ms"]
+    # Where the loop spent a batch, from the forecaster's own metrics: the mean poll-to-commit
+    # time, then the send, offsets and commit steps.
+    assert re.fullmatch(r"[\d.]+ \([\d.]+ \+ [\d.]+ \+ [\d.]+\)", paced["loop_ms"])
 
 
 def test_classifier(results: Path) -> None:
@@ -108,6 +112,19 @@ def test_classifier(results: Path) -> None:
     rows = {row["scenario"]: row for row in report["results"]}
     assert rows["burst"]["answered"] == rows["burst"]["requests"] == 100
     assert rows["paced 50/s"]["answered"] == rows["paced 50/s"]["requests"] == 50
+    assert rows["paced 50/s"]["rate"] == 50 and rows["paced 50/s"]["loop_ms"]
+
+
+def test_latency_floor(results: Path) -> None:
+    report = _load(results, "latency")
+    (row,) = report["results"]
+    assert row["scenario"] == "floor 50/s" and row["rate"] == 50
+    # One second counted at 50/s, each record read back; at most one transaction each.
+    assert row["records"] == 50 and 0 < row["transactions"] <= 50
+    assert 0 < row["p50_ms"] <= row["p99_ms"] <= row["max_ms"]
+    for stage in ("to_poll", "send", "offsets", "commit", "to_reader"):
+        p50, p99 = (float(v) for v in row[f"{stage}_ms"].split(" / "))
+        assert 0 <= p50 <= p99, stage
 
 
 def test_summary_and_markdown(results: Path) -> None:
@@ -117,6 +134,20 @@ def test_summary_and_markdown(results: Path) -> None:
     assert "full replay, exactly once: wall time" in targets
     assert any("÷ bare" in t for t in targets)
     assert f"full replay, exactly once: consumer CPU per observation ÷ {BASELINE_REF}'s" in targets
+    # Each service's paced p99 against its target, beside the floor at its rate.
+    latency = {
+        row["target"]: row
+        for row in summary["results"]
+        if row["target"].endswith(": p99") or row["target"].startswith("floor:")
+    }
+    assert set(latency) == {
+        "observation → forecast visible, paced 50 obs/s: p99",
+        "classifier request → answer, paced 50/s: p99",
+        "floor: bare transactional round trip, paced 50/s: p50 / p99",
+    }
+    assert all(
+        "× the floor's" in row["figure"] for row in latency.values() if row["met"] is not None
+    )
     text = (results / "performance.md").read_text()
     assert "kafka-python" in text and "| target |" in text
 

@@ -18,6 +18,7 @@ import json
 import math
 import re
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,13 +31,23 @@ from kafka.admin import KafkaAdminClient
 from consumer.__main__ import main as consumer_main
 from producer.__main__ import main as producer_main
 from sunspots import schemas
-from sunspots.broker import free_port
+from sunspots.broker import LocalBroker, free_port
 from sunspots.intervals import BAND_LABELS, band
-from sunspots.settings import TOPIC_ENV, Topics
+from sunspots.settings import TOPIC_ENV, KafkaSettings, Topics
+from sunspots.topics import create_topics as create_service_topics
 from sunspots.topics import main as topics_main
 from support.http import get, metrics_text
 from support.polling import wait_for
-from support.services import REPO, python_service
+from support.progress import Progress
+from support.services import (
+    REPO,
+    Service,
+    forecaster,
+    instance_id,
+    python_service,
+    replay_range,
+    running,
+)
 from support.topics import read_to_end, topic_env, unique_topics
 from tests.datafacts import DataFile
 from tests.integration.monitoring_helpers import (
@@ -533,3 +544,185 @@ def test_compose_kafka_settings_run_a_broker_the_services_can_use(tmp_path: Path
         assert values == [b"committed"]
     finally:
         broker.cleanup()
+
+
+# --- the loop's own metrics, against what a killed forecaster and a broker outage did ---------
+
+
+@dataclass
+class LoopRun:
+    """A forecaster on a broker of its own, scraped by Prometheus every second."""
+
+    broker: LocalBroker
+    topics: Topics
+    forecaster: Service
+    instance: str
+    prometheus: PrometheusServer
+    data: Path
+
+    @property
+    def bootstrap(self) -> str:
+        return self.broker.bootstrap_servers
+
+    def scraped(self, name: str, **labels: str) -> float:
+        """The forecaster's `name{labels}` once Prometheus holds the value its /metrics has now
+        (the loop is idle when this is asked, so the value stands still)."""
+        own = sample_value(metrics_text(self.forecaster.port), name, labels)
+        assert own is not None, f"{name}{labels} is not on the forecaster's /metrics"
+        selector = ",".join(['job="forecaster"', *(f'{k}="{v}"' for k, v in labels.items())])
+
+        def caught_up() -> float | None:
+            found = self.prometheus.vector(f"{name}{{{selector}}}")
+            return found[0][1] if [value for _, value in found] == [own] else None
+
+        return wait_for(f"Prometheus to scrape {name}{labels} = {own}", caught_up, 30)
+
+    def replay(self, start: str, end: str, progress: Progress, group: str) -> int:
+        """Replay `start`..`end` at full speed; once every observation is committed, the
+        number on the topic."""
+        replay = replay_range(
+            self.bootstrap, self.topics, self.data, self.broker.workdir, start, end
+        )
+        assert replay.start().wait(180) == 0, replay.log()
+        total = progress.ends(self.topics.observations).written
+        progress.wait_finished(group, self.topics, total, 180, self.forecaster)
+        return total
+
+
+def _committed_records(bootstrap: str, topic: str) -> int:
+    return len(read_to_end(bootstrap, topic))
+
+
+def _told(log: str) -> dict[str, int]:
+    """What the forecaster's log says it did: restores at an assignment, failed publishes
+    (each aborted and rewound), rewinds (each restoring the state of the partitions it owns
+    again, when it owns any)."""
+    return {
+        "assigned": len(re.findall(r"partitions assigned: \[[\d, ]*\] \(state restored in", log)),
+        "failed": len(re.findall(r"publishing \d+ outputs failed \(.*\); rewinding", log)),
+        "rewound": len(re.findall(r"rewound \d+ partitions to their committed offsets", log)),
+        "restoring rewinds": len(re.findall(r"rewound [1-9]\d* partitions to their", log)),
+    }
+
+
+@pytest.fixture
+def loop_run(data_path: Path, tmp_path: Path, unique: str) -> Iterator[LoopRun]:
+    broker = LocalBroker(workdir=tmp_path / "kafka").start()
+    prometheus = None
+    topics = unique_topics(unique)
+    try:
+        create_service_topics(KafkaSettings(broker.bootstrap_servers, topics))
+        group = f"g-{unique}"
+        # Small batches: many transactions, so that an outage lands inside one.
+        fc = forecaster(
+            broker.bootstrap_servers, topics, group, tmp_path, "--max-poll-records", "5"
+        )
+        nobody = f"127.0.0.1:{free_port()}"  # no classifier runs here: its target is down
+        targets = {"forecaster": f"127.0.0.1:{fc.port}", "classifier": nobody}
+        prometheus = PrometheusServer(tmp_path, free_port(), targets).wait_ready()
+        yield LoopRun(broker, topics, fc, instance_id(group, "a"), prometheus, data_path)
+    finally:
+        if prometheus is not None:
+            prometheus.stop()
+        broker.cleanup()
+
+
+def test_prometheus_counts_the_restores_and_rewinds_of_a_kill_and_a_broker_outage(
+    loop_run: LoopRun,
+) -> None:
+    """A forecaster is killed (SIGKILL) and restarted: the new process's one restore read every
+    committed changelog record, and it rewound nothing. Then the broker freezes in the middle of
+    a transaction for longer than a transaction step may wait: every failed publish the log tells
+    is an abort and a rewind, every rewind and assignment a restore, the instance was unready
+    meanwhile, and each batch the log counts at the stop is one commit."""
+    run, fc = loop_run, loop_run.forecaster
+    group = run.instance.rsplit("-", 1)[0]
+    with running(fc), Progress(run.bootstrap) as progress:
+        fc.wait_ready(90)
+        run.replay("2000-01-01", "2000-12-31", progress, group)
+        fc.kill()
+        changelog = _committed_records(run.bootstrap, run.topics.state)
+        assert changelog > 0
+        before_restart = fc.log_path.stat().st_size
+        fc.start().wait_ready(90)
+        assert run.scraped("sunspot_consumer_restore_seconds_count") == 1
+        assert run.scraped("sunspot_consumer_restored_records_total") == changelog
+        for cause in ("failed_publish", "failed_restore"):
+            assert run.scraped("sunspot_consumer_rewinds_total", cause=cause) == 0
+
+        outages = _outage_until_a_publish_fails(run, progress, group, before_restart)
+        total = progress.ends(run.topics.observations).written
+        progress.wait_finished(group, run.topics, total, 180, fc)
+        told = _told(_log_since(fc, before_restart))
+        assert told["failed"] >= 1, f"{outages} outages, none inside a transaction"
+        print(f"\n{outages} broker outages; the restarted forecaster's log tells {told}")
+        _assert_scraped_as_told(run, told, changelog, progress)
+        batches = run.scraped("sunspot_consumer_batch_seconds_count")
+        commits = run.scraped("sunspot_consumer_publish_step_seconds_count", step="commit")
+        assert fc.terminate() == 0
+    stopped = re.findall(r"shutting down after (\d+) batches", fc.log())
+    assert batches == commits == int(stopped[-1]) > 0
+
+
+def _log_since(service: Service, offset: int) -> str:
+    return service.log_path.read_bytes()[offset:].decode(errors="replace")
+
+
+def _outage_until_a_publish_fails(
+    run: LoopRun, progress: Progress, group: str, since: int, attempts: int = 3
+) -> int:
+    """Replay a stretch of days at full speed and freeze the broker (SIGSTOP) while a
+    transaction of the forecaster is open, for 25 s (a step gives up after 20 s), until its
+    log (from `since`) tells a failed publish; the number of outages.
+
+    Frozen rather than killed: a restarted broker takes its recovery's time on top, and an
+    outage past the transaction timeout (60 s) fences the producer and stops the service, by
+    design (exit code 3)."""
+    replay = replay_range(
+        run.bootstrap, run.topics, run.data, run.broker.workdir, "2001-01-01", "2020-12-31"
+    )
+    fc = run.forecaster
+    consumed = progress.consumed(group, run.topics.observations)
+    outages = 0
+    with running(replay):
+        while outages < attempts:
+            # The loop is busy with the stretch: each batch's transaction follows the last.
+            consumed += 200
+            progress.wait_consumed(group, run.topics.observations, consumed, 120, fc)
+            if not progress.aim_at_open_transaction(run.instance, run.topics.forecasts, 10.0):
+                continue
+            outages += 1
+            run.broker.pause()
+            time.sleep(25)
+            run.broker.resume()
+            wait_for("/readyz to answer 200 again", lambda: fc.get("/readyz")[0] == 200, 120)
+            if _told(_log_since(fc, since))["failed"]:
+                break
+        assert replay.wait(300) == 0, replay.log()
+    return outages
+
+
+def _assert_scraped_as_told(
+    run: LoopRun, told: dict[str, int], changelog: int, progress: Progress
+) -> None:
+    """The restarted process's loop metrics, as Prometheus holds them, against its log and
+    the changelog topic."""
+    assert run.scraped("sunspot_consumer_aborts_total") == told["failed"]
+    rewinds = {
+        cause: run.scraped("sunspot_consumer_rewinds_total", cause=cause)
+        for cause in ("failed_publish", "failed_restore")
+    }
+    assert rewinds["failed_publish"] == told["failed"]
+    assert sum(rewinds.values()) == told["rewound"]
+    restores = told["assigned"] + told["restoring rewinds"]
+    assert run.scraped("sunspot_consumer_restore_seconds_count") == restores
+    # The first restore read the changelog as the kill left it; each later one read at least
+    # that and at most what it holds at the end.
+    final = _committed_records(run.bootstrap, run.topics.state)
+    records = run.scraped("sunspot_consumer_restored_records_total")
+    print(f"restores {restores}, records restored {records:.0f} (changelog {changelog}…{final})")
+    assert changelog + (restores - 1) * changelog <= records <= changelog + (restores - 1) * final
+    # Unready while the broker was away, ready again now.
+    (low,) = run.prometheus.vector('min_over_time(sunspot_consumer_ready{job="forecaster"}[10m])')
+    assert low[1] == 0
+    assert run.scraped("sunspot_consumer_ready") == 1

@@ -4,7 +4,8 @@ Models row the model lifecycle is watched with.
 What Prometheus makes of the queries is checked against a real server and live services in
 tests/integration/test_monitoring.py; here only what needs neither: that no two panels cover
 the same cells, that every metric a panel, an annotation, the series variable or an alert rule
-names is one consumer/metrics.py (or consumer/lag.py) declares, and that the lifecycle's panels show what they say.
+names is one consumer/metrics.py (or consumer/lag.py, consumer/loop_metrics.py) declares, and that the
+lifecycle's and the loop's panels show what they say.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from consumer.forecaster import Forecaster
+from consumer.health import Health
 from consumer.lag import LagCollector
+from consumer.loop_metrics import LoopMetrics
 from consumer.metrics import ClassifierMetrics, ForecasterMetrics
 from sunspots.artifact import DEFAULT_FORECASTER, load_forecaster
 from sunspots.drift import DriftPolicy
@@ -73,6 +76,7 @@ def declared_names() -> set[str]:
     Forecaster(load_forecaster(DEFAULT_FORECASTER), Topics(), ForecasterMetrics(registry))
     ClassifierMetrics(registry)
     LagCollector(NoPartitions(), registry)
+    LoopMetrics(registry, Health())
     return exported_names(generate_latest(registry).decode()) | {"up"}
 
 
@@ -190,3 +194,29 @@ def test_the_fleet_row_aggregates_every_series(dashboard: dict[str, Any]) -> Non
     )
     rmse = panel(dashboard, "RMSE by model, all series")
     assert "by (role, model_version)" in exprs(rmse)[0]
+
+
+def test_the_consumer_progress_row_shows_each_loop_metric(dashboard: dict[str, Any]) -> None:
+    progress = row_panels(dashboard, "Consumer progress")
+    shown = {name for p in progress for name in names_of((p["title"], e) for e in exprs(p))}
+    assert {
+        "sunspot_consumer_lag",
+        "sunspot_consumer_stalled",
+        "sunspot_consumer_rewinds_total",
+        "sunspot_consumer_aborts_total",
+        "sunspot_consumer_fenced_total",
+        "sunspot_consumer_restore_seconds_sum",
+        "sunspot_consumer_restore_seconds_count",
+        "sunspot_consumer_restored_records_total",
+        "sunspot_consumer_batch_seconds_bucket",
+        "sunspot_consumer_publish_step_seconds_bucket",
+        "sunspot_consumer_ready",
+    } <= shown
+    # Rewinds are told apart by cause, the transaction's steps by step, both per service.
+    rewinds = panel(dashboard, "Rewinds, aborts and fencing")
+    assert (
+        "by (job, cause)" in exprs(rewinds)[0]
+        and "{{cause}}" in rewinds["targets"][0]["legendFormat"]
+    )
+    (steps,) = panel(dashboard, "Transaction steps, p99")["targets"]
+    assert "by (le, job, step)" in steps["expr"] and "{{step}}" in steps["legendFormat"]

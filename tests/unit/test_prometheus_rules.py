@@ -33,6 +33,9 @@ ALERTS = {
     "SunspotModelRejected",
     "SunspotChallengerBetter",
     "SunspotConsumerStalled",
+    "SunspotConsumerRewinding",
+    "SunspotConsumerRestoreSlow",
+    "SunspotNoReadyConsumer",
 }
 
 

@@ -219,7 +219,7 @@ class FakeClients:
         self.on_connect: Callable[[int], None] = lambda attempt: None
         self.on_changelog: Callable[[int], None] = lambda attempt: None
 
-    def publisher(self) -> Any:
+    def publisher(self, sensor: Sensor) -> Any:
         self.connects += 1
         self.on_connect(self.connects)
         if self.connect_failures:
@@ -498,7 +498,7 @@ def test_the_sensors_are_told_assignments_commits_reads_and_rewinds() -> None:
         ("read", {1: 7}),
         ("commit", {0: 2}),
         ("read", {1: 7}),  # the failed publish commits nothing
-        ("rewind", "a failed publish"),
+        ("rewind", "failed_publish"),
         ("read", {1: 7}),
         ("commit", {0: 3}),
         ("read", {1: 7}),  # the poll that ends the script

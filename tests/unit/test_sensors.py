@@ -32,7 +32,7 @@ def test_every_event_reaches_every_sensor_and_the_rest_do_nothing() -> None:
     # Events a sensor does not override are no-ops: none of these raises.
     sensors.on_revoked({TP})
     sensors.on_read({TP: 4})
-    sensors.on_rewind("a failed publish")
+    sensors.on_rewind("failed_publish")
     assert seen == [
         ("a", "assigned", {TP}),
         ("b", "assigned", {TP}),

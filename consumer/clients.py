@@ -127,6 +127,22 @@ def make_producer(
     return producer
 
 
+class ProducerMaker:
+    """Makes a loop's producers: the first holds the output topics' metadata before the service
+    reports ready (its first batch does not wait for it); a replacement, made after a failed
+    publish, does not, since a topic it writes may be the one that went away: the topic watch
+    creates it again between batches, while a prefetch would wait for it up to max_block_ms,
+    each time the loop tried again."""
+
+    def __init__(self, make: Callable[..., KafkaProducer], topics: tuple[str, ...]) -> None:
+        self.make = make
+        self.topics = topics
+
+    def __call__(self) -> KafkaProducer:
+        topics, self.topics = self.topics, ()
+        return self.make(topics=topics)
+
+
 @dataclass(frozen=True)
 class Moved:
     """A partition whose position was gone, and where the group member reads from now.

@@ -13,7 +13,8 @@ by Prometheus' `job` and `instance`:
   shows only if a scrape lands before the exit; the log line and the exit code are the signal);
 * `sunspot_consumer_restore_seconds` (histogram) and `sunspot_consumer_restored_records_total`:
   each restore of state from the changelog (after an assignment or in a rewind), and the
-  changelog records it read;
+  records it applied: the latest of each key it read (a series' state, or a tombstone), as
+  compaction would leave them;
 * `sunspot_consumer_publish_step_seconds{step}` (histogram): each step of publishing a batch
   (`consumer.sensors.PUBLISH_STEPS`; `commit` is the transaction's commit);
 * `sunspot_consumer_batch_seconds` (histogram): from the poll that returned a batch to its
@@ -74,7 +75,7 @@ class LoopMetrics(Sensor):
         )
         self.restored_records = Counter(
             "sunspot_consumer_restored_records",
-            "Changelog records read by restores",
+            "Changelog records applied by restores: the latest of each key read",
             registry=registry,
         )
         self._latencies(registry)

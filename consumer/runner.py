@@ -35,6 +35,7 @@ from kafka.structs import OffsetAndMetadata
 
 from consumer import clients
 from consumer.changelog import Changelog, read_changelog
+from consumer.clients import ProducerMaker
 from consumer.fencing import Fenced, is_fenced
 from consumer.health import Health
 from consumer.output import Output
@@ -119,15 +120,15 @@ class KafkaClients:
     def publisher(self, sensor: Sensor) -> Publisher:
         c = self.config
         if c.processing != EXACTLY_ONCE:
-            make = partial(clients.make_producer, self.kafka, topics=c.output_topics)
-            return AcknowledgedPublisher(make, sensor)
-        make = partial(
+            made = partial(clients.make_producer, self.kafka)
+            return AcknowledgedPublisher(ProducerMaker(made, c.output_topics), sensor)
+        transactional = partial(
             clients.make_producer,
             self.kafka,
             f"{c.group_id}-{c.instance_id}",
             c.transaction_timeout_ms,
-            c.output_topics,
         )
+        make = ProducerMaker(transactional, c.output_topics)
         wait = c.shutdown_grace_s / 2
         return TransactionalPublisher(make, self.stop, self.health, wait, sensor=sensor)
 

@@ -139,8 +139,9 @@ class ProducerMaker:
         self.topics = topics
 
     def __call__(self) -> KafkaProducer:
-        topics, self.topics = self.topics, ()
-        return self.make(topics=topics)
+        producer = self.make(topics=self.topics)
+        self.topics = ()  # held by the first producer made; replacements ask for none
+        return producer
 
 
 @dataclass(frozen=True)

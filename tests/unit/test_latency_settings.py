@@ -11,6 +11,7 @@ batches for 10 ms.
 
 from __future__ import annotations
 
+import functools
 import threading
 from typing import Any, ClassVar
 
@@ -80,6 +81,27 @@ def test_the_output_topics_metadata_is_held_before_the_first_send(
     with pytest.raises(KafkaTimeoutError):
         clients.make_producer(kafka, "group-instance", 60_000, ("forecasts", "absent"))
     assert made[1]["producer"].closed
+
+
+def test_only_the_first_of_a_loops_producers_waits_for_the_output_topics(
+    made: list[dict[str, Any]],
+) -> None:
+    """A replacement (after a failed publish) may write to a topic that went away and that the
+    topic watch creates again between batches: it must not wait for that topic's metadata."""
+    kafka = KafkaSettings("broker:9092")
+    transactional = functools.partial(clients.make_producer, kafka, "group-instance", 60_000)
+    maker = clients.ProducerMaker(transactional, ("forecasts", "evaluations"))
+    maker()  # the service's start
+    maker()  # a replacement
+    first, replacement = (m["producer"] for m in made)
+    assert first.asked == ["forecasts", "evaluations"] and replacement.asked == []
+    assert made[1]["transactional_id"] == "group-instance"
+    # Until one is made, each attempt at the start waits for every output topic.
+    starting = clients.ProducerMaker(functools.partial(clients.make_producer, kafka), ("absent",))
+    for _ in range(2):
+        with pytest.raises(KafkaTimeoutError):
+            starting()
+    assert made[2]["producer"].closed and made[3]["producer"].closed
 
 
 def test_each_service_names_the_topics_every_batch_writes() -> None:

@@ -12,7 +12,6 @@ from sunspots.settings import Topics
 from tests.conftest import REPO
 from training import publish
 
-
 SECURITY = REPO / "docs" / "security.md"
 
 

@@ -475,36 +475,53 @@ EXIT_MEANINGS: tuple[tuple[int, str, str], ...] = (
      "committing it"),
     (producer_main.EXIT_REFUSED, "producer.__main__.EXIT_REFUSED, training.publish.EXIT_KAFKA",
      "`sunspots-producer`: Kafka refused records with an error a retry will not mend (a record "
-     "too large); `producer classify`: some requests got no answer in time; "
-     "`sunspots-train publish|promote|retire` and `--from-topic`: any other Kafka error"),
+     "too large); `producer classify`: some requests got no answer in time; the model commands "
+     "(`publish`, `promote`, `retire`): a Kafka failure other than a refusal (4–7); "
+     "`sunspots-train forecaster --from-topic`: any Kafka error, refusals included"),
     (cli.EXIT_USAGE, "sunspots.cli.EXIT_USAGE, training.publish.EXIT_BAD_INPUT",
-     "bad start-up input, told in one line: a bad flag or variable, a renamed variable, "
-     "inconsistent security settings, an unreadable secret file, a missing or inconsistent "
-     "model, unreadable data or a date range with no data, a metrics port that is taken, a "
-     "compression library kafka-python lacks, topics the brokers refuse to create as asked; "
-     "the model commands: a bad artifact or a missing models topic"),
+     "bad start-up input, told in one line with no traceback: a bad flag or variable, a "
+     "renamed variable, inconsistent security settings, an unreadable secret file, a missing, "
+     "unreadable or inconsistent model, unreadable data or a date range with no data, a metrics "
+     "port that is taken, a broker that cannot be reached (`producer classify`), topics the "
+     "brokers refuse to create as asked (`sunspots-topics`: a replication factor above the "
+     "number of brokers), a compression library kafka-python lacks "
+     "([compression](#compression)); the model commands: a bad artifact or a missing models "
+     "topic (they never create it)"),
     (consumer_main.EXIT_FENCED, "consumer.__main__.EXIT_FENCED",
-     "consumers: fenced, because another process took over this `--instance-id`; a "
-     "supervisor restarts it"),
+     "consumers: fenced, because another process took over this `--instance-id` "
+     "([processing guarantees](guarantees.md#processing-guarantees)); a supervisor restarts it"),
     (EXIT_CODES[UNREACHABLE], "sunspots.refusal.EXIT_CODES[unreachable]",
-     "`sunspots-producer`: Kafka out of reach, at start or mid-replay (run it again later "
-     "with `--resume`); `sunspots-topics`: Kafka out of reach"),
+     "`sunspots-producer`: Kafka out of reach, at start or mid-replay (nothing acknowledged "
+     "within `--delivery-timeout`, or records still in flight a few seconds after "
+     "SIGTERM/SIGINT); run it again later with `--resume`. `sunspots-topics`: Kafka out of "
+     "reach"),
     (EXIT_CODES[AUTHENTICATION], "sunspots.refusal.EXIT_CODES[authentication]",
-     "authentication failed: a wrong user name or password, a SASL mechanism the brokers do "
-     "not offer, no SASL where the brokers require it"),
+     "`sunspots-producer`, consumers, `sunspots-topics`, the model commands: authentication "
+     "failed (a wrong user name or password, a SASL mechanism the brokers do not offer, no SASL "
+     "where the brokers require it)"),
     (EXIT_CODES[AUTHORIZATION], "sunspots.refusal.EXIT_CODES[authorization]",
-     "not authorized: an ACL is missing for a topic, the group, the transactional id or the "
-     "cluster; the line names the principal and the resource"),
+     "`sunspots-producer`, consumers, `sunspots-topics`, the model commands: not authorized: an "
+     "ACL is missing for a topic (for the forecaster also a shadow topic, or the models topic "
+     "with `--auto-promote`), the group, the transactional id or the cluster; the line names "
+     "the principal and the resource ([security.md](security.md#least-privilege))"),
     (EXIT_CODES[TLS], "sunspots.refusal.EXIT_CODES[tls]",
-     "TLS failed: the brokers' certificate is not trusted (`--ssl-cafile`) or not for the "
-     "host name connected to, or a plain-text client met a TLS port"),
+     "`sunspots-producer`, consumers, `sunspots-topics`, the model commands: TLS failed: the "
+     "brokers' certificate is not trusted (`--ssl-cafile`) or not for the host name connected "
+     "to, or a plain-text client met a TLS port"),
     (EXIT_INPUT, "consumer.stops.EXIT_INPUT",
-     "consumers: input they cannot read or follow (a batch the client cannot decode, a topic "
-     "change they may not mend themselves); the line names the topic, partition, offset and "
-     "what to do"),
+     "consumers: input they cannot read or follow: a record batch the client cannot decode (a "
+     "compression codec it lacks, a corrupt batch), or a change to a topic they read or write "
+     "that they may not mend themselves (with `--create-topics false`, partitions added to the "
+     "input that the state changelog lacks, a topic they write deleted, a compacted topic no "
+     "longer compacted; a topic they write that refuses their records as too large); the line "
+     "names the topic, the partition, the offset or the counts and settings, and what to do "
+     "([progress](#progress-stalls-and-stopping), "
+     "[topic changes](guarantees.md#topics-changed-while-the-services-run))"),
     (EXIT_STALLED, "consumer.stops.EXIT_STALLED",
-     "consumers: no progress for `--stall-limit` seconds, or a stop unfinished "
-     "`--shutdown-grace` seconds after SIGTERM/SIGINT; a supervisor simply restarts it"),
+     "consumers: no progress: a partition with records waiting made none for `--stall-limit` "
+     "seconds, or a stop was still unfinished `--shutdown-grace` seconds after SIGTERM/SIGINT "
+     "(or a second signal came); what was not committed is processed again after a restart, "
+     "so a supervisor simply restarts it"),
 )  # fmt: skip
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import jsonschema
 
-from support.services import REPO, forecaster
+from support.services import REPO, forecaster, running
 from support.topics import read_topic, unique_topics
 
 SEND = re.compile(r"<!-- recipe: own-series-send -->\n```sh\n(.*?)```", re.DOTALL)
@@ -44,8 +44,7 @@ def test_the_readme_recipe_sends_a_series_and_reads_its_forecasts(
     bootstrap_servers, create_topics, unique, tmp_path: Path
 ) -> None:
     topics = create_topics(unique_topics(unique), partitions=3)
-    service = forecaster(bootstrap_servers, topics, f"own-{unique}", tmp_path).start()
-    try:
+    with running(forecaster(bootstrap_servers, topics, f"own-{unique}", tmp_path)) as service:
         service.wait_ready(90)
         sent = _bash(readme_recipe(SEND, bootstrap_servers, topics))
         assert sent.returncode == 0, sent.stderr
@@ -57,8 +56,6 @@ def test_the_readme_recipe_sends_a_series_and_reads_its_forecasts(
         read = _bash(readme_recipe(READ, bootstrap_servers, topics))
         assert read.returncode == 0, read.stderr
         assert service.terminate() == 0, service.log()
-    finally:
-        service.stop()
     lines = read.stdout.splitlines()
     assert len(lines) == 2, read.stdout
     schema = json.loads((REPO / "schemas" / "forecast.json").read_text())

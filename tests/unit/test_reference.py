@@ -5,6 +5,7 @@ every command, every metric family the code declares and every exit code."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -109,3 +110,12 @@ def test_the_metrics_reference_holds_every_declared_family() -> None:
 def test_every_exit_code_is_told_once() -> None:
     codes = [code for code, _, _ in reference.EXIT_MEANINGS]
     assert codes == list(range(10))
+
+
+def test_every_exit_constant_of_the_code_is_in_the_table() -> None:
+    """A new `EXIT_NAME = <code>` in the services' code must be told in the table."""
+    table = reference.exit_codes()
+    for folder in ("sunspots", "consumer", "producer", "training"):
+        for path in (REPO / folder).rglob("*.py"):
+            for name, code in re.findall(r"^(EXIT_[A-Z_]+) = (\d+)", path.read_text(), re.M):
+                assert f"{name}" in table and f"| {code} |" in table, f"{path.name}: {name}"

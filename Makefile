@@ -16,7 +16,7 @@ ifneq ($(strip $(DATA)),)
 export SUNSPOTS_DATA ?= $(DATA)
 endif
 # The commit whose forecaster `make bench` also replays, for a before/after comparison on one
-# machine in one run (bench/__main__.py's BASELINE_REF is the README's); none by default: it
+# machine in one run (bench/__main__.py's BASELINE_REF is docs/performance.md's); none by default: it
 # adds a full replay, and needs that commit in the clone's history.
 BASELINE ?=
 
@@ -130,7 +130,7 @@ train: $(STAMP)
 	$(PY) -m training forecaster --seed 0 --window 27
 	$(PY) -m training classifier
 
-# The 3-seed study behind the README's figures (about 5 minutes on 2 cores).
+# The 3-seed study behind docs/models.md's figures (about 5 minutes on 2 cores).
 train-seeds: $(STAMP)
 	$(PY) -m training seeds --seeds 0,1,2
 	$(PY) -m training seeds --seeds 0,1,2 --window 27

@@ -16,11 +16,11 @@ ifneq ($(strip $(DATA)),)
 export SUNSPOTS_DATA ?= $(DATA)
 endif
 # The commit whose forecaster `make bench` also replays, for a before/after comparison on one
-# machine in one run (bench/__main__.py's BASELINE_REF is the README's); none by default: it
+# machine in one run (bench/__main__.py's BASELINE_REF is docs/performance.md's); none by default: it
 # adds a full replay, and needs that commit in the clone's history.
 BASELINE ?=
 
-.PHONY: help venv tools jars data kafka kafka-stop kafka-cluster test test-cluster test-unit test-model test-model-portable test-integration fuzz lint format lock lock-upgrade train train-seeds demo bench clean
+.PHONY: help venv tools jars data kafka kafka-stop kafka-cluster test test-cluster test-unit test-model test-model-portable test-integration fuzz lint format lock lock-upgrade train train-seeds demo bench docs clean
 
 help:
 	@echo "make demo   - replay sunspots through Kafka, the forecaster and the classifier"
@@ -33,6 +33,7 @@ help:
 	@echo "make kafka / kafka-stop - a local broker on 127.0.0.1:9092"
 	@echo "make kafka-cluster - a local three-node cluster on 127.0.0.1:9092-9094 (kafka-stop stops it)"
 	@echo "make test-cluster - node faults on a three-node cluster (CI runs it after make test)"
+	@echo "make docs   - regenerate the reference tables in docs/ from the code"
 	@echo "make lock   - re-resolve $(LOCK) after a change to pyproject.toml"
 	@echo "             (make lock-upgrade: move every pin to the newest release)"
 
@@ -96,6 +97,11 @@ test-integration: tools jars data
 fuzz: $(STAMP)
 	HYPOTHESIS_PROFILE=deep $(PY) -m pytest tests/unit/test_fuzz_decoders.py tests/unit/test_fuzz_processors.py
 
+# The generated tables of docs/ (configuration, metrics, topics, exit codes), from the code;
+# tests/unit/test_reference.py fails when one is stale.
+docs: $(STAMP)
+	$(PY) -m support.reference
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -124,7 +130,7 @@ train: $(STAMP)
 	$(PY) -m training forecaster --seed 0 --window 27
 	$(PY) -m training classifier
 
-# The 3-seed study behind the README's figures (about 5 minutes on 2 cores).
+# The 3-seed study behind docs/models.md's figures (about 5 minutes on 2 cores).
 train-seeds: $(STAMP)
 	$(PY) -m training seeds --seeds 0,1,2
 	$(PY) -m training seeds --seeds 0,1,2 --window 27

@@ -18,13 +18,13 @@
 The Kafka benchmarks share one local broker (started here unless --bootstrap-servers is
 given), so the pipeline's throughput can be read as a ratio of the bare loops'. Each benchmark
 prints its table and writes bench/results/<name>.json; this module adds summary.json (each
-target, the figure and whether it is met) and performance.md (the tables for the README).
+target, the figure and whether it is met) and performance.md (the tables for docs/performance.md).
 
 With `--baseline REF` the pipeline benchmark also replays with the forecaster of commit REF
 (unpacked with `git archive`, given only the flags it knows), in the same run, so that the
 consumer's CPU per observation and the replay's wall time are compared before and after on one
 machine at one time. BASELINE_REF, the consumer before its message schemas moved to msgspec,
-is the comparison the README's figures make; none is run unless asked for.
+is the comparison docs/performance.md's figures make; none is run unless asked for.
 
 Each benchmark is one line of BENCHMARKS: its name, its module's `main`, and the function that
 makes its arguments from this command's.
@@ -330,7 +330,7 @@ def _met(met: bool | None) -> str:
 
 
 def markdown(reports: dict[str, dict[str, Any] | None], targets: list[dict[str, Any]]) -> str:
-    """The README's Performance tables, from this run's reports."""
+    """The tables of docs/performance.md, from this run's reports."""
 
     def md(rows: list[dict[str, Any]], cols: list[str]) -> str:
         def cell(row: dict[str, Any], col: str) -> str:

@@ -4,7 +4,7 @@ client from consumer.clients.
 Describing asks the brokers about the service's topics in one request (ids, partitions) and,
 when asked, for the settings that keep their data whole (`cleanup.policy`,
 `max.message.bytes`). DescribeConfigs is not implied by Read or Write: on a cluster that
-grants the services no more (README, least privilege) the settings are not checked, told once.
+grants the services no more (docs/security.md, least privilege) the settings are not checked, told once.
 Nothing here asks a broker to create a topic by naming it: an admin client's metadata requests
 never do, and a topic is created only as its spec (sunspots.settings.Topics) says.
 """

@@ -16,7 +16,7 @@ started with `--create-topics false`):
   retire`), reads and writes the models topic (`promote` reads the challenger first) through
   the one transactional id the commands share, granted by its exact name.
 
-Write implies Describe and IdempotentWrite (Kafka 3.0 on), Read implies Describe. The README
+Write implies Describe and IdempotentWrite (Kafka 3.0 on), Read implies Describe. docs/security.md
 lists these as `kafka-acls` commands (`commands()`, and automatic promotion's own line apart,
 `commands(promotion=True)`; checked by a unit test) and the secured broker tests grant exactly
 `grants()`, so the list, the documentation and what is tested are one.

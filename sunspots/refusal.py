@@ -53,7 +53,7 @@ AUTHENTICATION = "authentication"
 AUTHORIZATION = "authorization"
 TLS = "tls"
 
-# One exit code per cause, for every command (see README, exit codes).
+# One exit code per cause, for every command (see docs/operations.md, exit codes).
 EXIT_CODES = {UNREACHABLE: 4, AUTHENTICATION: 5, AUTHORIZATION: 6, TLS: 7}
 
 # The errors with which brokers refuse a client; kafka-python may wrap them in another error.
@@ -65,7 +65,7 @@ RESOURCE_KINDS: dict[type[AuthorizationError], str] = {
     TransactionalIdAuthorizationFailedError: "transactional id",
     ClusterAuthorizationFailedError: "cluster",
 }
-ACL_ADVICE = "grant the ACLs listed in the README (Connecting to a secured cluster)"
+ACL_ADVICE = "grant the ACLs listed in docs/security.md (Least privilege)"
 
 # OpenSSL's verify codes for a certificate that does not name the host (name, IP address).
 HOSTNAME_MISMATCH = (62, 64)

@@ -164,7 +164,8 @@ def partition_counts(admin: KafkaAdminClient, names: list[str]) -> dict[str, int
     }
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> Parser:
+    """The command's flags, also read by the configuration reference (support/reference.py)."""
     parser = Parser(prog="sunspots-topics", description=__doc__)
     env_flag(
         parser,
@@ -176,7 +177,11 @@ def main(argv: list[str] | None = None) -> int:
     add_replication_flags(parser)
     add_kafka_flags(parser)
     add_logging_flags(parser)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     setup_logging(args, service="topics")
     kafka = kafka_settings_from_args(args)
     refusal = preflight(kafka)

@@ -128,7 +128,7 @@ def require_topic(kafka: KafkaSettings) -> None:
         # missing grant looks the same as a missing topic, so the line names both.
         secured = (
             f", or {kafka.principal} may not see it (the model commands need Read and Write on "
-            "it: README, Connecting to a secured cluster)"
+            "it: docs/security.md, Least privilege)"
             if kafka.security
             else ""
         )

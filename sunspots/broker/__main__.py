@@ -110,7 +110,8 @@ def status() -> int:
     return 1
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> Parser:
+    """The command's flags, also read by the configuration reference (support/reference.py)."""
     parser = Parser(prog="sunspots-broker", description=__doc__)
     parser.add_argument("command", choices=["start", "stop", "status", "fetch"])
     env_flag(parser, "--port", 9092, "broker port on 127.0.0.1", type=port, env=kafka_env("--port"))
@@ -124,7 +125,11 @@ def main(argv: list[str] | None = None) -> int:
         choices=[1, 3],
         env=kafka_env("--nodes"),
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         if args.command == "fetch":

@@ -1,4 +1,4 @@
-"""The README's dead-letter recipe, run as written (kcat) against a real forecaster: it lists
+"""The dead-letter recipe of docs/guarantees.md, run as written (kcat) against a real forecaster: it lists
 the dead letters, and sends those of one reason back to the topic they came from, into the
 partition of their series, where the service takes them up again."""
 
@@ -18,9 +18,9 @@ RECIPE = re.compile(r"<!-- recipe: dead-letter-replay -->\n```sh\n(.*?)```", re.
 
 
 def readme_recipe(bootstrap: str, dead_letter: str, observations: str) -> str:
-    """The README's commands, pointed at this test's broker and topics."""
-    match = RECIPE.search((REPO / "README.md").read_text())
-    assert match, "the README has no dead-letter recipe"
+    """The recipe's commands, pointed at this test's broker and topics."""
+    match = RECIPE.search((REPO / "docs" / "guarantees.md").read_text())
+    assert match, "docs/guarantees.md has no dead-letter recipe"
     return (
         match.group(1)
         .replace("localhost:9092", bootstrap)

@@ -226,10 +226,10 @@ def test_drift_fires_after_a_change_of_scale_and_never_on_the_clean_stream(
     means none on that prefix either). `scaled`: 2000-01-01 to 2013-12-31, times 1/0.6 from
     2012-01-01 (two years after the change; a test of the detector, not of the sun).
 
-    The clean stream is also the README's interval table, streamed: its evaluations up to
+    The clean stream is also the interval table of docs/intervals.md, streamed: its evaluations up to
     2026-01-31 are counted per activity band here, from their own `lower`, `upper`, `actual`
     and `persistence` (the window's last value), with no project code, and each band's
-    coverage must be within the 87-93 % the README promises."""
+    coverage must be within the 87-93 % docs/intervals.md promises."""
     topics = create_topics(unique_topics(unique))
     group = f"drift-{unique}"
     frame = select_range(load_daily(data_file.path), "2000-01-01", None)
@@ -272,7 +272,7 @@ def test_drift_fires_after_a_change_of_scale_and_never_on_the_clean_stream(
     )
 
 
-# The README's activity bands by the window's last value, and the coverage each must reach.
+# The activity bands of docs/intervals.md by the window's last value, and the coverage each must reach.
 BANDS = [("0-10", 0, 10), ("10-50", 10, 50), ("50-100", 50, 100), ("100-150", 100, 150)]
 BANDS += [("150+", 150, float("inf"))]
 BAND_COVERAGE = (0.87, 0.93)

@@ -384,11 +384,11 @@ RECIPE = re.compile(r"<!-- recipe: one-series-quality -->\n```sh\n(.*?)```", re.
 
 
 def test_the_readme_recipe_gives_a_series_quality_from_the_evaluations_topic(run: Run) -> None:
-    """The README's kcat and jq recipe, run as written on this run's topic (its K set to the
+    """The kcat and jq recipe of docs/operations.md, run as written on this run's topic (its K set to the
     run's --rolling), gives the series' RMSE and coverage that /metrics and Prometheus give:
     a series' quality without its metrics."""
-    match = RECIPE.search((REPO / "README.md").read_text())
-    assert match, "the README has no one-series-quality recipe"
+    match = RECIPE.search((REPO / "docs" / "operations.md").read_text())
+    assert match, "docs/operations.md has no one-series-quality recipe"
     recipe = (
         match.group(1)
         .replace("localhost:9092", run.bootstrap)

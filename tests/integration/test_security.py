@@ -2,7 +2,7 @@
 
 One broker for the module (`SecureBroker`: a private CA, SCRAM and PLAIN users made when its
 storage is formatted, the StandardAuthorizer with `allow.everyone.if.no.acl.found=false`).
-Topics are created by the admin; each service's principal gets exactly the ACLs the README
+Topics are created by the admin; each service's principal gets exactly the ACLs docs/security.md
 lists (`sunspots.acls.grants`), and with them the producer, the forecaster and the classifier
 run a replay exactly once, each with another SASL mechanism (SCRAM-SHA-256, SCRAM-SHA-512,
 PLAIN) and its password in a file; the model commands publish, promote and retire as the
@@ -51,9 +51,9 @@ from tests.integration.offline import assert_matches, offline_run
 
 pytestmark = pytest.mark.integration
 
-# The transaction timeout of the consumers' producers (README, processing guarantees).
+# The transaction timeout of the consumers' producers (docs/guarantees.md, processing guarantees).
 TRANSACTION_TIMEOUT_S = 60
-# The exit codes of the README's table, written out: the contract users' supervisors rely on.
+# The exit codes of docs/operations.md's table, written out: the contract users' supervisors rely on.
 EXIT_CODES = {"authentication": 5, "authorization": 6, "tls": 7}
 
 PASSWORDS = {
@@ -218,7 +218,7 @@ def _observations(broker: SecureBroker, topics: Topics) -> int:
     )
 
 
-# --- granted exactly the README's ACLs, the services run a replay exactly once ---------------
+# --- granted exactly the ACLs of docs/security.md, the services run a replay exactly once -
 
 
 def test_with_the_listed_acls_the_services_run_a_replay_exactly_once(

@@ -1,7 +1,7 @@
 """Topics changed by an administrator while the services run, on the real broker.
 
 Each test makes changes with an admin client while a forecaster or a classifier runs, one after
-the other, then asserts the outcome the README's table promises: where the service carries on,
+the other, then asserts the outcome the table of docs/guarantees.md promises: where the service carries on,
 every day is forecast and scored exactly once, judged against the uninterrupted run computed
 offline (tests.integration.offline); where it stops, exit code 8 and the one line that names
 the topic and what to do; while a condition lasts, the reason on /readyz; never a record

@@ -1,4 +1,4 @@
-"""The services' least-privilege ACLs: one list, what the README shows and the tests grant."""
+"""The services' least-privilege ACLs: one list, what docs/security.md shows and the tests grant."""
 
 from __future__ import annotations
 
@@ -12,10 +12,12 @@ from sunspots.settings import Topics
 from tests.conftest import REPO
 from training import publish
 
+SECURITY = REPO / "docs" / "security.md"
+
 
 def _readme_blocks() -> list[list[str]]:
-    """The README's `kafka-acls` lines, one list per fenced block that holds any."""
-    readme = (REPO / "README.md").read_text()
+    """The security page's `kafka-acls` lines, one list per fenced block that holds any."""
+    readme = SECURITY.read_text()
     blocks = re.findall(r"^```sh\n(.*?)^```", readme, flags=re.MULTILINE | re.DOTALL)
     lines = [[ln for ln in b.splitlines() if ln.startswith("kafka-acls.sh ")] for b in blocks]
     return [block for block in lines if block]
@@ -30,7 +32,7 @@ def test_the_readme_lists_exactly_the_acls_the_tests_grant() -> None:
 
 
 def test_the_readme_marks_the_promotion_grant_optional() -> None:
-    readme = (REPO / "README.md").read_text()
+    readme = SECURITY.read_text()
     (line,) = acls.commands(promotion=True)
     before = readme[: readme.index(line)].rsplit("```", 2)[-2]  # the text before its block
     assert "Optional" in before and "--auto-promote" in before

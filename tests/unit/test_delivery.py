@@ -147,7 +147,7 @@ def test_refused_and_stopped_lines_say_something_else() -> None:
     ("error", "lost", "code"),
     [
         (None, 0, 0),
-        (KafkaTimeoutError("expired"), 10, 4),  # the README's exit codes: 4 out of reach
+        (KafkaTimeoutError("expired"), 10, 4),  # docs/operations.md's exit codes: 4 out of reach
         (None, 10, 4),
         (MessageSizeTooLargeError(), 10, 1),  # 1: refused records
         (TopicAuthorizationFailedError(), 10, 6),

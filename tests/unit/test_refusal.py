@@ -45,7 +45,7 @@ SASL = (
 
 
 def test_exit_codes_are_the_readmes() -> None:
-    """Written out as the README's table gives them: the contract supervisors rely on."""
+    """Written out as the table of docs/operations.md gives them: the contract supervisors rely on."""
     assert EXIT_CODES == {"unreachable": 4, "authentication": 5, "authorization": 6, "tls": 7}
 
 

@@ -28,7 +28,7 @@ def _obs(**changes: object) -> bytes:
 
 
 def test_the_reasons_are_the_readmes() -> None:
-    """The dead-letter reasons, written out as the README's table gives them: dashboards and
+    """The dead-letter reasons, written out as the table of docs/guarantees.md gives them: dashboards and
     replays select by them."""
     assert schemas.REASONS == (
         "not_json", "not_object", "unknown_version", "missing_field", "unknown_field",

@@ -31,6 +31,7 @@ import pytest
 import yaml
 
 from consumer.modes import MODES
+from producer.__main__ import build_parser as producer_parser
 from sunspots.broker import KAFKA_VERSION, free_port
 from sunspots.cli import ENV_PREFIX, KAFKA_ENV_PREFIX
 from sunspots.settings import TOPIC_ENV
@@ -449,6 +450,28 @@ def test_every_environment_variable_is_one_the_command_reads(compose) -> None:
         known = declared_env(script, tuple(args)) | RUNTIME_ENV
         unknown = set(environment(service)) - known
         assert not unknown, f"{name}: {sorted(unknown)} are not read by `{script} {' '.join(args)}`"
+
+
+def test_the_producer_resumes_so_a_recreated_container_sends_no_day_twice(
+    compose, monkeypatch
+) -> None:
+    # A second `docker compose up --build -d` recreates the producer: without --resume it
+    # replays from SUNSPOTS_START again and every day already on the topic is a dead letter.
+    producer = compose["services"]["producer"]
+    value = environment(producer)["SUNSPOTS_RESUME"]
+    monkeypatch.setenv("SUNSPOTS_RESUME", value)
+    assert producer_parser().parse_args([]).resume is True, value
+    # Overridable from .env or the shell, like the producer's other settings.
+    raw = yaml.safe_load(COMPOSE.read_text())["services"]["producer"]["environment"]
+    assert raw["SUNSPOTS_RESUME"] == "${SUNSPOTS_RESUME:-true}"
+
+
+def test_the_producer_restarts_only_after_a_failure_and_a_bounded_number_of_times(
+    compose,
+) -> None:
+    # A replay that ended (exit 0) stays ended; a failed one resumes, at most five times, so a
+    # refused setting (exit 2) does not restart for ever.
+    assert compose["services"]["producer"]["restart"] == "on-failure:5"
 
 
 def test_the_projects_variables_share_one_prefix() -> None:

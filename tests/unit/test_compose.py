@@ -474,6 +474,35 @@ def test_the_producer_restarts_only_after_a_failure_and_a_bounded_number_of_time
     assert compose["services"]["producer"]["restart"] == "on-failure:5"
 
 
+def compose_variables(*paths: Path) -> set[str]:
+    """The variables the compose files interpolate (`${NAME...}`): what `.env` can set."""
+    return {
+        m.group("name")
+        for path in paths
+        for m in _VAR.finditer(path.read_text())
+        if m.group("name")
+    }
+
+
+def documented_settings(markdown: str) -> set[str]:
+    """The variables in the first column of docs/compose.md's Settings table."""
+    section = markdown.split("## Settings\n", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| `")]
+    return {name for row in rows for name in re.findall(r"`([A-Z_]+)`", row.split("|")[1])}
+
+
+def test_docs_list_exactly_the_variables_compose_passes_on() -> None:
+    # Only these reach a container; a `.env` line for any other changes nothing.
+    used = compose_variables(COMPOSE, LOCAL_DATA_OVERRIDE)
+    doc = (REPO / "docs" / "compose.md").read_text()
+    assert documented_settings(doc) == used
+    # A row taken away fails the check.
+    without = "\n".join(
+        line for line in doc.splitlines() if not line.startswith("| `SUNSPOTS_RESUME`")
+    )
+    assert documented_settings(without) == used - {"SUNSPOTS_RESUME"}
+
+
 def test_the_projects_variables_share_one_prefix() -> None:
     # Our services' variables are SUNSPOTS_* or Kafka's KAFKA_*; so are the knobs the compose
     # files interpolate, but for what the broker image itself reads (KAFKA_PORT is the host

@@ -13,6 +13,11 @@ Rows, on the committed forecaster (models/sunspot_lstm.*) and the test windows (
 - arithmetic bound: the network's FLOPs per window over this machine's measured float32
   matmul rate — what the cost would be if nothing but arithmetic mattered.
 
+NumPy's OpenBLAS runs on one thread here, as in the services (sunspots.lstm's
+single_threaded_blas): with its default threads, on a shared machine, the batched rows measured
+what its spinning workers cost (64–192 µs a window at a load average of 3, against 19 µs on
+one thread), not what the forecaster pays.
+
 TensorFlow is imported lazily and only here (the serving image has none); `--no-keras` or a
 missing TensorFlow skips the Keras rows. Per-call times are wall clock (perf_counter_ns);
 `per_window_us` is the median call time divided by the batch size.
@@ -33,6 +38,7 @@ import numpy as np
 from bench.common import RESULTS, default_data, percentile, report, write
 from sunspots.artifact import DEFAULT_FORECASTER, ForecasterModel, load_forecaster
 from sunspots.data import load_daily, select_range
+from sunspots.lstm import single_threaded_blas
 
 COLUMNS = ["path", "batch", "calls", "per_window_us", "p50_us", "p99_us", "max_us", "note"]
 TEST_START, TEST_END = "2000-01-01", "2017-06-30"
@@ -128,6 +134,7 @@ def keras_rows(
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    single_threaded_blas()
     serving = load_forecaster(args.model)
     windows = test_windows(args.data, serving.window)
     rows: list[dict[str, Any]] = []

@@ -62,13 +62,21 @@ class ModelFollower:
                 forecaster.model.model_version,
             )
             return None
+        flag = forecaster.model.model_version
         board, refusals = retry(feed.current, "reading the models topic", (KafkaError,))
         current = [board.champion, board.challenger]
         forecaster.follow([*refusals, *(p for p in current if p is not None)])
         if board.champion is None:
-            log.info(
-                "the models topic has no champion: the model of --model (%s) serves",
+            log.info("the models topic has no champion: the model of --model (%s) serves", flag)
+        elif forecaster.model.model_version != flag:
+            log.warning(
+                "the champion on the models topic %s (%s) serves, not the model of --model "
+                "(%s): --model serves only while that topic has no champion; to serve another "
+                "model, publish it as champion (sunspots-train publish --role champion) or "
+                "promote a challenger (sunspots-train promote)",
+                kafka.topics.models,
                 forecaster.model.model_version,
+                flag,
             )
         return cls(feed, forecaster)
 

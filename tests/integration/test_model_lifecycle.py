@@ -182,6 +182,9 @@ def test_exactly_once_across_a_sigkill_in_the_middle_of_a_switch(
             committed = values(read_to_end(bootstrap_servers, topics.forecasts))
             new_before_kill = sum(f["model_version"] == v27 for f in committed)
             fc.start()
+            # Restarted with --model w10, it serves the topic's champion and says so once.
+            told = f"the champion on the models topic {topics.models} ({v27}) serves, not the model"
+            wait_for("the override told", lambda: told in fc.log(10**6), 60)
             progress.wait_finished(group, topics, offline["w10"].observations, 180, fc)
         fc.check_running()
     finally:

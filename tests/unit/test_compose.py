@@ -31,6 +31,7 @@ import pytest
 import yaml
 
 from consumer.modes import MODES
+from producer.__main__ import build_parser as producer_parser
 from sunspots.broker import KAFKA_VERSION, free_port
 from sunspots.cli import ENV_PREFIX, KAFKA_ENV_PREFIX
 from sunspots.settings import TOPIC_ENV
@@ -449,6 +450,57 @@ def test_every_environment_variable_is_one_the_command_reads(compose) -> None:
         known = declared_env(script, tuple(args)) | RUNTIME_ENV
         unknown = set(environment(service)) - known
         assert not unknown, f"{name}: {sorted(unknown)} are not read by `{script} {' '.join(args)}`"
+
+
+def test_the_producer_resumes_so_a_recreated_container_sends_no_day_twice(
+    compose, monkeypatch
+) -> None:
+    # A second `docker compose up --build -d` recreates the producer: without --resume it
+    # replays from SUNSPOTS_START again and every day already on the topic is a dead letter.
+    producer = compose["services"]["producer"]
+    value = environment(producer)["SUNSPOTS_RESUME"]
+    monkeypatch.setenv("SUNSPOTS_RESUME", value)
+    assert producer_parser().parse_args([]).resume is True, value
+    # Overridable from .env or the shell, like the producer's other settings.
+    raw = yaml.safe_load(COMPOSE.read_text())["services"]["producer"]["environment"]
+    assert raw["SUNSPOTS_RESUME"] == "${SUNSPOTS_RESUME:-true}"
+
+
+def test_the_producer_restarts_only_after_a_failure_and_a_bounded_number_of_times(
+    compose,
+) -> None:
+    # A replay that ended (exit 0) stays ended; a failed one resumes, at most five times, so a
+    # refused setting (exit 2) does not restart for ever.
+    assert compose["services"]["producer"]["restart"] == "on-failure:5"
+
+
+def compose_variables(*paths: Path) -> set[str]:
+    """The variables the compose files interpolate (`${NAME...}`): what `.env` can set."""
+    return {
+        m.group("name")
+        for path in paths
+        for m in _VAR.finditer(path.read_text())
+        if m.group("name")
+    }
+
+
+def documented_settings(markdown: str) -> set[str]:
+    """The variables in the first column of docs/compose.md's Settings table."""
+    section = markdown.split("## Settings\n", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| `")]
+    return {name for row in rows for name in re.findall(r"`([A-Z_]+)`", row.split("|")[1])}
+
+
+def test_docs_list_exactly_the_variables_compose_passes_on() -> None:
+    # Only these reach a container; a `.env` line for any other changes nothing.
+    used = compose_variables(COMPOSE, LOCAL_DATA_OVERRIDE)
+    doc = (REPO / "docs" / "compose.md").read_text()
+    assert documented_settings(doc) == used
+    # A row taken away fails the check.
+    without = "\n".join(
+        line for line in doc.splitlines() if not line.startswith("| `SUNSPOTS_RESUME`")
+    )
+    assert documented_settings(without) == used - {"SUNSPOTS_RESUME"}
 
 
 def test_the_projects_variables_share_one_prefix() -> None:

@@ -11,7 +11,9 @@ lifecycle's and the loop's panels show what they say.
 from __future__ import annotations
 
 import json
+import re
 from itertools import combinations
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -34,6 +36,7 @@ from tests.integration.monitoring_helpers import (
 )
 
 PanelJson = dict[str, Any]
+COMPOSE_DOC = Path(__file__).resolve().parents[2] / "docs" / "compose.md"
 
 
 @pytest.fixture(scope="module")
@@ -220,3 +223,30 @@ def test_the_consumer_progress_row_shows_each_loop_metric(dashboard: dict[str, A
     )
     (steps,) = panel(dashboard, "Transaction steps, p99")["targets"]
     assert "by (le, job, step)" in steps["expr"] and "{{step}}" in steps["legendFormat"]
+
+
+def documented_rows(markdown: str) -> list[str]:
+    """The rows docs/compose.md's dashboard section lists: its numbered `N. **Row**` items."""
+    section = markdown.split("## The dashboard\n", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"^\d+\. \*\*(.+?)\*\*", section, flags=re.MULTILINE)
+
+
+def test_docs_compose_lists_the_rows_in_the_dashboards_order(dashboard: dict[str, Any]) -> None:
+    # Grafana draws rows top to bottom by their grid position, not by their place in the JSON.
+    rows = sorted(
+        (p for p in dashboard["panels"] if p["type"] == "row"), key=lambda p: p["gridPos"]["y"]
+    )
+    assert documented_rows(COMPOSE_DOC.read_text()) == [row["title"] for row in rows]
+
+
+def test_a_row_out_of_order_in_the_docs_is_caught() -> None:
+    # The check is evidence only if the docs' old order (Instances next to last, the interval
+    # row last) fails it.
+    text = COMPOSE_DOC.read_text()
+    listed = documented_rows(text)
+    old = [r for r in listed if r not in ("Instances", "Prediction interval by solar activity")]
+    old[-1:-1] = ["Instances"]
+    old.append("Prediction interval by solar activity")
+    items = "".join(f"{n}. **{row}**: …\n" for n, row in enumerate(old, 1))
+    assert documented_rows(f"## The dashboard\n\n{items}\n## Alerts\n") == old
+    assert old != listed

@@ -15,8 +15,6 @@ from tests.unit.test_compose import declared_env
 README = (REPO / "README.md").read_text()
 CONFIGURATION = (REPO / "docs" / "configuration.md").read_text()
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
-# Written on another branch that lands with this one; drop each line once its file exists.
-LANDING = {"CHANGELOG.md", "LICENSE", "NOTICE", "docs/upgrading.md", "docs/runbooks.md"}
 
 COMMANDS = [
     ("sunspots-consumer", ("forecast",)),
@@ -78,18 +76,12 @@ def _anchors(page: Path) -> set[str]:
     return {re.sub(r"[^a-z0-9 -]", "", t.lower()).replace(" ", "-") for t in titles}
 
 
-# Pages of docs/ that other work owns, whose anchors into the README predate its split.
-OLD_README_ANCHORS = {"models.md", "models-lifecycle.md"}
-
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(REPO)))
 def test_local_links_resolve(page: Path) -> None:
     text = re.sub(r"```.*?```", "", page.read_text(), flags=re.DOTALL)
     for target, anchor in re.findall(r"\]\(([^)#:]*)(?:#([^)]+))?\)", text):
         path = (page.parent / target).resolve() if target else page
-        if str(path.relative_to(REPO)) in LANDING:
-            continue
         assert path.exists(), f"{page.name}: {target}"
-        old_anchor = page.name in OLD_README_ANCHORS and path.name == "README.md"
-        if anchor and path.suffix == ".md" and not old_anchor:
+        if anchor and path.suffix == ".md":
             assert anchor in _anchors(path), f"{page.name}: {target}#{anchor}"

@@ -76,7 +76,6 @@ def _anchors(page: Path) -> set[str]:
     return {re.sub(r"[^a-z0-9 -]", "", t.lower()).replace(" ", "-") for t in titles}
 
 
-
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(REPO)))
 def test_local_links_resolve(page: Path) -> None:
     text = re.sub(r"```.*?```", "", page.read_text(), flags=re.DOTALL)

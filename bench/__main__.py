@@ -258,7 +258,7 @@ def _latency(reports: dict[str, dict[str, Any] | None]) -> list[dict[str, Any]]:
 
 
 def summary(reports: dict[str, dict[str, Any] | None]) -> list[dict[str, Any]]:
-    """Each target of issue 8 with this run's figure; ratios only within this run."""
+    """Each of the project's performance targets with this run's figure; ratios only within this run."""
     rows: list[dict[str, Any]] = []
     inf = reports.get("inference")
     if inf:
@@ -348,7 +348,7 @@ def markdown(reports: dict[str, dict[str, Any] | None], targets: list[dict[str, 
         f"Measured {at} on {m['cpus']} cores ({m['cpu'] or 'unknown CPU'}), {m['platform']}; "
         f"Python {v['python']}, kafka-python {v['kafka-python']}, Kafka broker "
         f"{v.get('kafka-broker', '?')} (local KRaft, 1 partition), NumPy {v['numpy']}.\n",
-        "\n**Targets** (issue 8)\n\n",
+        "\n**Targets**\n\n",
         md(
             [{**t, "met": _met(t["met"])} for t in targets],
             ["target", "figure", "goal", "met"],

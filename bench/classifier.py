@@ -34,9 +34,9 @@ from kafka import KafkaProducer
 
 from bench.common import broker, consumer_service, loop_ms
 from producer.classify import Exchange, ReplyReader, exchange
+from sunspots.kafka.settings import KafkaSettings
+from sunspots.kafka.topics import create_topics
 from sunspots.schemas import encode_classifier_request
-from sunspots.settings import KafkaSettings
-from sunspots.topics import create_topics
 from support.services import Service
 from support.topics import unique_topics
 

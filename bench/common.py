@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from sunspots.settings import KafkaSettings
+from sunspots.kafka.settings import KafkaSettings
 from support.datafile import data_source
 from support.http import Samples, sample
 from support.services import Service, consumer

@@ -42,11 +42,11 @@ from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.structs import OffsetAndMetadata
 
 from bench.common import RESULTS, default_data, measure, report
-from consumer.clients import make_consumer, make_producer
 from producer.replay import ReplayConfig, observations
 from sunspots.data import load_daily, select_range
+from sunspots.kafka.clients import make_consumer, make_producer
+from sunspots.kafka.settings import KafkaSettings
 from sunspots.schemas import Evaluation, Forecast
-from sunspots.settings import KafkaSettings
 
 COLUMNS = ["scenario", "records_in", "records_out", "batches", "seconds", "in_per_s", "out_per_s"]
 REPLAY_START = "1850-01-01"

@@ -57,8 +57,8 @@ from bench.common import (
     table,
 )
 from bench.pipeline import cpu_seconds
-from sunspots.settings import KafkaSettings
-from sunspots.topics import create_topics
+from sunspots.kafka.settings import KafkaSettings
+from sunspots.kafka.topics import create_topics
 from support.progress import Progress
 from support.services import Service, consumer, run_producer
 from support.topics import unique_topics
@@ -165,8 +165,8 @@ def _fed(series: int, days: int, rolling: int) -> tuple[Any, list[str], int]:
     from consumer.forecaster import Forecaster
     from consumer.metrics import ForecasterMetrics
     from sunspots.artifact import DEFAULT_FORECASTER, load_forecaster
+    from sunspots.kafka.settings import Topics
     from sunspots.schemas import Observation
-    from sunspots.settings import Topics
 
     class Rec:
         def __init__(self, offset: int, key: bytes, value: bytes) -> None:

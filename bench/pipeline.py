@@ -65,8 +65,8 @@ from bench.common import (
 )
 from sunspots.artifact import DEFAULT_FORECASTER, load_forecaster
 from sunspots.data import load_daily, select_range
-from sunspots.settings import KafkaSettings
-from sunspots.topics import create_topics
+from sunspots.kafka.settings import KafkaSettings
+from sunspots.kafka.topics import create_topics
 from sunspots.window import SeriesWindow
 from support.http import total
 from support.services import Service, run_producer

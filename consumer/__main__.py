@@ -9,9 +9,9 @@ without progress for `--stall-timeout` seconds, and stops the service past `--st
 
 Exit codes: 0 after a graceful stop; 2 for bad start-up input, told in one line (a bad flag
 or variable, an unreadable or inconsistent model, a metrics port that cannot be bound, a
-compression library kafka-python lacks: `sunspots.codecs`);
+compression library kafka-python lacks: `sunspots.kafka.codecs`);
 3 when fenced by another instance with the same id; 5, 6, 7 when the brokers refuse the
-service (authentication, authorization, TLS: `sunspots.refusal`); 8 when a record batch cannot
+service (authentication, authorization, TLS: `sunspots.kafka.refusal`); 8 when a record batch cannot
 be read (a codec the client lacks, a corrupt batch: the line names the topic, the partition,
 the offset and what to do) or a topic change cannot be followed; 9 when the loop made no
 progress past the stall limit, or a stop outlasted its grace (`consumer.stops`). Each is told in
@@ -31,7 +31,6 @@ from collections.abc import Callable
 from kafka.errors import KafkaError
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 
-from consumer import clients as kafka_clients
 from consumer import health as health_endpoint
 from consumer.config import ServiceConfig, build_parser, config_from_args
 from consumer.containment import Contained
@@ -51,12 +50,13 @@ from consumer.topic_admin import TopicAdmin
 from consumer.topic_changes import TopicChangeMetrics
 from consumer.topic_watch import TopicWatch, Watched
 from consumer.watchdog import KafkaProbe, Watchdog
-from sunspots import acls, codecs
 from sunspots.artifact import ArtifactError
 from sunspots.cli import EXIT_USAGE, env_name
+from sunspots.kafka import acls, codecs
+from sunspots.kafka import clients as kafka_clients
+from sunspots.kafka.refusal import REFUSAL_ERRORS, Refusal, from_error, preflight
 from sunspots.logs import setup_logging
 from sunspots.lstm import single_threaded_blas
-from sunspots.refusal import REFUSAL_ERRORS, Refusal, from_error, preflight
 from sunspots.signals import on_signals
 
 log = logging.getLogger("consumer")
@@ -144,7 +144,7 @@ def _refused(refusal: Refusal | ServiceStop, health: health_endpoint.Health) -> 
 
 
 def _service(config: ServiceConfig) -> str:
-    """The service's name in `sunspots.acls`."""
+    """The service's name in `sunspots.kafka.acls`."""
     return {"forecast": acls.FORECASTER, "classify": acls.CLASSIFIER}[config.mode.name]
 
 
@@ -279,7 +279,7 @@ def _follow_models(
 def _create_topics(
     config: ServiceConfig, health: health_endpoint.Health, stop: threading.Event
 ) -> None:
-    from sunspots.topics import set_up_topics
+    from sunspots.kafka.topics import set_up_topics
 
     retry = Retry(stop, health, Backoff())
     done = retry(

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from kafka import TopicPartition
 from kafka.errors import KafkaError
 
-from consumer.clients import make_reader
-from sunspots.settings import KafkaSettings
+from sunspots.kafka.clients import make_reader
+from sunspots.kafka.settings import KafkaSettings
 
 Changelog = list[tuple[bytes, bytes | None]]
 

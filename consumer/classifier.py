@@ -34,6 +34,7 @@ import numpy as np
 from consumer.metrics import ClassifierMetrics
 from consumer.output import Output
 from consumer.processor import DeadLetters, Record
+from sunspots.kafka.settings import Topics
 from sunspots.schemas import (
     ClassifierPrediction,
     ClassifierRequest,
@@ -41,7 +42,6 @@ from sunspots.schemas import (
     check_key,
     decode_classifier_request,
 )
-from sunspots.settings import Topics
 
 log = logging.getLogger(__name__)
 

@@ -25,9 +25,9 @@ from sunspots.cli import (
     positive_float,
     positive_int,
 )
+from sunspots.kafka.settings import KafkaSettings, add_kafka_flags, kafka_settings_from_args
+from sunspots.kafka.topics import Replication, add_replication_flags, replication_from_args
 from sunspots.logs import add_logging_flags
-from sunspots.settings import KafkaSettings, add_kafka_flags, kafka_settings_from_args
-from sunspots.topics import Replication, add_replication_flags, replication_from_args
 
 # The progress watchdog (consumer.watchdog) and the bounded stop (consumer.shutdown).
 DEFAULT_STALL_TIMEOUT_S = 60.0

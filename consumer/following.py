@@ -25,10 +25,10 @@ from kafka.errors import KafkaError
 
 from consumer.forecaster import Forecaster
 from consumer.retry import Retry
+from sunspots.kafka.refusal import refusal_error
+from sunspots.kafka.settings import KafkaSettings
 from sunspots.logs import Outage
 from sunspots.model_feed import ModelFeed
-from sunspots.refusal import refusal_error
-from sunspots.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
 

@@ -71,6 +71,7 @@ from consumer.tally import BatchTally
 from consumer.topic_changes import SourceTopic
 from sunspots.evaluation import RollingScore
 from sunspots.intervals import band, volatility
+from sunspots.kafka.settings import Topics
 from sunspots.registry import Entry
 from sunspots.schemas import (
     Evaluation,
@@ -81,7 +82,6 @@ from sunspots.schemas import (
     decode_observation,
     today_utc,
 )
-from sunspots.settings import Topics
 from sunspots.window import APPLIED, ONE_DAY
 
 log = logging.getLogger(__name__)

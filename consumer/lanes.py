@@ -28,8 +28,8 @@ import numpy as np
 
 from sunspots.artifact import BAD_METADATA, ArtifactError
 from sunspots.intervals import Calibration
+from sunspots.kafka.settings import Topics
 from sunspots.registry import CHALLENGER, CHAMPION, Entry, Published, Refused, Retired
-from sunspots.settings import Topics
 
 
 class ForecastModel(Protocol):

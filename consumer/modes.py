@@ -26,7 +26,7 @@ from consumer.series import DEFAULT_HISTORY, Keeping
 from consumer.series_metrics import DEFAULT_SERIES_METRICS, series_selection
 from sunspots.artifact import DEFAULT_CLASSIFIER, DEFAULT_FORECASTER
 from sunspots.cli import boolean, env_flag, fraction, positive_int
-from sunspots.settings import Topics
+from sunspots.kafka.settings import Topics
 
 if TYPE_CHECKING:
     from consumer.config import ServiceConfig

@@ -60,8 +60,8 @@ from consumer.health import Health
 from consumer.output import Output
 from consumer.sensors import ABORT, COMMIT, OFFSETS, SEND, Sensor
 from consumer.stops import EXIT_INPUT, ServiceStop
-from sunspots.kafka_compat import close_now, start_transaction_step
-from sunspots.refusal import refusal_error
+from sunspots.kafka.compat import close_now, start_transaction_step
+from sunspots.kafka.refusal import refusal_error
 
 log = logging.getLogger(__name__)
 

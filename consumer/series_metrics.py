@@ -36,9 +36,9 @@ from prometheus_client.registry import Collector
 from consumer import metrics as m
 from consumer.lanes import Lanes
 from consumer.series import RoleState, SeriesState
+from sunspots.kafka.settings import DEFAULT_SERIES
 from sunspots.registry import CHAMPION
 from sunspots.schemas import Forecast
-from sunspots.settings import DEFAULT_SERIES
 
 NONE, ALL = "none", "all"
 # The series the producer names by default: its one SILSO series, and the first of a

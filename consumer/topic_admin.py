@@ -1,12 +1,12 @@
 """The topic watch's Kafka side: topics described, created, grown and put right, with an admin
-client from consumer.clients.
+client from sunspots.kafka.clients.
 
 Describing asks the brokers about the service's topics in one request (ids, partitions) and,
 when asked, for the settings that keep their data whole (`cleanup.policy`,
 `max.message.bytes`). DescribeConfigs is not implied by Read or Write: on a cluster that
 grants the services no more (README, least privilege) the settings are not checked, told once.
 Nothing here asks a broker to create a topic by naming it: an admin client's metadata requests
-never do, and a topic is created only as its spec (sunspots.settings.Topics) says.
+never do, and a topic is created only as its spec (sunspots.kafka.settings.Topics) says.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from kafka.errors import (
 )
 
 from consumer.topic_changes import TopicFacts
-from sunspots.settings import Topics
-from sunspots.topics import Replication, _wanted
+from sunspots.kafka.settings import Topics
+from sunspots.kafka.topics import Replication, _wanted
 
 log = logging.getLogger(__name__)
 

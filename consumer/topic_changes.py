@@ -11,7 +11,7 @@ has a unit test.
 * `TopicFacts` is one topic as the brokers describe it: its id (Kafka's topic id, new for a
   topic deleted and created again under the same name), its partitions and its settings.
 * `change` compares two descriptions of a topic: deleted, back, recreated, partitions added.
-* `shortfall` and `mismatch` say what keeps a topic from its spec (sunspots.settings.Topics):
+* `shortfall` and `mismatch` say what keeps a topic from its spec (sunspots.kafka.settings.Topics):
   a changelog with fewer partitions than its input, a compacted topic no longer compacted.
 * `SourceTopic` is what the forecaster knows of its source topic's incarnation (its id and
   end offsets at the last restore) and of the partitions added to it while it ran; the

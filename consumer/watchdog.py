@@ -24,11 +24,11 @@ from typing import Protocol
 
 from kafka import KafkaConsumer, TopicPartition
 
-from consumer import clients
 from consumer.health import Health
 from consumer.sensors import Sensor
 from consumer.stalls import Change, Stalls
-from sunspots.settings import KafkaSettings
+from sunspots.kafka import clients
+from sunspots.kafka.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
 

@@ -22,9 +22,9 @@ from sunspots.broker import LocalBroker, free_port
 from sunspots.cli import Parser, env_flag, iso_date, non_negative_float
 from sunspots.data import SILSO_DAILY_URL
 from sunspots.evaluation import rmse
+from sunspots.kafka.settings import KafkaSettings, Topics
+from sunspots.kafka.topics import create_topics
 from sunspots.logs import quiet_kafka
-from sunspots.settings import KafkaSettings, Topics
-from sunspots.topics import create_topics
 from support.http import Samples, scrape, total, wait_ready
 from support.services import consumer, run_producer
 from support.topics import read_to_end, unique_topics, values

@@ -4,10 +4,10 @@ Every flag falls back to an environment variable, shown in --help. Exit codes: 0
 record sent was acknowledged (also after SIGTERM or SIGINT, which stop the replay early); 1 when
 Kafka refused records with an error a retry will not mend (a record too large); 2 for bad
 start-up input (a bad flag or variable, unreadable data, a date range that selects nothing, a
-compression library kafka-python lacks: `sunspots.codecs`);
+compression library kafka-python lacks: `sunspots.kafka.codecs`);
 4 when Kafka is out of reach (at start, or nothing acknowledged within the delivery timeout, or
 records still in flight at SIGTERM/SIGINT); 5, 6, 7 when a secured cluster refuses this client:
-authentication, authorization (the topic), TLS (`sunspots.refusal`). Every failure is one line
+authentication, authorization (the topic), TLS (`sunspots.kafka.refusal`). Every failure is one line
 that names its cause and, once records were sent, the last date acknowledged and how to go on
 (`--resume`).
 """
@@ -40,16 +40,16 @@ from sunspots.cli import (
     non_negative_int,
     positive_int,
 )
-from sunspots.codecs import refusal as codec_refusal
 from sunspots.data import SILSO_DAILY_URL, DataFormatError
-from sunspots.logs import add_logging_flags, setup_logging
-from sunspots.refusal import EXIT_CODES, UNREACHABLE, explain, from_error, preflight
-from sunspots.settings import (
+from sunspots.kafka.codecs import refusal as codec_refusal
+from sunspots.kafka.refusal import EXIT_CODES, UNREACHABLE, explain, from_error, preflight
+from sunspots.kafka.settings import (
     DEFAULT_SERIES,
     KafkaSettings,
     add_kafka_flags,
     kafka_settings_from_args,
 )
+from sunspots.logs import add_logging_flags, setup_logging
 from sunspots.signals import stop_on_signals
 
 log = logging.getLogger("producer")

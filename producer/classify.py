@@ -25,16 +25,16 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 
 from sunspots.cli import EXIT_USAGE, Parser, env_flag, env_name, non_negative_float
-from sunspots.codecs import refusal as codec_refusal
+from sunspots.kafka.codecs import refusal as codec_refusal
+from sunspots.kafka.refusal import explain, preflight
+from sunspots.kafka.settings import KafkaSettings, add_kafka_flags, kafka_settings_from_args
 from sunspots.logs import add_logging_flags, setup_logging
-from sunspots.refusal import explain, preflight
 from sunspots.schemas import (
     ClassifierPrediction,
     SchemaError,
     decode_classifier_prediction,
     encode_classifier_request,
 )
-from sunspots.settings import KafkaSettings, add_kafka_flags, kafka_settings_from_args
 
 log = logging.getLogger(__name__)
 

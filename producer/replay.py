@@ -35,10 +35,10 @@ from kafka.errors import KafkaError
 from producer.delivery import Delivery, DeliveryLedger, Ticket
 from producer.progress import ProgressDisplay, ReplayProgress
 from producer.resume import last_dates
-from sunspots import kafka_compat
 from sunspots.data import load_daily, select_range
+from sunspots.kafka import compat as kafka_compat
+from sunspots.kafka.settings import DEFAULT_SERIES, KafkaSettings
 from sunspots.schemas import Observation
-from sunspots.settings import DEFAULT_SERIES, KafkaSettings
 
 log = logging.getLogger(__name__)
 

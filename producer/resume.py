@@ -27,8 +27,8 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaTimeoutError
 from kafka.partitioner import murmur2
 
+from sunspots.kafka.settings import KafkaSettings
 from sunspots.schemas import SchemaError, decode_observation
-from sunspots.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
 

@@ -24,9 +24,9 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
 from sunspots import artifact, registry
-from sunspots.kafka_compat import no_auto_create
+from sunspots.kafka.compat import no_auto_create
+from sunspots.kafka.settings import KafkaSettings
 from sunspots.registry import Entry, Published, Refused, Retired
-from sunspots.settings import KafkaSettings
 
 # A record can be 1 MiB (`registry.MAX_RECORD_BYTES`); fetch at least that at a time.
 FETCH_BYTES = 2 * registry.MAX_RECORD_BYTES

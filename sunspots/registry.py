@@ -36,7 +36,7 @@ from sunspots.artifact import ArtifactError, Model
 
 RECORD_VERSION = 1
 # A record, value bytes, at most this large (the committed artifacts make records of about
-# 0.12 and 0.35 MiB). The topic takes records this large (`sunspots.settings.MODELS_CONFIGS`).
+# 0.12 and 0.35 MiB). The topic takes records this large (`sunspots.kafka.settings.MODELS_CONFIGS`).
 MAX_RECORD_BYTES = 1024 * 1024
 
 CHAMPION, CHALLENGER = "champion", "challenger"

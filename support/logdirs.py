@@ -18,7 +18,7 @@ from pathlib import Path
 from kafka.admin import KafkaAdminClient
 from kafka.record import MemoryRecords
 
-from sunspots.codecs import COMPRESSION_TYPES
+from sunspots.kafka.codecs import COMPRESSION_TYPES
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class StoredBatch:
     """One record batch of a partition as the broker holds it."""
 
     partition: int
-    codec: str  # a name of sunspots.codecs.COMPRESSION_TYPES
+    codec: str  # a name of sunspots.kafka.codecs.COMPRESSION_TYPES
     producer_id: int  # -1 unless an idempotent or transactional producer wrote it
     control: bool  # a transaction's commit or abort marker (never compressed)
     keys: tuple[bytes | None, ...]  # its records' keys; none for a marker

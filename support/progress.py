@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient, TransactionState
 
-from sunspots.kafka_compat import no_auto_create
-from sunspots.settings import Topics
+from sunspots.kafka.compat import no_auto_create
+from sunspots.kafka.settings import Topics
 from support.polling import retrying, wait_for
 from support.services import Service
 

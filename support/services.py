@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from sunspots.broker import free_port
-from sunspots.settings import Topics
+from sunspots.kafka.settings import Topics
 from support import http
 from support.topics import topic_flags
 

@@ -13,8 +13,8 @@ from typing import Any
 from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 
-from sunspots.kafka_compat import no_auto_create
-from sunspots.settings import Topics, topic_flag
+from sunspots.kafka.compat import no_auto_create
+from sunspots.kafka.settings import Topics, topic_flag
 from support.polling import retrying, wait_for
 
 

@@ -19,9 +19,9 @@ from sunspots.cli import (
     positive_int,
 )
 from sunspots.data import SILSO_DAILY_URL, DataFormatError, load_daily
+from sunspots.kafka.settings import add_kafka_flags, kafka_settings_from_args
 from sunspots.logs import add_logging_flags, setup_logging
 from sunspots.registry import CHALLENGER, ROLES
-from sunspots.settings import add_kafka_flags, kafka_settings_from_args
 
 log = logging.getLogger("training")
 MODEL_COMMANDS = ("publish", "retire", "promote")
@@ -225,7 +225,7 @@ def _data_from_topic(args: argparse.Namespace) -> int:
     `--data` at it; an exit code (with one line) when that cannot be done, else 0."""
     from kafka.errors import KafkaError
 
-    from sunspots.codecs import refusal
+    from sunspots.kafka.codecs import refusal
     from training.dataset import frame_from_observations, read_observations, write_daily
 
     lacking = refusal(reads=True)

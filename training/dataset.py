@@ -24,8 +24,8 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
 from sunspots.data import COLUMNS, select_range, split_by_year, trim_unobserved
+from sunspots.kafka.settings import KafkaSettings
 from sunspots.schemas import SchemaError, decode_observation
-from sunspots.settings import KafkaSettings
 
 
 def make_windows(values: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:

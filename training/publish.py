@@ -10,7 +10,7 @@ roles on one model, nor neither. An artifact is verified as the service will ver
 Outcomes, each told in one line: exit 0, what was written; exit 2, bad input (an unreadable or
 refused artifact, an unknown role, no challenger to promote, no models topic, a compression
 library kafka-python lacks); Kafka's refusals
-with the project's codes (`sunspots.refusal`: 4 out of reach, 5 authentication, 6
+with the project's codes (`sunspots.kafka.refusal`: 4 out of reach, 5 authentication, 6
 authorization, 7 TLS); exit 1 for any other Kafka failure. Concurrent commands share one
 transactional id, so a second one fences the first (which then fails with exit 1) rather than
 interleave.
@@ -32,12 +32,13 @@ from typing import TypeVar
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.errors import KafkaError
 
-from sunspots import codecs, registry
+from sunspots import registry
 from sunspots.artifact import FORECASTER_KIND, ArtifactError, metadata_path, read_artifact
+from sunspots.kafka import codecs
+from sunspots.kafka.refusal import of_failure, probe
+from sunspots.kafka.settings import KafkaSettings
 from sunspots.model_feed import ModelFeed
-from sunspots.refusal import of_failure, probe
 from sunspots.registry import ModelRecord
-from sunspots.settings import KafkaSettings
 
 log = logging.getLogger("training.publish")
 
@@ -232,7 +233,7 @@ def _send(producer: KafkaProducer, topic: str, change: Change) -> None:
 
 def _kafka_step(kafka: KafkaSettings, step: Callable[[], T], what: str) -> T:
     """`step()`, with a Kafka failure turned into the command's one line and exit code: the
-    refusal's own (`sunspots.refusal`: out of reach, authentication, authorization, TLS), or
+    refusal's own (`sunspots.kafka.refusal`: out of reach, authentication, authorization, TLS), or
     EXIT_KAFKA for any other (a concurrent command fenced this one, a transaction that failed)."""
     resources = {"topic": kafka.topics.models, "transactional id": TRANSACTIONAL_ID}
     try:

@@ -25,8 +25,8 @@ from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient
 
 from sunspots.broker import LocalBroker, free_port
-from sunspots.settings import KafkaSettings
-from sunspots.topics import create_topics
+from sunspots.kafka.settings import KafkaSettings
+from sunspots.kafka.topics import create_topics
 from support.polling import wait_for
 from support.topics import read_to_end, unique_topics
 from tests.integration.monitoring_helpers import image_env_to_properties

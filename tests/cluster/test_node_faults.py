@@ -27,7 +27,7 @@ from kafka.admin import KafkaAdminClient
 
 from sunspots.artifact import ForecasterModel
 from sunspots.broker.cluster import LocalCluster
-from sunspots.settings import Topics
+from sunspots.kafka.settings import Topics
 from support.polling import wait_for
 from support.progress import Progress, freeze_inside_transaction
 from support.services import Service, forecaster, producer

@@ -43,7 +43,7 @@ def test_three_instances_on_four_partitions_one_killed_and_restarted(
     group = f"g-{unique}"
     split = ["--partitions", str(PARTITIONS)]
     made = python_service(
-        ["sunspots.topics", "--bootstrap-servers", bootstrap, *topic_flags(topics), *split],
+        ["sunspots.kafka.topics", "--bootstrap-servers", bootstrap, *topic_flags(topics), *split],
         tmp_path / "topics.log",
     ).start()
     assert made.wait(120) == 0, made.log()

@@ -21,8 +21,8 @@ from kafka import KafkaProducer
 
 from producer.classify import Exchange, ReplyReader, ask
 from sunspots import lesson
+from sunspots.kafka.settings import KafkaSettings
 from sunspots.schemas import decode_classifier_prediction
-from sunspots.settings import KafkaSettings
 from support.http import sample
 from support.services import REPO, Service, consumer
 from support.topics import read_topic, unique_topics

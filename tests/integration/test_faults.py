@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from sunspots.broker import LocalBroker
-from sunspots.settings import Topics
+from sunspots.kafka.settings import Topics
 from support import http
 from support.polling import wait_for
 from support.progress import Moment, Progress, freeze_inside_transaction

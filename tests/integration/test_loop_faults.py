@@ -20,7 +20,7 @@ import pytest
 from kafka import KafkaProducer
 
 from consumer.stops import EXIT_INPUT, EXIT_STALLED
-from sunspots.settings import Topics
+from sunspots.kafka.settings import Topics
 from support.http import sample
 from support.polling import wait_for
 from support.progress import Progress

@@ -16,9 +16,9 @@ from kafka.admin import KafkaAdminClient
 
 from sunspots import registry
 from sunspots.artifact import MODELS_DIR, load_forecaster
+from sunspots.kafka.settings import KafkaSettings, topic_flag
 from sunspots.model_feed import ModelFeed
 from sunspots.registry import Published, Refused, Retired
-from sunspots.settings import KafkaSettings, topic_flag
 from support.topics import read_to_end, unique_topics
 
 REPO = Path(__file__).resolve().parents[2]

@@ -21,9 +21,9 @@ import pytest
 from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient
 
+from sunspots.kafka.settings import KafkaSettings
+from sunspots.kafka.topics import create_topics
 from sunspots.schemas import Observation
-from sunspots.settings import KafkaSettings
-from sunspots.topics import create_topics
 from support.http import Samples
 from support.services import forecaster, running
 from support.topics import read_topic, unique_topics, values

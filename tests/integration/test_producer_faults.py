@@ -26,8 +26,8 @@ import pytest
 
 from producer.replay import SHUTDOWN_GRACE_S
 from sunspots.broker import LocalBroker
-from sunspots.settings import KafkaSettings, Topics
-from sunspots.topics import create_topics
+from sunspots.kafka.settings import KafkaSettings, Topics
+from sunspots.kafka.topics import create_topics
 from support.polling import wait_for
 from support.progress import Progress
 from support.services import Service, replay_range

@@ -3,7 +3,7 @@
 One broker for the module (`SecureBroker`: a private CA, SCRAM and PLAIN users made when its
 storage is formatted, the StandardAuthorizer with `allow.everyone.if.no.acl.found=false`).
 Topics are created by the admin; each service's principal gets exactly the ACLs the README
-lists (`sunspots.acls.grants`), and with them the producer, the forecaster and the classifier
+lists (`sunspots.kafka.acls.grants`), and with them the producer, the forecaster and the classifier
 run a replay exactly once, each with another SASL mechanism (SCRAM-SHA-256, SCRAM-SHA-512,
 PLAIN) and its password in a file; the model commands publish, promote and retire as the
 publisher. Refused clients (no credentials, plain text, a wrong password, no write on the
@@ -38,12 +38,13 @@ from kafka.admin import (
 from kafka.errors import CoordinatorNotAvailableError
 
 from producer.classify import ask
-from sunspots import acls, lesson, registry
+from sunspots import lesson, registry
 from sunspots.artifact import MODELS_DIR, load_forecaster
 from sunspots.broker.security import SecureBroker
-from sunspots.refusal import ACL_ADVICE
-from sunspots.settings import KafkaSettings, Topics, topic_flag
-from sunspots.topics import create_topics
+from sunspots.kafka import acls
+from sunspots.kafka.refusal import ACL_ADVICE
+from sunspots.kafka.settings import KafkaSettings, Topics, topic_flag
+from sunspots.kafka.topics import create_topics
 from support.polling import wait_for
 from support.services import REPO, Service, consumer, instance_id, running
 from support.topics import read_topic, unique_topics, values
@@ -425,7 +426,7 @@ def test_sunspots_topics_with_a_wrong_password_says_so_in_one_line(broker, secre
     assert done.returncode == 5, done.stderr
     _one_line(
         done.stderr,
-        "sunspots.topics",
+        "sunspots.kafka.topics",
         f"cannot create the topics: authentication failed: Kafka at {broker.bootstrap_servers} "
         "refused User:producer (SCRAM-SHA-512)",
     )

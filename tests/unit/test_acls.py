@@ -6,9 +6,9 @@ import re
 
 import pytest
 
-from sunspots import acls
+from sunspots.kafka import acls
+from sunspots.kafka.settings import Topics
 from sunspots.registry import PUBLISHER_TRANSACTIONAL_ID
-from sunspots.settings import Topics
 from tests.conftest import REPO
 from training import publish
 

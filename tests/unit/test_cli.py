@@ -19,7 +19,7 @@ from sunspots.cli import (
     positive_float,
     positive_int,
 )
-from sunspots.settings import SECURITY_FLAGS, add_kafka_flags, kafka_settings_from_args
+from sunspots.kafka.settings import SECURITY_FLAGS, add_kafka_flags, kafka_settings_from_args
 
 
 def test_the_variable_is_derived_from_the_flag() -> None:

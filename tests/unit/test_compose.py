@@ -33,7 +33,7 @@ import yaml
 from consumer.modes import MODES
 from sunspots.broker import KAFKA_VERSION, free_port
 from sunspots.cli import ENV_PREFIX, KAFKA_ENV_PREFIX
-from sunspots.settings import TOPIC_ENV
+from sunspots.kafka.settings import TOPIC_ENV
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = REPO / "docker-compose.yml"

@@ -24,7 +24,7 @@ from consumer.loop_metrics import LoopMetrics
 from consumer.metrics import ClassifierMetrics, ForecasterMetrics
 from sunspots.artifact import DEFAULT_FORECASTER, load_forecaster
 from sunspots.drift import DriftPolicy
-from sunspots.settings import Topics
+from sunspots.kafka.settings import Topics
 from tests.integration.monitoring_helpers import (
     DASHBOARD,
     dashboard_queries,

@@ -34,8 +34,8 @@ from consumer.metrics import ClassifierMetrics, ForecasterMetrics
 from consumer.output import Output
 from sunspots import schemas
 from sunspots.artifact import load_classifier, load_forecaster
+from sunspots.kafka.settings import Topics
 from sunspots.schemas import REASONS, SchemaError
-from sunspots.settings import Topics
 from tests.unit.fuzzing import (
     TODAY,
     observation_stream,

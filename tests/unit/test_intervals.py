@@ -23,7 +23,7 @@ from sunspots.intervals import (
     volatility,
     winkler,
 )
-from sunspots.settings import Topics
+from sunspots.kafka.settings import Topics
 from tests.unit.records import observations
 
 TOPICS = Topics()

@@ -20,8 +20,8 @@ from consumer.series_metrics import SeriesSelection
 from sunspots import registry as models
 from sunspots.artifact import ArtifactError
 from sunspots.drift import DriftPolicy
+from sunspots.kafka.settings import Topics
 from sunspots.registry import CHALLENGER, CHAMPION, Published, Refused, Retired
-from sunspots.settings import Topics
 from tests.unit.records import CALIBRATION, observations
 
 TOPICS = Topics()

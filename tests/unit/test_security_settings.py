@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from sunspots.cli import Parser, kafka_env
-from sunspots.settings import (
+from sunspots.kafka.settings import (
     SECURITY_FLAGS,
     add_kafka_flags,
     kafka_settings_from_args,

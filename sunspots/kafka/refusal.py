@@ -46,7 +46,7 @@ from kafka.errors import (
     TransactionalIdAuthorizationFailedError,
 )
 
-from sunspots.settings import KafkaSettings
+from sunspots.kafka.settings import KafkaSettings
 
 UNREACHABLE = "unreachable"
 AUTHENTICATION = "authentication"

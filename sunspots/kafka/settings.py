@@ -10,7 +10,7 @@ codec the project's producers write, is given only to the commands that produce.
 cannot work together (SASL without a user or password, SASL settings on a plain connection)
 stop the command at start. `Topics` is the one list of topics: each field says how its topic
 is created (`TopicSpec`), and the flags (`--topic-<field>`), their environment variables
-(`SUNSPOTS_TOPIC_<FIELD>`, `TOPIC_ENV`) and `sunspots.topics` are derived from it.
+(`SUNSPOTS_TOPIC_<FIELD>`, `TOPIC_ENV`) and `sunspots.kafka.topics` are derived from it.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from types import MappingProxyType
 from typing import Any
 
 from sunspots.cli import Parser, boolean, env_flag, env_name, kafka_env, secret_file
-from sunspots.codecs import COMPRESSION_TYPES, DEFAULT_COMPRESSION, kafka_python_value
+from sunspots.kafka.codecs import COMPRESSION_TYPES, DEFAULT_COMPRESSION, kafka_python_value
 
 DEFAULT_BOOTSTRAP = "localhost:9092"
 # The series id (and record key) the producer gives SILSO's series; with `--series-count N`,

@@ -24,8 +24,8 @@ from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssi
 from kafka.errors import LogTruncationError, NoOffsetForPartitionError, OffsetOutOfRangeError
 from kafka.partitioner import DefaultPartitioner
 
-from sunspots.kafka_compat import close_now, no_auto_create
-from sunspots.settings import KafkaSettings
+from sunspots.kafka.compat import close_now, no_auto_create
+from sunspots.kafka.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
 

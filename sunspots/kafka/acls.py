@@ -26,8 +26,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sunspots.kafka.settings import Topics
 from sunspots.registry import PUBLISHER_TRANSACTIONAL_ID
-from sunspots.settings import Topics
 
 PRODUCER, FORECASTER, CLASSIFIER, PUBLISHER = "producer", "forecaster", "classifier", "publisher"
 SERVICES = (PRODUCER, FORECASTER, CLASSIFIER, PUBLISHER)

@@ -1,7 +1,7 @@
 """Topic set-up: create the service's topics with the right partitions, replicas and configs,
 and grow the ones that exist.
 
-Which topics there are and how each is created is declared once, in `sunspots.settings.Topics`.
+Which topics there are and how each is created is declared once, in `sunspots.kafka.settings.Topics`.
 The forecaster's state changelog must have as many partitions as the observations topic
 (changelog partition p holds the windows of source partition p) and is compacted, so only the
 last state of each series is kept. So the set-up grows a changelog with fewer partitions than
@@ -28,9 +28,9 @@ from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from sunspots.cli import EXIT_USAGE, Parser, env_flag, positive_int
+from sunspots.kafka.refusal import of_failure, preflight
+from sunspots.kafka.settings import KafkaSettings, Topics, add_kafka_flags, kafka_settings_from_args
 from sunspots.logs import add_logging_flags, setup_logging
-from sunspots.refusal import of_failure, preflight
-from sunspots.settings import KafkaSettings, Topics, add_kafka_flags, kafka_settings_from_args
 
 log = logging.getLogger(__name__)
 

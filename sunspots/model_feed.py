@@ -16,16 +16,17 @@ nothing else, so `ModelBoard` (the fold of records into current models) is teste
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from kafka import KafkaConsumer, TopicPartition
+from kafka import TopicPartition
 from kafka.errors import KafkaError
 
 from sunspots import artifact, registry
-from sunspots.kafka.compat import no_auto_create
+from sunspots.kafka.clients import make_reader
+from sunspots.kafka.reading import read_until
 from sunspots.kafka.settings import KafkaSettings
+from sunspots.process.deadline import Deadline
 from sunspots.registry import Entry, Published, Refused, Retired
 
 # A record can be 1 MiB (`registry.MAX_RECORD_BYTES`); fetch at least that at a time.
@@ -91,18 +92,9 @@ class ModelFeed:
     @classmethod
     def connect(cls, kafka: KafkaSettings, kind: str = artifact.FORECASTER_KIND) -> ModelFeed:
         """A feed on `kafka.topics.models`, at its beginning (the topic must exist)."""
-        consumer = KafkaConsumer(
-            **kafka.client_kwargs(),
-            group_id=None,
-            enable_auto_commit=False,
-            isolation_level="read_committed",
-            allow_auto_create_topics=False,
-            # A topic deleted and created again starts its offsets afresh: read it whole.
-            auto_offset_reset="earliest",
-            max_partition_fetch_bytes=FETCH_BYTES,
-            fetch_max_bytes=FETCH_BYTES,
-        )
-        no_auto_create(consumer)  # a deleted models topic is not created again by asking
+        # A topic deleted and created again starts its offsets afresh: read it whole. A record
+        # can be 1 MiB: fetch at least that at a time.
+        consumer = make_reader(kafka, fetch_bytes=FETCH_BYTES, from_earliest=True)
         feed = cls(consumer, kafka.topics.models, kind)
         consumer.assign([feed.partition])
         consumer.seek_to_beginning(feed.partition)
@@ -111,15 +103,12 @@ class ModelFeed:
     def current(self, timeout_s: float = 60.0) -> tuple[ModelBoard, list[Refused]]:
         """The models current at the topic's end now, and the refusals met on the way there;
         KafkaError if the end is not reached in `timeout_s`."""
-        end = self.source.end_offsets([self.partition])[self.partition]
-        deadline = time.monotonic() + timeout_s
+        end = self.source.end_offsets([self.partition])
+        what = f"models topic {self.partition.topic}"
         entries: list[Entry] = []
-        while self.source.position(self.partition) < end:
-            if time.monotonic() > deadline:
-                raise KafkaError(
-                    f"models topic {self.partition.topic} not read to its end in {timeout_s:g} s"
-                )
-            entries.extend(self._read(timeout_ms=200))
+        for tp, batch in read_until(self.source, end, Deadline(timeout_s), what):
+            if tp == self.partition:
+                entries.extend(self.board.apply(r.key, r.value) for r in batch)
         return self.board, standing_refusals(entries)
 
     def exists(self) -> bool:

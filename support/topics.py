@@ -14,7 +14,9 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 
 from sunspots.kafka.compat import no_auto_create
+from sunspots.kafka.reading import read_until
 from sunspots.kafka.settings import Topics, topic_flag
+from sunspots.process.deadline import Deadline
 from support.polling import retrying, wait_for
 
 
@@ -102,20 +104,11 @@ def read_to_end(bootstrap: str, topic: str, timeout: float = 60.0) -> list[Consu
     """Every committed record of `topic` up to the end it has now; TimeoutError if that takes
     longer than `timeout` seconds."""
     consumer = reader(bootstrap, topic)
-    records: list[ConsumerRecord] = []
     try:
         partitions = list(consumer.assignment())
         end = retrying(f"the end offsets of {topic}", lambda: consumer.end_offsets(partitions), 30)
-
-        def at_end() -> bool:
-            if all(consumer.position(tp) >= end[tp] for tp in partitions):
-                return True
-            for part in consumer.poll(timeout_ms=500).values():
-                records.extend(part)
-            return False
-
-        wait_for(f"{topic} read to its end", at_end, timeout, interval=0)
-        return records
+        batches = read_until(consumer, end, Deadline(timeout), topic, 500, TimeoutError)
+        return [record for _, batch in batches for record in batch]
     finally:
         consumer.close()
 

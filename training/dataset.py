@@ -12,7 +12,6 @@ The daily series comes from the SILSO file, or from the observations topic (`rea
 from __future__ import annotations
 
 import datetime as dt
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,10 +19,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from kafka import KafkaConsumer, TopicPartition
-from kafka.errors import KafkaError
 
 from sunspots.data import COLUMNS, select_range, split_by_year, trim_unobserved
+from sunspots.kafka.reading import read_topic
 from sunspots.kafka.settings import KafkaSettings
 from sunspots.schemas import SchemaError, decode_observation
 
@@ -150,29 +148,11 @@ def read_observations(
     kafka: KafkaSettings, topic: str, timeout_s: float = 300.0
 ) -> list[tuple[bytes | None, bytes | None]]:
     """Every committed (key, value) of `topic`, read to the end it has now (read_committed)."""
-    consumer = KafkaConsumer(
-        **kafka.client_kwargs(),
-        group_id=None,
-        enable_auto_commit=False,
-        isolation_level="read_committed",
-    )
-    try:
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        if not partitions:
-            raise KafkaError(f"topic {topic} does not exist")
-        consumer.assign(partitions)
-        consumer.seek_to_beginning(*partitions)
-        end = consumer.end_offsets(partitions)
-        records: list[tuple[bytes | None, bytes | None]] = []
-        deadline = time.monotonic() + timeout_s
-        while any(consumer.position(tp) < end[tp] for tp in partitions):
-            if time.monotonic() > deadline:
-                raise KafkaError(f"{topic} not read to its end in {timeout_s:g} s")
-            for batch in consumer.poll(timeout_ms=500).values():
-                records.extend((r.key, r.value) for r in batch)
-        return records
-    finally:
-        consumer.close()
+    return [
+        (r.key, r.value)
+        for _, batch in read_topic(kafka, topic, timeout_s=timeout_s, poll_ms=500)
+        for r in batch
+    ]
 
 
 def write_daily(frame: pd.DataFrame, path: Path) -> Path:

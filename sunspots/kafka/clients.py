@@ -242,17 +242,30 @@ def make_consumer(
     return consumer
 
 
-def make_reader(kafka: KafkaSettings, group_id: str | None = None) -> KafkaConsumer:
+def make_reader(
+    kafka: KafkaSettings,
+    group_id: str | None = None,
+    fetch_bytes: int | None = None,
+    from_earliest: bool = False,
+) -> KafkaConsumer:
     """A consumer outside any group, for reading a topic from the beginning or asking for its
     end offsets. With `group_id`, it can also read that group's committed offsets; it never
-    joins the group (it neither subscribes nor polls)."""
+    joins the group (it neither subscribes nor polls). `fetch_bytes`: the most fetched at a
+    time, from a partition and in all (a topic of large records: the models); `from_earliest`:
+    a position that is gone (a topic deleted and created again starts its offsets afresh)
+    moves to the log start rather than the end."""
+    settings: dict[str, Any] = {"fetch_max_bytes": FETCH_MAX_BYTES}
+    if fetch_bytes is not None:
+        settings = {"max_partition_fetch_bytes": fetch_bytes, "fetch_max_bytes": fetch_bytes}
+    if from_earliest:
+        settings["auto_offset_reset"] = "earliest"
     reader = KafkaConsumer(
         **kafka.client_kwargs(),
         group_id=group_id,
         enable_auto_commit=False,
         isolation_level="read_committed",
-        fetch_max_bytes=FETCH_MAX_BYTES,
         allow_auto_create_topics=False,
+        **settings,
     )
     no_auto_create(reader)
     return reader

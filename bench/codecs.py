@@ -34,15 +34,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from kafka import KafkaProducer, TopicPartition
-from kafka.admin import KafkaAdminClient
-
 from bench.common import RESULTS, measure, report
 from bench.kafka_ceiling import create, replay_parser, replay_records
 from producer.replay import replay_producer
-from sunspots.kafka.clients import make_reader
+from sunspots.kafka.clients import make_admin, make_reader
 from sunspots.kafka.codecs import COMPRESSION_TYPES, DEFAULT_COMPRESSION
 from sunspots.kafka.settings import KafkaSettings
+from sunspots.kafka.types import KafkaProducer, TopicPartition
 from support.logdirs import stored_batches, topic_bytes
 
 COLUMNS = [
@@ -163,7 +161,7 @@ def run(args: argparse.Namespace, bootstrap: str) -> dict[str, Any]:
 
 
 def _delete(topics: list[str], bootstrap: str) -> None:
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = make_admin(KafkaSettings(bootstrap))
     try:
         admin.delete_topics(topics)
     finally:

@@ -36,15 +36,13 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from kafka import TopicPartition
-from kafka.structs import OffsetAndMetadata
-
 from bench.common import REPO, RESULTS, measure, percentile, report
 from bench.kafka_ceiling import create
 from consumer.runner import RunnerConfig
 from producer.replay import replay_producer
 from sunspots.kafka import clients
 from sunspots.kafka.settings import KafkaSettings
+from sunspots.kafka.types import OffsetAndMetadata, TopicPartition
 
 COLUMNS = [
     "scenario",

@@ -128,9 +128,7 @@ class Watcher:
     stop: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
-        self.consumer = reader(
-            self.kafka.bootstrap_servers, self.topic, fetch_max_bytes=16 * 1024 * 1024
-        )
+        self.consumer = reader(self.kafka.bootstrap_servers, self.topic)  # fetches 16 MiB
         self.consumer.poll(timeout_ms=100)  # connect and fetch positions before timing starts
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()

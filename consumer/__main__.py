@@ -28,7 +28,6 @@ import sys
 import threading
 from collections.abc import Callable
 
-from kafka.errors import KafkaError
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 
 from consumer import health as health_endpoint
@@ -46,7 +45,6 @@ from consumer.sensors import Sensors
 from consumer.shutdown import Shutdown
 from consumer.stalls import Stalls
 from consumer.stops import EXIT_STALLED, ServiceStop
-from consumer.topic_admin import TopicAdmin
 from consumer.topic_changes import TopicChangeMetrics
 from consumer.topic_watch import TopicWatch, Watched
 from consumer.watchdog import KafkaProbe, Watchdog
@@ -54,7 +52,9 @@ from sunspots.artifact import ArtifactError
 from sunspots.cli import EXIT_USAGE, env_name
 from sunspots.kafka import acls, codecs
 from sunspots.kafka import clients as kafka_clients
+from sunspots.kafka.errors import KafkaError
 from sunspots.kafka.refusal import REFUSAL_ERRORS, Refusal, from_error, preflight
+from sunspots.kafka.topic_admin import TopicAdmin
 from sunspots.logs import setup_logging
 from sunspots.lstm import single_threaded_blas
 from sunspots.signals import on_signals

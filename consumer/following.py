@@ -21,10 +21,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from kafka.errors import KafkaError
-
 from consumer.forecaster import Forecaster
 from consumer.retry import Retry
+from sunspots.kafka.errors import KafkaError
 from sunspots.kafka.refusal import refusal_error
 from sunspots.kafka.settings import KafkaSettings
 from sunspots.logs import Outage

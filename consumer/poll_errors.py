@@ -22,15 +22,15 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from kafka import TopicPartition
-from kafka.consumer.fetcher import RecordTooLargeError
-from kafka.errors import (
+from sunspots.kafka.errors import (
     CorruptRecordError,
     InvalidRecordError,
     KafkaError,
+    RecordTooLargeError,
     UnsupportedCodecError,
     UnsupportedCompressionTypeError,
 )
+from sunspots.kafka.types import TopicPartition
 
 # Kafka's errors that mean a batch, as fetched, cannot be decoded.
 UNREADABLE_ERRORS: tuple[type[KafkaError], ...] = (

@@ -29,15 +29,13 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 
-from kafka import KafkaConsumer, TopicPartition
-from kafka.consumer.subscription_state import ConsumerRebalanceListener
-
 from consumer.changelog import Changelog
 from consumer.health import Health
 from consumer.processor import Processor
 from consumer.sensors import Sensor
 from consumer.stops import ServiceStop
 from consumer.topic_watch import TopicWatch
+from sunspots.kafka.types import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
 
 log = logging.getLogger(__name__)
 

@@ -27,12 +27,6 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Protocol
 
-from kafka import KafkaConsumer, TopicPartition
-from kafka.consumer.fetcher import ConsumerRecord
-from kafka.consumer.subscription_state import ConsumerRebalanceListener
-from kafka.errors import KafkaError
-from kafka.structs import OffsetAndMetadata
-
 from consumer.changelog import Changelog, read_changelog
 from consumer.fencing import Fenced, is_fenced
 from consumer.health import Health
@@ -54,8 +48,16 @@ from consumer.topic_watch import TopicWatch
 from sunspots.kafka import clients
 from sunspots.kafka.clients import ProducerMaker
 from sunspots.kafka.compat import broker_connected, fetch_position, request_rejoin
+from sunspots.kafka.errors import KafkaError
 from sunspots.kafka.refusal import refusal_error
 from sunspots.kafka.settings import KafkaSettings
+from sunspots.kafka.types import (
+    ConsumerRebalanceListener,
+    ConsumerRecord,
+    KafkaConsumer,
+    OffsetAndMetadata,
+    TopicPartition,
+)
 
 log = logging.getLogger(__name__)
 

@@ -35,6 +35,8 @@ from enum import Enum
 
 from prometheus_client import CollectorRegistry, Counter
 
+from sunspots.kafka.topic_admin import TopicFacts
+
 log = logging.getLogger(__name__)
 
 
@@ -51,20 +53,6 @@ class Change(Enum):
 # What the service itself did about a change, for `sunspot_consumer_topic_changes_total`.
 CREATED, GROWN, REPAIRED = "created", "grown", "repaired"
 CHANGE_LABELS = (*(c.value for c in Change if c is not Change.NONE), CREATED, GROWN, REPAIRED)
-
-
-@dataclass(frozen=True)
-class TopicFacts:
-    """One topic as the brokers describe it; `partitions` is 0 when it does not exist."""
-
-    name: str
-    topic_id: str | None = None
-    partitions: int = 0
-    configs: Mapping[str, str] = field(default_factory=dict)
-
-    @property
-    def exists(self) -> bool:
-        return self.partitions > 0
 
 
 def change(before: TopicFacts | None, now: TopicFacts) -> Change:

@@ -2,7 +2,7 @@
 
 Every couple of seconds, at a batch boundary, the watch describes the service's topics in one
 request (their ids, partitions and, now and then, the settings that keep data whole) and acts
-on what changed (consumer.topic_changes decides, consumer.topic_admin talks to Kafka), each
+on what changed (consumer.topic_changes decides, sunspots.kafka.topic_admin talks to Kafka), each
 change told in one line and counted in `sunspot_consumer_topic_changes_total`:
 
 * the source topic gone: `/readyz` answers 503 with `source=topic X does not exist` while it
@@ -37,12 +37,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from kafka import KafkaConsumer
-from kafka.errors import KafkaError
-
 from consumer.health import Health
 from consumer.stops import EXIT_INPUT, ServiceStop
-from consumer.topic_admin import TopicAdmin
 from consumer.topic_changes import (
     CREATED,
     GROWN,
@@ -59,7 +55,10 @@ from consumer.topic_changes import (
 from sunspots.kafka import acls
 from sunspots.kafka.clients import GroupConsumer, Moved
 from sunspots.kafka.compat import request_rejoin
+from sunspots.kafka.errors import KafkaError
 from sunspots.kafka.settings import Topics, TopicSpec
+from sunspots.kafka.topic_admin import TopicAdmin
+from sunspots.kafka.types import KafkaConsumer
 from sunspots.logs import Outage
 
 log = logging.getLogger(__name__)

@@ -18,8 +18,6 @@ import argparse
 import logging
 import sys
 
-from kafka.errors import KafkaError
-
 from producer.delivery import Delivery, failure_line
 from producer.replay import (
     DEFAULT_DELIVERY_TIMEOUT_S,
@@ -42,6 +40,7 @@ from sunspots.cli import (
 )
 from sunspots.data import SILSO_DAILY_URL, DataFormatError
 from sunspots.kafka.codecs import refusal as codec_refusal
+from sunspots.kafka.errors import KafkaError
 from sunspots.kafka.refusal import EXIT_CODES, UNREACHABLE, explain, from_error, preflight
 from sunspots.kafka.settings import (
     DEFAULT_SERIES,

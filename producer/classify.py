@@ -21,13 +21,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.errors import KafkaError
-
 from sunspots.cli import EXIT_USAGE, Parser, env_flag, env_name, non_negative_float
+from sunspots.kafka.clients import make_reader, make_sender
 from sunspots.kafka.codecs import refusal as codec_refusal
+from sunspots.kafka.errors import KafkaError
 from sunspots.kafka.refusal import explain, preflight
 from sunspots.kafka.settings import KafkaSettings, add_kafka_flags, kafka_settings_from_args
+from sunspots.kafka.types import TopicPartition
 from sunspots.logs import add_logging_flags, setup_logging
 from sunspots.schemas import (
     ClassifierPrediction,
@@ -92,14 +92,8 @@ class ReplyReader:
 
     def __init__(self, kafka: KafkaSettings, timeout: float) -> None:
         self.topic = kafka.topics.classifier_predictions
-        self.consumer = KafkaConsumer(
-            **kafka.client_kwargs(),
-            group_id=None,
-            enable_auto_commit=False,
-            isolation_level="read_committed",
-            # The service creates its topics with the right partitions; a client must not.
-            allow_auto_create_topics=False,
-        )
+        # The service creates its topics with the right partitions; a client must not.
+        self.consumer = make_reader(kafka)
         try:
             self._seek_to_end(timeout)
         except BaseException:
@@ -157,7 +151,7 @@ def send_requests(
     kafka: KafkaSettings, requests: Sequence[tuple[RequestId, Sequence[Any]]], exchange: Exchange
 ) -> None:
     """Send every request (key = id) and wait until the broker has acknowledged them all."""
-    producer = KafkaProducer(**kafka.producer_kwargs(), acks="all", linger_ms=2)
+    producer = make_sender(kafka, acks="all", linger_ms=2)
     try:
         futures = []
         for request_id, sequence in requests:

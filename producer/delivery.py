@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import date
 
-from kafka.errors import KafkaError
+from sunspots.kafka.errors import KafkaError
 
 Ticket = int  # one record sent: its number in the ledger
 

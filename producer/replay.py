@@ -29,15 +29,16 @@ from datetime import date
 from itertools import islice
 
 import pandas as pd
-from kafka import KafkaProducer
-from kafka.errors import KafkaError
 
 from producer.delivery import Delivery, DeliveryLedger, Ticket
 from producer.progress import ProgressDisplay, ReplayProgress
 from producer.resume import last_dates
 from sunspots.data import load_daily, select_range
 from sunspots.kafka import compat as kafka_compat
+from sunspots.kafka.clients import make_sender
+from sunspots.kafka.errors import KafkaError
 from sunspots.kafka.settings import DEFAULT_SERIES, KafkaSettings
+from sunspots.kafka.types import KafkaProducer
 from sunspots.schemas import Observation
 
 log = logging.getLogger(__name__)
@@ -148,8 +149,8 @@ def replay_producer(
     (records sent while a request is in flight still share the next batch)."""
     delivery_ms = int(delivery_timeout_s * 1000)
     linger_ms = 0 if paced else LINGER_MS
-    return KafkaProducer(
-        **kafka.producer_kwargs(),
+    return make_sender(
+        kafka,
         acks="all",
         enable_idempotence=True,
         linger_ms=linger_ms,

@@ -22,24 +22,17 @@ import logging
 from collections.abc import Iterable
 from datetime import date
 
-from kafka import KafkaConsumer, TopicPartition
-from kafka.errors import KafkaTimeoutError
-from kafka.partitioner import murmur2
-
-from sunspots.kafka.clients import make_reader
+from sunspots.kafka.clients import make_reader, partition_of
+from sunspots.kafka.errors import KafkaTimeoutError
 from sunspots.kafka.reading import read_until
 from sunspots.kafka.settings import KafkaSettings
+from sunspots.kafka.types import KafkaConsumer, TopicPartition
 from sunspots.process.deadline import Deadline
 from sunspots.schemas import SchemaError, decode_observation
 
 log = logging.getLogger(__name__)
 
 FIRST_CHUNK = 1000  # records read back from a partition's end at first
-
-
-def partition_of(series: str, partitions: int) -> int:
-    """The partition the default partitioner gives a record keyed `series`."""
-    return (murmur2(series.encode()) & 0x7FFFFFFF) % partitions
 
 
 def last_dates(

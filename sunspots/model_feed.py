@@ -19,13 +19,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from kafka import TopicPartition
-from kafka.errors import KafkaError
-
 from sunspots import artifact, registry
 from sunspots.kafka.clients import make_reader
+from sunspots.kafka.errors import KafkaError
 from sunspots.kafka.reading import read_until
 from sunspots.kafka.settings import KafkaSettings
+from sunspots.kafka.types import TopicPartition
 from sunspots.process.deadline import Deadline
 from sunspots.registry import Entry, Published, Refused, Retired
 

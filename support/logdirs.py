@@ -15,10 +15,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from kafka.admin import KafkaAdminClient
 from kafka.record import MemoryRecords
 
+from sunspots.kafka.clients import make_admin
 from sunspots.kafka.codecs import COMPRESSION_TYPES
+from sunspots.kafka.settings import KafkaSettings
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ class StoredBatch:
 
 def _partitions(bootstrap: str, topic: str) -> dict[int, tuple[Path, int]]:
     """Partition -> (log directory, bytes), from the first broker that reports it."""
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = make_admin(KafkaSettings(bootstrap))
     try:
         described = admin.describe_log_dirs([topic])
     finally:

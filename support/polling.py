@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from kafka.errors import KafkaError
+from sunspots.kafka.errors import KafkaError
 
 T = TypeVar("T")
 

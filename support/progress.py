@@ -19,11 +19,9 @@ import signal
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from kafka import KafkaConsumer, TopicPartition
-from kafka.admin import KafkaAdminClient, TransactionState
-
-from sunspots.kafka.compat import no_auto_create
-from sunspots.kafka.settings import Topics
+from sunspots.kafka.clients import make_admin, make_reader
+from sunspots.kafka.settings import KafkaSettings, Topics
+from sunspots.kafka.types import KafkaConsumer, TopicPartition, TransactionState
 from support.polling import retrying, wait_for
 from support.services import Service
 
@@ -72,7 +70,7 @@ class Progress:
 
     def __init__(self, bootstrap: str) -> None:
         # Reconnect within a second of a bounced broker's return, as the services do.
-        self.admin = KafkaAdminClient(bootstrap_servers=bootstrap, reconnect_backoff_max_ms=1000)
+        self.admin = make_admin(KafkaSettings(bootstrap))
         self.committed_reader = _reader(bootstrap, "read_committed")
         self.written_reader = _reader(bootstrap, "read_uncommitted")
 
@@ -197,15 +195,8 @@ class Progress:
 
 
 def _reader(bootstrap: str, isolation: str) -> KafkaConsumer:
-    reader = KafkaConsumer(
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        enable_auto_commit=False,
-        isolation_level=isolation,
-        reconnect_backoff_max_ms=1000,
-    )
-    no_auto_create(reader)  # a topic a test deleted is not created again by asking about it
-    return reader
+    """A reader with no group; a topic a test deleted is not created again by asking about it."""
+    return make_reader(KafkaSettings(bootstrap), isolation=isolation)
 
 
 def freeze_inside_transaction(

@@ -10,12 +10,10 @@ import json
 import time
 from typing import Any
 
-from kafka import KafkaConsumer, TopicPartition
-from kafka.consumer.fetcher import ConsumerRecord
-
-from sunspots.kafka.compat import no_auto_create
+from sunspots.kafka.clients import make_reader
 from sunspots.kafka.reading import read_until
-from sunspots.kafka.settings import Topics, topic_flag
+from sunspots.kafka.settings import KafkaSettings, Topics, topic_flag
+from sunspots.kafka.types import ConsumerRecord, KafkaConsumer, TopicPartition
 from sunspots.process.deadline import Deadline
 from support.polling import retrying, wait_for
 
@@ -44,14 +42,7 @@ def reader(bootstrap: str, topic: str, wait: float = 30.0, **config: Any) -> Kaf
     so that a failed lookup never reads as an empty topic. Asking never creates the topic (a
     test may have deleted it on purpose).
     """
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        enable_auto_commit=False,
-        isolation_level="read_committed",
-        **config,
-    )
-    no_auto_create(consumer)
+    consumer = make_reader(KafkaSettings(bootstrap, security=tuple(config.items())))
     try:
         # An empty set is what a failed lookup gives: asked again, as None.
         known = wait_for(

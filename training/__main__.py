@@ -223,9 +223,8 @@ def main(argv: list[str] | None = None) -> int:
 def _data_from_topic(args: argparse.Namespace) -> int:
     """Read the series from `--from-topic` into a data file under `--reports` and point
     `--data` at it; an exit code (with one line) when that cannot be done, else 0."""
-    from kafka.errors import KafkaError
-
     from sunspots.kafka.codecs import refusal
+    from sunspots.kafka.errors import KafkaError
     from training.dataset import frame_from_observations, read_observations, write_daily
 
     lacking = refusal(reads=True)

@@ -29,14 +29,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from kafka import KafkaConsumer, KafkaProducer
-from kafka.errors import KafkaError
-
 from sunspots import registry
 from sunspots.artifact import FORECASTER_KIND, ArtifactError, metadata_path, read_artifact
 from sunspots.kafka import codecs
+from sunspots.kafka.clients import make_lister, make_sender
+from sunspots.kafka.errors import KafkaError
 from sunspots.kafka.refusal import of_failure, probe
 from sunspots.kafka.settings import KafkaSettings
+from sunspots.kafka.types import KafkaProducer
 from sunspots.model_feed import ModelFeed
 from sunspots.registry import ModelRecord
 
@@ -188,9 +188,7 @@ def _reachable(kafka: KafkaSettings) -> None:
 
 
 def _topic_names(kafka: KafkaSettings) -> set[str]:
-    consumer = KafkaConsumer(
-        **kafka.client_kwargs(), allow_auto_create_topics=False, request_timeout_ms=KAFKA_TIMEOUT_MS
-    )
+    consumer = make_lister(kafka, request_timeout_ms=KAFKA_TIMEOUT_MS)
     try:
         return consumer.topics()
     finally:
@@ -198,8 +196,8 @@ def _topic_names(kafka: KafkaSettings) -> set[str]:
 
 
 def _producer(kafka: KafkaSettings) -> KafkaProducer:
-    producer = KafkaProducer(
-        **kafka.producer_kwargs(),
+    producer = make_sender(
+        kafka,
         allow_auto_create_topics=False,
         acks="all",
         enable_idempotence=True,

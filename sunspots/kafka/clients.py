@@ -22,7 +22,7 @@ from kafka.admin import KafkaAdminClient
 from kafka.cluster import ClusterMetadata
 from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssignor
 from kafka.errors import LogTruncationError, NoOffsetForPartitionError, OffsetOutOfRangeError
-from kafka.partitioner import DefaultPartitioner
+from kafka.partitioner import DefaultPartitioner, murmur2
 
 from sunspots.kafka.compat import close_now, no_auto_create
 from sunspots.kafka.settings import KafkaSettings
@@ -87,6 +87,11 @@ class KeyPartitioner(DefaultPartitioner):
             self.placed = {}
         self.placed[(topic, serialized_key)] = (count, partition)
         return partition
+
+
+def partition_of(series: str, partitions: int) -> int:
+    """The partition the default partitioner gives a record keyed `series`."""
+    return (murmur2(series.encode()) & 0x7FFFFFFF) % partitions
 
 
 def make_producer(
@@ -247,13 +252,15 @@ def make_reader(
     group_id: str | None = None,
     fetch_bytes: int | None = None,
     from_earliest: bool = False,
+    isolation: str = "read_committed",
 ) -> KafkaConsumer:
     """A consumer outside any group, for reading a topic from the beginning or asking for its
     end offsets. With `group_id`, it can also read that group's committed offsets; it never
     joins the group (it neither subscribes nor polls). `fetch_bytes`: the most fetched at a
     time, from a partition and in all (a topic of large records: the models); `from_earliest`:
     a position that is gone (a topic deleted and created again starts its offsets afresh)
-    moves to the log start rather than the end."""
+    moves to the log start rather than the end. `isolation`: "read_uncommitted" to see what
+    was written but not yet committed (a test's account of a transaction in flight)."""
     settings: dict[str, Any] = {"fetch_max_bytes": FETCH_MAX_BYTES}
     if fetch_bytes is not None:
         settings = {"max_partition_fetch_bytes": fetch_bytes, "fetch_max_bytes": fetch_bytes}
@@ -263,12 +270,29 @@ def make_reader(
         **kafka.client_kwargs(),
         group_id=group_id,
         enable_auto_commit=False,
-        isolation_level="read_committed",
+        isolation_level=isolation,
         allow_auto_create_topics=False,
         **settings,
     )
     no_auto_create(reader)
     return reader
+
+
+def make_sender(kafka: KafkaSettings, **tuning: Any) -> KafkaProducer:
+    """A producer for a command's own sends (the replay, the classify command, the model
+    publisher, a benchmark's load): the shared client settings and the command's compression,
+    with the command's tuning (acks, linger, timeouts, a transactional id) on top."""
+    return KafkaProducer(**{**kafka.producer_kwargs(), **tuning})
+
+
+def make_lister(kafka: KafkaSettings, request_timeout_ms: int) -> KafkaConsumer:
+    """A consumer that only lists the topics this principal may see (it reads nothing, and its
+    metadata requests create no topic)."""
+    return KafkaConsumer(
+        **kafka.client_kwargs(),
+        allow_auto_create_topics=False,
+        request_timeout_ms=request_timeout_ms,
+    )
 
 
 def make_admin(kafka: KafkaSettings) -> KafkaAdminClient:

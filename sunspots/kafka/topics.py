@@ -28,6 +28,7 @@ from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from sunspots.cli import EXIT_USAGE, Parser, env_flag, positive_int
+from sunspots.kafka.clients import make_admin
 from sunspots.kafka.refusal import of_failure, preflight
 from sunspots.kafka.settings import KafkaSettings, Topics, add_kafka_flags, kafka_settings_from_args
 from sunspots.logs import add_logging_flags, setup_logging
@@ -107,7 +108,7 @@ def set_up_topics(
     of partitions, and with `grow` every partitioned topic to at least `partitions`."""
     t = kafka.topics
     # A short bootstrap timeout: callers retry, and a service asked to stop is not held up.
-    admin = KafkaAdminClient(**kafka.client_kwargs(), bootstrap_timeout_ms=5000)
+    admin = make_admin(kafka)
     try:
         counts = partition_counts(admin, [name for name, _ in t.named()])
         source = counts.get(t.observations, 0)

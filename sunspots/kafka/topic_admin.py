@@ -14,7 +14,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 
 from kafka import TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, OffsetSpec
@@ -27,11 +28,25 @@ from kafka.errors import (
     UnknownTopicOrPartitionError,
 )
 
-from consumer.topic_changes import TopicFacts
 from sunspots.kafka.settings import Topics
 from sunspots.kafka.topics import Replication, _wanted
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TopicFacts:
+    """One topic as the brokers describe it; `partitions` is 0 when it does not exist."""
+
+    name: str
+    topic_id: str | None = None
+    partitions: int = 0
+    configs: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def exists(self) -> bool:
+        return self.partitions > 0
+
 
 # The settings compared with a topic's spec (consumer.topic_changes.mismatch).
 CHECKED = ("cleanup.policy", "max.message.bytes")

@@ -41,6 +41,7 @@ from sunspots.kafka.clients import make_admin, make_reader
 from sunspots.kafka.codecs import COMPRESSION_TYPES, DEFAULT_COMPRESSION
 from sunspots.kafka.settings import KafkaSettings
 from sunspots.kafka.types import KafkaProducer, TopicPartition
+from sunspots.process.deadline import Deadline
 from support.logdirs import stored_batches, topic_bytes
 
 COLUMNS = [
@@ -93,10 +94,10 @@ def consume_cpu(kafka: KafkaSettings, topic: str, count: int, timeout: float) ->
         reader.assign([partition])
         reader.seek_to_beginning(partition)
         reader.position(partition)  # the offset lookup first: not a codec's cost
-        read, deadline = 0, time.monotonic() + timeout
+        read, deadline = 0, Deadline(timeout)
         started = time.process_time()
         while read < count:
-            if time.monotonic() > deadline:
+            if deadline.expired():
                 raise RuntimeError(f"read {read} of {count} records of {topic} in {timeout:g} s")
             read += sum(len(part) for part in reader.poll(timeout_ms=200).values())
         return time.process_time() - started

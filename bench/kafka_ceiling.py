@@ -46,6 +46,7 @@ from producer.replay import ReplayConfig, observations
 from sunspots.data import load_daily, select_range
 from sunspots.kafka.clients import make_consumer, make_producer
 from sunspots.kafka.settings import KafkaSettings
+from sunspots.process.deadline import Deadline
 from sunspots.schemas import Evaluation, Forecast
 
 COLUMNS = ["scenario", "records_in", "records_out", "batches", "seconds", "in_per_s", "out_per_s"]
@@ -159,10 +160,10 @@ def consume_reproduce(
     forecast, evaluation, state = shaped_outputs()
     consumed = produced = batches = 0
     started: float | None = None
-    deadline = time.monotonic() + timeout
+    deadline = Deadline(timeout)
     try:
         while consumed < expected:
-            if time.monotonic() > deadline:
+            if deadline.expired():
                 raise RuntimeError(f"{mode}: consumed {consumed} of {expected} in {timeout} s")
             polled = consumer.poll(timeout_ms=250, max_records=MAX_POLL_RECORDS)
             if not polled:

@@ -43,6 +43,7 @@ from producer.replay import replay_producer
 from sunspots.kafka import clients
 from sunspots.kafka.settings import KafkaSettings
 from sunspots.kafka.types import OffsetAndMetadata, TopicPartition
+from sunspots.process.deadline import Deadline
 
 COLUMNS = [
     "scenario",
@@ -69,16 +70,16 @@ def bare_loop(kafka: KafkaSettings, source: str, output: str, count: int, timeou
     consumer = clients.make_consumer(kafka, group, group, RUNNER.max_poll_records)
     producer = clients.make_producer(kafka, group, RUNNER.transaction_timeout_ms, (output,))
     consumer.subscribe([source])
-    deadline = time.monotonic() + timeout
+    deadline = Deadline(timeout)
     while not consumer.assignment():
         consumer.poll(timeout_ms=RUNNER.poll_timeout_ms)
-        if time.monotonic() > deadline:
+        if deadline.expired():
             raise TimeoutError(f"no partition of {source} assigned in {timeout:g} s")
     print(READY, flush=True)
     stamps: list[dict[str, Any]] = []
     done = 0
     try:
-        while done < count and time.monotonic() < deadline:
+        while done < count and not deadline.expired():
             polled = consumer.poll(timeout_ms=RUNNER.poll_timeout_ms)
             at = {"polled": time.time()}
             if not polled:
@@ -127,8 +128,8 @@ class Reader:
             self.consumer.close()
 
     def wait(self, count: int, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while len(self.seen) < count and time.monotonic() < deadline:
+        deadline = Deadline(timeout)
+        while len(self.seen) < count and not deadline.expired():
             time.sleep(0.05)
         self.stop.set()
         self.thread.join(10)

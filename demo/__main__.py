@@ -25,6 +25,7 @@ from sunspots.evaluation import rmse
 from sunspots.kafka.settings import KafkaSettings, Topics
 from sunspots.kafka.topics import create_topics
 from sunspots.logs import quiet_kafka
+from sunspots.process.deadline import Deadline
 from support.http import Samples, scrape, total, wait_ready
 from support.services import consumer, run_producer
 from support.topics import read_to_end, unique_topics, values
@@ -158,8 +159,8 @@ def run(args: argparse.Namespace) -> int:
 def _settle(port: int, quiet_s: float = 2.0, timeout: float = 300) -> tuple[Samples, float]:
     """Scrape until the forecaster's counts stop moving; return them and when they last moved."""
     last, since = -1.0, time.monotonic()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    deadline = Deadline(timeout)
+    while not deadline.expired():
         metrics = scrape(port)
         count = total(metrics, "sunspot_observations_total") + total(
             metrics, "sunspot_dead_letters_total"

@@ -29,6 +29,7 @@ from sunspots.kafka.refusal import explain, preflight
 from sunspots.kafka.settings import KafkaSettings, add_kafka_flags, kafka_settings_from_args
 from sunspots.kafka.types import TopicPartition
 from sunspots.logs import add_logging_flags, setup_logging
+from sunspots.process.deadline import Deadline
 from sunspots.schemas import (
     ClassifierPrediction,
     SchemaError,
@@ -101,10 +102,10 @@ class ReplyReader:
             raise
 
     def _seek_to_end(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
+        deadline = Deadline(timeout)
         partitions = self.consumer.partitions_for_topic(self.topic)
         while not partitions:
-            if time.monotonic() > deadline:
+            if deadline.expired():
                 raise TimeoutError(f"topic {self.topic} not found; is the classifier running?")
             time.sleep(0.2)
             partitions = self.consumer.partitions_for_topic(self.topic)
@@ -113,12 +114,12 @@ class ReplyReader:
         self.consumer.seek_to_end(*tps)
         # seek_to_end is lazy; asking for the positions resolves them now, before any send.
         for tp in tps:
-            self.consumer.position(tp, timeout_ms=max(1, int((deadline - time.monotonic()) * 1000)))
+            self.consumer.position(tp, timeout_ms=max(1, deadline.remaining_ms()))
 
     def read_into(self, exchange: Exchange, timeout: float) -> None:
         """Collect answers to `exchange`'s requests until all arrived or `timeout` passed."""
-        deadline = time.monotonic() + timeout
-        while exchange.missing and time.monotonic() < deadline:
+        deadline = Deadline(timeout)
+        while exchange.missing and not deadline.expired():
             self.poll_into(exchange, timeout_ms=100)
 
     def poll_into(self, exchange: Exchange, timeout_ms: int) -> None:
@@ -176,11 +177,11 @@ def exchange(
 ) -> Exchange:
     """Send `requests` ((id, sequence) pairs) and collect their answers; never raises on timeout."""
     result = Exchange()
-    deadline = time.monotonic() + timeout
+    deadline = Deadline(timeout)
     reader = ReplyReader(kafka, timeout)
     try:
         send_requests(kafka, requests, result)
-        reader.read_into(result, max(0.0, deadline - time.monotonic()))
+        reader.read_into(result, deadline.remaining())
     finally:
         reader.close()
     return result

@@ -39,6 +39,7 @@ from sunspots.kafka.clients import make_sender
 from sunspots.kafka.errors import KafkaError
 from sunspots.kafka.settings import DEFAULT_SERIES, KafkaSettings
 from sunspots.kafka.types import KafkaProducer
+from sunspots.process.deadline import Deadline
 from sunspots.schemas import Observation
 
 log = logging.getLogger(__name__)
@@ -290,11 +291,11 @@ class Replayer:
         what is left."""
         if self._halted():
             log.info("stopping: waiting up to %g s for the records in flight", SHUTDOWN_GRACE_S)
-        limit = time.monotonic() + self.config.delivery_timeout_s + SHUTDOWN_GRACE_S
-        while self.ledger.unsettled and time.monotonic() < limit:
+        limit = Deadline(self.config.delivery_timeout_s + SHUTDOWN_GRACE_S)
+        while self.ledger.unsettled and not limit.expired():
             if self._halted():
-                limit = min(limit, time.monotonic() + SHUTDOWN_GRACE_S)
-            self.ledger.wait_below(1, min(0.2, max(0.0, limit - time.monotonic())))
+                limit = limit.sooner(SHUTDOWN_GRACE_S)
+            self.ledger.wait_below(1, min(0.2, limit.remaining()))
         self.ledger.closing()
         if self.ledger.unsettled:
             kafka_compat.close_now(producer, SHUTDOWN_GRACE_S)

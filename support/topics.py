@@ -74,10 +74,10 @@ def read_topic(
     client settings (a secured cluster's)."""
     consumer = reader(bootstrap, topic, **config)
     records: list[ConsumerRecord] = []
-    deadline = time.monotonic() + timeout
+    deadline = Deadline(timeout)
     last_new = time.monotonic()
     try:
-        while time.monotonic() < deadline:
+        while not deadline.expired():
             batch = consumer.poll(timeout_ms=250)
             for part in batch.values():
                 records.extend(part)

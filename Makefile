@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 LOCK := requirements/lock.txt
 # The SILSO daily file: SUNSPOTS_DATA (a path or a URL) when set, else the shared copy beside
 # the checkout when there is one, else each command's default, SILSO's live file
-# (sunspots.data.SILSO_DAILY_URL), downloaded once into ~/.cache/sunspots.
+# (sunspots.domain.data.SILSO_DAILY_URL), downloaded once into ~/.cache/sunspots.
 DATA ?= $(wildcard ../shared/data/SN_d_tot_V2.0.csv)
 ifneq ($(strip $(DATA)),)
 export SUNSPOTS_DATA ?= $(DATA)
@@ -65,7 +65,7 @@ kafka-stop: $(STAMP)
 # The data file as a local path before the tests: a URL is downloaded once into the cache and
 # its sha256 told (recorded beside it); when it cannot be, one line says what to set instead.
 data: $(STAMP)
-	$(PY) -m sunspots.data
+	$(PY) -m sunspots.domain.data
 
 # Every tier but the cluster's, which starts a three-node cluster of its own: `test-cluster`.
 test: tools jars data

@@ -51,7 +51,7 @@ from bench import (
     scaling,
 )
 from bench.common import RESULTS, broker, default_data, machine, report, table
-from sunspots.logs import quiet_kafka
+from sunspots.process.logs import quiet_kafka
 
 
 @dataclass(frozen=True)

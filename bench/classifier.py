@@ -36,7 +36,7 @@ from producer.classify import Exchange, ReplyReader, exchange
 from sunspots.kafka.clients import make_sender
 from sunspots.kafka.settings import KafkaSettings
 from sunspots.kafka.topics import create_topics
-from sunspots.schemas import encode_classifier_request
+from sunspots.wire.schemas import encode_classifier_request
 from support.services import Service
 from support.topics import unique_topics
 

@@ -31,8 +31,8 @@ from typing import Any
 import numpy as np
 
 from bench.common import RESULTS, default_data, percentile, report, write
-from sunspots.artifact import DEFAULT_FORECASTER, ForecasterModel, load_forecaster
-from sunspots.data import load_daily, select_range
+from sunspots.domain.artifact import DEFAULT_FORECASTER, ForecasterModel, load_forecaster
+from sunspots.domain.data import load_daily, select_range
 
 COLUMNS = ["path", "batch", "calls", "per_window_us", "p50_us", "p99_us", "max_us", "note"]
 TEST_START, TEST_END = "2000-01-01", "2017-06-30"

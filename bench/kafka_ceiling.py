@@ -43,11 +43,11 @@ from kafka.structs import OffsetAndMetadata
 
 from bench.common import RESULTS, default_data, measure, report
 from producer.replay import ReplayConfig, observations
-from sunspots.data import load_daily, select_range
+from sunspots.domain.data import load_daily, select_range
 from sunspots.kafka.clients import make_consumer, make_producer
 from sunspots.kafka.settings import KafkaSettings
 from sunspots.process.deadline import Deadline
-from sunspots.schemas import Evaluation, Forecast
+from sunspots.wire.schemas import Evaluation, Forecast
 
 COLUMNS = ["scenario", "records_in", "records_out", "batches", "seconds", "in_per_s", "out_per_s"]
 REPLAY_START = "1850-01-01"

@@ -164,9 +164,9 @@ def _fed(series: int, days: int, rolling: int) -> tuple[Any, list[str], int]:
 
     from consumer.forecaster import Forecaster
     from consumer.metrics import ForecasterMetrics
-    from sunspots.artifact import DEFAULT_FORECASTER, load_forecaster
+    from sunspots.domain.artifact import DEFAULT_FORECASTER, load_forecaster
     from sunspots.kafka.settings import Topics
-    from sunspots.schemas import Observation
+    from sunspots.wire.schemas import Observation
 
     class Rec:
         def __init__(self, offset: int, key: bytes, value: bytes) -> None:

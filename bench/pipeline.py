@@ -63,11 +63,11 @@ from bench.common import (
     source_tree,
     write,
 )
-from sunspots.artifact import DEFAULT_FORECASTER, load_forecaster
-from sunspots.data import load_daily, select_range
+from sunspots.domain.artifact import DEFAULT_FORECASTER, load_forecaster
+from sunspots.domain.data import load_daily, select_range
+from sunspots.domain.window import SeriesWindow
 from sunspots.kafka.settings import KafkaSettings
 from sunspots.kafka.topics import create_topics
-from sunspots.window import SeriesWindow
 from support.http import total
 from support.services import Service, run_producer
 from support.topics import read_to_end, read_topic, reader, unique_topics

@@ -31,7 +31,7 @@ from typing import Any
 
 from bench.common import RESULTS, default_data, measure, report, rss_peak_mib
 from bench.pipeline import cpu_seconds
-from sunspots.data import load_daily, select_range
+from sunspots.domain.data import load_daily, select_range
 from sunspots.kafka.settings import KafkaSettings
 from sunspots.kafka.topics import create_topics
 from support.http import total

@@ -48,16 +48,16 @@ from consumer.stops import EXIT_STALLED, ServiceStop
 from consumer.topic_changes import TopicChangeMetrics
 from consumer.topic_watch import TopicWatch, Watched
 from consumer.watchdog import KafkaProbe, Watchdog
-from sunspots.artifact import ArtifactError
-from sunspots.cli import EXIT_USAGE, env_name
+from sunspots.domain.artifact import ArtifactError
+from sunspots.domain.lstm import single_threaded_blas
 from sunspots.kafka import acls, codecs
 from sunspots.kafka import clients as kafka_clients
 from sunspots.kafka.errors import KafkaError
 from sunspots.kafka.refusal import REFUSAL_ERRORS, Refusal, from_error, preflight
 from sunspots.kafka.topic_admin import TopicAdmin
-from sunspots.logs import setup_logging
-from sunspots.lstm import single_threaded_blas
-from sunspots.signals import on_signals
+from sunspots.process.cli import EXIT_USAGE, env_name
+from sunspots.process.logs import setup_logging
+from sunspots.process.signals import on_signals
 
 log = logging.getLogger("consumer")
 EXIT_FENCED = 3

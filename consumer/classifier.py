@@ -35,7 +35,7 @@ from consumer.metrics import ClassifierMetrics
 from consumer.output import Output
 from consumer.processor import DeadLetters, Record
 from sunspots.kafka.settings import Topics
-from sunspots.schemas import (
+from sunspots.wire.schemas import (
     ClassifierPrediction,
     ClassifierRequest,
     SchemaError,
@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 
 
 class ClassifierModel(Protocol):
-    """What the classifier needs of a model: sunspots.artifact.ClassifierModel is one."""
+    """What the classifier needs of a model: sunspots.domain.artifact.ClassifierModel is one."""
 
     @property
     def sequence_length(self) -> int: ...

@@ -1,6 +1,6 @@
 """The consumer services' settings: flags with env fallbacks, read once into a frozen object.
 
-Each flag's environment variable is derived from its name (`sunspots.cli`); the model's is the
+Each flag's environment variable is derived from its name (`sunspots.process.cli`); the model's is the
 mode's own (`SUNSPOTS_MODEL`, `SUNSPOTS_CLASSIFIER_MODEL`), since one shell or compose file may
 configure both services.
 """
@@ -16,7 +16,9 @@ from consumer.modes import MODES, Mode
 from consumer.promotion import PromotionPolicy
 from consumer.publishing import AT_LEAST_ONCE, EXACTLY_ONCE
 from consumer.series_metrics import SeriesSelection
-from sunspots.cli import (
+from sunspots.kafka.settings import KafkaSettings, add_kafka_flags, kafka_settings_from_args
+from sunspots.kafka.topics import Replication, add_replication_flags, replication_from_args
+from sunspots.process.cli import (
     Parser,
     boolean,
     env_flag,
@@ -25,9 +27,7 @@ from sunspots.cli import (
     positive_float,
     positive_int,
 )
-from sunspots.kafka.settings import KafkaSettings, add_kafka_flags, kafka_settings_from_args
-from sunspots.kafka.topics import Replication, add_replication_flags, replication_from_args
-from sunspots.logs import add_logging_flags
+from sunspots.process.logs import add_logging_flags
 
 # The progress watchdog (consumer.watchdog) and the bounded stop (consumer.shutdown).
 DEFAULT_STALL_TIMEOUT_S = 60.0

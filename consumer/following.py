@@ -26,8 +26,8 @@ from consumer.retry import Retry
 from sunspots.kafka.errors import KafkaError
 from sunspots.kafka.refusal import refusal_error
 from sunspots.kafka.settings import KafkaSettings
-from sunspots.logs import Outage
 from sunspots.model_feed import ModelFeed
+from sunspots.process.logs import Outage
 
 log = logging.getLogger(__name__)
 

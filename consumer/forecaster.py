@@ -1,6 +1,6 @@
 """The forecasting processor: observations in; forecasts, evaluations and dead letters out.
 
-Per poll batch it decodes every record, applies it to its series' window (sunspots.window),
+Per poll batch it decodes every record, applies it to its series' window (sunspots.domain.window),
 makes ONE batched model call for all windows that became full, and scores each pending
 forecast whose actual value arrived. It also emits the new state of every series it touched,
 for the changelog the runner replays after a restart or rebalance. Each series' state is one
@@ -10,7 +10,7 @@ A window can fill and its forecast's target date arrive within one batch, before
 has run; such a pending forecast is held as an `InBatch` index into the batch's windows and
 resolved once the batched call returns.
 
-Intervals (sunspots.intervals): each series' adaptive level moves after every scored day, and
+Intervals (sunspots.domain.intervals): each series' adaptive level moves after every scored day, and
 the interval of the next forecast depends on it, so once the batched model call has returned
 (and the windows' volatilities are computed for the whole batch at once) the batch's forecasts
 and scorings are walked in the order their observations were applied: each forecast gets its
@@ -28,7 +28,7 @@ reads as many of the series' last values as its input needs) and goes to the sha
 Each output carries the version of the model that made it. Between batches, `follow` applies
 the records of the models topic (consumer.lifecycle): a new champion serves from the next batch on, and a forecast
 pending from the old one is still scored, under its own version. The live error of each role
-is watched for drift (sunspots.drift), and with automatic promotion (consumer.promotion) a
+is watched for drift (sunspots.domain.drift), and with automatic promotion (consumer.promotion) a
 challenger that beats the champion is published as champion, in the batch's transaction.
 
 Topic changes (consumer.topic_changes): offsets are compared within one partition only, so a
@@ -69,11 +69,12 @@ from consumer.series import InBatch, Keeping, Pending, Pendings, SeriesState
 from consumer.series_metrics import DEFAULT_SERIES_METRICS, SeriesCollector, SeriesSelection
 from consumer.tally import BatchTally
 from consumer.topic_changes import SourceTopic
-from sunspots.evaluation import RollingScore
-from sunspots.intervals import band, volatility
+from sunspots.domain.evaluation import RollingScore
+from sunspots.domain.intervals import band, volatility
+from sunspots.domain.window import APPLIED, ONE_DAY
 from sunspots.kafka.settings import Topics
 from sunspots.registry import Entry
-from sunspots.schemas import (
+from sunspots.wire.schemas import (
     Evaluation,
     Forecast,
     Observation,
@@ -82,7 +83,6 @@ from sunspots.schemas import (
     decode_observation,
     today_utc,
 )
-from sunspots.window import APPLIED, ONE_DAY
 
 log = logging.getLogger(__name__)
 

@@ -26,14 +26,14 @@ from typing import Protocol
 
 import numpy as np
 
-from sunspots.artifact import BAD_METADATA, ArtifactError
-from sunspots.intervals import Calibration
+from sunspots.domain.artifact import BAD_METADATA, ArtifactError
+from sunspots.domain.intervals import Calibration
 from sunspots.kafka.settings import Topics
 from sunspots.registry import CHALLENGER, CHAMPION, Entry, Published, Refused, Retired
 
 
 class ForecastModel(Protocol):
-    """What the forecaster needs of a model: sunspots.artifact.ForecasterModel is one."""
+    """What the forecaster needs of a model: sunspots.domain.artifact.ForecasterModel is one."""
 
     @property
     def window(self) -> int: ...
@@ -65,7 +65,7 @@ class Lane:
 class Change:
     """What one models-topic entry did. `started`/`stopped`: the lane now running in its role,
     and the one it replaced or retired (None when there was none). `refused`: why the entry
-    changed nothing (a reason of sunspots.artifact) with its detail; `ignored`: a retirement
+    changed nothing (a reason of sunspots.domain.artifact) with its detail; `ignored`: a retirement
     that is not carried out, or a model already in its role."""
 
     role: str | None

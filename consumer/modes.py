@@ -24,9 +24,9 @@ from consumer.processor import Processor
 from consumer.promotion import PromotionPolicy
 from consumer.series import DEFAULT_HISTORY, Keeping
 from consumer.series_metrics import DEFAULT_SERIES_METRICS, series_selection
-from sunspots.artifact import DEFAULT_CLASSIFIER, DEFAULT_FORECASTER
-from sunspots.cli import boolean, env_flag, fraction, positive_int
+from sunspots.domain.artifact import DEFAULT_CLASSIFIER, DEFAULT_FORECASTER
 from sunspots.kafka.settings import Topics
+from sunspots.process.cli import boolean, env_flag, fraction, positive_int
 
 if TYPE_CHECKING:
     from consumer.config import ServiceConfig
@@ -111,7 +111,7 @@ def _forecast_flags(parser: argparse.ArgumentParser) -> None:
 def _build_forecaster(config: ServiceConfig, registry: CollectorRegistry) -> Processor:
     from consumer.forecaster import Forecaster
     from consumer.metrics import ForecasterMetrics
-    from sunspots.artifact import load_forecaster
+    from sunspots.domain.artifact import load_forecaster
 
     model = load_forecaster(config.model or DEFAULT_FORECASTER)
     log.info("forecaster model %s, window %d", model.model_version, model.window)
@@ -131,7 +131,7 @@ def _build_forecaster(config: ServiceConfig, registry: CollectorRegistry) -> Pro
 def _build_classifier(config: ServiceConfig, registry: CollectorRegistry) -> Processor:
     from consumer.classifier import Classifier
     from consumer.metrics import ClassifierMetrics
-    from sunspots.artifact import load_classifier
+    from sunspots.domain.artifact import load_classifier
 
     model = load_classifier(config.model or DEFAULT_CLASSIFIER)
     log.info("classifier model %s", model.model_version)

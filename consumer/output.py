@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sunspots.schemas import MAX_DETAIL_BYTES, MAX_KEPT_BYTES, MAX_KEY_BYTES, MAX_MESSAGE_BYTES
+from sunspots.wire.schemas import MAX_DETAIL_BYTES, MAX_KEPT_BYTES, MAX_KEY_BYTES, MAX_MESSAGE_BYTES
 
 if TYPE_CHECKING:
     from consumer.processor import Record

@@ -23,7 +23,7 @@ from typing import Protocol, TypeVar
 from prometheus_client import Counter
 
 from consumer.output import Output, dead_letter
-from sunspots.schemas import SchemaError
+from sunspots.wire.schemas import SchemaError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -175,7 +175,7 @@ class DeadLetters:
         for r in self.pending:
             extra = {"reason": r.reason, "partition": r.partition, "series": r.series}
             if r.reason != INTERNAL_ERROR:
-                # Held back after the first of each reason for a while (sunspots.logs.
+                # Held back after the first of each reason for a while (sunspots.process.logs.
                 # RepeatFilter): every one is on the dead-letter topic and in the counter.
                 log.warning("dead letter %s at %s: %s", r.reason, r.where, r.detail, extra=extra)
             elif self.throttle.allow():

@@ -6,14 +6,14 @@ partition it arrives on, the next source offset its state reflects (so an at-lea
 of older records after a crash is skipped instead of applied twice) with the id of the source
 topic that offset belongs to (consumer.topic_changes.SourceTopic), its id as a record key,
 and per role (`RoleState`) what is kept about the model running in that role: its adaptive
-interval level (sunspots.intervals), its drift test (sunspots.drift) and its rolling scores.
+interval level (sunspots.domain.intervals), its drift test (sunspots.domain.drift) and its rolling scores.
 
 A role's state is about one model version: when the role's model changes, the next forecast
 starts that role's interval, drift test and scores afresh (`SeriesState.role`); a forecast
 still pending from the old model is scored under its own version all the same.
 
 The snapshot written to the changelog holds all of it but the rolling scores, which are
-metrics only and restart after a rebalance (`sunspots.schemas.SeriesSnapshot`, published as
+metrics only and restart after a rebalance (`sunspots.wire.schemas.SeriesSnapshot`, published as
 schemas/state.json):
 
     {"series": "silso", "offset": 1234,
@@ -32,7 +32,7 @@ The state is also what the series' metrics are read from at scrape time
 (consumer.series_metrics): the counts of what the series went through (`SeriesCounts`), the
 last value (the window's), the last forecast (the champion's pending one), and per role the
 scores, the interval level and the drift test, with the date of the last drift alarm. Every
-class here has slots, and the numbers sit in arrays (sunspots.window, sunspots.evaluation):
+class here has slots, and the numbers sit in arrays (sunspots.domain.window, sunspots.domain.evaluation):
 an instance holds up to `--max-series` of them.
 """
 
@@ -43,11 +43,12 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from consumer.lanes import Lane, Lanes
-from sunspots.drift import DriftDetector, DriftPolicy
-from sunspots.evaluation import RollingScore
-from sunspots.intervals import AdaptiveInterval
+from sunspots.domain.drift import DriftDetector, DriftPolicy
+from sunspots.domain.evaluation import RollingScore
+from sunspots.domain.intervals import AdaptiveInterval
+from sunspots.domain.window import SeriesWindow
 from sunspots.registry import CHAMPION
-from sunspots.schemas import (
+from sunspots.wire.schemas import (
     DriftState,
     Forecast,
     RoleSnapshot,
@@ -55,7 +56,6 @@ from sunspots.schemas import (
     WindowState,
     decode_snapshot,
 )
-from sunspots.window import SeriesWindow
 
 DEFAULT_HISTORY = 64
 

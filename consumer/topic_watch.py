@@ -59,7 +59,7 @@ from sunspots.kafka.errors import KafkaError
 from sunspots.kafka.settings import Topics, TopicSpec
 from sunspots.kafka.topic_admin import TopicAdmin
 from sunspots.kafka.types import KafkaConsumer
-from sunspots.logs import Outage
+from sunspots.process.logs import Outage
 
 log = logging.getLogger(__name__)
 

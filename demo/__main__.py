@@ -17,15 +17,15 @@ import sys
 import time
 from pathlib import Path
 
-from sunspots import lesson
 from sunspots.broker import LocalBroker, free_port
-from sunspots.cli import Parser, env_flag, iso_date, non_negative_float
-from sunspots.data import SILSO_DAILY_URL
-from sunspots.evaluation import rmse
+from sunspots.domain import lesson
+from sunspots.domain.data import SILSO_DAILY_URL
+from sunspots.domain.evaluation import rmse
 from sunspots.kafka.settings import KafkaSettings, Topics
 from sunspots.kafka.topics import create_topics
-from sunspots.logs import quiet_kafka
+from sunspots.process.cli import Parser, env_flag, iso_date, non_negative_float
 from sunspots.process.deadline import Deadline
+from sunspots.process.logs import quiet_kafka
 from support.http import Samples, scrape, total, wait_ready
 from support.services import consumer, run_producer
 from support.topics import read_to_end, unique_topics, values
@@ -206,7 +206,7 @@ def _summary(metrics: Samples, evaluations: list[dict], seconds: float) -> None:
 def _band_table(evaluations: list[dict]) -> str:
     import numpy as np
 
-    from sunspots.intervals import band_table, format_table
+    from sunspots.domain.intervals import band_table, format_table
 
     def column(name: str) -> np.ndarray:
         return np.array([e[name] for e in evaluations])

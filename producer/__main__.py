@@ -28,17 +28,7 @@ from producer.replay import (
     Replayer,
     ReplayResult,
 )
-from sunspots.cli import (
-    EXIT_USAGE,
-    Parser,
-    boolean,
-    env_flag,
-    iso_date,
-    non_negative_float,
-    non_negative_int,
-    positive_int,
-)
-from sunspots.data import SILSO_DAILY_URL, DataFormatError
+from sunspots.domain.data import SILSO_DAILY_URL, DataFormatError
 from sunspots.kafka.codecs import refusal as codec_refusal
 from sunspots.kafka.errors import KafkaError
 from sunspots.kafka.refusal import EXIT_CODES, UNREACHABLE, explain, from_error, preflight
@@ -48,8 +38,18 @@ from sunspots.kafka.settings import (
     add_kafka_flags,
     kafka_settings_from_args,
 )
-from sunspots.logs import add_logging_flags, setup_logging
-from sunspots.signals import stop_on_signals
+from sunspots.process.cli import (
+    EXIT_USAGE,
+    Parser,
+    boolean,
+    env_flag,
+    iso_date,
+    non_negative_float,
+    non_negative_int,
+    positive_int,
+)
+from sunspots.process.logs import add_logging_flags, setup_logging
+from sunspots.process.signals import stop_on_signals
 
 log = logging.getLogger("producer")
 

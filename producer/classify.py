@@ -21,16 +21,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sunspots.cli import EXIT_USAGE, Parser, env_flag, env_name, non_negative_float
 from sunspots.kafka.clients import make_reader, make_sender
 from sunspots.kafka.codecs import refusal as codec_refusal
 from sunspots.kafka.errors import KafkaError
 from sunspots.kafka.refusal import explain, preflight
 from sunspots.kafka.settings import KafkaSettings, add_kafka_flags, kafka_settings_from_args
 from sunspots.kafka.types import TopicPartition
-from sunspots.logs import add_logging_flags, setup_logging
+from sunspots.process.cli import EXIT_USAGE, Parser, env_flag, env_name, non_negative_float
 from sunspots.process.deadline import Deadline
-from sunspots.schemas import (
+from sunspots.process.logs import add_logging_flags, setup_logging
+from sunspots.wire.schemas import (
     ClassifierPrediction,
     SchemaError,
     decode_classifier_prediction,

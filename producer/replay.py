@@ -33,14 +33,14 @@ import pandas as pd
 from producer.delivery import Delivery, DeliveryLedger, Ticket
 from producer.progress import ProgressDisplay, ReplayProgress
 from producer.resume import last_dates
-from sunspots.data import load_daily, select_range
+from sunspots.domain.data import load_daily, select_range
 from sunspots.kafka import compat as kafka_compat
 from sunspots.kafka.clients import make_sender
 from sunspots.kafka.errors import KafkaError
 from sunspots.kafka.settings import DEFAULT_SERIES, KafkaSettings
 from sunspots.kafka.types import KafkaProducer
 from sunspots.process.deadline import Deadline
-from sunspots.schemas import Observation
+from sunspots.wire.schemas import Observation
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ from sunspots.kafka.reading import read_until
 from sunspots.kafka.settings import KafkaSettings
 from sunspots.kafka.types import KafkaConsumer, TopicPartition
 from sunspots.process.deadline import Deadline
-from sunspots.schemas import SchemaError, decode_observation
+from sunspots.wire.schemas import SchemaError, decode_observation
 
 log = logging.getLogger(__name__)
 

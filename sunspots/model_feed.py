@@ -19,7 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sunspots import artifact, registry
+from sunspots import registry
+from sunspots.domain import artifact
 from sunspots.kafka.clients import make_reader
 from sunspots.kafka.errors import KafkaError
 from sunspots.kafka.reading import read_until

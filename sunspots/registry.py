@@ -8,13 +8,13 @@ sha256 of each, its `record_version`, the role, the model's kind and version, wh
 published and by whom. A tombstone (no value) retires the role.
 
 Policy: a record is read by `read_entry`, which never raises: it returns `Published` (decoded,
-every hash checked, the artifact loaded through `sunspots.artifact` with the same checks as a
+every hash checked, the artifact loaded through `sunspots.domain.artifact` with the same checks as a
 file), `Retired`, or `Refused` with one word of `REASONS` and a detail line, so the caller can
 count a refusal and keep its current model. A record is refused when it is larger than
 `MAX_RECORD_BYTES` (`oversized`), not a model record at all (`not_a_model_record`), of another
 record version (`unknown_format`), under an unknown or mismatched role (`unknown_role`), or of a
 hash that does not match (`bad_hash`); or for any of the artifact's own reasons
-(`sunspots.artifact.REASONS`). `encode` runs the same checks before it publishes, so a bad
+(`sunspots.domain.artifact.REASONS`). `encode` runs the same checks before it publishes, so a bad
 artifact never reaches the topic from this code.
 
 Pure: bytes in, values out; nothing here talks to Kafka.
@@ -31,8 +31,8 @@ from typing import Any
 import msgspec
 from msgspec import Struct
 
-from sunspots import artifact
-from sunspots.artifact import ArtifactError, Model
+from sunspots.domain import artifact
+from sunspots.domain.artifact import ArtifactError, Model
 
 RECORD_VERSION = 1
 # A record, value bytes, at most this large (the committed artifacts make records of about

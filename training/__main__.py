@@ -9,7 +9,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from sunspots.cli import (
+from sunspots.domain.data import SILSO_DAILY_URL, DataFormatError, load_daily
+from sunspots.kafka.settings import add_kafka_flags, kafka_settings_from_args
+from sunspots.process.cli import (
     EXIT_USAGE,
     Parser,
     boolean,
@@ -18,9 +20,7 @@ from sunspots.cli import (
     non_negative_float,
     positive_int,
 )
-from sunspots.data import SILSO_DAILY_URL, DataFormatError, load_daily
-from sunspots.kafka.settings import add_kafka_flags, kafka_settings_from_args
-from sunspots.logs import add_logging_flags, setup_logging
+from sunspots.process.logs import add_logging_flags, setup_logging
 from sunspots.registry import CHALLENGER, ROLES
 
 log = logging.getLogger("training")
@@ -254,7 +254,7 @@ def _run(args: argparse.Namespace) -> None:
         for path in args.models:
             recalibrate(path, args.data, args.reports)
     elif args.command == "intervals":
-        from sunspots.artifact import DEFAULT_FORECASTER, load_forecaster
+        from sunspots.domain.artifact import DEFAULT_FORECASTER, load_forecaster
         from training.calibration import replay_run
 
         path = args.model or DEFAULT_FORECASTER

@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from sunspots import lesson
-from sunspots.artifact import CLASSIFIER_KIND
-from sunspots.lstm import network_from_arrays
+from sunspots.domain import lesson
+from sunspots.domain.artifact import CLASSIFIER_KIND
+from sunspots.domain.lstm import network_from_arrays
 from training.export import network_arrays, write_artifact
 from training.runtime import configure_tensorflow, epoch_logger, package_versions
 

@@ -20,10 +20,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sunspots.data import COLUMNS, select_range, split_by_year, trim_unobserved
+from sunspots.domain.data import COLUMNS, select_range, split_by_year, trim_unobserved
 from sunspots.kafka.reading import read_topic
 from sunspots.kafka.settings import KafkaSettings
-from sunspots.schemas import SchemaError, decode_observation
+from sunspots.wire.schemas import SchemaError, decode_observation
 
 
 def make_windows(values: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
@@ -117,7 +117,7 @@ def build_splits(
 def frame_from_observations(
     records: Iterable[tuple[bytes | None, bytes | None]], series: str
 ) -> pd.DataFrame:
-    """The daily frame `sunspots.data.read_daily` gives, rebuilt from a series' observation
+    """The daily frame `sunspots.domain.data.read_daily` gives, rebuilt from a series' observation
     records (key, value) in any order: one row per day from the first to the last date, a day
     with no record or a null value as a missing value (NaN, no observers, as SILSO marks one).
     A record that does not decode, or of another series, is left out; of a date sent twice, the
@@ -156,7 +156,7 @@ def read_observations(
 
 
 def write_daily(frame: pd.DataFrame, path: Path) -> Path:
-    """`frame` as a SILSO daily file (`sunspots.data.read_daily` reads it back the same), so a
+    """`frame` as a SILSO daily file (`sunspots.domain.data.read_daily` reads it back the same), so a
     model trained from the topic records the exact data it saw, as one trained from a file."""
     lines = []
     for row in frame.itertuples(index=False):

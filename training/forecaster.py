@@ -8,7 +8,7 @@ Differences from the lesson, all to remove test leakage or help the optimiser:
 - metrics are computed through the NumPy serving path, so the numbers in the metadata are the
   numbers the service reproduces;
 - the 90 % interval is calibrated on the validation years and judged on the test years, run
-  in date order as the stream runs it (training.calibration, sunspots.intervals).
+  in date order as the stream runs it (training.calibration, sunspots.domain.intervals).
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ from typing import Any
 
 import numpy as np
 
-from sunspots.artifact import FORECASTER_KIND, ForecasterModel, Scaling
-from sunspots.data import file_sha256, is_url, load_daily, resolve_source
-from sunspots.intervals import Calibration
-from sunspots.lstm import network_from_arrays
+from sunspots.domain.artifact import FORECASTER_KIND, ForecasterModel, Scaling
+from sunspots.domain.data import file_sha256, is_url, load_daily, resolve_source
+from sunspots.domain.intervals import Calibration
+from sunspots.domain.lstm import network_from_arrays
 from training.calibration import calibrate
 from training.dataset import Splits, WindowSet, build_splits
 from training.export import network_arrays, write_artifact

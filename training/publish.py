@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from sunspots import registry
-from sunspots.artifact import FORECASTER_KIND, ArtifactError, metadata_path, read_artifact
+from sunspots.domain.artifact import FORECASTER_KIND, ArtifactError, metadata_path, read_artifact
 from sunspots.kafka import codecs
 from sunspots.kafka.clients import make_lister, make_sender
 from sunspots.kafka.errors import KafkaError

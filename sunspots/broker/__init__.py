@@ -23,7 +23,7 @@ import uuid
 from importlib import resources
 from pathlib import Path
 
-from sunspots.data import default_cache_dir
+from sunspots.domain.data import default_cache_dir
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ from pathlib import Path
 
 from sunspots.broker import BrokerError, LocalBroker, classpath_dir
 from sunspots.broker.cluster import LocalCluster
-from sunspots.cli import Parser, env_flag, kafka_env, port
-from sunspots.data import default_cache_dir
+from sunspots.domain.data import default_cache_dir
+from sunspots.process.cli import Parser, env_flag, kafka_env, port
 
 log = logging.getLogger("sunspots.broker")
 

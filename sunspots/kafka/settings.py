@@ -21,8 +21,8 @@ from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Any
 
-from sunspots.cli import Parser, boolean, env_flag, env_name, kafka_env, secret_file
 from sunspots.kafka.codecs import COMPRESSION_TYPES, DEFAULT_COMPRESSION, kafka_python_value
+from sunspots.process.cli import Parser, boolean, env_flag, env_name, kafka_env, secret_file
 
 DEFAULT_BOOTSTRAP = "localhost:9092"
 # The series id (and record key) the producer gives SILSO's series; with `--series-count N`,

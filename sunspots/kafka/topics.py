@@ -27,11 +27,11 @@ from dataclasses import dataclass
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
-from sunspots.cli import EXIT_USAGE, Parser, env_flag, positive_int
 from sunspots.kafka.clients import make_admin
 from sunspots.kafka.refusal import of_failure, preflight
 from sunspots.kafka.settings import KafkaSettings, Topics, add_kafka_flags, kafka_settings_from_args
-from sunspots.logs import add_logging_flags, setup_logging
+from sunspots.process.cli import EXIT_USAGE, Parser, env_flag, positive_int
+from sunspots.process.logs import add_logging_flags, setup_logging
 
 log = logging.getLogger(__name__)
 

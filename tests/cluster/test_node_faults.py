@@ -25,8 +25,8 @@ from pathlib import Path
 from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient
 
-from sunspots.artifact import ForecasterModel
 from sunspots.broker.cluster import LocalCluster
+from sunspots.domain.artifact import ForecasterModel
 from sunspots.kafka.settings import Topics
 from support.polling import wait_for
 from support.progress import Progress, freeze_inside_transaction

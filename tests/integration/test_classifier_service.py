@@ -20,9 +20,9 @@ import pytest
 from kafka import KafkaProducer
 
 from producer.classify import Exchange, ReplyReader, ask
-from sunspots import lesson
+from sunspots.domain import lesson
 from sunspots.kafka.settings import KafkaSettings
-from sunspots.schemas import decode_classifier_prediction
+from sunspots.wire.schemas import decode_classifier_prediction
 from support.http import sample
 from support.services import REPO, Service, consumer
 from support.topics import read_topic, unique_topics

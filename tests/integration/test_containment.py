@@ -24,7 +24,7 @@ from datetime import date, timedelta
 
 from kafka import KafkaProducer
 
-from sunspots.schemas import MAX_KEPT_BYTES, MAX_MESSAGE_BYTES
+from sunspots.wire.schemas import MAX_KEPT_BYTES, MAX_MESSAGE_BYTES
 from support.http import sample
 from support.polling import wait_for
 from support.processor_faults import HOLD_ENV, MARK

@@ -15,7 +15,7 @@ from pathlib import Path
 from jsonschema import Draft202012Validator
 from kafka import KafkaProducer
 
-from sunspots.schemas import Observation, encode_classifier_request
+from sunspots.wire.schemas import Observation, encode_classifier_request
 from support.polling import wait_for
 from support.services import REPO, consumer, forecaster, run_producer, running
 from support.topics import read_to_end, unique_topics

@@ -30,8 +30,8 @@ from kafka.admin import KafkaAdminClient
 
 from producer.classify import exchange
 from producer.replay import ReplayConfig, Replayer
-from sunspots import lesson
-from sunspots.data import load_daily, select_range
+from sunspots.domain import lesson
+from sunspots.domain.data import load_daily, select_range
 from sunspots.kafka.codecs import COMPRESSION_TYPES
 from sunspots.kafka.settings import KafkaSettings, Topics
 from sunspots.kafka.topics import create_topics

@@ -15,8 +15,8 @@ import json
 
 from kafka import KafkaProducer
 
-from sunspots.data import load_daily, select_range
-from sunspots.schemas import Observation
+from sunspots.domain.data import load_daily, select_range
+from sunspots.wire.schemas import Observation
 from support.progress import Progress
 from support.services import forecaster, running
 from support.topics import read_results, read_to_end, unique_topics

@@ -20,10 +20,10 @@ import pytest
 from kafka import KafkaProducer
 
 from sunspots import registry
-from sunspots.artifact import load_forecaster
-from sunspots.data import load_daily, select_range
+from sunspots.domain.artifact import load_forecaster
+from sunspots.domain.data import load_daily, select_range
 from sunspots.kafka.settings import KafkaSettings, Topics
-from sunspots.schemas import Observation
+from sunspots.wire.schemas import Observation
 from support.http import sample
 from support.polling import wait_for
 from support.progress import Progress, freeze_inside_transaction

@@ -15,7 +15,7 @@ from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient
 
 from sunspots import registry
-from sunspots.artifact import MODELS_DIR, load_forecaster
+from sunspots.domain.artifact import MODELS_DIR, load_forecaster
 from sunspots.kafka.settings import KafkaSettings, topic_flag
 from sunspots.model_feed import ModelFeed
 from sunspots.registry import Published, Refused, Retired

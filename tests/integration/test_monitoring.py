@@ -30,12 +30,12 @@ from kafka.admin import KafkaAdminClient
 
 from consumer.__main__ import main as consumer_main
 from producer.__main__ import main as producer_main
-from sunspots import schemas
 from sunspots.broker import LocalBroker, free_port
-from sunspots.intervals import BAND_LABELS, band
+from sunspots.domain.intervals import BAND_LABELS, band
 from sunspots.kafka.settings import TOPIC_ENV, KafkaSettings, Topics
 from sunspots.kafka.topics import create_topics as create_service_topics
 from sunspots.kafka.topics import main as topics_main
+from sunspots.wire import schemas
 from support.http import get, metrics_text
 from support.polling import wait_for
 from support.progress import Progress

@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 from kafka import KafkaProducer
 
-from sunspots import data
-from sunspots.evaluation import rmse
-from sunspots.intervals import Intervals, sequential
-from sunspots.schemas import Observation
+from sunspots.domain import data
+from sunspots.domain.evaluation import rmse
+from sunspots.domain.intervals import Intervals, sequential
+from sunspots.wire.schemas import Observation
 from support.http import sample
 from support.polling import wait_for
 from support.progress import Progress

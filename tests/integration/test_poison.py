@@ -23,7 +23,7 @@ from kafka.admin import KafkaAdminClient
 
 from sunspots.kafka.settings import KafkaSettings
 from sunspots.kafka.topics import create_topics
-from sunspots.schemas import Observation
+from sunspots.wire.schemas import Observation
 from support.http import Samples
 from support.services import forecaster, running
 from support.topics import read_topic, unique_topics, values

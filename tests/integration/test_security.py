@@ -38,9 +38,10 @@ from kafka.admin import (
 from kafka.errors import CoordinatorNotAvailableError
 
 from producer.classify import ask
-from sunspots import lesson, registry
-from sunspots.artifact import MODELS_DIR, load_forecaster
+from sunspots import registry
 from sunspots.broker.security import SecureBroker
+from sunspots.domain import lesson
+from sunspots.domain.artifact import MODELS_DIR, load_forecaster
 from sunspots.kafka import acls
 from sunspots.kafka.refusal import ACL_ADVICE
 from sunspots.kafka.settings import KafkaSettings, Topics, topic_flag

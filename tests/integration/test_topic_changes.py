@@ -28,7 +28,7 @@ from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, Ne
 from kafka.errors import KafkaError
 
 from sunspots import registry
-from sunspots.artifact import MODELS_DIR, load_forecaster
+from sunspots.domain.artifact import MODELS_DIR, load_forecaster
 from sunspots.kafka.settings import Topics
 from sunspots.kafka.topics import main as topics_main
 from support import http

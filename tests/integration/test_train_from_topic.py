@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sunspots.artifact import load_forecaster
-from sunspots.data import file_sha256, load_daily, read_daily, select_range
+from sunspots.domain.artifact import load_forecaster
+from sunspots.domain.data import file_sha256, load_daily, read_daily, select_range
 from sunspots.kafka.settings import KafkaSettings, topic_flag
 from support.services import run_producer
 from support.topics import unique_topics

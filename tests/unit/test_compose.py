@@ -32,8 +32,8 @@ import yaml
 
 from consumer.modes import MODES
 from sunspots.broker import KAFKA_VERSION, free_port
-from sunspots.cli import ENV_PREFIX, KAFKA_ENV_PREFIX
 from sunspots.kafka.settings import TOPIC_ENV
+from sunspots.process.cli import ENV_PREFIX, KAFKA_ENV_PREFIX
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = REPO / "docker-compose.yml"

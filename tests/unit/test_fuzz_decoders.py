@@ -23,8 +23,8 @@ import pytest
 from hypothesis import event, example, given
 from hypothesis import strategies as st
 
-from sunspots import schemas
-from sunspots.schemas import REASONS, SchemaError
+from sunspots.wire import schemas
+from sunspots.wire.schemas import REASONS, SchemaError
 from tests.unit.fuzzing import (
     TODAY,
     json_values,

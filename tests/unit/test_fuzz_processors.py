@@ -32,10 +32,10 @@ from consumer.containment import Contained
 from consumer.forecaster import Forecaster
 from consumer.metrics import ClassifierMetrics, ForecasterMetrics
 from consumer.output import Output
-from sunspots import schemas
-from sunspots.artifact import load_classifier, load_forecaster
+from sunspots.domain.artifact import load_classifier, load_forecaster
 from sunspots.kafka.settings import Topics
-from sunspots.schemas import REASONS, SchemaError
+from sunspots.wire import schemas
+from sunspots.wire.schemas import REASONS, SchemaError
 from tests.unit.fuzzing import (
     TODAY,
     observation_stream,

@@ -18,8 +18,8 @@ from consumer.promotion import PromotionPolicy, PromotionRule
 from consumer.series import Keeping
 from consumer.series_metrics import SeriesSelection
 from sunspots import registry as models
-from sunspots.artifact import ArtifactError
-from sunspots.drift import DriftPolicy
+from sunspots.domain.artifact import ArtifactError
+from sunspots.domain.drift import DriftPolicy
 from sunspots.kafka.settings import Topics
 from sunspots.registry import CHALLENGER, CHAMPION, Published, Refused, Retired
 from tests.unit.records import CALIBRATION, observations

@@ -11,7 +11,7 @@ import pytest
 from kafka import TopicPartition
 
 from sunspots import registry
-from sunspots.artifact import DEFAULT_CLASSIFIER, MODELS_DIR, metadata_path
+from sunspots.domain.artifact import DEFAULT_CLASSIFIER, MODELS_DIR, metadata_path
 from sunspots.model_feed import ModelBoard, ModelFeed, standing_refusals
 from sunspots.registry import Published, Refused, Retired
 from training.__main__ import main

@@ -10,8 +10,9 @@ import msgspec
 import numpy as np
 import pytest
 
-from sunspots import artifact, registry
-from sunspots.artifact import (
+from sunspots import registry
+from sunspots.domain import artifact
+from sunspots.domain.artifact import (
     DEFAULT_CLASSIFIER,
     DEFAULT_FORECASTER,
     ArtifactError,

@@ -7,8 +7,8 @@ from datetime import date
 
 import pytest
 
-from sunspots import schemas
-from sunspots.schemas import SchemaError
+from sunspots.wire import schemas
+from sunspots.wire.schemas import SchemaError
 
 TODAY = date(2026, 11, 29)
 OBS = {

@@ -3,7 +3,6 @@ follow it."""
 
 from __future__ import annotations
 
-from sunspots.cli import Parser
 from sunspots.kafka.settings import (
     CHANGELOG_CONFIGS,
     MODELS_CONFIGS,
@@ -13,6 +12,7 @@ from sunspots.kafka.settings import (
     kafka_settings_from_args,
 )
 from sunspots.kafka.topics import Replication, _wanted, grow_topics
+from sunspots.process.cli import Parser
 
 
 def test_creation_follows_each_topics_spec() -> None:

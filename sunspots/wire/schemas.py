@@ -1,7 +1,7 @@
 """Message schemas: versioned UTF-8 JSON on every topic, as typed msgspec structs.
 
 Each message is one `msgspec.Struct`: the same definition decodes it (strictly, in C), encodes
-it, and generates its published JSON Schema (`sunspots.contracts`, committed under `schemas/`).
+it, and generates its published JSON Schema (`sunspots.wire.contracts`, committed under `schemas/`).
 
 Inputs (observations, classifier requests) are decoded strictly: anything unexpected raises
 `SchemaError` with a short machine-readable `reason` (used as the dead-letter header and the
@@ -271,7 +271,7 @@ class WindowState(Struct, frozen=True, gc=False):
 
 
 class IntervalState(Struct, frozen=True, gc=False):
-    """A series' adaptive interval (sunspots.intervals): `alpha` is its current miscoverage
+    """A series' adaptive interval (sunspots.domain.intervals): `alpha` is its current miscoverage
     level α_t."""
 
     alpha: float
@@ -282,7 +282,7 @@ class IntervalState(Struct, frozen=True, gc=False):
 
 
 class DriftState(Struct, frozen=True, gc=False):
-    """A drift detector (sunspots.drift) of one series and role: errors `seen` since its start
+    """A drift detector (sunspots.domain.drift) of one series and role: errors `seen` since its start
     or last alarm, the reference `level` of the error, the test's `cumulative` sum and its
     `minimum`, and the `alarms` it raised."""
 

@@ -160,7 +160,9 @@ def env_flag(
     default `env_name(flag)`; Kafka flags pass `kafka_env(flag)`, and a flag whose variable
     depends on the command (a mode's model) passes its own."""
     if isinstance(parser, argparse.ArgumentParser) and not isinstance(parser, Parser):
-        raise TypeError(f"{flag}: env_flag needs a sunspots.cli.Parser, which checks the variable")
+        raise TypeError(
+            f"{flag}: env_flag needs a sunspots.process.cli.Parser, which checks the variable"
+        )
     env = env or env_name(flag)
     raw = os.environ.get(env)
     old = next((o for o, new in RENAMED_ENV.items() if new == env and os.environ.get(o)), None)

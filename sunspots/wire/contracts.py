@@ -1,13 +1,13 @@
 """The published contract of every topic: a JSON Schema document per message, under schemas/.
 
 Other teams consume these topics, and these documents are what they may rely on. They are
-generated from the very structs that decode and encode the messages (sunspots.schemas, through
+generated from the very structs that decode and encode the messages (sunspots.wire.schemas, through
 `msgspec.json.schema`), so the contract cannot drift from the code; the dead-letter headers,
 which are Kafka headers rather than JSON, are described by a small document assembled here.
 The committed files are checked against the generated ones by a unit test.
 
-    python -m sunspots.contracts --write schemas/    # regenerate after changing a message
-    python -m sunspots.contracts --check schemas/    # exit 1 if a committed file is stale
+    python -m sunspots.wire.contracts --write schemas/    # regenerate after changing a message
+    python -m sunspots.wire.contracts --check schemas/    # exit 1 if a committed file is stale
 
 Inputs (observations, classifier requests) may omit `schema_version` (read as 1), so their
 documents do not require it; every output carries it.
@@ -23,7 +23,8 @@ from typing import Any
 
 import msgspec
 
-from sunspots import registry, schemas
+from sunspots import registry
+from sunspots.wire import schemas
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 # file name -> (topic, message struct, is it an input)
@@ -129,7 +130,7 @@ def stale(folder: Path) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sunspots.contracts", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m sunspots.wire.contracts", description=__doc__)
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     action = parser.add_mutually_exclusive_group(required=True)
     action.add_argument("--write", type=Path, metavar="DIR", help="write every document")
@@ -143,7 +144,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     behind = stale(args.check)
     for name in behind:
-        sys.stdout.write(f"{args.check / name} is stale: python -m sunspots.contracts --write\n")
+        sys.stdout.write(
+            f"{args.check / name} is stale: python -m sunspots.wire.contracts --write\n"
+        )
     return 1 if behind else 0
 
 

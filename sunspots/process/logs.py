@@ -36,7 +36,7 @@ from typing import Any
 
 from pythonjsonlogger.json import JsonFormatter
 
-from sunspots.cli import env_flag
+from sunspots.process.cli import env_flag
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 KAFKA_LOGGER = "kafka"

@@ -18,7 +18,7 @@ import math
 from array import array
 from dataclasses import dataclass
 
-from sunspots.intervals import BAND_LABELS
+from sunspots.domain.intervals import BAND_LABELS
 
 # A byte per evaluation: bit 0 the hit, bits 1.. the band's index + 1 (0: no band given).
 _BAND_CODE = {label: (i + 1) << 1 for i, label in enumerate(BAND_LABELS)}

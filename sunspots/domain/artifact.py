@@ -2,8 +2,8 @@
 
 A forecaster artifact is `<base>.json` + `<base>.npz`: the JSON names the weights file and its
 sha256, the window, the input/target scaling and the 90 % interval's calibration
-(`sunspots.intervals.Calibration`, in the `interval` section); the `.npz` holds the LSTM/Dense
-weights replayed by `sunspots.lstm`. An artifact arrives either as two files
+(`sunspots.domain.intervals.Calibration`, in the `interval` section); the `.npz` holds the LSTM/Dense
+weights replayed by `sunspots.domain.lstm`. An artifact arrives either as two files
 (`load_forecaster(path)`, at start-up) or as metadata and weights bytes (`model_from_bytes`,
 from the models topic, `sunspots.registry`); both go through the same checks.
 
@@ -28,11 +28,11 @@ from typing import Any
 
 import numpy as np
 
-from sunspots.intervals import Calibration
-from sunspots.lstm import Network, network_from_arrays
+from sunspots.domain.intervals import Calibration
+from sunspots.domain.lstm import Network, network_from_arrays
 
 FORMAT_VERSION = 1
-MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
+MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
 DEFAULT_FORECASTER = MODELS_DIR / "sunspot_lstm.json"
 DEFAULT_CLASSIFIER = MODELS_DIR / "sequence_classifier.json"
 

@@ -5,7 +5,7 @@ number (-1 = missing); standard deviation (-1 = missing); number of observations
 flag. Missing values become NaN here so that -1 never leaks into arithmetic.
 
 A URL (SILSO's live file by default) is downloaded once into the cache (`~/.cache/sunspots`),
-checked, and its sha256 recorded beside it and told once. `python -m sunspots.data` (`make
+checked, and its sha256 recorded beside it and told once. `python -m sunspots.domain.data` (`make
 data`) does only that, before the tests: when it cannot, one line says to point
 `SUNSPOTS_DATA` at a local copy.
 """
@@ -25,12 +25,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sunspots.cli import env_name
+from sunspots.process.cli import env_name
 
 log = logging.getLogger(__name__)
 
 SILSO_DAILY_URL = "https://www.sidc.be/SILSO/INFO/sndtotcsv.php"
-# The variable every command's --data falls back to (sunspots.cli's scheme).
+# The variable every command's --data falls back to (sunspots.process.cli's scheme).
 DATA_ENV = env_name("--data")
 DOWNLOAD_TIMEOUT_S = 60
 LOCAL_COPY = f"set {DATA_ENV} to a local copy of SILSO's daily file (SN_d_tot_V2.0.csv)"
@@ -209,7 +209,7 @@ def split_by_year(frame: pd.DataFrame, test_from_year: int = 2000) -> Split:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m sunspots.data [SOURCE]`: make the data file local before a run that needs
+    """`python -m sunspots.domain.data [SOURCE]`: make the data file local before a run that needs
     it (`make data`, which the test targets depend on). SOURCE defaults to `SUNSPOTS_DATA`,
     else SILSO's live file. A URL is downloaded once into the cache and its sha256 told;
     a failure is one line and exit code 1."""

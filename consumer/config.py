@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from consumer.modes import MODES, Mode
-from consumer.promotion import PromotionPolicy
 from consumer.publishing import AT_LEAST_ONCE, EXACTLY_ONCE
 from consumer.series_metrics import SeriesSelection
 from sunspots.kafka.settings import KafkaSettings, add_kafka_flags, kafka_settings_from_args
 from sunspots.kafka.topics import Replication, add_replication_flags, replication_from_args
+from sunspots.lifecycle.promotion import PromotionPolicy
 from sunspots.process.cli import (
     Parser,
     boolean,

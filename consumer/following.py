@@ -2,7 +2,7 @@
 change between batches.
 
 At start (after the brokers accepted the service, before it reads any observation) the feed
-(sunspots.model_feed) reads the models topic to its end: the champion there replaces the
+(sunspots.lifecycle.feed) reads the models topic to its end: the champion there replaces the
 `--model` artifact, a challenger starts its shadow forecasts, and each refusal still standing
 is counted. A topic that does not exist leaves the `--model` artifact serving, told once; the
 service does not create it (a topic the broker auto-created would be neither compacted nor
@@ -26,7 +26,7 @@ from consumer.retry import Retry
 from sunspots.kafka.errors import KafkaError
 from sunspots.kafka.refusal import refusal_error
 from sunspots.kafka.settings import KafkaSettings
-from sunspots.model_feed import ModelFeed
+from sunspots.lifecycle.feed import ModelFeed
 from sunspots.process.logs import Outage
 
 log = logging.getLogger(__name__)

@@ -22,13 +22,13 @@ of its state, and puts the copies back if anything in the batch raises; metrics,
 scores and dead-letter counts change only once the batch has succeeded. `consumer.containment`
 relies on this to isolate a record that makes a batch fail.
 
-Models (consumer.lanes): the champion's forecasts and evaluations go to the forecasts and
+Models (sunspots.lifecycle.lanes): the champion's forecasts and evaluations go to the forecasts and
 evaluations topics; a challenger, while one runs, forecasts from the same windows (each model
 reads as many of the series' last values as its input needs) and goes to the shadow topics.
 Each output carries the version of the model that made it. Between batches, `follow` applies
-the records of the models topic (consumer.lifecycle): a new champion serves from the next batch on, and a forecast
+the records of the models topic (consumer.model_roles): a new champion serves from the next batch on, and a forecast
 pending from the old one is still scored, under its own version. The live error of each role
-is watched for drift (sunspots.domain.drift), and with automatic promotion (consumer.promotion) a
+is watched for drift (sunspots.domain.drift), and with automatic promotion (sunspots.lifecycle.promotion) a
 challenger that beats the champion is published as champion, in the batch's transaction.
 
 Topic changes (consumer.topic_changes): offsets are compared within one partition only, so a
@@ -59,12 +59,10 @@ from datetime import date
 
 import numpy as np
 
-from consumer.lanes import ForecastModel, Lane, Lanes
-from consumer.lifecycle import Lifecycle
 from consumer.metrics import ForecasterMetrics
+from consumer.model_roles import Lifecycle
 from consumer.output import Output
 from consumer.processor import DeadLetters, Record
-from consumer.promotion import PromotionPolicy, PromotionRule
 from consumer.series import InBatch, Keeping, Pending, Pendings, SeriesState
 from consumer.series_metrics import DEFAULT_SERIES_METRICS, SeriesCollector, SeriesSelection
 from consumer.tally import BatchTally
@@ -73,7 +71,9 @@ from sunspots.domain.evaluation import RollingScore
 from sunspots.domain.intervals import band, volatility
 from sunspots.domain.window import APPLIED, ONE_DAY
 from sunspots.kafka.settings import Topics
-from sunspots.registry import Entry
+from sunspots.lifecycle.lanes import ForecastModel, Lane, Lanes
+from sunspots.lifecycle.promotion import PromotionPolicy, PromotionRule
+from sunspots.lifecycle.records import Entry
 from sunspots.wire.schemas import (
     Evaluation,
     Forecast,

@@ -21,11 +21,11 @@ from prometheus_client import CollectorRegistry
 from consumer.containment import Contained
 from consumer.forecaster import DEFAULT_MAX_SERIES
 from consumer.processor import Processor
-from consumer.promotion import PromotionPolicy
 from consumer.series import DEFAULT_HISTORY, Keeping
 from consumer.series_metrics import DEFAULT_SERIES_METRICS, series_selection
 from sunspots.domain.artifact import DEFAULT_CLASSIFIER, DEFAULT_FORECASTER
 from sunspots.kafka.settings import Topics
+from sunspots.lifecycle.promotion import PromotionPolicy
 from sunspots.process.cli import boolean, env_flag, fraction, positive_int
 
 if TYPE_CHECKING:

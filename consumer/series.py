@@ -42,12 +42,12 @@ from array import array
 from dataclasses import dataclass, field
 from datetime import date
 
-from consumer.lanes import Lane, Lanes
 from sunspots.domain.drift import DriftDetector, DriftPolicy
 from sunspots.domain.evaluation import RollingScore
 from sunspots.domain.intervals import AdaptiveInterval
 from sunspots.domain.window import SeriesWindow
-from sunspots.registry import CHAMPION
+from sunspots.lifecycle.lanes import Lane, Lanes
+from sunspots.lifecycle.records import CHAMPION
 from sunspots.wire.schemas import (
     DriftState,
     Forecast,

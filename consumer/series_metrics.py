@@ -34,10 +34,10 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from consumer import metrics as m
-from consumer.lanes import Lanes
 from consumer.series import RoleState, SeriesState
 from sunspots.kafka.settings import DEFAULT_SERIES
-from sunspots.registry import CHAMPION
+from sunspots.lifecycle.lanes import Lanes
+from sunspots.lifecycle.records import CHAMPION
 from sunspots.wire.schemas import Forecast
 
 NONE, ALL = "none", "all"

@@ -20,7 +20,7 @@ from consumer.metrics import ForecasterMetrics
 from consumer.series import SeriesCounts, SeriesState
 from sunspots.domain.drift import DriftStep
 from sunspots.domain.intervals import band
-from sunspots.registry import CHAMPION
+from sunspots.lifecycle.records import CHAMPION
 from sunspots.wire.schemas import Evaluation
 
 log = logging.getLogger("consumer.forecaster")

@@ -1,5 +1,5 @@
 """Command line: `python -m training forecaster|seeds|classifier|calibrate|intervals` (also
-`sunspots-train`), and `publish|retire|promote` for the models topic (`training.publish`, no
+`sunspots-train`), and `publish|retire|promote` for the models topic (`sunspots.lifecycle.publishing`, no
 TensorFlow)."""
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from typing import Any
 
 from sunspots.domain.data import SILSO_DAILY_URL, DataFormatError, load_daily
 from sunspots.kafka.settings import add_kafka_flags, kafka_settings_from_args
+from sunspots.lifecycle.records import CHALLENGER, ROLES
 from sunspots.process.cli import (
     EXIT_USAGE,
     Parser,
@@ -21,7 +22,6 @@ from sunspots.process.cli import (
     positive_int,
 )
 from sunspots.process.logs import add_logging_flags, setup_logging
-from sunspots.registry import CHALLENGER, ROLES
 
 log = logging.getLogger("training")
 MODEL_COMMANDS = ("publish", "retire", "promote")
@@ -201,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args, service="train")
     if args.command in MODEL_COMMANDS:
-        from training.publish import run
+        from sunspots.lifecycle.publishing import run
 
         path = getattr(args, "model_json", None)
         return run(kafka_settings_from_args(args), args.command, path, getattr(args, "role", ""))

@@ -5,7 +5,7 @@ sha256, the window, the input/target scaling and the 90 % interval's calibration
 (`sunspots.domain.intervals.Calibration`, in the `interval` section); the `.npz` holds the LSTM/Dense
 weights replayed by `sunspots.domain.lstm`. An artifact arrives either as two files
 (`load_forecaster(path)`, at start-up) or as metadata and weights bytes (`model_from_bytes`,
-from the models topic, `sunspots.registry`); both go through the same checks.
+from the models topic, `sunspots.lifecycle.records`); both go through the same checks.
 
 Every inconsistency raises `ArtifactError`, whose message names the file (or record) and what
 is wrong, and whose `reason` is one word of `REASONS` for counting refusals: a service fails at
@@ -70,7 +70,7 @@ REASONS = (
 
 class ArtifactError(ValueError):
     """A model artifact is missing, malformed, of another kind or version, or fails a check.
-    `reason` says which, in one word (`REASONS`, and `sunspots.registry.REASONS` for records)."""
+    `reason` says which, in one word (`REASONS`, and `sunspots.lifecycle.records.REASONS` for records)."""
 
     def __init__(self, message: str, reason: str = BAD_METADATA) -> None:
         super().__init__(message)

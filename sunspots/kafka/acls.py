@@ -27,7 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sunspots.kafka.settings import Topics
-from sunspots.registry import PUBLISHER_TRANSACTIONAL_ID
+from sunspots.lifecycle.records import PUBLISHER_TRANSACTIONAL_ID
 
 PRODUCER, FORECASTER, CLASSIFIER, PUBLISHER = "producer", "forecaster", "classifier", "publisher"
 SERVICES = (PRODUCER, FORECASTER, CLASSIFIER, PUBLISHER)

@@ -98,7 +98,7 @@ CHANGELOG_CONFIGS = {
     "min.cleanable.dirty.ratio": "0.1",
 }
 
-# The largest model record the models topic takes (`sunspots.registry.MAX_RECORD_BYTES`, 1 MiB)
+# The largest model record the models topic takes (`sunspots.lifecycle.records.MAX_RECORD_BYTES`, 1 MiB)
 # plus room for the record batch's own framing: brokers default to 1 MiB + 12 bytes a batch.
 MODELS_MAX_MESSAGE_BYTES = 1024 * 1024 + 64 * 1024
 
@@ -130,7 +130,7 @@ class Topics:
     observations: str = _topic("sunspots.observations")
     forecasts: str = _topic("sunspots.forecasts")
     evaluations: str = _topic("sunspots.evaluations")
-    # A challenger's forecasts and evaluations, beside the champion's (consumer.lanes).
+    # A challenger's forecasts and evaluations, beside the champion's (sunspots.lifecycle.lanes).
     forecasts_shadow: str = _topic("sunspots.forecasts.shadow")
     evaluations_shadow: str = _topic("sunspots.evaluations.shadow")
     dead_letter: str = _topic("sunspots.dead-letter", partitioned=False)

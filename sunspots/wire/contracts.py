@@ -23,7 +23,7 @@ from typing import Any
 
 import msgspec
 
-from sunspots import registry
+from sunspots.lifecycle import records as registry
 from sunspots.wire import schemas
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"

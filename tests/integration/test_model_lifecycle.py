@@ -19,10 +19,10 @@ import msgspec
 import pytest
 from kafka import KafkaProducer
 
-from sunspots import registry
 from sunspots.domain.artifact import load_forecaster
 from sunspots.domain.data import load_daily, select_range
 from sunspots.kafka.settings import KafkaSettings, Topics
+from sunspots.lifecycle import records as registry
 from sunspots.wire.schemas import Observation
 from support.http import sample
 from support.polling import wait_for

@@ -38,7 +38,6 @@ from kafka.admin import (
 from kafka.errors import CoordinatorNotAvailableError
 
 from producer.classify import ask
-from sunspots import registry
 from sunspots.broker.security import SecureBroker
 from sunspots.domain import lesson
 from sunspots.domain.artifact import MODELS_DIR, load_forecaster
@@ -46,6 +45,7 @@ from sunspots.kafka import acls
 from sunspots.kafka.refusal import ACL_ADVICE
 from sunspots.kafka.settings import KafkaSettings, Topics, topic_flag
 from sunspots.kafka.topics import create_topics
+from sunspots.lifecycle import records as registry
 from support.polling import wait_for
 from support.services import REPO, Service, consumer, instance_id, running
 from support.topics import read_topic, unique_topics, values
@@ -505,7 +505,7 @@ def test_a_publisher_without_a_grant_is_refused_in_one_line(
     )
     assert done.returncode == EXIT_CODES["authorization"], done.stderr
     expected = expected.format(bootstrap=broker.bootstrap_servers, models=topics.models)
-    line = _one_line(done.stderr, "training.publish", expected + ACL_ADVICE)
+    line = _one_line(done.stderr, "sunspots.lifecycle.publishing", expected + ACL_ADVICE)
     assert line.endswith(expected + ACL_ADVICE), line
     _no_secret_in(done.stdout, done.stderr)
     assert _models(broker, topics) == []
@@ -522,7 +522,7 @@ def test_a_principal_that_may_not_see_the_models_topic_is_told_both_causes(
     assert done.returncode == 2, done.stderr
     _one_line(
         done.stderr,
-        "training.publish",
+        "sunspots.lifecycle.publishing",
         f"the models topic {topics.models} does not exist, or User:stranger may not see it",
     )
     _no_secret_in(done.stdout, done.stderr)

@@ -27,10 +27,10 @@ from kafka import KafkaProducer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError
 
-from sunspots import registry
 from sunspots.domain.artifact import MODELS_DIR, load_forecaster
 from sunspots.kafka.settings import Topics
 from sunspots.kafka.topics import main as topics_main
+from sunspots.lifecycle import records as registry
 from support import http
 from support.polling import wait_for
 from support.progress import Progress

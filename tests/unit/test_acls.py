@@ -8,9 +8,9 @@ import pytest
 
 from sunspots.kafka import acls
 from sunspots.kafka.settings import Topics
-from sunspots.registry import PUBLISHER_TRANSACTIONAL_ID
+from sunspots.lifecycle import publishing as publish
+from sunspots.lifecycle.records import PUBLISHER_TRANSACTIONAL_ID
 from tests.conftest import REPO
-from training import publish
 
 
 def _readme_blocks() -> list[list[str]]:

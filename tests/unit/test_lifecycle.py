@@ -14,14 +14,14 @@ from prometheus_client import CollectorRegistry
 
 from consumer.forecaster import Forecaster
 from consumer.metrics import ForecasterMetrics
-from consumer.promotion import PromotionPolicy, PromotionRule
 from consumer.series import Keeping
 from consumer.series_metrics import SeriesSelection
-from sunspots import registry as models
 from sunspots.domain.artifact import ArtifactError
 from sunspots.domain.drift import DriftPolicy
 from sunspots.kafka.settings import Topics
-from sunspots.registry import CHALLENGER, CHAMPION, Published, Refused, Retired
+from sunspots.lifecycle import records as models
+from sunspots.lifecycle.promotion import PromotionPolicy, PromotionRule
+from sunspots.lifecycle.records import CHALLENGER, CHAMPION, Published, Refused, Retired
 from tests.unit.records import CALIBRATION, observations
 
 TOPICS = Topics()

@@ -10,7 +10,6 @@ import msgspec
 import numpy as np
 import pytest
 
-from sunspots import registry
 from sunspots.domain import artifact
 from sunspots.domain.artifact import (
     DEFAULT_CLASSIFIER,
@@ -19,7 +18,15 @@ from sunspots.domain.artifact import (
     ForecasterModel,
     metadata_path,
 )
-from sunspots.registry import CHALLENGER, CHAMPION, ModelRecord, Published, Refused, Retired
+from sunspots.lifecycle import records as registry
+from sunspots.lifecycle.records import (
+    CHALLENGER,
+    CHAMPION,
+    ModelRecord,
+    Published,
+    Refused,
+    Retired,
+)
 
 
 def artifact_parts(path=DEFAULT_FORECASTER) -> tuple[dict[str, Any], bytes]:

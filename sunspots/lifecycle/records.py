@@ -41,7 +41,7 @@ MAX_RECORD_BYTES = 1024 * 1024
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 ROLES = (CHAMPION, CHALLENGER)
-# The one transactional id the model commands (`training.publish`) write the topic with, so
+# The one transactional id the model commands (`sunspots.lifecycle.publishing`) write the topic with, so
 # that a second command fences the first; the publisher's ACLs grant it by name.
 PUBLISHER_TRANSACTIONAL_ID = "sunspots-models-publisher"
 

@@ -1,12 +1,12 @@
 """The forecaster's models over their lifecycle: records of the models topic applied between
 batches and told once, and the automatic promotion published with a batch.
 
-`Lifecycle.follow` applies each entry to the lanes (consumer.lanes: the policy of what a record
+`Lifecycle.follow` applies each entry to the lanes (sunspots.lifecycle.lanes: the policy of what a record
 does) and tells what changed: a refused record logged once and counted by reason
 (`sunspot_model_rejections_total`), a new model counted by role (`sunspot_model_switches_total`)
 and shown in `sunspot_model_info{model_version,role}` (a model that left its role leaves it; its
 per-series scores stop appearing by themselves, consumer.series_metrics). `Lifecycle.promotion` turns a batch's days scored by both models into the records that
-make the challenger champion, when the rule (consumer.promotion) decides it: the challenger's
+make the challenger champion, when the rule (sunspots.lifecycle.promotion) decides it: the challenger's
 record under the role `champion` and the challenger's tombstone, for the batch's transaction.
 
 No Kafka here: entries in, outputs and metrics out.
@@ -17,14 +17,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from consumer.lanes import Change, Lanes
 from consumer.metrics import ForecasterMetrics
 from consumer.output import Output
-from consumer.promotion import PromotionRule
-from sunspots import registry
-from sunspots.registry import CHALLENGER, CHAMPION, Entry
+from sunspots.lifecycle import records as registry
+from sunspots.lifecycle.lanes import Change, Lanes
+from sunspots.lifecycle.promotion import PromotionRule
+from sunspots.lifecycle.records import CHALLENGER, CHAMPION, Entry
 
-log = logging.getLogger("consumer.forecaster")
+log = logging.getLogger(__name__)
 
 
 class Lifecycle:

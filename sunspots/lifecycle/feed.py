@@ -1,5 +1,5 @@
 """The model feed: the models topic as a service reads it, the models now current and then
-each change, every record verified (`sunspots.registry`).
+each change, every record verified (`sunspots.lifecycle.records`).
 
 A service opens the feed at start: `current()` reads the topic to its end (read_committed, so
 a promotion is seen whole or not at all) and gives the last verified model of each role. Then,
@@ -19,15 +19,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sunspots import registry
 from sunspots.domain import artifact
 from sunspots.kafka.clients import make_reader
 from sunspots.kafka.errors import KafkaError
 from sunspots.kafka.reading import read_until
 from sunspots.kafka.settings import KafkaSettings
 from sunspots.kafka.types import TopicPartition
+from sunspots.lifecycle import records as registry
+from sunspots.lifecycle.records import Entry, Published, Refused, Retired
 from sunspots.process.deadline import Deadline
-from sunspots.registry import Entry, Published, Refused, Retired
 
 # A record can be 1 MiB (`registry.MAX_RECORD_BYTES`); fetch at least that at a time.
 FETCH_BYTES = 2 * registry.MAX_RECORD_BYTES

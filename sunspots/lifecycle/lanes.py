@@ -4,7 +4,7 @@ The champion serves: its forecasts and evaluations go to the forecasts and evalu
 A challenger, when one is published, forecasts on the same windows beside it, and its
 forecasts and evaluations go to the shadow topics, scored the same way. Each is a `Lane`.
 
-Policy, for each entry of the model feed (sunspots.model_feed), applied between batches:
+Policy, for each entry of the model feed (sunspots.lifecycle.feed), applied between batches:
 - a published champion replaces the champion; a published challenger starts (or replaces) the
   challenger's lane;
 - a retired challenger stops its lane; a retired champion changes nothing (there is always a
@@ -29,7 +29,7 @@ import numpy as np
 from sunspots.domain.artifact import BAD_METADATA, ArtifactError
 from sunspots.domain.intervals import Calibration
 from sunspots.kafka.settings import Topics
-from sunspots.registry import CHALLENGER, CHAMPION, Entry, Published, Refused, Retired
+from sunspots.lifecycle.records import CHALLENGER, CHAMPION, Entry, Published, Refused, Retired
 
 
 class ForecastModel(Protocol):

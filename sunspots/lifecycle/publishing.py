@@ -5,7 +5,7 @@ Each command writes in one Kafka transaction (acks from all in-sync replicas, id
 a read_committed reader sees the whole change or none of it: `promote` writes the challenger's
 model as champion and the challenger's tombstone together, and the topic never shows both
 roles on one model, nor neither. An artifact is verified as the service will verify it
-(`sunspots.registry`) before anything is sent, so a bad one is refused here first.
+(`sunspots.lifecycle.records`) before anything is sent, so a bad one is refused here first.
 
 Outcomes, each told in one line: exit 0, what was written; exit 2, bad input (an unreadable or
 refused artifact, an unknown role, no challenger to promote, no models topic, a compression
@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from sunspots import registry
 from sunspots.domain.artifact import FORECASTER_KIND, ArtifactError, metadata_path, read_artifact
 from sunspots.kafka import codecs
 from sunspots.kafka.clients import make_lister, make_sender
@@ -37,10 +36,11 @@ from sunspots.kafka.errors import KafkaError
 from sunspots.kafka.refusal import of_failure, probe
 from sunspots.kafka.settings import KafkaSettings
 from sunspots.kafka.types import KafkaProducer
-from sunspots.model_feed import ModelFeed
-from sunspots.registry import ModelRecord
+from sunspots.lifecycle import records as registry
+from sunspots.lifecycle.feed import ModelFeed
+from sunspots.lifecycle.records import ModelRecord
 
-log = logging.getLogger("training.publish")
+log = logging.getLogger("sunspots.lifecycle.publishing")
 
 EXIT_KAFKA = 1
 EXIT_BAD_INPUT = 2

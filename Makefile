@@ -51,16 +51,16 @@ tools:
 	scripts/ensure-tools
 
 jars: $(STAMP)
-	$(PY) -m sunspots.broker fetch
+	$(PY) -m devtools.broker fetch
 
 kafka: jars
-	$(PY) -m sunspots.broker start
+	$(PY) -m devtools.broker start
 
 kafka-cluster: jars
-	$(PY) -m sunspots.broker start --nodes 3
+	$(PY) -m devtools.broker start --nodes 3
 
 kafka-stop: $(STAMP)
-	$(PY) -m sunspots.broker stop
+	$(PY) -m devtools.broker stop
 
 # The data file as a local path before the tests: a URL is downloaded once into the cache and
 # its sha256 told (recorded beside it); when it cannot be, one line says what to set instead.

@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from sunspots.broker import LocalBroker, free_port
+from devtools.broker import LocalBroker, free_port
 from sunspots.domain import lesson
 from sunspots.domain.data import SILSO_DAILY_URL
 from sunspots.domain.evaluation import rmse

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
-from sunspots.broker import free_port
+from devtools.broker import free_port
 from sunspots.kafka.settings import Topics
 from support import http
 from support.topics import topic_flags

@@ -24,7 +24,7 @@ import pytest
 from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient
 
-from sunspots.broker import LocalBroker, free_port
+from devtools.broker import LocalBroker, free_port
 from sunspots.kafka.settings import KafkaSettings
 from sunspots.kafka.topics import create_topics
 from support.polling import wait_for

@@ -25,7 +25,7 @@ from pathlib import Path
 from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient
 
-from sunspots.broker.cluster import LocalCluster
+from devtools.broker.cluster import LocalCluster
 from sunspots.domain.artifact import ForecasterModel
 from sunspots.kafka.settings import Topics
 from support.polling import wait_for

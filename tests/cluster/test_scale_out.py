@@ -16,8 +16,8 @@ import time
 from collections import defaultdict
 
 from bench.common import rss_peak_mib
+from devtools.broker.cluster import LocalCluster
 from producer.resume import partition_of
-from sunspots.broker.cluster import LocalCluster
 from support import http
 from support.polling import wait_for
 from support.progress import Progress

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from kafka.admin import KafkaAdminClient
 
-from sunspots.broker import LocalBroker
+from devtools.broker import LocalBroker
 from sunspots.kafka.settings import KafkaSettings, Topics
 from sunspots.kafka.topics import create_topics as create_service_topics
 

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 
 import pytest
 
-from sunspots.broker import classpath_dir
+from devtools.broker import classpath_dir
 from support.services import REPO
 from support.topics import read_to_end
 

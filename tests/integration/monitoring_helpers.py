@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from sunspots.broker import BrokerError, LocalBroker, free_port
+from devtools.broker import BrokerError, LocalBroker, free_port
 from support.http import get
 from support.services import REPO, Service
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from sunspots.broker import LocalBroker
+from devtools.broker import LocalBroker
 from sunspots.kafka.settings import Topics
 from support import http
 from support.polling import wait_for

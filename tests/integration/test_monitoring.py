@@ -29,8 +29,8 @@ from kafka import KafkaConsumer, KafkaProducer
 from kafka.admin import KafkaAdminClient
 
 from consumer.__main__ import main as consumer_main
+from devtools.broker import LocalBroker, free_port
 from producer.__main__ import main as producer_main
-from sunspots.broker import LocalBroker, free_port
 from sunspots.domain.intervals import BAND_LABELS, band
 from sunspots.kafka.settings import TOPIC_ENV, KafkaSettings, Topics
 from sunspots.kafka.topics import create_topics as create_service_topics

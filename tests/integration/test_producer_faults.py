@@ -24,8 +24,8 @@ from pathlib import Path
 
 import pytest
 
+from devtools.broker import LocalBroker
 from producer.replay import SHUTDOWN_GRACE_S
-from sunspots.broker import LocalBroker
 from sunspots.kafka.settings import KafkaSettings, Topics
 from sunspots.kafka.topics import create_topics
 from support.polling import wait_for

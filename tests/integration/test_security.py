@@ -37,8 +37,8 @@ from kafka.admin import (
 )
 from kafka.errors import CoordinatorNotAvailableError
 
+from devtools.broker.security import SecureBroker
 from producer.classify import ask
-from sunspots.broker.security import SecureBroker
 from sunspots.domain import lesson
 from sunspots.domain.artifact import MODELS_DIR, load_forecaster
 from sunspots.kafka import acls

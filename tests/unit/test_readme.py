@@ -18,7 +18,8 @@ COMMANDS = [
     ("sunspots-producer", ()),
     ("sunspots-producer", ("classify",)),
     ("sunspots-topics", ()),
-    ("sunspots-broker", ("status",)),
+    # not a console script: the broker harness stays out of the wheel (python -m devtools.broker)
+    ("devtools.broker.__main__:main", ("status",)),
 ]
 
 

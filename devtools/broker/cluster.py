@@ -21,7 +21,7 @@ from pathlib import Path
 
 from kafka.admin import KafkaAdminClient
 
-from sunspots.broker import (
+from devtools.broker import (
     KAFKA_VERSION,
     TEST_TUNING,
     BrokerError,

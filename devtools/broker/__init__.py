@@ -4,7 +4,7 @@ No Docker engine runs on the development and CI machines, so the harness resolve
 runtime classpath with `mvn` (cached outside git), formats a storage directory and runs
 `kafka.Kafka` on 127.0.0.1 with a bounded heap. `LocalBroker` is one such process: by default
 a single broker+controller with development settings; given its own properties, one node of a
-`LocalCluster` (sunspots.broker.cluster). It can be killed, paused and restarted on the same
+`LocalCluster` (devtools.broker.cluster). It can be killed, paused and restarted on the same
 ports and data, which the fault tests use.
 """
 
@@ -63,7 +63,7 @@ def classpath_dir(version: str = KAFKA_VERSION, cache_dir: Path | None = None) -
         return lib
     mvn = _require("mvn", "Apache Maven (apt-get install maven)")
     root.mkdir(parents=True, exist_ok=True)
-    pom = resources.files("sunspots.broker").joinpath("pom.xml").read_text()
+    pom = resources.files("devtools.broker").joinpath("pom.xml").read_text()
     pom = pom.replace("@KAFKA_VERSION@", version).replace("@LOG4J_VERSION@", LOG4J_VERSION)
     (root / "pom.xml").write_text(pom)
     log.info("fetching Kafka %s jars with Maven into %s", version, lib)
@@ -211,7 +211,7 @@ class LocalBroker:
     def _format(self, lib: Path) -> None:
         props = self.workdir / "server.properties"
         props.write_text(render_properties(self.properties()))
-        log4j = resources.files("sunspots.broker").joinpath("log4j2.properties").read_text()
+        log4j = resources.files("devtools.broker").joinpath("log4j2.properties").read_text()
         (self.workdir / "log4j2.properties").write_text(log4j)
         cmd = self._java(
             lib,

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sunspots.broker import (
+from devtools.broker import (
     DEFAULT_HEAP,
     KAFKA_VERSION,
     ONE_NODE_TOPICS,

@@ -1,9 +1,9 @@
-"""`python -m sunspots.broker start|stop|status|fetch`: the local Kafka broker for people.
+"""`python -m devtools.broker start|stop|status|fetch`: the local Kafka broker for people.
 
 `start` runs the broker in the background on 127.0.0.1 (port 9092 unless told otherwise) and
 records its pids and directory in the cache, so that `stop` can shut it down cleanly later.
 `start --nodes 3` runs a three-node cluster with production-like replication instead, on
-ports 9092, 9093 and 9094 (sunspots.broker.cluster).
+ports 9092, 9093 and 9094 (devtools.broker.cluster).
 """
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ import sys
 import time
 from pathlib import Path
 
-from sunspots.broker import BrokerError, LocalBroker, classpath_dir
-from sunspots.broker.cluster import LocalCluster
+from devtools.broker import BrokerError, LocalBroker, classpath_dir
+from devtools.broker.cluster import LocalCluster
 from sunspots.domain.data import default_cache_dir
 from sunspots.process.cli import Parser, env_flag, kafka_env, port
 
-log = logging.getLogger("sunspots.broker")
+log = logging.getLogger("devtools.broker")
 
 
 def _state_file() -> Path:
@@ -111,7 +111,7 @@ def status() -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = Parser(prog="sunspots-broker", description=__doc__)
+    parser = Parser(prog="python -m devtools.broker", description=__doc__)
     parser.add_argument("command", choices=["start", "stop", "status", "fetch"])
     env_flag(parser, "--port", 9092, "broker port on 127.0.0.1", type=port, env=kafka_env("--port"))
     env_flag(parser, "--heap", "768m", "JVM heap for each broker", env=kafka_env("--heap"))

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry
 
@@ -22,16 +22,46 @@ from consumer.containment import Contained
 from consumer.forecaster import DEFAULT_MAX_SERIES
 from consumer.processor import Processor
 from consumer.series import DEFAULT_HISTORY, Keeping
-from consumer.series_metrics import DEFAULT_SERIES_METRICS, series_selection
+from consumer.series_metrics import DEFAULT_SERIES_METRICS, SeriesSelection, series_selection
 from sunspots.domain.artifact import DEFAULT_CLASSIFIER, DEFAULT_FORECASTER
-from sunspots.kafka.settings import Topics
+from sunspots.kafka.settings import KafkaSettings, Topics
 from sunspots.lifecycle.promotion import PromotionPolicy
 from sunspots.process.cli import boolean, env_flag, fraction, positive_int
 
-if TYPE_CHECKING:
-    from consumer.config import ServiceConfig
-
 log = logging.getLogger("consumer")
+
+
+class BuildConfig(Protocol):
+    """What building a mode's processor reads of the service's configuration
+    (`consumer.config.BuildConfig` is one; the forecast-only fields are ignored by the
+    classifier)."""
+
+    @property
+    def model(self) -> Path | None: ...
+
+    @property
+    def kafka(self) -> KafkaSettings: ...
+
+    @property
+    def group_id(self) -> str: ...
+
+    @property
+    def instance_id(self) -> str: ...
+
+    @property
+    def rolling(self) -> int: ...
+
+    @property
+    def max_series(self) -> int: ...
+
+    @property
+    def history(self) -> int: ...
+
+    @property
+    def promotion(self) -> PromotionPolicy | None: ...
+
+    @property
+    def series_metrics(self) -> SeriesSelection | None: ...
 
 
 @dataclass(frozen=True)
@@ -46,7 +76,7 @@ class Mode:
     state: Callable[[Topics], str | None]
     # The topics every batch writes (dead letters, shadow forecasts and promotions are rarer).
     outputs: Callable[[Topics], tuple[str, ...]]
-    build: Callable[[ServiceConfig, CollectorRegistry], Processor]
+    build: Callable[[BuildConfig, CollectorRegistry], Processor]
     add_flags: Callable[[argparse.ArgumentParser], None] = lambda parser: None
     follows_models: bool = False  # reads the models topic (consumer.following)
 
@@ -108,7 +138,7 @@ def _forecast_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _build_forecaster(config: ServiceConfig, registry: CollectorRegistry) -> Processor:
+def _build_forecaster(config: BuildConfig, registry: CollectorRegistry) -> Processor:
     from consumer.forecaster import Forecaster
     from consumer.metrics import ForecasterMetrics
     from sunspots.domain.artifact import load_forecaster
@@ -128,7 +158,7 @@ def _build_forecaster(config: ServiceConfig, registry: CollectorRegistry) -> Pro
     return Contained(forecaster)
 
 
-def _build_classifier(config: ServiceConfig, registry: CollectorRegistry) -> Processor:
+def _build_classifier(config: BuildConfig, registry: CollectorRegistry) -> Processor:
     from consumer.classifier import Classifier
     from consumer.metrics import ClassifierMetrics
     from sunspots.domain.artifact import load_classifier

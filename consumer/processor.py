@@ -22,7 +22,7 @@ from typing import Protocol, TypeVar
 
 from prometheus_client import Counter
 
-from consumer.output import Output, dead_letter
+from consumer.output import Output, Record, dead_letter
 from sunspots.wire.schemas import SchemaError
 
 log = logging.getLogger(__name__)
@@ -31,25 +31,6 @@ T = TypeVar("T")
 INTERNAL_ERROR = "internal_error"
 # An internal error's detail: the exception's type and message, cut to this many characters.
 DETAIL_CHARS = 300
-
-
-class Record(Protocol):
-    """The fields of a consumed Kafka record that processors read."""
-
-    @property
-    def topic(self) -> str: ...
-
-    @property
-    def partition(self) -> int: ...
-
-    @property
-    def offset(self) -> int: ...
-
-    @property
-    def key(self) -> bytes | None: ...
-
-    @property
-    def value(self) -> bytes | None: ...
 
 
 class Processor(Protocol):

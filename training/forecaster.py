@@ -198,6 +198,29 @@ def describe_data(cfg: ForecasterConfig) -> dict[str, Any]:
     }
 
 
+def training_settings(cfg: ForecasterConfig, info: dict[str, Any]) -> dict[str, Any]:
+    """How the network was trained, as the artifact's metadata records it (`info`: what the
+    fit itself reported, such as the epochs run)."""
+    return {
+        "seed": cfg.seed,
+        "max_epochs": cfg.epochs,
+        "batch_size": cfg.batch_size,
+        "loss": f"huber(delta={cfg.huber_delta}) on scaled change from last value",
+        "optimizer": "adam",
+        "reduce_lr_on_plateau": {
+            "factor": LR_FACTOR,
+            "patience": LR_PATIENCE,
+            "min_lr": MIN_LR,
+        },
+        "early_stopping": {
+            "monitor": "val_loss",
+            "patience": cfg.patience,
+            "restore_best_weights": True,
+        },
+        **info,
+    }
+
+
 def train_forecaster(cfg: ForecasterConfig) -> dict[str, Any]:
     """Run the whole pipeline; returns the metadata written beside the weights."""
     splits = build_splits(
@@ -229,24 +252,7 @@ def train_forecaster(cfg: ForecasterConfig) -> dict[str, Any]:
         "interval": interval,
         "splits": splits.periods,
         "metrics": metrics,
-        "training": {
-            "seed": cfg.seed,
-            "max_epochs": cfg.epochs,
-            "batch_size": cfg.batch_size,
-            "loss": f"huber(delta={cfg.huber_delta}) on scaled change from last value",
-            "optimizer": "adam",
-            "reduce_lr_on_plateau": {
-                "factor": LR_FACTOR,
-                "patience": LR_PATIENCE,
-                "min_lr": MIN_LR,
-            },
-            "early_stopping": {
-                "monitor": "val_loss",
-                "patience": cfg.patience,
-                "restore_best_weights": True,
-            },
-            **info,
-        },
+        "training": training_settings(cfg, info),
         "data": describe_data(cfg),
         "versions": package_versions(),
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),

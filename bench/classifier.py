@@ -37,8 +37,8 @@ from sunspots.kafka.clients import make_sender
 from sunspots.kafka.settings import KafkaSettings
 from sunspots.kafka.topics import create_topics
 from sunspots.wire.schemas import encode_classifier_request
+from support.run_topics import unique_topics
 from support.services import Service
-from support.topics import unique_topics
 
 REPO = Path(__file__).resolve().parents[1]
 LESSON = [[0, 1, 1, 0, 0, 0], [0, 0, 0, 2, 2, 0], [0, 0, 0, 0, 3, 3]]

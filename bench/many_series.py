@@ -59,9 +59,9 @@ from bench.common import (
 from bench.pipeline import cpu_seconds
 from sunspots.kafka.settings import KafkaSettings
 from sunspots.kafka.topics import create_topics
-from support.progress import Progress
+from support.run_progress import Progress
+from support.run_topics import unique_topics
 from support.services import Service, consumer, run_producer
-from support.topics import unique_topics
 
 COLUMNS = [
     "scenario",

@@ -69,8 +69,8 @@ from sunspots.domain.window import SeriesWindow
 from sunspots.kafka.settings import KafkaSettings
 from sunspots.kafka.topics import create_topics
 from support.http import total
+from support.run_topics import read_to_end, read_topic, reader, unique_topics
 from support.services import Service, run_producer
-from support.topics import read_to_end, read_topic, reader, unique_topics
 
 COLUMNS = [
     "scenario",

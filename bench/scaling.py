@@ -35,9 +35,9 @@ from sunspots.domain.data import load_daily, select_range
 from sunspots.kafka.settings import KafkaSettings
 from sunspots.kafka.topics import create_topics
 from support.http import total
-from support.progress import Progress
+from support.run_progress import Progress
+from support.run_topics import reader, unique_topics
 from support.services import Service, forecaster, producer
-from support.topics import reader, unique_topics
 
 COLUMNS = [
     "scenario",

@@ -63,7 +63,7 @@ from consumer.metrics import ForecasterMetrics
 from consumer.model_roles import Lifecycle
 from consumer.output import Output
 from consumer.processor import DeadLetters, Record
-from consumer.series import InBatch, Keeping, Pending, Pendings, SeriesState
+from consumer.series import InBatch, Pending, Pendings, SeriesPolicy, SeriesState
 from consumer.series_metrics import DEFAULT_SERIES_METRICS, SeriesCollector, SeriesSelection
 from consumer.tally import BatchTally
 from consumer.topic_changes import SourceTopic
@@ -132,13 +132,13 @@ class Forecaster:
         rolling: int = 365,
         today: Callable[[], date] = today_utc,
         max_series: int = DEFAULT_MAX_SERIES,
-        keeping: Keeping | None = None,
+        series_policy: SeriesPolicy | None = None,
         promotion: PromotionPolicy | None = None,
         promoter: str = "forecaster",
         series_metrics: SeriesSelection | None = None,
     ) -> None:
-        self.keeping = keeping or Keeping(rolling=rolling)
-        self.lanes = Lanes(model, topics, self.keeping.history)
+        self.series_policy = series_policy or SeriesPolicy(rolling=rolling)
+        self.lanes = Lanes(model, topics, self.series_policy.history)
         self.topics = topics
         self.metrics = metrics
         self.today = today
@@ -230,7 +230,7 @@ class Forecaster:
         if name not in batch.saved:
             batch.saved[name] = None if state is None else state.copy()
         if state is None:
-            state = self.series[name] = SeriesState.new(name, record.partition, self.keeping)
+            state = self.series[name] = SeriesState.new(name, record.partition, self.series_policy)
         step = state.window.apply(obs.date, obs.sunspot_number, self.lanes.shortest)
         if step.status != APPLIED:
             detail = f"{name} {obs.date} arrived after {state.window.last_date}"
@@ -326,7 +326,7 @@ class Forecaster:
 
     def _made(self, lane: Lane, window: _Window, value: float, scale: float) -> Forecast:
         """The forecast from a window, with its interval at its series' current level."""
-        role = window.state.role(lane, self.keeping)
+        role = window.state.role(lane, self.series_policy)
         lower, upper = role.interval.interval(value, scale)
         return Forecast(
             window.state.name,
@@ -414,7 +414,7 @@ class Forecaster:
         log.debug("partition %d: %d changelog records applied", partition, restored)
 
     def _restored(self, series: str, value: bytes, partition: int) -> SeriesState:
-        return SeriesState.from_snapshot(series, value, partition, self.lanes, self.keeping)
+        return SeriesState.from_snapshot(series, value, partition, self.lanes, self.series_policy)
 
     def revoke(self, partitions: set[int]) -> None:
         gone = [s for s, state in self.series.items() if state.partition in partitions]

@@ -7,7 +7,7 @@ whatever its number of series:
 
 - **Fleet-wide** (`ForecasterMetrics`, `LifecycleMetrics`): counters and histograms summed
   over every series, labelled only by bounded sets: `band` (the five activity bands of
-  sunspots.domain.intervals.BANDS), `reason` (sunspots.wire.schemas.REASONS), `cause`
+  sunspots.domain.intervals.BANDS), `reason` (sunspots.wire.schemas.DEAD_LETTER_REASONS), `cause`
   (sunspots.domain.window.RESET_CAUSES), `role` (champion, challenger), `model_version` (the models an
   instance has run). They are updated once per successful batch (consumer.tally).
 - **Per series** (`SERIES_FAMILIES`, `SCORE_FAMILIES`, `DRIFT_FAMILIES`), labelled `series`: only

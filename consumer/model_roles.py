@@ -19,7 +19,7 @@ from collections.abc import Iterable
 
 from consumer.metrics import ForecasterMetrics
 from consumer.output import Output
-from sunspots.lifecycle import records as registry
+from sunspots.lifecycle import records
 from sunspots.lifecycle.lanes import Change, Lanes
 from sunspots.lifecycle.promotion import PromotionRule
 from sunspots.lifecycle.records import CHALLENGER, CHAMPION, Entry
@@ -41,7 +41,7 @@ class Lifecycle:
         self.models_topic = models_topic
         self.rule = rule
         self.promoter = promoter
-        self.challenger_record: registry.ModelRecord | None = None
+        self.challenger_record: records.ModelRecord | None = None
         metrics.model_info.labels(lanes.champion.version, CHAMPION).set(1)
 
     def follow(self, entries: Iterable[Entry]) -> None:
@@ -49,7 +49,7 @@ class Lifecycle:
         for entry in entries:
             change = self.lanes.apply(entry)
             if change.started is not None and change.role == CHALLENGER:
-                assert isinstance(entry, registry.Published)
+                assert isinstance(entry, records.Published)
                 self.challenger_record = entry.record
             self._tell(change)
             if (change.started or change.stopped) and self.rule is not None:
@@ -109,9 +109,9 @@ class Lifecycle:
             len(rule.pairs),
         )
         self.metrics.lifecycle.promotions.inc()
-        champion = registry.with_role(record, CHAMPION, self.promoter)
+        champion = records.with_role(record, CHAMPION, self.promoter)
         topic = self.models_topic
         return [
-            Output(topic, registry.encode(champion), CHAMPION.encode(), partition=0),
+            Output(topic, records.encode(champion), CHAMPION.encode(), partition=0),
             Output(topic, None, CHALLENGER.encode(), partition=0),
         ]

@@ -1,4 +1,4 @@
-"""The services `python -m consumer` can run, one registry entry each.
+"""The services `python -m consumer` can run, one entry of `MODES` each.
 
 A mode names its model artifact (flag default and env variable), its metrics port and consumer
 group, the topic it reads, the topics every batch writes and the changelog it keeps (if any),
@@ -21,7 +21,7 @@ from prometheus_client import CollectorRegistry
 from consumer.containment import Contained
 from consumer.forecaster import DEFAULT_MAX_SERIES
 from consumer.processor import Processor
-from consumer.series import DEFAULT_HISTORY, Keeping
+from consumer.series import DEFAULT_HISTORY, SeriesPolicy
 from consumer.series_metrics import DEFAULT_SERIES_METRICS, SeriesSelection, series_selection
 from sunspots.domain.artifact import DEFAULT_CLASSIFIER, DEFAULT_FORECASTER
 from sunspots.kafka.settings import KafkaSettings, Topics
@@ -150,7 +150,7 @@ def _build_forecaster(config: BuildConfig, registry: CollectorRegistry) -> Proce
         config.kafka.topics,
         ForecasterMetrics(registry),
         max_series=config.max_series,
-        keeping=Keeping(config.history, config.rolling),
+        series_policy=SeriesPolicy(config.history, config.rolling),
         promotion=config.promotion,
         promoter=f"{config.group_id}-{config.instance_id} (automatic promotion)",
         series_metrics=config.series_metrics,

@@ -13,9 +13,9 @@ counts nothing twice. `consumer.containment` builds on both so that no record st
 
 from __future__ import annotations
 
+import collections
 import logging
 import time
-from collections import Counter as Tally
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
@@ -151,7 +151,7 @@ class DeadLetters:
             self.throttle.roll()
         if not self.pending:
             return
-        for reason, count in Tally(r.reason for r in self.pending).items():
+        for reason, count in collections.Counter(r.reason for r in self.pending).items():
             self.counter.labels(reason).inc(count)
         for r in self.pending:
             extra = {"reason": r.reason, "partition": r.partition, "series": r.series}

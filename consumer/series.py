@@ -75,7 +75,7 @@ Pendings = dict[str, Pending]
 
 
 @dataclass(frozen=True)
-class Keeping:
+class SeriesPolicy:
     """How series are kept: values of history, evaluations in the rolling scores, the drift
     test's settings."""
 
@@ -105,13 +105,13 @@ class RoleState:
     last_alarm: date | None = None  # the target date of the last drift alarm (metrics only)
 
     @classmethod
-    def new(cls, lane: Lane, keeping: Keeping) -> RoleState:
+    def new(cls, lane: Lane, series_policy: SeriesPolicy) -> RoleState:
         model = lane.model
         return cls(
             model.model_version,
             model.calibration.start(),
-            DriftDetector(keeping.drift),
-            RollingScore(keeping.rolling),
+            DriftDetector(series_policy.drift),
+            RollingScore(series_policy.rolling),
         )
 
     def copy(self) -> RoleState:
@@ -146,14 +146,14 @@ class SeriesState:
             self.key = self.name.encode()
 
     @classmethod
-    def new(cls, name: str, partition: int, keeping: Keeping) -> SeriesState:
-        return cls(name, SeriesWindow(keeping.history), partition)
+    def new(cls, name: str, partition: int, series_policy: SeriesPolicy) -> SeriesState:
+        return cls(name, SeriesWindow(series_policy.history), partition)
 
-    def role(self, lane: Lane, keeping: Keeping) -> RoleState:
+    def role(self, lane: Lane, series_policy: SeriesPolicy) -> RoleState:
         """The state of `lane`'s role, afresh if it was about another model."""
         state = self.roles.get(lane.role)
         if state is None or state.model_version != lane.version:
-            state = self.roles[lane.role] = RoleState.new(lane, keeping)
+            state = self.roles[lane.role] = RoleState.new(lane, series_policy)
         return state
 
     def copy(self) -> SeriesState:
@@ -183,7 +183,7 @@ class SeriesState:
 
     @classmethod
     def from_snapshot(
-        cls, name: str, value: bytes, partition: int, lanes: Lanes, keeping: Keeping
+        cls, name: str, value: bytes, partition: int, lanes: Lanes, series_policy: SeriesPolicy
     ) -> SeriesState:
         """The state in a changelog value; SchemaError if the value is not a snapshot.
 
@@ -191,9 +191,9 @@ class SeriesState:
         forecast; a role whose model changed keeps its pending forecast, and starts its
         interval and drift test afresh."""
         snap = decode_snapshot(value)
-        values = array("d", snap.window.values[-keeping.history :])
+        values = array("d", snap.window.values[-series_policy.history :])
         window: SeriesWindow[Pendings] = SeriesWindow(
-            keeping.history, snap.window.last_date, values
+            series_policy.history, snap.window.last_date, values
         )
         state = cls(name, window, partition, applied_to=snap.offset, source_id=snap.topic_id)
         pending: Pendings = {}
@@ -201,11 +201,11 @@ class SeriesState:
             lane = lanes.get(role)
             if lane is None:
                 continue
-            restored = RoleState.new(lane, keeping)
+            restored = RoleState.new(lane, series_policy)
             if part.model_version == lane.version:
                 restored.interval.level = part.alpha
                 if part.drift is not None:
-                    restored.drift = _detector(part.drift, keeping.drift)
+                    restored.drift = _detector(part.drift, series_policy.drift)
             state.roles[role] = restored
             if part.pending is not None:
                 pending[role] = part.pending

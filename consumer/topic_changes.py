@@ -27,8 +27,8 @@ summary line.
 
 from __future__ import annotations
 
+import collections
 import logging
-from collections import Counter as Tally
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
@@ -112,7 +112,9 @@ class SourceTopic:
     topic_id: str | None = None
     ends: dict[int, int] = field(default_factory=dict)
     added: set[int] = field(default_factory=set)  # partitions added while the service ran
-    stale: Tally[int] = field(default_factory=Tally)  # stale states dropped, by partition
+    stale: collections.Counter[int] = field(
+        default_factory=collections.Counter
+    )  # stale states dropped, by partition
     moved: int = 0  # series first seen on an added partition
     tombstones: list[tuple[bytes, int]] = field(default_factory=list)  # stale keys to delete
     # Stale keys noted since the source's id last changed: a second restore before their

@@ -27,8 +27,8 @@ from sunspots.process.cli import Parser, env_flag, iso_date, non_negative_float
 from sunspots.process.deadline import Deadline
 from sunspots.process.logs import quiet_kafka
 from support.http import Samples, scrape, total, wait_ready
+from support.run_topics import read_to_end, unique_topics, values
 from support.services import Service, consumer, run_producer
-from support.topics import read_to_end, unique_topics, values
 
 REPO = Path(__file__).resolve().parents[1]
 LESSON_SEQUENCES = [*lesson.SEQUENCES, lesson.EXAMPLE]

@@ -18,7 +18,7 @@ from pathlib import Path
 from devtools.broker import free_port
 from sunspots.kafka.settings import Topics
 from support import http
-from support.topics import topic_flags
+from support.run_topics import topic_flags
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -8,7 +8,7 @@ weights replayed by `sunspots.domain.lstm`. An artifact arrives either as two fi
 from the models topic, `sunspots.lifecycle.records`); both go through the same checks.
 
 Every inconsistency raises `ArtifactError`, whose message names the file (or record) and what
-is wrong, and whose `reason` is one word of `REASONS` for counting refusals: a service fails at
+is wrong, and whose `reason` is one word of `ARTIFACT_REASONS` for counting refusals: a service fails at
 start-up, or keeps its current model, rather than serve garbage. The checks: the kind and
 format version, the metadata's fields, the weights' sha256, the weights' arrays (present,
 floating point, finite, of the shapes `network.layers` declares, and no larger expanded than
@@ -54,7 +54,7 @@ BAD_WEIGHTS = "bad_weights"  # not a NumPy `.npz` of floating-point arrays, or a
 NON_FINITE_WEIGHTS = "non_finite_weights"  # a NaN or infinite weight
 BAD_SHAPES = "bad_shapes"  # arrays that do not have the shapes `network.layers` declares
 OVERSIZED = "oversized"  # weights that expand past MAX_WEIGHTS_BYTES
-REASONS = (
+ARTIFACT_REASONS = (
     NOT_FOUND,
     UNREADABLE,
     WRONG_KIND,
@@ -70,7 +70,7 @@ REASONS = (
 
 class ArtifactError(ValueError):
     """A model artifact is missing, malformed, of another kind or version, or fails a check.
-    `reason` says which, in one word (`REASONS`, and `sunspots.lifecycle.records.REASONS` for records)."""
+    `reason` says which, in one word (`ARTIFACT_REASONS`, and `sunspots.lifecycle.records.RECORD_REASONS` for records)."""
 
     def __init__(self, message: str, reason: str = BAD_METADATA) -> None:
         super().__init__(message)

@@ -25,12 +25,12 @@ from sunspots.kafka.errors import KafkaError
 from sunspots.kafka.reading import read_until
 from sunspots.kafka.settings import KafkaSettings
 from sunspots.kafka.types import TopicPartition
-from sunspots.lifecycle import records as registry
+from sunspots.lifecycle import records
 from sunspots.lifecycle.records import Entry, Published, Refused, Retired
 from sunspots.process.deadline import Deadline
 
-# A record can be 1 MiB (`registry.MAX_RECORD_BYTES`); fetch at least that at a time.
-FETCH_BYTES = 2 * registry.MAX_RECORD_BYTES
+# A record can be 1 MiB (`records.MAX_RECORD_BYTES`); fetch at least that at a time.
+FETCH_BYTES = 2 * records.MAX_RECORD_BYTES
 
 
 class RecordSource(Protocol):
@@ -58,7 +58,7 @@ class ModelBoard:
 
     def apply(self, key: bytes | None, value: bytes | None) -> Entry:
         """What the record means (a refusal changes nothing), applied to the board."""
-        entry = registry.read_entry(key, value)
+        entry = records.read_entry(key, value)
         if isinstance(entry, Published) and entry.kind != self.kind:
             entry = Refused(
                 entry.role,
@@ -74,11 +74,11 @@ class ModelBoard:
 
     @property
     def champion(self) -> Published | None:
-        return self.models.get(registry.CHAMPION)
+        return self.models.get(records.CHAMPION)
 
     @property
     def challenger(self) -> Published | None:
-        return self.models.get(registry.CHALLENGER)
+        return self.models.get(records.CHALLENGER)
 
 
 class ModelFeed:

@@ -36,7 +36,7 @@ from sunspots.kafka.errors import KafkaError
 from sunspots.kafka.refusal import of_failure, probe
 from sunspots.kafka.settings import KafkaSettings
 from sunspots.kafka.types import KafkaProducer
-from sunspots.lifecycle import records as registry
+from sunspots.lifecycle import records
 from sunspots.lifecycle.feed import ModelFeed
 from sunspots.lifecycle.records import ModelRecord
 
@@ -44,9 +44,9 @@ log = logging.getLogger("sunspots.lifecycle.publishing")
 
 EXIT_KAFKA = 1
 EXIT_BAD_INPUT = 2
-TRANSACTIONAL_ID = registry.PUBLISHER_TRANSACTIONAL_ID
+TRANSACTIONAL_ID = records.PUBLISHER_TRANSACTIONAL_ID
 # A record is at most 1 MiB; the request that carries it has some framing besides.
-MAX_REQUEST_BYTES = registry.MAX_RECORD_BYTES + 64 * 1024
+MAX_REQUEST_BYTES = records.MAX_RECORD_BYTES + 64 * 1024
 # How long Kafka has to answer each step before the command gives up with exit 1.
 KAFKA_TIMEOUT_MS = 15_000
 T = TypeVar("T")
@@ -76,11 +76,11 @@ def publisher() -> str:
 def publish_change(path: Path, role: str) -> Change:
     """The record that publishes the forecaster artifact at `path` as `role`."""
     try:
-        registry.check_role(role)
+        records.check_role(role)
         _, weights = read_artifact(path, FORECASTER_KIND)
         text = metadata_path(path).read_text()
-        record = registry.make_record(role, text, weights, publisher())
-        value = registry.encode(record)
+        record = records.make_record(role, text, weights, publisher())
+        value = records.encode(record)
     except (ArtifactError, OSError, UnicodeDecodeError) as exc:
         reason = getattr(exc, "reason", "unreadable")
         raise CommandError(f"refused: {exc} [{reason}]", EXIT_BAD_INPUT) from None
@@ -89,7 +89,7 @@ def publish_change(path: Path, role: str) -> Change:
 
 def retire_change(role: str) -> Change:
     try:
-        registry.check_role(role)
+        records.check_role(role)
     except ArtifactError as exc:
         raise CommandError(str(exc), EXIT_BAD_INPUT) from None
     return Change({role: None}, f"retired the {role}")
@@ -99,9 +99,9 @@ def promote_change(challenger: ModelRecord | None) -> Change:
     """The champion record of the current challenger, and the challenger's tombstone."""
     if challenger is None:
         raise CommandError("no challenger to promote on the models topic", EXIT_BAD_INPUT)
-    champion = registry.with_role(challenger, registry.CHAMPION, publisher())
+    champion = records.with_role(challenger, records.CHAMPION, publisher())
     return Change(
-        {registry.CHAMPION: registry.encode(champion), registry.CHALLENGER: None},
+        {records.CHAMPION: records.encode(champion), records.CHALLENGER: None},
         f"promoted {challenger.model_version} from challenger to champion",
     )
 
@@ -114,7 +114,7 @@ def current_challenger(kafka: KafkaSettings) -> ModelRecord | None:
         board, refused = _kafka_step(kafka, feed.current, "read the models topic")
     finally:
         feed.close()
-    bad = [r for r in refused if r.role == registry.CHALLENGER]
+    bad = [r for r in refused if r.role == records.CHALLENGER]
     if bad and board.challenger is None:
         raise CommandError(f"the challenger is refused: {bad[-1].detail}", EXIT_BAD_INPUT)
     return board.challenger.record if board.challenger else None

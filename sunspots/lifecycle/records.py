@@ -9,12 +9,12 @@ published and by whom. A tombstone (no value) retires the role.
 
 Policy: a record is read by `read_entry`, which never raises: it returns `Published` (decoded,
 every hash checked, the artifact loaded through `sunspots.domain.artifact` with the same checks as a
-file), `Retired`, or `Refused` with one word of `REASONS` and a detail line, so the caller can
+file), `Retired`, or `Refused` with one word of `RECORD_REASONS` and a detail line, so the caller can
 count a refusal and keep its current model. A record is refused when it is larger than
 `MAX_RECORD_BYTES` (`oversized`), not a model record at all (`not_a_model_record`), of another
 record version (`unknown_format`), under an unknown or mismatched role (`unknown_role`), or of a
 hash that does not match (`bad_hash`); or for any of the artifact's own reasons
-(`sunspots.domain.artifact.REASONS`). `encode` runs the same checks before it publishes, so a bad
+(`sunspots.domain.artifact.ARTIFACT_REASONS`). `encode` runs the same checks before it publishes, so a bad
 artifact never reaches the topic from this code.
 
 Pure: bytes in, values out; nothing here talks to Kafka.
@@ -48,10 +48,10 @@ PUBLISHER_TRANSACTIONAL_ID = "sunspots-models-publisher"
 NOT_A_MODEL_RECORD = "not_a_model_record"
 UNKNOWN_ROLE = "unknown_role"
 # Why a record is refused: the record's own reasons, then the artifact's.
-REASONS = (
+RECORD_REASONS = (
     NOT_A_MODEL_RECORD,
     UNKNOWN_ROLE,
-    *(reason for reason in artifact.REASONS if reason != artifact.NOT_FOUND),
+    *(reason for reason in artifact.ARTIFACT_REASONS if reason != artifact.NOT_FOUND),
 )
 
 
@@ -96,7 +96,7 @@ class Retired:
 
 @dataclass(frozen=True)
 class Refused:
-    """A record that was not applied: `reason` (one of `REASONS`) and a one-line `detail`.
+    """A record that was not applied: `reason` (one of `RECORD_REASONS`) and a one-line `detail`.
     `role` is the record's key when it is readable, else None."""
 
     role: str | None

@@ -23,7 +23,7 @@ from typing import Any
 
 import msgspec
 
-from sunspots.lifecycle import records as registry
+from sunspots.lifecycle import records
 from sunspots.wire import schemas
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
@@ -35,7 +35,7 @@ MESSAGES: dict[str, tuple[str, type[msgspec.Struct], bool]] = {
     "state.json": ("sunspots.forecaster-state", schemas.SeriesSnapshot, False),
     "classifier-request.json": ("classifier.requests", schemas.ClassifierRequest, True),
     "classifier-prediction.json": ("classifier.predictions", schemas.ClassifierPrediction, False),
-    "model-record.json": ("sunspots.models", registry.ModelRecord, True),
+    "model-record.json": ("sunspots.models", records.ModelRecord, True),
 }
 DEAD_LETTER_HEADERS = "dead-letter-headers.json"
 
@@ -84,7 +84,10 @@ def dead_letter_headers_document() -> dict[str, Any]:
         ),
         "type": "object",
         "properties": {
-            "reason": {"enum": list(schemas.REASONS), "description": "why it was rejected"},
+            "reason": {
+                "enum": list(schemas.DEAD_LETTER_REASONS),
+                "description": "why it was rejected",
+            },
             "detail": {
                 "type": "string",
                 "maxLength": schemas.MAX_DETAIL_BYTES,

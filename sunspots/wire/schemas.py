@@ -5,7 +5,7 @@ it, and generates its published JSON Schema (`sunspots.wire.contracts`, committe
 
 Inputs (observations, classifier requests) are decoded strictly: anything unexpected raises
 `SchemaError` with a short machine-readable `reason` (used as the dead-letter header and the
-metrics label, so the set of reasons is small and fixed, `REASONS`) and a human-readable
+metrics label, so the set of reasons is small and fixed, `DEAD_LETTER_REASONS`) and a human-readable
 `detail`. A decoder returns a valid value or raises `SchemaError`, nothing else, whatever the
 bytes: msgspec's validation errors are mapped to reasons by `_reason`, and bytes msgspec cannot
 parse at all are `not_json`, or `non_finite` when they are JSON but for a NaN or Infinity
@@ -51,7 +51,7 @@ MAX_SAFE_INTEGER = 2**53 - 1
 
 # The fixed vocabulary of rejection reasons: decoding, the window (duplicate, out_of_order),
 # the forecaster's series limit and, for a failure no schema foresaw, internal_error.
-REASONS = (
+DEAD_LETTER_REASONS = (
     "not_json",
     "not_object",
     "unknown_version",
@@ -81,10 +81,10 @@ ID_PATTERN = "^[^\\u0000-\\u001f\\u007f-\\u009f]*(?![\\s\\S])"
 
 
 class SchemaError(ValueError):
-    """A message that does not follow its schema. `reason` is one of REASONS."""
+    """A message that does not follow its schema. `reason` is one of DEAD_LETTER_REASONS."""
 
     def __init__(self, reason: str, detail: str) -> None:
-        assert reason in REASONS, reason
+        assert reason in DEAD_LETTER_REASONS, reason
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail

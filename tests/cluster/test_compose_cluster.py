@@ -28,7 +28,7 @@ from devtools.broker import LocalBroker, free_port
 from sunspots.kafka.settings import KafkaSettings
 from sunspots.kafka.topics import create_topics
 from support.polling import wait_for
-from support.topics import read_to_end, unique_topics
+from support.run_topics import read_to_end, unique_topics
 from tests.integration.monitoring_helpers import image_env_to_properties
 from tests.unit.test_compose import (
     active,

@@ -37,9 +37,9 @@ from sunspots.kafka.settings import KafkaSettings, Topics
 from sunspots.kafka.topics import create_topics
 from support.logdirs import StoredBatch, stored_batches
 from support.polling import wait_for
-from support.progress import Progress
+from support.run_progress import Progress
+from support.run_topics import read_results, read_to_end, unique_topics, values
 from support.services import REPO, Service, consumer, forecaster
-from support.topics import read_results, read_to_end, unique_topics, values
 from tests.integration.interop import (
     NULL,
     java_produce,

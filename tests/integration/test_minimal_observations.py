@@ -17,9 +17,9 @@ from kafka import KafkaProducer
 
 from sunspots.domain.data import load_daily, select_range
 from sunspots.wire.schemas import Observation
-from support.progress import Progress
+from support.run_progress import Progress
+from support.run_topics import read_results, read_to_end, unique_topics
 from support.services import forecaster, running
-from support.topics import read_results, read_to_end, unique_topics
 from tests.integration.offline import TOLERANCE
 
 START, END = "2003-01-01", "2003-03-01"

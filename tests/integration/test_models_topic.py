@@ -19,7 +19,7 @@ from sunspots.kafka.settings import KafkaSettings, topic_flag
 from sunspots.lifecycle import records as registry
 from sunspots.lifecycle.feed import ModelFeed
 from sunspots.lifecycle.records import Published, Refused, Retired
-from support.topics import read_to_end, unique_topics
+from support.run_topics import read_to_end, unique_topics
 
 REPO = Path(__file__).resolve().parents[2]
 W10 = MODELS_DIR / "sunspot_lstm.json"

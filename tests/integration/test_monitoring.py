@@ -38,7 +38,8 @@ from sunspots.kafka.topics import main as topics_main
 from sunspots.wire import schemas
 from support.http import get, metrics_text
 from support.polling import wait_for
-from support.progress import Progress
+from support.run_progress import Progress
+from support.run_topics import read_to_end, topic_env, unique_topics
 from support.services import (
     REPO,
     Service,
@@ -48,7 +49,6 @@ from support.services import (
     replay_range,
     running,
 )
-from support.topics import read_to_end, topic_env, unique_topics
 from tests.datafacts import DataFile
 from tests.integration.monitoring_helpers import (
     DASHBOARD,

@@ -25,8 +25,8 @@ from sunspots.kafka.settings import KafkaSettings
 from sunspots.kafka.topics import create_topics
 from sunspots.wire.schemas import Observation
 from support.http import Samples
+from support.run_topics import read_topic, unique_topics, values
 from support.services import forecaster, running
-from support.topics import read_topic, unique_topics, values
 
 D0 = date(2001, 1, 1)
 Record = tuple[bytes | None, bytes | None]

@@ -29,9 +29,9 @@ from producer.replay import SHUTDOWN_GRACE_S
 from sunspots.kafka.settings import KafkaSettings, Topics
 from sunspots.kafka.topics import create_topics
 from support.polling import wait_for
-from support.progress import Progress
+from support.run_progress import Progress
+from support.run_topics import read_to_end, unique_topics, values
 from support.services import Service, replay_range
-from support.topics import read_to_end, unique_topics, values
 
 pytestmark = pytest.mark.fault
 

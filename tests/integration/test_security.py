@@ -47,8 +47,8 @@ from sunspots.kafka.settings import KafkaSettings, Topics, topic_flag
 from sunspots.kafka.topics import create_topics
 from sunspots.lifecycle import records as registry
 from support.polling import wait_for
+from support.run_topics import read_topic, unique_topics, values
 from support.services import REPO, Service, consumer, instance_id, running
-from support.topics import read_topic, unique_topics, values
 from tests.integration.offline import assert_matches, offline_run
 
 pytestmark = pytest.mark.integration

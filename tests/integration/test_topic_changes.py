@@ -33,9 +33,9 @@ from sunspots.kafka.topics import main as topics_main
 from sunspots.lifecycle import records as registry
 from support import http
 from support.polling import wait_for
-from support.progress import Progress
+from support.run_progress import Progress
+from support.run_topics import read_to_end, read_topic, topic_flags, unique_topics, values
 from support.services import Service, consumer, forecaster, replay_range, running
-from support.topics import read_to_end, read_topic, topic_flags, unique_topics, values
 from tests.integration.offline import OfflineRun, assert_matches, offline_run
 
 COUNT = 4  # series silso-0..3: with 3 partitions every one of them maps to partition 1 or 2

@@ -12,8 +12,8 @@ import numpy as np
 from sunspots.domain.artifact import load_forecaster
 from sunspots.domain.data import file_sha256, load_daily, read_daily, select_range
 from sunspots.kafka.settings import KafkaSettings, topic_flag
+from support.run_topics import unique_topics
 from support.services import run_producer
-from support.topics import unique_topics
 from training.dataset import build_splits, frame_from_observations, read_observations
 
 START, END = "1995-01-01", "2001-12-31"

@@ -116,7 +116,7 @@ def test_what_the_decoder_rejects_the_schema_rejects(change: dict, reason: str) 
 
 def test_dead_letter_headers_document_names_every_reason() -> None:
     document = json.loads((FOLDER / contracts.DEAD_LETTER_HEADERS).read_text())
-    assert document["properties"]["reason"]["enum"] == list(schemas.REASONS)
+    assert document["properties"]["reason"]["enum"] == list(schemas.DEAD_LETTER_REASONS)
     headers = {
         "reason": "internal_error",
         "detail": "OverflowError: int too large",

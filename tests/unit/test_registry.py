@@ -68,7 +68,7 @@ def arrays_of(weights: bytes) -> dict[str, np.ndarray]:
 def refusal(key: bytes | None, value: bytes | None) -> Refused:
     entry = registry.read_entry(key, value)
     assert isinstance(entry, Refused), entry
-    assert entry.reason in registry.REASONS
+    assert entry.reason in registry.RECORD_REASONS
     return entry
 
 

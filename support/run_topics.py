@@ -106,7 +106,7 @@ def read_to_end(bootstrap: str, topic: str, timeout: float = 60.0) -> list[Consu
 
 def read_results(bootstrap: str, topics: Topics) -> tuple[list[dict], list[dict]]:
     """Every committed forecast and evaluation, decoded. Read once the forecaster has finished
-    its input (support.progress.Progress.wait_finished), this is all the run will commit."""
+    its input (support.run_progress.Progress.wait_finished), this is all the run will commit."""
     return (
         values(read_to_end(bootstrap, topics.forecasts)),
         values(read_to_end(bootstrap, topics.evaluations)),

@@ -74,6 +74,8 @@ def _registry() -> CollectorRegistry:
 def run(config: ServiceConfig, shutdown: Shutdown, sensors: Sensors) -> int:
     # Both models make small matrix products on cores shared with the Kafka clients: BLAS
     # worker threads would only contend for them (see single_threaded_blas).
+    """Run the configured service until a stop: metrics served, topics set up, models followed, the
+    loop run; the exit code says how it ended."""
     single_threaded_blas()
     registry = _registry()
     health = health_endpoint.Health()
@@ -292,6 +294,7 @@ def _create_topics(
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`sunspots-consumer`: parse the configuration once and run the service."""
     args = build_parser(__doc__).parse_args(argv)
     setup_logging(args, service=args.mode, instance_id=args.instance_id)
     config = config_from_args(args)

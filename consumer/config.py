@@ -37,6 +37,10 @@ DEFAULT_SHUTDOWN_GRACE_S = 20.0
 
 @dataclass(frozen=True)
 class ServiceConfig:
+    """The service's whole configuration, read once at the edge from flags and environment: the
+    mode, its model, the Kafka settings, its group and instance, its metrics port and its
+    mode's own settings."""
+
     mode: Mode
     model: Path | None  # None: the mode's committed default artifact
     kafka: KafkaSettings
@@ -155,6 +159,7 @@ def _check_stall_limit(args: argparse.Namespace) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> ServiceConfig:
+    """The frozen configuration from parsed arguments; a bad combination is a usage error (exit 2)."""
     return ServiceConfig(
         mode=MODES[args.mode],
         model=Path(args.model) if args.model else None,

@@ -33,6 +33,10 @@ log = logging.getLogger(__name__)
 
 
 class ModelFollower:
+    """The models topic followed beside the forecaster's loop: between batches it polls the feed
+    and hands each change to the forecaster, and a feed that cannot be read is told once as
+    it begins and once as it ends (the service keeps its current models meanwhile)."""
+
     def __init__(self, feed: ModelFeed, forecaster: Forecaster) -> None:
         self.feed = feed
         self.forecaster = forecaster

@@ -124,6 +124,12 @@ class _Batch:
 
 
 class Forecaster:
+    """The forecast service's processor: it keeps a rolling window and the scores per series,
+    forecasts each series' next day with the champion (and a challenger in the shadow),
+    scores every forecast when the actual arrives, and writes each series' state to the
+    changelog so that a restart restores it. One object per service instance; per-series
+    state lives in `SeriesState`."""
+
     def __init__(
         self,
         model: ForecastModel,
@@ -167,6 +173,9 @@ class Forecaster:
     # --- one batch ------------------------------------------------------------------------
 
     def process(self, records: list[Record]) -> list[Output]:
+        """One batch of consumed records turned into outputs (forecasts, evaluations, dead letters,
+        changelog records), the series' state updated; the runner publishes them with
+        the batch's offsets."""
         if not records and not self.owes:
             return []
         batch = _Batch(self.today(), {lane.role: [] for lane in self.lanes.running})
@@ -381,6 +390,8 @@ class Forecaster:
         return Output(self.topics.state, state.snapshot(), state.key, partition=state.partition)
 
     def restore(self, partition: int, changelog: Iterable[tuple[bytes, bytes | None]]) -> None:
+        """The series of `partition`, rebuilt from its changelog records (an unreadable record
+        costs its series' state, never the partition)."""
         restored, skipped, first_error = 0, 0, ""
         for key, value in changelog:
             try:

@@ -337,6 +337,8 @@ class LifecycleMetrics:
 
 
 class ClassifierMetrics:
+    """The classifier service's metrics, declared once and registered in the service's registry."""
+
     def __init__(self, registry: CollectorRegistry) -> None:
         self.requests = Counter(
             "classifier_requests", "Classification requests consumed.", registry=registry

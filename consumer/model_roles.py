@@ -28,6 +28,10 @@ log = logging.getLogger(__name__)
 
 
 class Lifecycle:
+    """The forecaster's champion and challenger over their lifecycle: records of the models topic
+    applied between batches, refusals counted, and, when the promotion rule decides, the
+    records that make the challenger champion, written in the batch's transaction."""
+
     def __init__(
         self,
         lanes: Lanes,

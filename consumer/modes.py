@@ -66,6 +66,9 @@ class BuildConfig(Protocol):
 
 @dataclass(frozen=True)
 class Mode:
+    """One service `python -m consumer` can run: its model artifact, port and group defaults, its
+    topics, its flags and how its processor is built."""
+
     name: str
     help: str
     model_env: str

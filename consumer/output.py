@@ -43,6 +43,9 @@ class Record(Protocol):
 # makes two or three outputs per observation. Treat an Output as immutable all the same.
 @dataclass(slots=True)
 class Output:
+    """One record for the runner to publish: topic, value, key, headers and (for the models topic)
+    the partition."""
+
     topic: str
     value: bytes | None
     key: bytes | None = None

@@ -34,6 +34,8 @@ DETAIL_CHARS = 300
 
 
 class Processor(Protocol):
+    """What the runner asks of a processor: a batch of records in, the outputs to publish out."""
+
     def process(self, records: list[Record]) -> list[Output]: ...
 
     def restore(self, partition: int, changelog: Iterable[tuple[bytes, bytes | None]]) -> None: ...

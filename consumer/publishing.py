@@ -82,6 +82,9 @@ Offsets = dict[TopicPartition, OffsetAndMetadata]
 
 
 class Publisher(Protocol):
+    """What the runner needs to publish a batch's outputs with its offsets, whatever the guarantee;
+    the two kinds below."""
+
     def publish(self, outputs: list[Output], offsets: Offsets, consumer: KafkaConsumer) -> None: ...
 
     def abort(self) -> None: ...

@@ -68,6 +68,9 @@ CLOSE_TIMEOUT_MS = 5_000
 
 @dataclass(frozen=True)
 class RunnerConfig:
+    """The loop's settings, read once from the command line: what it reads and as whom, its
+    processing guarantee, its batch size, its bounds on polls, restores, stalls and stops."""
+
     source_topic: str
     group_id: str
     instance_id: str
@@ -120,6 +123,8 @@ class KafkaClients:
         self.stop = stop
 
     def publisher(self, sensor: Sensor) -> Publisher:
+        """The loop's publisher for its processing guarantee: transactional (exactly once) or flush
+        then commit (at least once)."""
         c = self.config
         if c.processing != EXACTLY_ONCE:
             made = partial(clients.make_producer, self.kafka)

@@ -106,6 +106,7 @@ class RoleState:
 
     @classmethod
     def new(cls, lane: Lane, series_policy: SeriesPolicy) -> RoleState:
+        """A fresh state for a role starting on this series."""
         model = lane.model
         return cls(
             model.model_version,
@@ -115,6 +116,7 @@ class RoleState:
         )
 
     def copy(self) -> RoleState:
+        """An independent copy, for a batch that may be rolled back."""
         return RoleState(
             self.model_version,
             self.interval.copy(),
@@ -132,6 +134,11 @@ class RoleState:
 
 @dataclass(slots=True)
 class SeriesState:
+    """Everything the forecaster keeps of one series: its window of values, the partition it came
+    from, the state of each role (champion, challenger) that scores it, and the changelog
+    offset it was last applied to. One object per series, so that its snapshot and restore
+    are one step."""
+
     name: str
     window: SeriesWindow[Pendings]
     partition: int
@@ -157,6 +164,7 @@ class SeriesState:
         return state
 
     def copy(self) -> SeriesState:
+        """An independent copy, for a batch that may be rolled back."""
         w = self.window
         pending = None if w.pending is None else dict(w.pending)
         window = SeriesWindow(w.size, w.last_date, w.values[:], pending)

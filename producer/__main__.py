@@ -66,6 +66,7 @@ def delivery_timeout(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The producer's command line; every flag falls back to its environment variable."""
     parser = Parser(prog="sunspots-producer", description=__doc__)
     env_flag(parser, "--data", SILSO_DAILY_URL, "SILSO daily CSV: path or URL")
     env_flag(parser, "--start", None, "first date to replay (YYYY-MM-DD)", type=iso_date)
@@ -116,6 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def replay(argv: list[str]) -> int:
+    """The replay command: the data read, the topics checked, the replay run, its end told in one
+    line with its exit code."""
     args = build_parser().parse_args(argv)
     setup_logging(args, service="producer")
     config = ReplayConfig(
@@ -190,6 +193,7 @@ def _failed(delivery: Delivery, kafka: KafkaSettings, timeout_s: float) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`sunspots-producer`: replay (default) or classify."""
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["classify"]:
         from producer.classify import main as classify_main

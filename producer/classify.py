@@ -226,6 +226,7 @@ class _AppendOverEnv(argparse.Action):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The classify command's line; every flag falls back to its environment variable."""
     parser = Parser(prog="sunspots-producer classify", description=__doc__)
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     env_flag(
@@ -262,6 +263,7 @@ def _line(sequence: list[int], answer: ClassifierPrediction) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`sunspots-producer classify`: send sequences to the classifier and print its answers."""
     parser = build_parser()
     args = parser.parse_args(argv)
     setup_logging(args, service="classify-client")

@@ -58,6 +58,9 @@ class EmptyRange(ValueError):
 
 @dataclass(frozen=True)
 class ReplayConfig:
+    """What one replay sends and how: the series, the date range, the pace, the delivery timeout
+    and whether to resume after the topic's last dates."""
+
     data: str
     start: str | None = None
     end: str | None = None
@@ -72,6 +75,8 @@ class ReplayConfig:
 
 @dataclass
 class ReplayResult:
+    """How a replay ended, for its one summary line and its exit code."""
+
     delivery: Delivery
     seconds: float = 0.0
     interrupted: bool = False  # stopped by SIGTERM/SIGINT
@@ -166,6 +171,11 @@ def replay_producer(
 
 
 class Replayer:
+    """The replay of the SILSO series onto the observations topic: it sends each day's records
+    (paced or at full speed), keeps account of every delivery, and stops cleanly at a signal
+    or at the first failed delivery, so that a run ends in one line that says what was sent
+    and what to do next."""
+
     def __init__(self, kafka: KafkaSettings, config: ReplayConfig, stop: threading.Event) -> None:
         self.kafka = kafka
         self.config = config
@@ -175,6 +185,7 @@ class Replayer:
         self.last_date: str | None = None
 
     def run(self) -> ReplayResult:
+        """Replay the configured days; the result counts what was sent, acknowledged and lost."""
         c = self.config
         frame = select_range(load_daily(c.data), c.start, c.end)
         if frame.empty:

@@ -122,6 +122,8 @@ def _topic_source_flags(sub: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The training command line: forecaster, classifier, seeds, and the model commands (publish,
+    promote, retire)."""
     parser = Parser(prog="sunspots-train", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     forecaster = commands.add_parser("forecaster", help="train the next-day sunspot LSTM")
@@ -198,6 +200,7 @@ def _forecaster_config(args: argparse.Namespace) -> Any:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`sunspots-train`: one of its commands, told in one line on failure."""
     args = build_parser().parse_args(argv)
     setup_logging(args, service="train")
     if args.command in MODEL_COMMANDS:

@@ -38,6 +38,9 @@ LR_FACTOR, LR_PATIENCE, MIN_LR = 0.3, 2, 1e-5
 
 @dataclass(frozen=True)
 class ForecasterConfig:
+    """One forecaster training run: data, window, splits, network and fit settings, seed, and where
+    the artifact and reports go."""
+
     data: str
     end: str | None = "2017-06-30"
     window: int = 10
@@ -103,6 +106,7 @@ def build_model(keras: Any, window: int, huber_delta: float) -> Any:
 def train_network(
     keras: Any, cfg: ForecasterConfig, splits: Splits, s: Scaling
 ) -> tuple[Any, dict]:
+    """Fit the LSTM on the scaled fit windows with early stopping on the validation windows."""
     model = build_model(keras, cfg.window, cfg.huber_delta)
     x_fit, y_fit = scaled_xy(splits.fit, s)
     x_val, y_val = scaled_xy(splits.validation, s)

@@ -92,6 +92,8 @@ class LSTMLayer:
     def from_keras(
         cls, kernel: np.ndarray, recurrent_kernel: np.ndarray, bias: np.ndarray
     ) -> LSTMLayer:
+        """The NumPy network from a trained Keras model's weights (the serving path needs no
+        TensorFlow)."""
         units = recurrent_kernel.shape[0]
         if kernel.shape[1] != 4 * units or recurrent_kernel.shape != (units, 4 * units):
             raise ValueError(
@@ -156,6 +158,8 @@ class LSTMLayer:
 
 @dataclass(frozen=True)
 class DenseLayer:
+    """A dense layer's weights, run in NumPy."""
+
     kernel: np.ndarray
     bias: np.ndarray
     activation: str = "linear"

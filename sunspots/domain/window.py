@@ -50,6 +50,10 @@ class Step(Generic[P]):
 
 @dataclass(slots=True)
 class SeriesWindow(Generic[P]):
+    """The last `size` values of a series with the date of the last one, and the forecast waiting
+    for the next day's actual: what a forecast is made from, and what a missing or skipped
+    day resets."""
+
     size: int
     last_date: date | None = None
     values: array[float] = field(default_factory=lambda: array("d"))
@@ -57,6 +61,8 @@ class SeriesWindow(Generic[P]):
     pending: P | None = None
 
     def apply(self, day: date, value: float | None, need: int | None = None) -> Step[P]:
+        """Take the next day's value: appended when it follows the last date, the window reset when
+        a day was skipped or missing; an earlier or repeated date is refused."""
         if self.last_date is not None and day <= self.last_date:
             return Step(DUPLICATE if day == self.last_date else OUT_OF_ORDER)
         reset = None
@@ -84,6 +90,7 @@ class SeriesWindow(Generic[P]):
         return Step(APPLIED, reset, ready, scored, dropped)
 
     def to_json(self, encode_pending: Callable[[P], Any] | None = None) -> dict[str, Any]:
+        """The window as the changelog stores it."""
         pending: Any = self.pending
         if pending is not None and encode_pending is not None:
             pending = encode_pending(pending)
@@ -98,6 +105,7 @@ class SeriesWindow(Generic[P]):
     def from_json(
         cls, obj: dict[str, Any], decode_pending: Callable[[Any], P] | None = None
     ) -> SeriesWindow[P]:
+        """A window back from its changelog form."""
         pending = obj.get("pending")
         if pending is not None and decode_pending is not None:
             pending = decode_pending(pending)

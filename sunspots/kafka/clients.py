@@ -76,6 +76,7 @@ class KeyPartitioner(DefaultPartitioner):
         serialized_value: bytes | None,
         cluster: ClusterMetadata,
     ) -> int:
+        """The key's partition, remembered while the topic's partition count stays."""
         if serialized_key is None:
             return super().partition(topic, key, None, value, serialized_value, cluster)
         count = len(cluster.partitions_for_topic(topic) or ())
@@ -185,6 +186,8 @@ class GroupConsumer(KafkaConsumer):
     def poll(
         self, timeout_ms: int = 0, max_records: int | None = None, update_offsets: bool = True
     ) -> dict:
+        """kafka-python's poll, with a position that is gone moved to the log start and told (never
+        silently)."""
         try:
             return super().poll(timeout_ms, max_records, update_offsets)
         except NoOffsetForPartitionError as exc:

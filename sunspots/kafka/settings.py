@@ -164,6 +164,9 @@ TOPIC_ENV = {name: spec.env for name, spec in Topics.specs().items()}
 
 @dataclass(frozen=True)
 class KafkaSettings:
+    """How every client of a command reaches the brokers: the bootstrap servers, the topic names,
+    the security settings and the producers' compression, read once at the edge."""
+
     bootstrap_servers: str = DEFAULT_BOOTSTRAP
     topics: Topics = field(default_factory=Topics)
     # (kafka-python keyword, value) pairs; passwords are `Secret`s, so a repr never shows them

@@ -50,6 +50,8 @@ class Replication:
 
 
 def add_replication_flags(parser: argparse.ArgumentParser) -> None:
+    """The replication flags (`--replication-factor`, `--min-insync-replicas`) of every command
+    that creates topics."""
     env_flag(
         parser,
         "--replication-factor",
@@ -166,6 +168,8 @@ def partition_counts(admin: KafkaAdminClient, names: list[str]) -> dict[str, int
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`sunspots-topics`: create the service's topics as their specs say, and exit with the
+    refusal's code when the brokers refuse."""
     parser = Parser(prog="sunspots-topics", description=__doc__)
     env_flag(
         parser,

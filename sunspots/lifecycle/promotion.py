@@ -22,6 +22,9 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class PromotionPolicy:
+    """When a challenger is promoted automatically: once its RMSE over the last `days` days both
+    models scored is below the champion's by at least the fraction `margin`."""
+
     days: int = 90
     margin: float = 0.05
 
@@ -32,6 +35,9 @@ class PromotionPolicy:
 
 @dataclass
 class PromotionRule:
+    """The promotion rule's running account: the squared errors of both models over the last
+    `policy.days` days, and whether it has decided (it decides once per challenger)."""
+
     policy: PromotionPolicy = field(default_factory=PromotionPolicy)
     pairs: deque[tuple[float, float]] = field(default_factory=deque)
     decided: bool = False

@@ -72,6 +72,7 @@ def _unwrap(node: Any) -> Any:
 
 
 def dead_letter_headers_document() -> dict[str, Any]:
+    """The dead-letter headers' schema: Kafka headers rather than JSON, so described here by hand."""
     number = {"type": "string", "pattern": "^[0-9]+$"}
     return {
         "$schema": DRAFT,
@@ -133,6 +134,8 @@ def stale(folder: Path) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`python -m sunspots.wire.contracts --write|--check DIR`: write the schema documents, or exit
+    1 when a committed one is stale."""
     parser = argparse.ArgumentParser(prog="python -m sunspots.wire.contracts", description=__doc__)
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     action = parser.add_mutually_exclusive_group(required=True)

@@ -145,16 +145,11 @@ def _refused(refusal: Refusal | ServiceStop, health: health_endpoint.Health) -> 
     return refusal.exit_code
 
 
-def _service(config: ServiceConfig) -> str:
-    """The service's name in `sunspots.kafka.acls`."""
-    return {"forecast": acls.FORECASTER, "classify": acls.CLASSIFIER}[config.mode.name]
-
-
 def _resources(config: ServiceConfig) -> dict[str, str]:
     """What the service uses, by kind, to name in a refusal."""
     promotes = config.promotion is not None
     topics = config.kafka.topics
-    grants = acls.grants(_service(config), topics, config.group_id, promotes=promotes)
+    grants = acls.grants(config.mode.acl_service, topics, config.group_id, promotes=promotes)
     used = dict.fromkeys(g.name for g in grants if g.resource == "topic")
     return {
         "topic": " or ".join(used),
@@ -242,7 +237,7 @@ def _watch_topics(
     topics = config.kafka.topics
     promotes = config.promotion is not None
     source, state = runner_config.source_topic, runner_config.state_topic
-    watched = Watched.of(_service(config), topics, source, state, promotes)
+    watched = Watched.of(config.mode.acl_service, topics, source, state, promotes)
     inner = processor.processor if isinstance(processor, Contained) else processor
     admin = TopicAdmin(lambda: kafka_clients.make_admin(config.kafka), topics, config.replication)
     return TopicWatch(

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from consumer.modes import MODES, Mode
 from consumer.publishing import AT_LEAST_ONCE, EXACTLY_ONCE
+from consumer.series import DEFAULT_HISTORY
 from consumer.series_metrics import SeriesSelection
 from sunspots.kafka.settings import KafkaSettings, add_kafka_flags, kafka_settings_from_args
 from sunspots.kafka.topics import Replication, add_replication_flags, replication_from_args
@@ -54,7 +55,7 @@ class ServiceConfig:
     replication: Replication
     max_series: int = 0  # forecast only
     metrics_host: str = "0.0.0.0"
-    history: int = 64  # forecast only
+    history: int = DEFAULT_HISTORY  # forecast only
     promotion: PromotionPolicy | None = None  # forecast only: None, no automatic promotion
     stall_timeout_s: float = DEFAULT_STALL_TIMEOUT_S
     stall_limit_s: float = DEFAULT_STALL_LIMIT_S  # 0: report only
@@ -174,7 +175,7 @@ def config_from_args(args: argparse.Namespace) -> ServiceConfig:
         max_poll_records=args.max_poll_records,
         create_topics=args.create_topics,
         replication=replication_from_args(args),
-        history=getattr(args, "history", 64),
+        history=getattr(args, "history", DEFAULT_HISTORY),
         promotion=_promotion(args),
         stall_timeout_s=args.stall_timeout,
         stall_limit_s=args.stall_limit,

@@ -63,7 +63,7 @@ from consumer.metrics import ForecasterMetrics
 from consumer.model_roles import Lifecycle
 from consumer.output import Output
 from consumer.processor import DeadLetters, Record
-from consumer.series import InBatch, Pending, Pendings, SeriesPolicy, SeriesState
+from consumer.series import DEFAULT_ROLLING, InBatch, Pending, Pendings, SeriesPolicy, SeriesState
 from consumer.series_metrics import DEFAULT_SERIES_METRICS, SeriesCollector, SeriesSelection
 from consumer.tally import BatchTally
 from consumer.topic_changes import SourceTopic
@@ -135,7 +135,7 @@ class Forecaster:
         model: ForecastModel,
         topics: Topics,
         metrics: ForecasterMetrics,
-        rolling: int = 365,
+        rolling: int = DEFAULT_ROLLING,
         today: Callable[[], date] = today_utc,
         max_series: int = DEFAULT_MAX_SERIES,
         series_policy: SeriesPolicy | None = None,

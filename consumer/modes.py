@@ -21,9 +21,10 @@ from prometheus_client import CollectorRegistry
 from consumer.containment import Contained
 from consumer.forecaster import DEFAULT_MAX_SERIES
 from consumer.processor import Processor
-from consumer.series import DEFAULT_HISTORY, SeriesPolicy
+from consumer.series import DEFAULT_HISTORY, DEFAULT_ROLLING, SeriesPolicy
 from consumer.series_metrics import DEFAULT_SERIES_METRICS, SeriesSelection, series_selection
 from sunspots.domain.artifact import DEFAULT_CLASSIFIER, DEFAULT_FORECASTER
+from sunspots.kafka import acls
 from sunspots.kafka.settings import KafkaSettings, Topics
 from sunspots.lifecycle.promotion import PromotionPolicy
 from sunspots.process.cli import boolean, env_flag, fraction, positive_int
@@ -74,6 +75,7 @@ class Mode:
     model_env: str
     default_model: Path
     default_port: int
+    acl_service: str  # its name in sunspots.kafka.acls (the grants it needs)
     default_group: str
     source: Callable[[Topics], str]
     state: Callable[[Topics], str | None]
@@ -88,7 +90,7 @@ def _forecast_flags(parser: argparse.ArgumentParser) -> None:
     env_flag(
         parser,
         "--rolling",
-        365,
+        DEFAULT_ROLLING,
         "evaluations in the rolling RMSE and coverage",
         type=positive_int,
     )
@@ -178,7 +180,8 @@ FORECAST = Mode(
     model_env="SUNSPOTS_MODEL",
     default_model=DEFAULT_FORECASTER,
     default_port=8000,
-    default_group="sunspots-forecaster",
+    acl_service=acls.FORECASTER,
+    default_group=acls.DEFAULT_GROUPS[acls.FORECASTER],
     source=lambda topics: topics.observations,
     state=lambda topics: topics.state,
     outputs=lambda topics: (topics.forecasts, topics.evaluations, topics.state),
@@ -192,7 +195,8 @@ CLASSIFY = Mode(
     model_env="SUNSPOTS_CLASSIFIER_MODEL",
     default_model=DEFAULT_CLASSIFIER,
     default_port=8001,
-    default_group="sunspots-classifier",
+    acl_service=acls.CLASSIFIER,
+    default_group=acls.DEFAULT_GROUPS[acls.CLASSIFIER],
     source=lambda topics: topics.classifier_requests,
     state=lambda topics: None,
     outputs=lambda topics: (topics.classifier_predictions,),

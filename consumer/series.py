@@ -58,6 +58,8 @@ from sunspots.wire.schemas import (
 )
 
 DEFAULT_HISTORY = 64
+# Evaluations in a series' rolling RMSE and coverage (--rolling).
+DEFAULT_ROLLING = 365
 
 
 @dataclass(slots=True)
@@ -80,7 +82,7 @@ class SeriesPolicy:
     test's settings."""
 
     history: int = DEFAULT_HISTORY
-    rolling: int = 365
+    rolling: int = DEFAULT_ROLLING
     drift: DriftPolicy = field(default_factory=DriftPolicy)
 
 

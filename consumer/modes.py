@@ -34,35 +34,18 @@ log = logging.getLogger("consumer")
 
 class BuildConfig(Protocol):
     """What building a mode's processor reads of the service's configuration
-    (`consumer.config.BuildConfig` is one; the forecast-only fields are ignored by the
+    (`consumer.config.ServiceConfig` is one; the forecast-only fields are ignored by the
     classifier)."""
 
-    @property
-    def model(self) -> Path | None: ...
-
-    @property
-    def kafka(self) -> KafkaSettings: ...
-
-    @property
-    def group_id(self) -> str: ...
-
-    @property
-    def instance_id(self) -> str: ...
-
-    @property
-    def rolling(self) -> int: ...
-
-    @property
-    def max_series(self) -> int: ...
-
-    @property
-    def history(self) -> int: ...
-
-    @property
-    def promotion(self) -> PromotionPolicy | None: ...
-
-    @property
-    def series_metrics(self) -> SeriesSelection | None: ...
+    model: Path | None
+    kafka: KafkaSettings
+    group_id: str
+    instance_id: str
+    rolling: int
+    max_series: int
+    history: int
+    promotion: PromotionPolicy | None
+    series_metrics: SeriesSelection | None
 
 
 @dataclass(frozen=True)

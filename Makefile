@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 LOCK := requirements/lock.txt
 # The SILSO daily file: SUNSPOTS_DATA (a path or a URL) when set, else the shared copy beside
 # the checkout when there is one, else each command's default, SILSO's live file
-# (sunspots.data.SILSO_DAILY_URL), downloaded once into ~/.cache/sunspots.
+# (sunspots.domain.data.SILSO_DAILY_URL), downloaded once into ~/.cache/sunspots.
 DATA ?= $(wildcard ../shared/data/SN_d_tot_V2.0.csv)
 ifneq ($(strip $(DATA)),)
 export SUNSPOTS_DATA ?= $(DATA)
@@ -52,21 +52,21 @@ tools:
 	scripts/ensure-tools
 
 jars: $(STAMP)
-	$(PY) -m sunspots.broker fetch
+	$(PY) -m devtools.broker fetch
 
 kafka: jars
-	$(PY) -m sunspots.broker start
+	$(PY) -m devtools.broker start
 
 kafka-cluster: jars
-	$(PY) -m sunspots.broker start --nodes 3
+	$(PY) -m devtools.broker start --nodes 3
 
 kafka-stop: $(STAMP)
-	$(PY) -m sunspots.broker stop
+	$(PY) -m devtools.broker stop
 
 # The data file as a local path before the tests: a URL is downloaded once into the cache and
 # its sha256 told (recorded beside it); when it cannot be, one line says what to set instead.
 data: $(STAMP)
-	$(PY) -m sunspots.data
+	$(PY) -m sunspots.domain.data
 
 # Every tier but the cluster's, which starts a three-node cluster of its own: `test-cluster`.
 test: tools jars data

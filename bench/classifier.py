@@ -30,15 +30,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from kafka import KafkaProducer
 
 from bench.common import broker, consumer_service, loop_ms
 from producer.classify import Exchange, ReplyReader, exchange
-from sunspots.schemas import encode_classifier_request
-from sunspots.settings import KafkaSettings
-from sunspots.topics import create_topics
+from sunspots.kafka.clients import make_sender
+from sunspots.kafka.settings import KafkaSettings
+from sunspots.kafka.topics import create_topics
+from sunspots.wire.schemas import encode_classifier_request
+from support.run_topics import unique_topics
 from support.services import Service
-from support.topics import unique_topics
 
 REPO = Path(__file__).resolve().parents[1]
 LESSON = [[0, 1, 1, 0, 0, 0], [0, 0, 0, 2, 2, 0], [0, 0, 0, 0, 3, 3]]
@@ -71,7 +71,7 @@ def paced(kafka: KafkaSettings, rate: float, duration: float, timeout: float) ->
     total = int(rate * duration)
     result = Exchange()
     reader = ReplyReader(kafka, timeout)
-    producer = KafkaProducer(**kafka.client_kwargs(), acks="all", linger_ms=0)
+    producer = make_sender(kafka, acks="all", linger_ms=0, compression_type=None)
     try:
         started = time.monotonic()
         sent = 0

@@ -15,7 +15,7 @@ For each codec (none, gzip, snappy, lz4, zstd), on fresh one-partition topics, t
 `producer_cpu_us`: this process's CPU time (`time.process_time`, every thread, kafka-python's
 sender included) from the first send to the end of the last flush, per record; the JSON is
 encoded beforehand. `consumer_cpu_us`: the same for a reader with the services' settings
-(`consumer.clients.make_reader`: read_committed, 16 MiB fetches) reading the topic from its
+(`sunspots.kafka.clients.make_reader`: read_committed, 16 MiB fetches) reading the topic from its
 start to its last record. `bytes_per_record`: the partition's size on the broker
 (KafkaAdminClient.describe_log_dirs: its segment files, batch headers included) per record;
 `vs_none`: that size over the uncompressed one's. `batches`: the record batches in the
@@ -34,15 +34,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from kafka import KafkaProducer, TopicPartition
-from kafka.admin import KafkaAdminClient
-
 from bench.common import RESULTS, measure, report
 from bench.kafka_ceiling import create, replay_parser, replay_records
-from consumer.clients import make_reader
 from producer.replay import replay_producer
-from sunspots.codecs import COMPRESSION_TYPES, DEFAULT_COMPRESSION
-from sunspots.settings import KafkaSettings
+from sunspots.kafka.clients import make_admin, make_reader
+from sunspots.kafka.codecs import COMPRESSION_TYPES, DEFAULT_COMPRESSION
+from sunspots.kafka.settings import KafkaSettings
+from sunspots.kafka.types import KafkaProducer, TopicPartition
+from sunspots.process.deadline import Deadline
 from support.logdirs import stored_batches, topic_bytes
 
 COLUMNS = [
@@ -95,10 +94,10 @@ def consume_cpu(kafka: KafkaSettings, topic: str, count: int, timeout: float) ->
         reader.assign([partition])
         reader.seek_to_beginning(partition)
         reader.position(partition)  # the offset lookup first: not a codec's cost
-        read, deadline = 0, time.monotonic() + timeout
+        read, deadline = 0, Deadline(timeout)
         started = time.process_time()
         while read < count:
-            if time.monotonic() > deadline:
+            if deadline.expired():
                 raise RuntimeError(f"read {read} of {count} records of {topic} in {timeout:g} s")
             read += sum(len(part) for part in reader.poll(timeout_ms=200).values())
         return time.process_time() - started
@@ -163,7 +162,7 @@ def run(args: argparse.Namespace, bootstrap: str) -> dict[str, Any]:
 
 
 def _delete(topics: list[str], bootstrap: str) -> None:
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = make_admin(KafkaSettings(bootstrap))
     try:
         admin.delete_topics(topics)
     finally:

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from sunspots.settings import KafkaSettings
+from sunspots.kafka.settings import KafkaSettings
 from support.datafile import data_source
 from support.http import Samples, sample
 from support.services import Service, consumer
@@ -51,7 +51,7 @@ def versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             found[dist] = "absent"
     try:
-        from sunspots.broker import KAFKA_VERSION
+        from devtools.broker import KAFKA_VERSION
 
         found["kafka-broker"] = KAFKA_VERSION
     except ImportError:  # pragma: no cover - the broker harness is part of the package
@@ -163,7 +163,7 @@ def broker(bootstrap: str | None, needed: bool = True) -> Iterator[str | None]:
     if bootstrap or not needed:
         yield bootstrap
         return
-    from sunspots.broker import LocalBroker
+    from devtools.broker import LocalBroker
 
     with LocalBroker() as local:
         yield local.bootstrap_servers

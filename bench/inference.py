@@ -13,7 +13,7 @@ Rows, on the committed forecaster (models/sunspot_lstm.*) and the test windows (
 - arithmetic bound: the network's FLOPs per window over this machine's measured float32
   matmul rate — what the cost would be if nothing but arithmetic mattered.
 
-NumPy's OpenBLAS runs on one thread here, as in the services (sunspots.lstm's
+NumPy's OpenBLAS runs on one thread here, as in the services (sunspots.domain.lstm's
 single_threaded_blas): with its default threads, on a shared machine, the batched rows measured
 what its spinning workers cost (64–192 µs a window at a load average of 3, against 19 µs on
 one thread), not what the forecaster pays.
@@ -36,9 +36,9 @@ from typing import Any
 import numpy as np
 
 from bench.common import RESULTS, default_data, percentile, report, write
-from sunspots.artifact import DEFAULT_FORECASTER, ForecasterModel, load_forecaster
-from sunspots.data import load_daily, select_range
-from sunspots.lstm import single_threaded_blas
+from sunspots.domain.artifact import DEFAULT_FORECASTER, ForecasterModel, load_forecaster
+from sunspots.domain.data import load_daily, select_range
+from sunspots.domain.lstm import single_threaded_blas
 
 COLUMNS = ["path", "batch", "calls", "per_window_us", "p50_us", "p99_us", "max_us", "note"]
 TEST_START, TEST_END = "2000-01-01", "2017-06-30"

@@ -42,11 +42,12 @@ from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.structs import OffsetAndMetadata
 
 from bench.common import RESULTS, default_data, measure, report
-from consumer.clients import make_consumer, make_producer
 from producer.replay import ReplayConfig, observations
-from sunspots.data import load_daily, select_range
-from sunspots.schemas import Evaluation, Forecast
-from sunspots.settings import KafkaSettings
+from sunspots.domain.data import load_daily, select_range
+from sunspots.kafka.clients import make_consumer, make_producer
+from sunspots.kafka.settings import KafkaSettings
+from sunspots.process.deadline import Deadline
+from sunspots.wire.schemas import Evaluation, Forecast
 
 COLUMNS = ["scenario", "records_in", "records_out", "batches", "seconds", "in_per_s", "out_per_s"]
 REPLAY_START = "1850-01-01"
@@ -143,6 +144,34 @@ def _producer(kafka: KafkaSettings, transactional_id: str | None) -> KafkaProduc
     return make_producer(kafka, transactional_id, 10_000)
 
 
+def _send_batch(
+    producer: KafkaProducer,
+    polled: dict[Any, list[Any]],
+    outputs: list[str],
+    mode: str,
+    shaped: tuple[bytes, bytes, bytes],
+) -> tuple[int, int, list[Any]]:
+    """One polled batch re-produced as `consume_reproduce`'s mode says: (records read,
+    records sent, the futures of the plain sends)."""
+    forecast, evaluation, state = shaped
+    consumed = produced = 0
+    futures = []
+    for part in polled.values():
+        for record in part:
+            if mode == "shaped":
+                producer.send(outputs[0], value=forecast, key=record.key)
+                producer.send(outputs[1], value=evaluation, key=record.key)
+                produced += 2
+            else:
+                futures.append(producer.send(outputs[0], value=record.value, key=record.key))
+                produced += 1
+            consumed += 1
+    if mode == "shaped":
+        producer.send(outputs[2], value=state, key=b"silso", partition=0)
+        produced += 1
+    return consumed, produced, futures
+
+
 def consume_reproduce(
     kafka: KafkaSettings,
     source: str,
@@ -156,13 +185,13 @@ def consume_reproduce(
     token = uuid.uuid4().hex[:8]
     consumer = _consumer(kafka, source, f"ceiling-{mode}-{token}")
     producer = _producer(kafka, None if mode == "alo" else f"ceiling-{mode}-{token}")
-    forecast, evaluation, state = shaped_outputs()
+    shaped = shaped_outputs()
     consumed = produced = batches = 0
     started: float | None = None
-    deadline = time.monotonic() + timeout
+    deadline = Deadline(timeout)
     try:
         while consumed < expected:
-            if time.monotonic() > deadline:
+            if deadline.expired():
                 raise RuntimeError(f"{mode}: consumed {consumed} of {expected} in {timeout} s")
             polled = consumer.poll(timeout_ms=250, max_records=MAX_POLL_RECORDS)
             if not polled:
@@ -174,22 +203,8 @@ def consume_reproduce(
             }
             if mode != "alo":
                 producer.begin_transaction()
-            futures = []
-            for part in polled.values():
-                for record in part:
-                    if mode == "shaped":
-                        producer.send(outputs[0], value=forecast, key=record.key)
-                        producer.send(outputs[1], value=evaluation, key=record.key)
-                        produced += 2
-                    else:
-                        futures.append(
-                            producer.send(outputs[0], value=record.value, key=record.key)
-                        )
-                        produced += 1
-                    consumed += 1
-            if mode == "shaped":
-                producer.send(outputs[2], value=state, key=b"silso", partition=0)
-                produced += 1
+            read, sent, futures = _send_batch(producer, polled, outputs, mode, shaped)
+            consumed, produced = consumed + read, produced + sent
             if mode == "alo":
                 producer.flush()
                 for future in futures:

@@ -5,12 +5,12 @@
 The least a service of this design can do per record on this broker: one fetch, one
 transaction with the offsets, one commit, read back by a read_committed reader. A bare loop
 with no model runs in a process of its own, as a service does, built from the services' own
-clients and settings (`consumer.clients`: the group member, the transactional producer; the
+clients and settings (`sunspots.kafka.clients`: the group member, the transactional producer; the
 runner's poll timeout and batch size): per poll, one transaction in which every record is
 sent again to an output topic and the offsets are added (`send_offsets_to_transaction`),
 then committed. This process sends records at R per second with the paced replay's producer
 (`producer.replay.replay_producer`, as `bench.pipeline`'s paced run does) and reads the output
-with a read_committed reader (`consumer.clients.make_reader`) on a thread of its own.
+with a read_committed reader (`sunspots.kafka.clients.make_reader`) on a thread of its own.
 
 Latency of a record = the moment the reader received it − the moment it was sent (the same
 clock: one machine). The loop stamps each transaction's steps, so each record's latency splits
@@ -36,15 +36,14 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from kafka import TopicPartition
-from kafka.structs import OffsetAndMetadata
-
 from bench.common import REPO, RESULTS, measure, percentile, report
 from bench.kafka_ceiling import create
-from consumer import clients
 from consumer.runner import RunnerConfig
 from producer.replay import replay_producer
-from sunspots.settings import KafkaSettings
+from sunspots.kafka import clients
+from sunspots.kafka.settings import KafkaSettings
+from sunspots.kafka.types import OffsetAndMetadata, TopicPartition
+from sunspots.process.deadline import Deadline
 
 COLUMNS = [
     "scenario",
@@ -71,16 +70,16 @@ def bare_loop(kafka: KafkaSettings, source: str, output: str, count: int, timeou
     consumer = clients.make_consumer(kafka, group, group, RUNNER.max_poll_records)
     producer = clients.make_producer(kafka, group, RUNNER.transaction_timeout_ms, (output,))
     consumer.subscribe([source])
-    deadline = time.monotonic() + timeout
+    deadline = Deadline(timeout)
     while not consumer.assignment():
         consumer.poll(timeout_ms=RUNNER.poll_timeout_ms)
-        if time.monotonic() > deadline:
+        if deadline.expired():
             raise TimeoutError(f"no partition of {source} assigned in {timeout:g} s")
     print(READY, flush=True)
     stamps: list[dict[str, Any]] = []
     done = 0
     try:
-        while done < count and time.monotonic() < deadline:
+        while done < count and not deadline.expired():
             polled = consumer.poll(timeout_ms=RUNNER.poll_timeout_ms)
             at = {"polled": time.time()}
             if not polled:
@@ -129,8 +128,8 @@ class Reader:
             self.consumer.close()
 
     def wait(self, count: int, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while len(self.seen) < count and time.monotonic() < deadline:
+        deadline = Deadline(timeout)
+        while len(self.seen) < count and not deadline.expired():
             time.sleep(0.05)
         self.stop.set()
         self.thread.join(10)

@@ -57,11 +57,11 @@ from bench.common import (
     table,
 )
 from bench.pipeline import cpu_seconds
-from sunspots.settings import KafkaSettings
-from sunspots.topics import create_topics
-from support.progress import Progress
+from sunspots.kafka.settings import KafkaSettings
+from sunspots.kafka.topics import create_topics
+from support.run_progress import Progress
+from support.run_topics import unique_topics
 from support.services import Service, consumer, run_producer
-from support.topics import unique_topics
 
 COLUMNS = [
     "scenario",
@@ -164,9 +164,9 @@ def _fed(series: int, days: int, rolling: int) -> tuple[Any, list[str], int]:
 
     from consumer.forecaster import Forecaster
     from consumer.metrics import ForecasterMetrics
-    from sunspots.artifact import DEFAULT_FORECASTER, load_forecaster
-    from sunspots.schemas import Observation
-    from sunspots.settings import Topics
+    from sunspots.domain.artifact import DEFAULT_FORECASTER, load_forecaster
+    from sunspots.kafka.settings import Topics
+    from sunspots.wire.schemas import Observation
 
     class Rec:
         def __init__(self, offset: int, key: bytes, value: bytes) -> None:

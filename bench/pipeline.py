@@ -63,14 +63,14 @@ from bench.common import (
     source_tree,
     write,
 )
-from sunspots.artifact import DEFAULT_FORECASTER, load_forecaster
-from sunspots.data import load_daily, select_range
-from sunspots.settings import KafkaSettings
-from sunspots.topics import create_topics
-from sunspots.window import SeriesWindow
+from sunspots.domain.artifact import DEFAULT_FORECASTER, load_forecaster
+from sunspots.domain.data import load_daily, select_range
+from sunspots.domain.window import SeriesWindow
+from sunspots.kafka.settings import KafkaSettings
+from sunspots.kafka.topics import create_topics
 from support.http import total
+from support.run_topics import read_to_end, read_topic, reader, unique_topics
 from support.services import Service, run_producer
-from support.topics import read_to_end, read_topic, reader, unique_topics
 
 COLUMNS = [
     "scenario",
@@ -128,9 +128,7 @@ class Watcher:
     stop: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
-        self.consumer = reader(
-            self.kafka.bootstrap_servers, self.topic, fetch_max_bytes=16 * 1024 * 1024
-        )
+        self.consumer = reader(self.kafka.bootstrap_servers, self.topic)  # fetches 16 MiB
         self.consumer.poll(timeout_ms=100)  # connect and fetch positions before timing starts
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()

@@ -31,13 +31,13 @@ from typing import Any
 
 from bench.common import RESULTS, default_data, measure, report, rss_peak_mib
 from bench.pipeline import cpu_seconds
-from sunspots.data import load_daily, select_range
-from sunspots.settings import KafkaSettings
-from sunspots.topics import create_topics
+from sunspots.domain.data import load_daily, select_range
+from sunspots.kafka.settings import KafkaSettings
+from sunspots.kafka.topics import create_topics
 from support.http import total
-from support.progress import Progress
+from support.run_progress import Progress
+from support.run_topics import reader, unique_topics
 from support.services import Service, forecaster, producer
-from support.topics import reader, unique_topics
 
 COLUMNS = [
     "scenario",

@@ -27,11 +27,11 @@ from prometheus_client import CollectorRegistry
 from bench.common import default_data, machine
 from consumer.forecaster import Forecaster
 from consumer.metrics import ForecasterMetrics
-from sunspots import registry
-from sunspots.artifact import DEFAULT_FORECASTER, load_forecaster
-from sunspots.data import load_daily, select_range
-from sunspots.schemas import Observation
-from sunspots.settings import Topics
+from sunspots.domain.artifact import DEFAULT_FORECASTER, load_forecaster
+from sunspots.domain.data import load_daily, select_range
+from sunspots.kafka.settings import Topics
+from sunspots.lifecycle import records
+from sunspots.wire.schemas import Observation
 
 START = "2000-01-01"
 
@@ -50,10 +50,10 @@ def forecaster(challenger: bool) -> Forecaster:
     fc = Forecaster(model, Topics(), ForecasterMetrics(CollectorRegistry()))
     if challenger:
         other = replace(model, model_version=f"{model.model_version}-challenger")
-        record = registry.ModelRecord(
+        record = records.ModelRecord(
             1, "challenger", "", other.model_version, "", "", b"", "", "", ""
         )
-        fc.follow([registry.Published(registry.CHALLENGER, other, record)])
+        fc.follow([records.Published(records.CHALLENGER, other, record)])
     return fc
 
 

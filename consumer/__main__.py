@@ -9,9 +9,9 @@ without progress for `--stall-timeout` seconds, and stops the service past `--st
 
 Exit codes: 0 after a graceful stop; 2 for bad start-up input, told in one line (a bad flag
 or variable, an unreadable or inconsistent model, a metrics port that cannot be bound, a
-compression library kafka-python lacks: `sunspots.codecs`);
+compression library kafka-python lacks: `sunspots.kafka.codecs`);
 3 when fenced by another instance with the same id; 5, 6, 7 when the brokers refuse the
-service (authentication, authorization, TLS: `sunspots.refusal`); 8 when a record batch cannot
+service (authentication, authorization, TLS: `sunspots.kafka.refusal`); 8 when a record batch cannot
 be read (a codec the client lacks, a corrupt batch: the line names the topic, the partition,
 the offset and what to do) or a topic change cannot be followed; 9 when the loop made no
 progress past the stall limit, or a stop outlasted its grace (`consumer.stops`). Each is told in
@@ -28,10 +28,8 @@ import sys
 import threading
 from collections.abc import Callable
 
-from kafka.errors import KafkaError
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 
-from consumer import clients as kafka_clients
 from consumer import health as health_endpoint
 from consumer.config import ServiceConfig, build_parser, config_from_args
 from consumer.containment import Contained
@@ -47,17 +45,19 @@ from consumer.sensors import Sensors
 from consumer.shutdown import Shutdown
 from consumer.stalls import Stalls
 from consumer.stops import EXIT_STALLED, ServiceStop
-from consumer.topic_admin import TopicAdmin
 from consumer.topic_changes import TopicChangeMetrics
 from consumer.topic_watch import TopicWatch, Watched
 from consumer.watchdog import KafkaProbe, Watchdog
-from sunspots import acls, codecs
-from sunspots.artifact import ArtifactError
-from sunspots.cli import EXIT_USAGE, env_name
-from sunspots.logs import setup_logging
-from sunspots.lstm import single_threaded_blas
-from sunspots.refusal import REFUSAL_ERRORS, Refusal, from_error, preflight
-from sunspots.signals import on_signals
+from sunspots.domain.artifact import ArtifactError
+from sunspots.domain.lstm import single_threaded_blas
+from sunspots.kafka import acls, codecs
+from sunspots.kafka import clients as kafka_clients
+from sunspots.kafka.errors import KafkaError
+from sunspots.kafka.refusal import REFUSAL_ERRORS, Refusal, from_error, preflight
+from sunspots.kafka.topic_admin import TopicAdmin
+from sunspots.process.cli import EXIT_USAGE, env_name
+from sunspots.process.logs import setup_logging
+from sunspots.process.signals import on_signals
 
 log = logging.getLogger("consumer")
 EXIT_FENCED = 3
@@ -74,6 +74,8 @@ def _registry() -> CollectorRegistry:
 def run(config: ServiceConfig, shutdown: Shutdown, sensors: Sensors) -> int:
     # Both models make small matrix products on cores shared with the Kafka clients: BLAS
     # worker threads would only contend for them (see single_threaded_blas).
+    """Run the configured service until a stop: metrics served, topics set up, models followed, the
+    loop run; the exit code says how it ended."""
     single_threaded_blas()
     registry = _registry()
     health = health_endpoint.Health()
@@ -143,16 +145,11 @@ def _refused(refusal: Refusal | ServiceStop, health: health_endpoint.Health) -> 
     return refusal.exit_code
 
 
-def _service(config: ServiceConfig) -> str:
-    """The service's name in `sunspots.acls`."""
-    return {"forecast": acls.FORECASTER, "classify": acls.CLASSIFIER}[config.mode.name]
-
-
 def _resources(config: ServiceConfig) -> dict[str, str]:
     """What the service uses, by kind, to name in a refusal."""
     promotes = config.promotion is not None
     topics = config.kafka.topics
-    grants = acls.grants(_service(config), topics, config.group_id, promotes=promotes)
+    grants = acls.grants(config.mode.acl_service, topics, config.group_id, promotes=promotes)
     used = dict.fromkeys(g.name for g in grants if g.resource == "topic")
     return {
         "topic": " or ".join(used),
@@ -240,7 +237,7 @@ def _watch_topics(
     topics = config.kafka.topics
     promotes = config.promotion is not None
     source, state = runner_config.source_topic, runner_config.state_topic
-    watched = Watched.of(_service(config), topics, source, state, promotes)
+    watched = Watched.of(config.mode.acl_service, topics, source, state, promotes)
     inner = processor.processor if isinstance(processor, Contained) else processor
     admin = TopicAdmin(lambda: kafka_clients.make_admin(config.kafka), topics, config.replication)
     return TopicWatch(
@@ -279,7 +276,7 @@ def _follow_models(
 def _create_topics(
     config: ServiceConfig, health: health_endpoint.Health, stop: threading.Event
 ) -> None:
-    from sunspots.topics import set_up_topics
+    from sunspots.kafka.topics import set_up_topics
 
     retry = Retry(stop, health, Backoff())
     done = retry(
@@ -292,6 +289,7 @@ def _create_topics(
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`sunspots-consumer`: parse the configuration once and run the service."""
     args = build_parser(__doc__).parse_args(argv)
     setup_logging(args, service=args.mode, instance_id=args.instance_id)
     config = config_from_args(args)

@@ -7,14 +7,10 @@ committed records of a partition to its end gives the state at the committed off
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
-from kafka import TopicPartition
-from kafka.errors import KafkaError
-
-from consumer.clients import make_reader
-from sunspots.settings import KafkaSettings
+from sunspots.kafka.reading import read_topic
+from sunspots.kafka.settings import KafkaSettings
 
 Changelog = list[tuple[bytes, bytes | None]]
 
@@ -24,25 +20,13 @@ def read_changelog(
 ) -> Iterator[tuple[int, Changelog]]:
     """Committed (key, value) records of each of `partitions`, from the beginning to the end,
     the latest of each key."""
-    reader = make_reader(kafka)
-    try:
-        tps = [TopicPartition(topic, p) for p in partitions]
-        reader.assign(tps)
-        reader.seek_to_beginning(*tps)
-        # With read_committed the end offset is the last stable offset: a crashed instance's
-        # open transaction holds it back until the transaction is aborted or times out.
-        end = reader.end_offsets(tps, timeout_ms=int(timeout_s * 1000))
-        # The latest value of each key only (None: a tombstone), as compaction would leave it:
-        # a changelog not compacted yet holds a record per series per batch, and keeping them
-        # all would take memory in proportion to its length instead of the series.
-        latest: dict[int, dict[bytes, bytes | None]] = {p: {} for p in partitions}
-        deadline = time.monotonic() + timeout_s
-        while any(reader.position(tp) < end[tp] for tp in tps):
-            if time.monotonic() > deadline:
-                raise KafkaError(f"changelog {topic} not read to its end in {timeout_s:.0f} s")
-            for tp, batch in reader.poll(timeout_ms=200).items():
-                latest[tp.partition].update((r.key, r.value) for r in batch)
-        for partition, values in latest.items():
-            yield partition, list(values.items())
-    finally:
-        reader.close()
+    # The latest value of each key only (None: a tombstone), as compaction would leave it:
+    # a changelog not compacted yet holds a record per series per batch, and keeping them
+    # all would take memory in proportion to its length instead of the series.
+    latest: dict[int, dict[bytes, bytes | None]] = {p: {} for p in partitions}
+    # With read_committed the end offset is the last stable offset: a crashed instance's
+    # open transaction holds it back until the transaction is aborted or times out.
+    for tp, batch in read_topic(kafka, topic, partitions, timeout_s, what=f"changelog {topic}"):
+        latest[tp.partition].update((r.key, r.value) for r in batch)
+    for partition, values in latest.items():
+        yield partition, list(values.items())

@@ -34,20 +34,20 @@ import numpy as np
 from consumer.metrics import ClassifierMetrics
 from consumer.output import Output
 from consumer.processor import DeadLetters, Record
-from sunspots.schemas import (
+from sunspots.kafka.settings import Topics
+from sunspots.wire.schemas import (
     ClassifierPrediction,
     ClassifierRequest,
     SchemaError,
     check_key,
     decode_classifier_request,
 )
-from sunspots.settings import Topics
 
 log = logging.getLogger(__name__)
 
 
 class ClassifierModel(Protocol):
-    """What the classifier needs of a model: sunspots.artifact.ClassifierModel is one."""
+    """What the classifier needs of a model: sunspots.domain.artifact.ClassifierModel is one."""
 
     @property
     def sequence_length(self) -> int: ...

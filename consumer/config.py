@@ -1,6 +1,6 @@
 """The consumer services' settings: flags with env fallbacks, read once into a frozen object.
 
-Each flag's environment variable is derived from its name (`sunspots.cli`); the model's is the
+Each flag's environment variable is derived from its name (`sunspots.process.cli`); the model's is the
 mode's own (`SUNSPOTS_MODEL`, `SUNSPOTS_CLASSIFIER_MODEL`), since one shell or compose file may
 configure both services.
 """
@@ -13,10 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from consumer.modes import MODES, Mode
-from consumer.promotion import PromotionPolicy
 from consumer.publishing import AT_LEAST_ONCE, EXACTLY_ONCE
+from consumer.series import DEFAULT_HISTORY
 from consumer.series_metrics import SeriesSelection
-from sunspots.cli import (
+from sunspots.kafka.settings import KafkaSettings, add_kafka_flags, kafka_settings_from_args
+from sunspots.kafka.topics import Replication, add_replication_flags, replication_from_args
+from sunspots.lifecycle.promotion import PromotionPolicy
+from sunspots.process.cli import (
     Parser,
     boolean,
     env_flag,
@@ -25,9 +28,7 @@ from sunspots.cli import (
     positive_float,
     positive_int,
 )
-from sunspots.logs import add_logging_flags
-from sunspots.settings import KafkaSettings, add_kafka_flags, kafka_settings_from_args
-from sunspots.topics import Replication, add_replication_flags, replication_from_args
+from sunspots.process.logs import add_logging_flags
 
 # The progress watchdog (consumer.watchdog) and the bounded stop (consumer.shutdown).
 DEFAULT_STALL_TIMEOUT_S = 60.0
@@ -37,6 +38,10 @@ DEFAULT_SHUTDOWN_GRACE_S = 20.0
 
 @dataclass(frozen=True)
 class ServiceConfig:
+    """The service's whole configuration, read once at the edge from flags and environment: the
+    mode, its model, the Kafka settings, its group and instance, its metrics port and its
+    mode's own settings."""
+
     mode: Mode
     model: Path | None  # None: the mode's committed default artifact
     kafka: KafkaSettings
@@ -50,7 +55,7 @@ class ServiceConfig:
     replication: Replication
     max_series: int = 0  # forecast only
     metrics_host: str = "0.0.0.0"
-    history: int = 64  # forecast only
+    history: int = DEFAULT_HISTORY  # forecast only
     promotion: PromotionPolicy | None = None  # forecast only: None, no automatic promotion
     stall_timeout_s: float = DEFAULT_STALL_TIMEOUT_S
     stall_limit_s: float = DEFAULT_STALL_LIMIT_S  # 0: report only
@@ -155,6 +160,7 @@ def _check_stall_limit(args: argparse.Namespace) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> ServiceConfig:
+    """The frozen configuration from parsed arguments; a bad combination is a usage error (exit 2)."""
     return ServiceConfig(
         mode=MODES[args.mode],
         model=Path(args.model) if args.model else None,
@@ -169,7 +175,7 @@ def config_from_args(args: argparse.Namespace) -> ServiceConfig:
         max_poll_records=args.max_poll_records,
         create_topics=args.create_topics,
         replication=replication_from_args(args),
-        history=getattr(args, "history", 64),
+        history=getattr(args, "history", DEFAULT_HISTORY),
         promotion=_promotion(args),
         stall_timeout_s=args.stall_timeout,
         stall_limit_s=args.stall_limit,

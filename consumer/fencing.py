@@ -8,7 +8,7 @@ a restarted instance re-initialises its transactional id and resumes exactly onc
 
 from __future__ import annotations
 
-from kafka.errors import FencedInstanceIdError, ProducerFencedError
+from sunspots.kafka.errors import FencedInstanceIdError, ProducerFencedError
 
 FATAL_ERRORS = (ProducerFencedError, FencedInstanceIdError)
 

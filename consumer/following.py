@@ -2,7 +2,7 @@
 change between batches.
 
 At start (after the brokers accepted the service, before it reads any observation) the feed
-(sunspots.model_feed) reads the models topic to its end: the champion there replaces the
+(sunspots.lifecycle.feed) reads the models topic to its end: the champion there replaces the
 `--model` artifact, a challenger starts its shadow forecasts, and each refusal still standing
 is counted. A topic that does not exist leaves the `--model` artifact serving, told once; the
 service does not create it (a topic the broker auto-created would be neither compacted nor
@@ -21,19 +21,22 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from kafka.errors import KafkaError
-
 from consumer.forecaster import Forecaster
 from consumer.retry import Retry
-from sunspots.logs import Outage
-from sunspots.model_feed import ModelFeed
-from sunspots.refusal import refusal_error
-from sunspots.settings import KafkaSettings
+from sunspots.kafka.errors import KafkaError
+from sunspots.kafka.refusal import refusal_error
+from sunspots.kafka.settings import KafkaSettings
+from sunspots.lifecycle.feed import ModelFeed
+from sunspots.process.logs import Outage
 
 log = logging.getLogger(__name__)
 
 
 class ModelFollower:
+    """The models topic followed beside the forecaster's loop: between batches it polls the feed
+    and hands each change to the forecaster, and a feed that cannot be read is told once as
+    it begins and once as it ends (the service keeps its current models meanwhile)."""
+
     def __init__(self, feed: ModelFeed, forecaster: Forecaster) -> None:
         self.feed = feed
         self.forecaster = forecaster

@@ -1,6 +1,6 @@
 """The forecasting processor: observations in; forecasts, evaluations and dead letters out.
 
-Per poll batch it decodes every record, applies it to its series' window (sunspots.window),
+Per poll batch it decodes every record, applies it to its series' window (sunspots.domain.window),
 makes ONE batched model call for all windows that became full, and scores each pending
 forecast whose actual value arrived. It also emits the new state of every series it touched,
 for the changelog the runner replays after a restart or rebalance. Each series' state is one
@@ -10,7 +10,7 @@ A window can fill and its forecast's target date arrive within one batch, before
 has run; such a pending forecast is held as an `InBatch` index into the batch's windows and
 resolved once the batched call returns.
 
-Intervals (sunspots.intervals): each series' adaptive level moves after every scored day, and
+Intervals (sunspots.domain.intervals): each series' adaptive level moves after every scored day, and
 the interval of the next forecast depends on it, so once the batched model call has returned
 (and the windows' volatilities are computed for the whole batch at once) the batch's forecasts
 and scorings are walked in the order their observations were applied: each forecast gets its
@@ -22,13 +22,13 @@ of its state, and puts the copies back if anything in the batch raises; metrics,
 scores and dead-letter counts change only once the batch has succeeded. `consumer.containment`
 relies on this to isolate a record that makes a batch fail.
 
-Models (consumer.lanes): the champion's forecasts and evaluations go to the forecasts and
+Models (sunspots.lifecycle.lanes): the champion's forecasts and evaluations go to the forecasts and
 evaluations topics; a challenger, while one runs, forecasts from the same windows (each model
 reads as many of the series' last values as its input needs) and goes to the shadow topics.
 Each output carries the version of the model that made it. Between batches, `follow` applies
-the records of the models topic (consumer.lifecycle): a new champion serves from the next batch on, and a forecast
+the records of the models topic (consumer.model_roles): a new champion serves from the next batch on, and a forecast
 pending from the old one is still scored, under its own version. The live error of each role
-is watched for drift (sunspots.drift), and with automatic promotion (consumer.promotion) a
+is watched for drift (sunspots.domain.drift), and with automatic promotion (sunspots.lifecycle.promotion) a
 challenger that beats the champion is published as champion, in the batch's transaction.
 
 Topic changes (consumer.topic_changes): offsets are compared within one partition only, so a
@@ -59,20 +59,22 @@ from datetime import date
 
 import numpy as np
 
-from consumer.lanes import ForecastModel, Lane, Lanes
-from consumer.lifecycle import Lifecycle
 from consumer.metrics import ForecasterMetrics
+from consumer.model_roles import Lifecycle
 from consumer.output import Output
 from consumer.processor import DeadLetters, Record
-from consumer.promotion import PromotionPolicy, PromotionRule
-from consumer.series import InBatch, Keeping, Pending, Pendings, SeriesState
+from consumer.series import DEFAULT_ROLLING, InBatch, Pending, Pendings, SeriesPolicy, SeriesState
 from consumer.series_metrics import DEFAULT_SERIES_METRICS, SeriesCollector, SeriesSelection
 from consumer.tally import BatchTally
 from consumer.topic_changes import SourceTopic
-from sunspots.evaluation import RollingScore
-from sunspots.intervals import band, volatility
-from sunspots.registry import Entry
-from sunspots.schemas import (
+from sunspots.domain.evaluation import RollingScore
+from sunspots.domain.intervals import band, volatility
+from sunspots.domain.window import APPLIED, ONE_DAY
+from sunspots.kafka.settings import Topics
+from sunspots.lifecycle.lanes import ForecastModel, Lane, Lanes
+from sunspots.lifecycle.promotion import PromotionPolicy, PromotionRule
+from sunspots.lifecycle.records import Entry
+from sunspots.wire.schemas import (
     Evaluation,
     Forecast,
     Observation,
@@ -81,8 +83,6 @@ from sunspots.schemas import (
     decode_observation,
     today_utc,
 )
-from sunspots.settings import Topics
-from sunspots.window import APPLIED, ONE_DAY
 
 log = logging.getLogger(__name__)
 
@@ -124,21 +124,27 @@ class _Batch:
 
 
 class Forecaster:
+    """The forecast service's processor: it keeps a rolling window and the scores per series,
+    forecasts each series' next day with the champion (and a challenger in the shadow),
+    scores every forecast when the actual arrives, and writes each series' state to the
+    changelog so that a restart restores it. One object per service instance; per-series
+    state lives in `SeriesState`."""
+
     def __init__(
         self,
         model: ForecastModel,
         topics: Topics,
         metrics: ForecasterMetrics,
-        rolling: int = 365,
+        rolling: int = DEFAULT_ROLLING,
         today: Callable[[], date] = today_utc,
         max_series: int = DEFAULT_MAX_SERIES,
-        keeping: Keeping | None = None,
+        series_policy: SeriesPolicy | None = None,
         promotion: PromotionPolicy | None = None,
         promoter: str = "forecaster",
         series_metrics: SeriesSelection | None = None,
     ) -> None:
-        self.keeping = keeping or Keeping(rolling=rolling)
-        self.lanes = Lanes(model, topics, self.keeping.history)
+        self.series_policy = series_policy or SeriesPolicy(rolling=rolling)
+        self.lanes = Lanes(model, topics, self.series_policy.history)
         self.topics = topics
         self.metrics = metrics
         self.today = today
@@ -167,6 +173,9 @@ class Forecaster:
     # --- one batch ------------------------------------------------------------------------
 
     def process(self, records: list[Record]) -> list[Output]:
+        """One batch of consumed records turned into outputs (forecasts, evaluations, dead letters,
+        changelog records), the series' state updated; the runner publishes them with
+        the batch's offsets."""
         if not records and not self.owes:
             return []
         batch = _Batch(self.today(), {lane.role: [] for lane in self.lanes.running})
@@ -230,7 +239,7 @@ class Forecaster:
         if name not in batch.saved:
             batch.saved[name] = None if state is None else state.copy()
         if state is None:
-            state = self.series[name] = SeriesState.new(name, record.partition, self.keeping)
+            state = self.series[name] = SeriesState.new(name, record.partition, self.series_policy)
         step = state.window.apply(obs.date, obs.sunspot_number, self.lanes.shortest)
         if step.status != APPLIED:
             detail = f"{name} {obs.date} arrived after {state.window.last_date}"
@@ -326,7 +335,7 @@ class Forecaster:
 
     def _made(self, lane: Lane, window: _Window, value: float, scale: float) -> Forecast:
         """The forecast from a window, with its interval at its series' current level."""
-        role = window.state.role(lane, self.keeping)
+        role = window.state.role(lane, self.series_policy)
         lower, upper = role.interval.interval(value, scale)
         return Forecast(
             window.state.name,
@@ -381,6 +390,8 @@ class Forecaster:
         return Output(self.topics.state, state.snapshot(), state.key, partition=state.partition)
 
     def restore(self, partition: int, changelog: Iterable[tuple[bytes, bytes | None]]) -> None:
+        """The series of `partition`, rebuilt from its changelog records (an unreadable record
+        costs its series' state, never the partition)."""
         restored, skipped, first_error = 0, 0, ""
         for key, value in changelog:
             try:
@@ -414,7 +425,7 @@ class Forecaster:
         log.debug("partition %d: %d changelog records applied", partition, restored)
 
     def _restored(self, series: str, value: bytes, partition: int) -> SeriesState:
-        return SeriesState.from_snapshot(series, value, partition, self.lanes, self.keeping)
+        return SeriesState.from_snapshot(series, value, partition, self.lanes, self.series_policy)
 
     def revoke(self, partitions: set[int]) -> None:
         gone = [s for s, state in self.series.items() if state.partition in partitions]

@@ -73,6 +73,9 @@ def serve(
     """Start the endpoint on a daemon thread; `shutdown()` the returned server to stop it."""
 
     class Handler(BaseHTTPRequestHandler):
+        """The HTTP handler of /healthz and /readyz: the loop's liveness and readiness as a status
+        code and one line."""
+
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
             if path == "/metrics":

@@ -7,8 +7,8 @@ whatever its number of series:
 
 - **Fleet-wide** (`ForecasterMetrics`, `LifecycleMetrics`): counters and histograms summed
   over every series, labelled only by bounded sets: `band` (the five activity bands of
-  sunspots.intervals.BANDS), `reason` (sunspots.schemas.REASONS), `cause`
-  (sunspots.window.RESET_CAUSES), `role` (champion, challenger), `model_version` (the models an
+  sunspots.domain.intervals.BANDS), `reason` (sunspots.wire.schemas.DEAD_LETTER_REASONS), `cause`
+  (sunspots.domain.window.RESET_CAUSES), `role` (champion, challenger), `model_version` (the models an
   instance has run). They are updated once per successful batch (consumer.tally).
 - **Per series** (`SERIES_FAMILIES`, `SCORE_FAMILIES`, `DRIFT_FAMILIES`), labelled `series`: only
   for the series `--series-metrics` names (consumer.series_metrics.SeriesSelection), read from
@@ -337,6 +337,8 @@ class LifecycleMetrics:
 
 
 class ClassifierMetrics:
+    """The classifier service's metrics, declared once and registered in the service's registry."""
+
     def __init__(self, registry: CollectorRegistry) -> None:
         self.requests = Counter(
             "classifier_requests", "Classification requests consumed.", registry=registry

@@ -1,4 +1,4 @@
-"""The services `python -m consumer` can run, one registry entry each.
+"""The services `python -m consumer` can run, one entry of `MODES` each.
 
 A mode names its model artifact (flag default and env variable), its metrics port and consumer
 group, the topic it reads, the topics every batch writes and the changelog it keeps (if any),
@@ -14,39 +14,57 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry
 
 from consumer.containment import Contained
 from consumer.forecaster import DEFAULT_MAX_SERIES
 from consumer.processor import Processor
-from consumer.promotion import PromotionPolicy
-from consumer.series import DEFAULT_HISTORY, Keeping
-from consumer.series_metrics import DEFAULT_SERIES_METRICS, series_selection
-from sunspots.artifact import DEFAULT_CLASSIFIER, DEFAULT_FORECASTER
-from sunspots.cli import boolean, env_flag, fraction, positive_int
-from sunspots.settings import Topics
-
-if TYPE_CHECKING:
-    from consumer.config import ServiceConfig
+from consumer.series import DEFAULT_HISTORY, DEFAULT_ROLLING, SeriesPolicy
+from consumer.series_metrics import DEFAULT_SERIES_METRICS, SeriesSelection, series_selection
+from sunspots.domain.artifact import DEFAULT_CLASSIFIER, DEFAULT_FORECASTER
+from sunspots.kafka import acls
+from sunspots.kafka.settings import KafkaSettings, Topics
+from sunspots.lifecycle.promotion import PromotionPolicy
+from sunspots.process.cli import boolean, env_flag, fraction, positive_int
 
 log = logging.getLogger("consumer")
 
 
+class BuildConfig(Protocol):
+    """What building a mode's processor reads of the service's configuration
+    (`consumer.config.ServiceConfig` is one; the forecast-only fields are ignored by the
+    classifier)."""
+
+    model: Path | None
+    kafka: KafkaSettings
+    group_id: str
+    instance_id: str
+    rolling: int
+    max_series: int
+    history: int
+    promotion: PromotionPolicy | None
+    series_metrics: SeriesSelection | None
+
+
 @dataclass(frozen=True)
 class Mode:
+    """One service `python -m consumer` can run: its model artifact, port and group defaults, its
+    topics, its flags and how its processor is built."""
+
     name: str
     help: str
     model_env: str
     default_model: Path
     default_port: int
+    acl_service: str  # its name in sunspots.kafka.acls (the grants it needs)
     default_group: str
     source: Callable[[Topics], str]
     state: Callable[[Topics], str | None]
     # The topics every batch writes (dead letters, shadow forecasts and promotions are rarer).
     outputs: Callable[[Topics], tuple[str, ...]]
-    build: Callable[[ServiceConfig, CollectorRegistry], Processor]
+    build: Callable[[BuildConfig, CollectorRegistry], Processor]
     add_flags: Callable[[argparse.ArgumentParser], None] = lambda parser: None
     follows_models: bool = False  # reads the models topic (consumer.following)
 
@@ -55,7 +73,7 @@ def _forecast_flags(parser: argparse.ArgumentParser) -> None:
     env_flag(
         parser,
         "--rolling",
-        365,
+        DEFAULT_ROLLING,
         "evaluations in the rolling RMSE and coverage",
         type=positive_int,
     )
@@ -108,10 +126,10 @@ def _forecast_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _build_forecaster(config: ServiceConfig, registry: CollectorRegistry) -> Processor:
+def _build_forecaster(config: BuildConfig, registry: CollectorRegistry) -> Processor:
     from consumer.forecaster import Forecaster
     from consumer.metrics import ForecasterMetrics
-    from sunspots.artifact import load_forecaster
+    from sunspots.domain.artifact import load_forecaster
 
     model = load_forecaster(config.model or DEFAULT_FORECASTER)
     log.info("forecaster model %s, window %d", model.model_version, model.window)
@@ -120,7 +138,7 @@ def _build_forecaster(config: ServiceConfig, registry: CollectorRegistry) -> Pro
         config.kafka.topics,
         ForecasterMetrics(registry),
         max_series=config.max_series,
-        keeping=Keeping(config.history, config.rolling),
+        series_policy=SeriesPolicy(config.history, config.rolling),
         promotion=config.promotion,
         promoter=f"{config.group_id}-{config.instance_id} (automatic promotion)",
         series_metrics=config.series_metrics,
@@ -128,10 +146,10 @@ def _build_forecaster(config: ServiceConfig, registry: CollectorRegistry) -> Pro
     return Contained(forecaster)
 
 
-def _build_classifier(config: ServiceConfig, registry: CollectorRegistry) -> Processor:
+def _build_classifier(config: BuildConfig, registry: CollectorRegistry) -> Processor:
     from consumer.classifier import Classifier
     from consumer.metrics import ClassifierMetrics
-    from sunspots.artifact import load_classifier
+    from sunspots.domain.artifact import load_classifier
 
     model = load_classifier(config.model or DEFAULT_CLASSIFIER)
     log.info("classifier model %s", model.model_version)
@@ -145,7 +163,8 @@ FORECAST = Mode(
     model_env="SUNSPOTS_MODEL",
     default_model=DEFAULT_FORECASTER,
     default_port=8000,
-    default_group="sunspots-forecaster",
+    acl_service=acls.FORECASTER,
+    default_group=acls.DEFAULT_GROUPS[acls.FORECASTER],
     source=lambda topics: topics.observations,
     state=lambda topics: topics.state,
     outputs=lambda topics: (topics.forecasts, topics.evaluations, topics.state),
@@ -159,7 +178,8 @@ CLASSIFY = Mode(
     model_env="SUNSPOTS_CLASSIFIER_MODEL",
     default_model=DEFAULT_CLASSIFIER,
     default_port=8001,
-    default_group="sunspots-classifier",
+    acl_service=acls.CLASSIFIER,
+    default_group=acls.DEFAULT_GROUPS[acls.CLASSIFIER],
     source=lambda topics: topics.classifier_requests,
     state=lambda topics: None,
     outputs=lambda topics: (topics.classifier_predictions,),

@@ -15,18 +15,37 @@ would fail on every retry and the line would stop. The whole record stays at its
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from sunspots.schemas import MAX_DETAIL_BYTES, MAX_KEPT_BYTES, MAX_KEY_BYTES, MAX_MESSAGE_BYTES
+from sunspots.wire.schemas import MAX_DETAIL_BYTES, MAX_KEPT_BYTES, MAX_KEY_BYTES, MAX_MESSAGE_BYTES
 
-if TYPE_CHECKING:
-    from consumer.processor import Record
+
+class Record(Protocol):
+    """The fields of a consumed Kafka record that processors read."""
+
+    @property
+    def topic(self) -> str: ...
+
+    @property
+    def partition(self) -> int: ...
+
+    @property
+    def offset(self) -> int: ...
+
+    @property
+    def key(self) -> bytes | None: ...
+
+    @property
+    def value(self) -> bytes | None: ...
 
 
 # Not frozen: a frozen dataclass sets each field through object.__setattr__, and the forecaster
 # makes two or three outputs per observation. Treat an Output as immutable all the same.
 @dataclass(slots=True)
 class Output:
+    """One record for the runner to publish: topic, value, key, headers and (for the models topic)
+    the partition."""
+
     topic: str
     value: bytes | None
     key: bytes | None = None

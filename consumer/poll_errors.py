@@ -9,12 +9,12 @@ Two kinds, and a clear outcome for each:
 * **Unreadable**: a record batch the client cannot decode (a codec it lacks, a corrupt or
   invalid batch, a record larger than it can fetch), or any exception from outside Kafka's
   errors escaping the client while it reads. Polling again cannot mend it, and kafka-python
-  then loops for ever inside its next poll (`sunspots.kafka_compat.fetch_position`), so the
+  then loops for ever inside its next poll (`sunspots.kafka.compat.fetch_position`), so the
   service stops with `EXIT_INPUT` and one line naming the topic, the partition, the offset, the
   cause and what to do.
 
 Fencing and refusals (authentication, authorization) are told apart before this, as for every
-step of the loop (`consumer.fencing`, `sunspots.refusal`).
+step of the loop (`consumer.fencing`, `sunspots.kafka.refusal`).
 """
 
 from __future__ import annotations
@@ -22,15 +22,15 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from kafka import TopicPartition
-from kafka.consumer.fetcher import RecordTooLargeError
-from kafka.errors import (
+from sunspots.kafka.errors import (
     CorruptRecordError,
     InvalidRecordError,
     KafkaError,
+    RecordTooLargeError,
     UnsupportedCodecError,
     UnsupportedCompressionTypeError,
 )
+from sunspots.kafka.types import TopicPartition
 
 # Kafka's errors that mean a batch, as fetched, cannot be decoded.
 UNREADABLE_ERRORS: tuple[type[KafkaError], ...] = (

@@ -13,17 +13,17 @@ counts nothing twice. `consumer.containment` builds on both so that no record st
 
 from __future__ import annotations
 
+import collections
 import logging
 import time
-from collections import Counter as Tally
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 from prometheus_client import Counter
 
-from consumer.output import Output, dead_letter
-from sunspots.schemas import SchemaError
+from consumer.output import Output, Record, dead_letter
+from sunspots.wire.schemas import SchemaError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -33,26 +33,9 @@ INTERNAL_ERROR = "internal_error"
 DETAIL_CHARS = 300
 
 
-class Record(Protocol):
-    """The fields of a consumed Kafka record that processors read."""
-
-    @property
-    def topic(self) -> str: ...
-
-    @property
-    def partition(self) -> int: ...
-
-    @property
-    def offset(self) -> int: ...
-
-    @property
-    def key(self) -> bytes | None: ...
-
-    @property
-    def value(self) -> bytes | None: ...
-
-
 class Processor(Protocol):
+    """What the runner asks of a processor: a batch of records in, the outputs to publish out."""
+
     def process(self, records: list[Record]) -> list[Output]: ...
 
     def restore(self, partition: int, changelog: Iterable[tuple[bytes, bytes | None]]) -> None: ...
@@ -170,12 +153,12 @@ class DeadLetters:
             self.throttle.roll()
         if not self.pending:
             return
-        for reason, count in Tally(r.reason for r in self.pending).items():
+        for reason, count in collections.Counter(r.reason for r in self.pending).items():
             self.counter.labels(reason).inc(count)
         for r in self.pending:
             extra = {"reason": r.reason, "partition": r.partition, "series": r.series}
             if r.reason != INTERNAL_ERROR:
-                # Held back after the first of each reason for a while (sunspots.logs.
+                # Held back after the first of each reason for a while (sunspots.process.logs.
                 # RepeatFilter): every one is on the dead-letter topic and in the counter.
                 log.warning("dead letter %s at %s: %s", r.reason, r.where, r.detail, extra=extra)
             elif self.throttle.allow():

@@ -45,23 +45,26 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.errors import (
-    KafkaError,
-    KafkaTimeoutError,
-    MessageSizeTooLargeError,
-    RecordListTooLargeError,
-)
-from kafka.producer.future import FutureRecordMetadata
-from kafka.structs import OffsetAndMetadata
-
 from consumer.fencing import is_fenced
 from consumer.health import Health
 from consumer.output import Output
 from consumer.sensors import ABORT, COMMIT, OFFSETS, SEND, Sensor
 from consumer.stops import EXIT_INPUT, ServiceStop
-from sunspots.kafka_compat import close_now, start_transaction_step
-from sunspots.refusal import refusal_error
+from sunspots.kafka.compat import close_now, start_transaction_step
+from sunspots.kafka.errors import (
+    KafkaError,
+    KafkaTimeoutError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+)
+from sunspots.kafka.refusal import refusal_error
+from sunspots.kafka.types import (
+    FutureRecordMetadata,
+    KafkaConsumer,
+    KafkaProducer,
+    OffsetAndMetadata,
+    TopicPartition,
+)
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +82,9 @@ Offsets = dict[TopicPartition, OffsetAndMetadata]
 
 
 class Publisher(Protocol):
+    """What the runner needs to publish a batch's outputs with its offsets, whatever the guarantee;
+    the two kinds below."""
+
     def publish(self, outputs: list[Output], offsets: Offsets, consumer: KafkaConsumer) -> None: ...
 
     def abort(self) -> None: ...

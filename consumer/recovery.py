@@ -29,15 +29,13 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 
-from kafka import KafkaConsumer, TopicPartition
-from kafka.consumer.subscription_state import ConsumerRebalanceListener
-
 from consumer.changelog import Changelog
 from consumer.health import Health
 from consumer.processor import Processor
 from consumer.sensors import Sensor
 from consumer.stops import ServiceStop
 from consumer.topic_watch import TopicWatch
+from sunspots.kafka.types import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +44,10 @@ RESTORE_PROBLEM = "restore"
 
 
 class Recovery(ConsumerRebalanceListener):
+    """The group member's rebalance listener: it restores the state of the partitions it is given
+    from their changelog before any of their records is processed, and drops the state of
+    those it loses, so that a partition's state moves with it between instances."""
+
     def __init__(
         self,
         processor: Processor,
@@ -81,6 +83,7 @@ class Recovery(ConsumerRebalanceListener):
 
     def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         # Every batch is committed before the next poll, so there is nothing in flight here.
+        """Forget the state of the partitions taken away (another instance restores it)."""
         if revoked:
             partitions = sorted(tp.partition for tp in revoked)
             log.info("partitions revoked: %s", partitions, extra={"partitions": partitions})
@@ -88,6 +91,7 @@ class Recovery(ConsumerRebalanceListener):
         self.health.assigned = bool(self._owned() - set(revoked))
 
     def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        """Restore the state of the partitions given, before their first record is processed."""
         if assigned:
             partitions = sorted(tp.partition for tp in assigned)
             started = time.monotonic()
@@ -123,6 +127,8 @@ class Recovery(ConsumerRebalanceListener):
     # --- state ----------------------------------------------------------------------------
 
     def restore(self, partitions: list[int]) -> None:
+        """Read the changelog of `partitions` to its end into the processor, timed for the restore
+        sensor."""
         if not partitions:
             return
         if self.watch is not None:

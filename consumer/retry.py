@@ -3,7 +3,7 @@
 Connecting at start (the broker may not be up yet), restoring state and rewinding after a
 failed publish all retry the same way: back off exponentially up to a ceiling, report the
 service as not connected meanwhile, stop at once on a fencing (see `consumer.fencing`), a
-refusal a retry will not mend (`sunspots.refusal`) or a stop the service decided
+refusal a retry will not mend (`sunspots.kafka.refusal`) or a stop the service decided
 (`consumer.stops`), and give up only when the service is asked to stop.
 """
 
@@ -18,7 +18,7 @@ from typing import TypeVar
 from consumer.fencing import Fenced, is_fenced
 from consumer.health import Health
 from consumer.stops import ServiceStop
-from sunspots.refusal import refusal_error
+from sunspots.kafka.refusal import refusal_error
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -50,7 +50,7 @@ class Retry:
     ) -> T:
         """Return `step()` once it succeeds. Raises `Fenced` on a fencing, `Interrupted` when
         the service stops while the step still fails, and, unchanged, a refusal of the brokers
-        (authentication, authorization: `sunspots.refusal`), a `ServiceStop` and any error
+        (authentication, authorization: `sunspots.kafka.refusal`), a `ServiceStop` and any error
         outside `retry_on`."""
         delay = self.backoff.first_s
         while True:

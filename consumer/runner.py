@@ -6,7 +6,7 @@ exactly once or at least once). When publishing fails (broker gone), the publish
 it sent and the recovery (`consumer.recovery`) rewinds to the committed offsets and rebuilds
 the processor's state, so the batch is processed again from where the commit left it; every
 wait on Kafka backs off the same way (`consumer.retry`). A fencing stops the service
-(`consumer.fencing`), and so does a refusal of the brokers (`sunspots.refusal`), which it
+(`consumer.fencing`), and so does a refusal of the brokers (`sunspots.kafka.refusal`), which it
 raises unchanged for the service to tell. An error of a poll is retried, or, when it means a
 batch cannot be read, stops the service with one line (`consumer.poll_errors`).
 
@@ -27,15 +27,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Protocol
 
-from kafka import KafkaConsumer, TopicPartition
-from kafka.consumer.fetcher import ConsumerRecord
-from kafka.consumer.subscription_state import ConsumerRebalanceListener
-from kafka.errors import KafkaError
-from kafka.structs import OffsetAndMetadata
-
-from consumer import clients
 from consumer.changelog import Changelog, read_changelog
-from consumer.clients import ProducerMaker
 from consumer.fencing import Fenced, is_fenced
 from consumer.health import Health
 from consumer.output import Output
@@ -53,9 +45,19 @@ from consumer.retry import Backoff, Interrupted, Retry
 from consumer.sensors import FAILED_PUBLISH, FAILED_RESTORE, Sensor, Sensors
 from consumer.stops import EXIT_INPUT, EXIT_STALLED, ServiceStop
 from consumer.topic_watch import TopicWatch
-from sunspots.kafka_compat import broker_connected, fetch_position, request_rejoin
-from sunspots.refusal import refusal_error
-from sunspots.settings import KafkaSettings
+from sunspots.kafka import clients
+from sunspots.kafka.clients import ProducerMaker
+from sunspots.kafka.compat import broker_connected, fetch_position, request_rejoin
+from sunspots.kafka.errors import KafkaError
+from sunspots.kafka.refusal import refusal_error
+from sunspots.kafka.settings import KafkaSettings
+from sunspots.kafka.types import (
+    ConsumerRebalanceListener,
+    ConsumerRecord,
+    KafkaConsumer,
+    OffsetAndMetadata,
+    TopicPartition,
+)
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +68,9 @@ CLOSE_TIMEOUT_MS = 5_000
 
 @dataclass(frozen=True)
 class RunnerConfig:
+    """The loop's settings, read once from the command line: what it reads and as whom, its
+    processing guarantee, its batch size, its bounds on polls, restores, stalls and stops."""
+
     source_topic: str
     group_id: str
     instance_id: str
@@ -118,6 +123,8 @@ class KafkaClients:
         self.stop = stop
 
     def publisher(self, sensor: Sensor) -> Publisher:
+        """The loop's publisher for its processing guarantee: transactional (exactly once) or flush
+        then commit (at least once)."""
         c = self.config
         if c.processing != EXACTLY_ONCE:
             made = partial(clients.make_producer, self.kafka)

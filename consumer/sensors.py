@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
 
-from kafka import TopicPartition
+from sunspots.kafka.types import TopicPartition
 
 # Why the loop rewound (`Sensor.on_rewind`): a publish failed and was taken back, or the state
 # of newly assigned partitions could not be restored.

@@ -6,14 +6,14 @@ partition it arrives on, the next source offset its state reflects (so an at-lea
 of older records after a crash is skipped instead of applied twice) with the id of the source
 topic that offset belongs to (consumer.topic_changes.SourceTopic), its id as a record key,
 and per role (`RoleState`) what is kept about the model running in that role: its adaptive
-interval level (sunspots.intervals), its drift test (sunspots.drift) and its rolling scores.
+interval level (sunspots.domain.intervals), its drift test (sunspots.domain.drift) and its rolling scores.
 
 A role's state is about one model version: when the role's model changes, the next forecast
 starts that role's interval, drift test and scores afresh (`SeriesState.role`); a forecast
 still pending from the old model is scored under its own version all the same.
 
 The snapshot written to the changelog holds all of it but the rolling scores, which are
-metrics only and restart after a rebalance (`sunspots.schemas.SeriesSnapshot`, published as
+metrics only and restart after a rebalance (`sunspots.wire.schemas.SeriesSnapshot`, published as
 schemas/state.json):
 
     {"series": "silso", "offset": 1234,
@@ -32,7 +32,7 @@ The state is also what the series' metrics are read from at scrape time
 (consumer.series_metrics): the counts of what the series went through (`SeriesCounts`), the
 last value (the window's), the last forecast (the champion's pending one), and per role the
 scores, the interval level and the drift test, with the date of the last drift alarm. Every
-class here has slots, and the numbers sit in arrays (sunspots.window, sunspots.evaluation):
+class here has slots, and the numbers sit in arrays (sunspots.domain.window, sunspots.domain.evaluation):
 an instance holds up to `--max-series` of them.
 """
 
@@ -42,12 +42,13 @@ from array import array
 from dataclasses import dataclass, field
 from datetime import date
 
-from consumer.lanes import Lane, Lanes
-from sunspots.drift import DriftDetector, DriftPolicy
-from sunspots.evaluation import RollingScore
-from sunspots.intervals import AdaptiveInterval
-from sunspots.registry import CHAMPION
-from sunspots.schemas import (
+from sunspots.domain.drift import DriftDetector, DriftPolicy
+from sunspots.domain.evaluation import RollingScore
+from sunspots.domain.intervals import AdaptiveInterval
+from sunspots.domain.window import SeriesWindow
+from sunspots.lifecycle.lanes import Lane, Lanes
+from sunspots.lifecycle.records import CHAMPION
+from sunspots.wire.schemas import (
     DriftState,
     Forecast,
     RoleSnapshot,
@@ -55,9 +56,10 @@ from sunspots.schemas import (
     WindowState,
     decode_snapshot,
 )
-from sunspots.window import SeriesWindow
 
 DEFAULT_HISTORY = 64
+# Evaluations in a series' rolling RMSE and coverage (--rolling).
+DEFAULT_ROLLING = 365
 
 
 @dataclass(slots=True)
@@ -75,12 +77,12 @@ Pendings = dict[str, Pending]
 
 
 @dataclass(frozen=True)
-class Keeping:
+class SeriesPolicy:
     """How series are kept: values of history, evaluations in the rolling scores, the drift
     test's settings."""
 
     history: int = DEFAULT_HISTORY
-    rolling: int = 365
+    rolling: int = DEFAULT_ROLLING
     drift: DriftPolicy = field(default_factory=DriftPolicy)
 
 
@@ -105,16 +107,18 @@ class RoleState:
     last_alarm: date | None = None  # the target date of the last drift alarm (metrics only)
 
     @classmethod
-    def new(cls, lane: Lane, keeping: Keeping) -> RoleState:
+    def new(cls, lane: Lane, series_policy: SeriesPolicy) -> RoleState:
+        """A fresh state for a role starting on this series."""
         model = lane.model
         return cls(
             model.model_version,
             model.calibration.start(),
-            DriftDetector(keeping.drift),
-            RollingScore(keeping.rolling),
+            DriftDetector(series_policy.drift),
+            RollingScore(series_policy.rolling),
         )
 
     def copy(self) -> RoleState:
+        """An independent copy, for a batch that may be rolled back."""
         return RoleState(
             self.model_version,
             self.interval.copy(),
@@ -132,6 +136,11 @@ class RoleState:
 
 @dataclass(slots=True)
 class SeriesState:
+    """Everything the forecaster keeps of one series: its window of values, the partition it came
+    from, the state of each role (champion, challenger) that scores it, and the changelog
+    offset it was last applied to. One object per series, so that its snapshot and restore
+    are one step."""
+
     name: str
     window: SeriesWindow[Pendings]
     partition: int
@@ -146,17 +155,18 @@ class SeriesState:
             self.key = self.name.encode()
 
     @classmethod
-    def new(cls, name: str, partition: int, keeping: Keeping) -> SeriesState:
-        return cls(name, SeriesWindow(keeping.history), partition)
+    def new(cls, name: str, partition: int, series_policy: SeriesPolicy) -> SeriesState:
+        return cls(name, SeriesWindow(series_policy.history), partition)
 
-    def role(self, lane: Lane, keeping: Keeping) -> RoleState:
+    def role(self, lane: Lane, series_policy: SeriesPolicy) -> RoleState:
         """The state of `lane`'s role, afresh if it was about another model."""
         state = self.roles.get(lane.role)
         if state is None or state.model_version != lane.version:
-            state = self.roles[lane.role] = RoleState.new(lane, keeping)
+            state = self.roles[lane.role] = RoleState.new(lane, series_policy)
         return state
 
     def copy(self) -> SeriesState:
+        """An independent copy, for a batch that may be rolled back."""
         w = self.window
         pending = None if w.pending is None else dict(w.pending)
         window = SeriesWindow(w.size, w.last_date, w.values[:], pending)
@@ -183,7 +193,7 @@ class SeriesState:
 
     @classmethod
     def from_snapshot(
-        cls, name: str, value: bytes, partition: int, lanes: Lanes, keeping: Keeping
+        cls, name: str, value: bytes, partition: int, lanes: Lanes, series_policy: SeriesPolicy
     ) -> SeriesState:
         """The state in a changelog value; SchemaError if the value is not a snapshot.
 
@@ -191,9 +201,9 @@ class SeriesState:
         forecast; a role whose model changed keeps its pending forecast, and starts its
         interval and drift test afresh."""
         snap = decode_snapshot(value)
-        values = array("d", snap.window.values[-keeping.history :])
+        values = array("d", snap.window.values[-series_policy.history :])
         window: SeriesWindow[Pendings] = SeriesWindow(
-            keeping.history, snap.window.last_date, values
+            series_policy.history, snap.window.last_date, values
         )
         state = cls(name, window, partition, applied_to=snap.offset, source_id=snap.topic_id)
         pending: Pendings = {}
@@ -201,11 +211,11 @@ class SeriesState:
             lane = lanes.get(role)
             if lane is None:
                 continue
-            restored = RoleState.new(lane, keeping)
+            restored = RoleState.new(lane, series_policy)
             if part.model_version == lane.version:
                 restored.interval.level = part.alpha
                 if part.drift is not None:
-                    restored.drift = _detector(part.drift, keeping.drift)
+                    restored.drift = _detector(part.drift, series_policy.drift)
             state.roles[role] = restored
             if part.pending is not None:
                 pending[role] = part.pending

@@ -14,7 +14,7 @@ consistent enough, under CPython's global interpreter lock:
   so a series added or dropped meanwhile never breaks the iteration;
 - each series' values are read field by field, each read atomic (a float, an `array` slice, a
   dict `get`), and a rolling score is computed from copies of its buffers
-  (sunspots.evaluation.RollingScore.figures); so a series' figures may straddle a batch that
+  (sunspots.domain.evaluation.RollingScore.figures); so a series' figures may straddle a batch that
   commits during the scrape (its RMSE after it, its coverage before), never mix torn values;
 - the counts change only when a batch succeeds (consumer.tally), so a counter never goes back;
   a gauge read in the middle of a batch that then fails shows a value the next scrape corrects.
@@ -34,11 +34,11 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from consumer import metrics as m
-from consumer.lanes import Lanes
 from consumer.series import RoleState, SeriesState
-from sunspots.registry import CHAMPION
-from sunspots.schemas import Forecast
-from sunspots.settings import DEFAULT_SERIES
+from sunspots.kafka.settings import DEFAULT_SERIES
+from sunspots.lifecycle.lanes import Lanes
+from sunspots.lifecycle.records import CHAMPION
+from sunspots.wire.schemas import Forecast
 
 NONE, ALL = "none", "all"
 # The series the producer names by default: its one SILSO series, and the first of a

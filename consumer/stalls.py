@@ -20,7 +20,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from kafka import TopicPartition
+from sunspots.kafka.types import TopicPartition
 
 ChangeKind = Literal["stalled", "resumed", "limit"]
 

@@ -18,10 +18,10 @@ from datetime import date
 
 from consumer.metrics import ForecasterMetrics
 from consumer.series import SeriesCounts, SeriesState
-from sunspots.drift import DriftStep
-from sunspots.intervals import band
-from sunspots.registry import CHAMPION
-from sunspots.schemas import Evaluation
+from sunspots.domain.drift import DriftStep
+from sunspots.domain.intervals import band
+from sunspots.lifecycle.records import CHAMPION
+from sunspots.wire.schemas import Evaluation
 
 log = logging.getLogger("consumer.forecaster")
 

@@ -11,7 +11,7 @@ has a unit test.
 * `TopicFacts` is one topic as the brokers describe it: its id (Kafka's topic id, new for a
   topic deleted and created again under the same name), its partitions and its settings.
 * `change` compares two descriptions of a topic: deleted, back, recreated, partitions added.
-* `shortfall` and `mismatch` say what keeps a topic from its spec (sunspots.settings.Topics):
+* `shortfall` and `mismatch` say what keeps a topic from its spec (sunspots.kafka.settings.Topics):
   a changelog with fewer partitions than its input, a compacted topic no longer compacted.
 * `SourceTopic` is what the forecaster knows of its source topic's incarnation (its id and
   end offsets at the last restore) and of the partitions added to it while it ran; the
@@ -27,13 +27,15 @@ summary line.
 
 from __future__ import annotations
 
+import collections
 import logging
-from collections import Counter as Tally
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 
 from prometheus_client import CollectorRegistry, Counter
+
+from sunspots.kafka.topic_admin import TopicFacts
 
 log = logging.getLogger(__name__)
 
@@ -51,20 +53,6 @@ class Change(Enum):
 # What the service itself did about a change, for `sunspot_consumer_topic_changes_total`.
 CREATED, GROWN, REPAIRED = "created", "grown", "repaired"
 CHANGE_LABELS = (*(c.value for c in Change if c is not Change.NONE), CREATED, GROWN, REPAIRED)
-
-
-@dataclass(frozen=True)
-class TopicFacts:
-    """One topic as the brokers describe it; `partitions` is 0 when it does not exist."""
-
-    name: str
-    topic_id: str | None = None
-    partitions: int = 0
-    configs: Mapping[str, str] = field(default_factory=dict)
-
-    @property
-    def exists(self) -> bool:
-        return self.partitions > 0
 
 
 def change(before: TopicFacts | None, now: TopicFacts) -> Change:
@@ -124,7 +112,9 @@ class SourceTopic:
     topic_id: str | None = None
     ends: dict[int, int] = field(default_factory=dict)
     added: set[int] = field(default_factory=set)  # partitions added while the service ran
-    stale: Tally[int] = field(default_factory=Tally)  # stale states dropped, by partition
+    stale: collections.Counter[int] = field(
+        default_factory=collections.Counter
+    )  # stale states dropped, by partition
     moved: int = 0  # series first seen on an added partition
     tombstones: list[tuple[bytes, int]] = field(default_factory=list)  # stale keys to delete
     # Stale keys noted since the source's id last changed: a second restore before their

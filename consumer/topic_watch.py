@@ -2,7 +2,7 @@
 
 Every couple of seconds, at a batch boundary, the watch describes the service's topics in one
 request (their ids, partitions and, now and then, the settings that keep data whole) and acts
-on what changed (consumer.topic_changes decides, consumer.topic_admin talks to Kafka), each
+on what changed (consumer.topic_changes decides, sunspots.kafka.topic_admin talks to Kafka), each
 change told in one line and counted in `sunspot_consumer_topic_changes_total`:
 
 * the source topic gone: `/readyz` answers 503 with `source=topic X does not exist` while it
@@ -25,7 +25,7 @@ stops it (`ServiceStop`, exit 8) with a line that names the topic and what to do
 
 Before a restore (consumer.recovery) the watch makes sure the changelog has a partition for
 each partition restored and hands the forecaster the source topic's id and end offsets. The
-group member's position moves (records deleted before they were read, consumer.clients.
+group member's position moves (records deleted before they were read, sunspots.kafka.clients.
 GroupConsumer) are told here, one line per partition, and counted.
 """
 
@@ -37,13 +37,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from kafka import KafkaConsumer
-from kafka.errors import KafkaError
-
-from consumer.clients import GroupConsumer, Moved
 from consumer.health import Health
 from consumer.stops import EXIT_INPUT, ServiceStop
-from consumer.topic_admin import TopicAdmin
 from consumer.topic_changes import (
     CREATED,
     GROWN,
@@ -57,10 +52,14 @@ from consumer.topic_changes import (
     mismatch,
     shortfall,
 )
-from sunspots import acls
-from sunspots.kafka_compat import request_rejoin
-from sunspots.logs import Outage
-from sunspots.settings import Topics, TopicSpec
+from sunspots.kafka import acls
+from sunspots.kafka.clients import GroupConsumer, Moved
+from sunspots.kafka.compat import request_rejoin
+from sunspots.kafka.errors import KafkaError
+from sunspots.kafka.settings import Topics, TopicSpec
+from sunspots.kafka.topic_admin import TopicAdmin
+from sunspots.kafka.types import KafkaConsumer
+from sunspots.process.logs import Outage
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +109,7 @@ class Watched:
     def of(
         cls, service: str, topics: Topics, source: str, state: str | None, promotes: bool
     ) -> Watched:
-        """From the grants the service needs (sunspots.acls): one list of what it uses."""
+        """From the grants the service needs (sunspots.kafka.acls): one list of what it uses."""
         used = [g for g in acls.grants(service, topics, promotes=promotes) if g.resource == "topic"]
         written = tuple(dict.fromkeys(g.name for g in used if g.operation == "Write"))
         followed = topics.models if service == acls.FORECASTER else None
@@ -247,7 +246,7 @@ class TopicWatch:
     # --- the group member's position ------------------------------------------------------
 
     def moved(self, move: Moved) -> None:
-        """A partition's position was gone (consumer.clients.GroupConsumer): tell it."""
+        """A partition's position was gone (sunspots.kafka.clients.GroupConsumer): tell it."""
         tp = move.partition
         extra = {"partition": tp.partition}
         if move.position is None or move.position > move.end:

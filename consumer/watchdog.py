@@ -22,13 +22,12 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from kafka import KafkaConsumer, TopicPartition
-
-from consumer import clients
 from consumer.health import Health
 from consumer.sensors import Sensor
 from consumer.stalls import Change, Stalls
-from sunspots.settings import KafkaSettings
+from sunspots.kafka import clients
+from sunspots.kafka.settings import KafkaSettings
+from sunspots.kafka.types import KafkaConsumer, TopicPartition
 
 log = logging.getLogger(__name__)
 

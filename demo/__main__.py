@@ -17,17 +17,18 @@ import sys
 import time
 from pathlib import Path
 
-from sunspots import lesson
-from sunspots.broker import LocalBroker, free_port
-from sunspots.cli import Parser, env_flag, iso_date, non_negative_float
-from sunspots.data import SILSO_DAILY_URL
-from sunspots.evaluation import rmse
-from sunspots.logs import quiet_kafka
-from sunspots.settings import KafkaSettings, Topics
-from sunspots.topics import create_topics
+from devtools.broker import LocalBroker, free_port
+from sunspots.domain import lesson
+from sunspots.domain.data import SILSO_DAILY_URL
+from sunspots.domain.evaluation import rmse
+from sunspots.kafka.settings import KafkaSettings, Topics
+from sunspots.kafka.topics import create_topics
+from sunspots.process.cli import Parser, env_flag, iso_date, non_negative_float
+from sunspots.process.deadline import Deadline
+from sunspots.process.logs import quiet_kafka
 from support.http import Samples, scrape, total, wait_ready
-from support.services import consumer, run_producer
-from support.topics import read_to_end, unique_topics, values
+from support.run_topics import read_to_end, unique_topics, values
+from support.services import Service, consumer, run_producer
 
 REPO = Path(__file__).resolve().parents[1]
 LESSON_SEQUENCES = [*lesson.SEQUENCES, lesson.EXAMPLE]
@@ -90,6 +91,8 @@ def _plot(evaluations: list[dict], path: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """The whole demo: a broker (unless one is given), both services, the replay, then the
+    classifier's answers, a summary and the plot; 1 when the replay fails."""
     out_dir = REPO / "reports" / "demo"
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
@@ -113,38 +116,8 @@ def run(args: argparse.Namespace) -> int:
         for mode, port in ports.items()
     }
     try:
-        for mode, port in ports.items():
-            try:
-                wait_ready(port, services[mode].process)
-            except RuntimeError as exc:
-                raise SystemExit(
-                    f"the {mode} service is not ready ({exc}); see reports/demo/"
-                ) from None
-        say(
-            f"forecaster metrics on http://127.0.0.1:{ports['forecast']}/metrics, "
-            f"classifier on :{ports['classify']}"
-        )
-        say(
-            f"replaying {args.start} .. {args.end or 'end of data'} "
-            f"at {args.speed or 'full'} speed ..."
-        )
-        replay = ["--start", args.start, "--speed", str(args.speed)]
-        replay += ["--end", args.end] if args.end else []
-        try:
-            log = _fresh(out_dir / "producer.log")
-            run_producer(bootstrap, topics, args.data, log, *replay, timeout=None)
-        except RuntimeError as exc:
-            say(str(exc)[-2000:])
-            return 1
-        replay_done = time.monotonic()
-        metrics, caught_up = _settle(ports["forecast"])
-        say(f"forecaster caught up {caught_up - replay_done:.1f} s after the replay ended")
-        _classify(kafka, args.timeout)
-        evaluations = values(read_to_end(bootstrap, topics.evaluations, timeout=300))
-        evaluations.sort(key=lambda e: e["date"])
-        _summary(metrics, evaluations, time.monotonic() - started)
-        _plot(evaluations, out_dir / "forecast_vs_actual.png")
-        say(f"plot: {out_dir / 'forecast_vs_actual.png'}")
+        _wait_services(services, ports)
+        return _replay_and_report(args, kafka, ports, out_dir, started)
     finally:
         for service in services.values():
             service.process.send_signal(signal.SIGTERM)
@@ -152,14 +125,61 @@ def run(args: argparse.Namespace) -> int:
             service.wait(30)
         if broker:
             broker.cleanup()
+
+
+def _wait_services(services: dict[str, Service], ports: dict[str, int]) -> None:
+    """Each service ready, or SystemExit with one line pointing at its log."""
+    for mode, port in ports.items():
+        try:
+            wait_ready(port, services[mode].process)
+        except RuntimeError as exc:
+            raise SystemExit(
+                f"the {mode} service is not ready ({exc}); see reports/demo/"
+            ) from None
+    say(
+        f"forecaster metrics on http://127.0.0.1:{ports['forecast']}/metrics, "
+        f"classifier on :{ports['classify']}"
+    )
+
+
+def _replay_and_report(
+    args: argparse.Namespace,
+    kafka: KafkaSettings,
+    ports: dict[str, int],
+    out_dir: Path,
+    started: float,
+) -> int:
+    """Replay the chosen days, wait for the forecaster to catch up, ask the classifier, then
+    summarise and plot; 1 when the replay fails."""
+    bootstrap, topics = kafka.bootstrap_servers, kafka.topics
+    say(
+        f"replaying {args.start} .. {args.end or 'end of data'} at {args.speed or 'full'} speed ..."
+    )
+    replay = ["--start", args.start, "--speed", str(args.speed)]
+    replay += ["--end", args.end] if args.end else []
+    try:
+        log = _fresh(out_dir / "producer.log")
+        run_producer(bootstrap, topics, args.data, log, *replay, timeout=None)
+    except RuntimeError as exc:
+        say(str(exc)[-2000:])
+        return 1
+    replay_done = time.monotonic()
+    metrics, caught_up = _settle(ports["forecast"])
+    say(f"forecaster caught up {caught_up - replay_done:.1f} s after the replay ended")
+    _classify(kafka, args.timeout)
+    evaluations = values(read_to_end(bootstrap, topics.evaluations, timeout=300))
+    evaluations.sort(key=lambda e: e["date"])
+    _summary(metrics, evaluations, time.monotonic() - started)
+    _plot(evaluations, out_dir / "forecast_vs_actual.png")
+    say(f"plot: {out_dir / 'forecast_vs_actual.png'}")
     return 0
 
 
 def _settle(port: int, quiet_s: float = 2.0, timeout: float = 300) -> tuple[Samples, float]:
     """Scrape until the forecaster's counts stop moving; return them and when they last moved."""
     last, since = -1.0, time.monotonic()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    deadline = Deadline(timeout)
+    while not deadline.expired():
         metrics = scrape(port)
         count = total(metrics, "sunspot_observations_total") + total(
             metrics, "sunspot_dead_letters_total"
@@ -205,7 +225,7 @@ def _summary(metrics: Samples, evaluations: list[dict], seconds: float) -> None:
 def _band_table(evaluations: list[dict]) -> str:
     import numpy as np
 
-    from sunspots.intervals import band_table, format_table
+    from sunspots.domain.intervals import band_table, format_table
 
     def column(name: str) -> np.ndarray:
         return np.array([e[name] for e in evaluations])

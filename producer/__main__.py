@@ -4,10 +4,10 @@ Every flag falls back to an environment variable, shown in --help. Exit codes: 0
 record sent was acknowledged (also after SIGTERM or SIGINT, which stop the replay early); 1 when
 Kafka refused records with an error a retry will not mend (a record too large); 2 for bad
 start-up input (a bad flag or variable, unreadable data, a date range that selects nothing, a
-compression library kafka-python lacks: `sunspots.codecs`);
+compression library kafka-python lacks: `sunspots.kafka.codecs`);
 4 when Kafka is out of reach (at start, or nothing acknowledged within the delivery timeout, or
 records still in flight at SIGTERM/SIGINT); 5, 6, 7 when a secured cluster refuses this client:
-authentication, authorization (the topic), TLS (`sunspots.refusal`). Every failure is one line
+authentication, authorization (the topic), TLS (`sunspots.kafka.refusal`). Every failure is one line
 that names its cause and, once records were sent, the last date acknowledged and how to go on
 (`--resume`).
 """
@@ -17,8 +17,6 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-
-from kafka.errors import KafkaError
 
 from producer.delivery import Delivery, failure_line
 from producer.replay import (
@@ -30,7 +28,17 @@ from producer.replay import (
     Replayer,
     ReplayResult,
 )
-from sunspots.cli import (
+from sunspots.domain.data import SILSO_DAILY_URL, DataFormatError
+from sunspots.kafka.codecs import refusal as codec_refusal
+from sunspots.kafka.errors import KafkaError
+from sunspots.kafka.refusal import EXIT_CODES, UNREACHABLE, explain, from_error, preflight
+from sunspots.kafka.settings import (
+    DEFAULT_SERIES,
+    KafkaSettings,
+    add_kafka_flags,
+    kafka_settings_from_args,
+)
+from sunspots.process.cli import (
     EXIT_USAGE,
     Parser,
     boolean,
@@ -40,17 +48,8 @@ from sunspots.cli import (
     non_negative_int,
     positive_int,
 )
-from sunspots.codecs import refusal as codec_refusal
-from sunspots.data import SILSO_DAILY_URL, DataFormatError
-from sunspots.logs import add_logging_flags, setup_logging
-from sunspots.refusal import EXIT_CODES, UNREACHABLE, explain, from_error, preflight
-from sunspots.settings import (
-    DEFAULT_SERIES,
-    KafkaSettings,
-    add_kafka_flags,
-    kafka_settings_from_args,
-)
-from sunspots.signals import stop_on_signals
+from sunspots.process.logs import add_logging_flags, setup_logging
+from sunspots.process.signals import stop_on_signals
 
 log = logging.getLogger("producer")
 
@@ -67,6 +66,7 @@ def delivery_timeout(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The producer's command line; every flag falls back to its environment variable."""
     parser = Parser(prog="sunspots-producer", description=__doc__)
     env_flag(parser, "--data", SILSO_DAILY_URL, "SILSO daily CSV: path or URL")
     env_flag(parser, "--start", None, "first date to replay (YYYY-MM-DD)", type=iso_date)
@@ -117,6 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def replay(argv: list[str]) -> int:
+    """The replay command: the data read, the topics checked, the replay run, its end told in one
+    line with its exit code."""
     args = build_parser().parse_args(argv)
     setup_logging(args, service="producer")
     config = ReplayConfig(
@@ -191,6 +193,7 @@ def _failed(delivery: Delivery, kafka: KafkaSettings, timeout_s: float) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`sunspots-producer`: replay (default) or classify."""
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["classify"]:
         from producer.classify import main as classify_main

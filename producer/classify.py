@@ -21,20 +21,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.errors import KafkaError
-
-from sunspots.cli import EXIT_USAGE, Parser, env_flag, env_name, non_negative_float
-from sunspots.codecs import refusal as codec_refusal
-from sunspots.logs import add_logging_flags, setup_logging
-from sunspots.refusal import explain, preflight
-from sunspots.schemas import (
+from sunspots.kafka.clients import make_reader, make_sender
+from sunspots.kafka.codecs import refusal as codec_refusal
+from sunspots.kafka.errors import KafkaError
+from sunspots.kafka.refusal import explain, preflight
+from sunspots.kafka.settings import KafkaSettings, add_kafka_flags, kafka_settings_from_args
+from sunspots.kafka.types import TopicPartition
+from sunspots.process.cli import EXIT_USAGE, Parser, env_flag, env_name, non_negative_float
+from sunspots.process.deadline import Deadline
+from sunspots.process.logs import add_logging_flags, setup_logging
+from sunspots.wire.schemas import (
     ClassifierPrediction,
     SchemaError,
     decode_classifier_prediction,
     encode_classifier_request,
 )
-from sunspots.settings import KafkaSettings, add_kafka_flags, kafka_settings_from_args
 
 log = logging.getLogger(__name__)
 
@@ -92,14 +93,8 @@ class ReplyReader:
 
     def __init__(self, kafka: KafkaSettings, timeout: float) -> None:
         self.topic = kafka.topics.classifier_predictions
-        self.consumer = KafkaConsumer(
-            **kafka.client_kwargs(),
-            group_id=None,
-            enable_auto_commit=False,
-            isolation_level="read_committed",
-            # The service creates its topics with the right partitions; a client must not.
-            allow_auto_create_topics=False,
-        )
+        # The service creates its topics with the right partitions; a client must not.
+        self.consumer = make_reader(kafka)
         try:
             self._seek_to_end(timeout)
         except BaseException:
@@ -107,10 +102,10 @@ class ReplyReader:
             raise
 
     def _seek_to_end(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
+        deadline = Deadline(timeout)
         partitions = self.consumer.partitions_for_topic(self.topic)
         while not partitions:
-            if time.monotonic() > deadline:
+            if deadline.expired():
                 raise TimeoutError(f"topic {self.topic} not found; is the classifier running?")
             time.sleep(0.2)
             partitions = self.consumer.partitions_for_topic(self.topic)
@@ -119,12 +114,12 @@ class ReplyReader:
         self.consumer.seek_to_end(*tps)
         # seek_to_end is lazy; asking for the positions resolves them now, before any send.
         for tp in tps:
-            self.consumer.position(tp, timeout_ms=max(1, int((deadline - time.monotonic()) * 1000)))
+            self.consumer.position(tp, timeout_ms=max(1, deadline.remaining_ms()))
 
     def read_into(self, exchange: Exchange, timeout: float) -> None:
         """Collect answers to `exchange`'s requests until all arrived or `timeout` passed."""
-        deadline = time.monotonic() + timeout
-        while exchange.missing and time.monotonic() < deadline:
+        deadline = Deadline(timeout)
+        while exchange.missing and not deadline.expired():
             self.poll_into(exchange, timeout_ms=100)
 
     def poll_into(self, exchange: Exchange, timeout_ms: int) -> None:
@@ -157,7 +152,7 @@ def send_requests(
     kafka: KafkaSettings, requests: Sequence[tuple[RequestId, Sequence[Any]]], exchange: Exchange
 ) -> None:
     """Send every request (key = id) and wait until the broker has acknowledged them all."""
-    producer = KafkaProducer(**kafka.producer_kwargs(), acks="all", linger_ms=2)
+    producer = make_sender(kafka, acks="all", linger_ms=2)
     try:
         futures = []
         for request_id, sequence in requests:
@@ -182,11 +177,11 @@ def exchange(
 ) -> Exchange:
     """Send `requests` ((id, sequence) pairs) and collect their answers; never raises on timeout."""
     result = Exchange()
-    deadline = time.monotonic() + timeout
+    deadline = Deadline(timeout)
     reader = ReplyReader(kafka, timeout)
     try:
         send_requests(kafka, requests, result)
-        reader.read_into(result, max(0.0, deadline - time.monotonic()))
+        reader.read_into(result, deadline.remaining())
     finally:
         reader.close()
     return result
@@ -231,6 +226,7 @@ class _AppendOverEnv(argparse.Action):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The classify command's line; every flag falls back to its environment variable."""
     parser = Parser(prog="sunspots-producer classify", description=__doc__)
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     env_flag(
@@ -267,6 +263,7 @@ def _line(sequence: list[int], answer: ClassifierPrediction) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`sunspots-producer classify`: send sequences to the classifier and print its answers."""
     parser = build_parser()
     args = parser.parse_args(argv)
     setup_logging(args, service="classify-client")

@@ -22,11 +22,11 @@ Policy:
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import dataclass, field
 from datetime import date
 
-from kafka.errors import KafkaError
+from sunspots.kafka.errors import KafkaError
+from sunspots.process.deadline import Deadline
 
 Ticket = int  # one record sent: its number in the ledger
 
@@ -117,10 +117,10 @@ class DeliveryLedger:
 
     def wait_below(self, limit: int, timeout: float) -> bool:
         """Wait up to `timeout` s until fewer than `limit` records are unsettled; whether so."""
-        deadline = time.monotonic() + timeout
+        deadline = Deadline(timeout)
         with self._changed:
             while len(self._pending) >= limit:
-                left = deadline - time.monotonic()
+                left = deadline.remaining()
                 if left <= 0:
                     return False
                 self._changed.wait(left)

@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Snapshot:
+    """The replay's counts at one moment, for the progress bar and the periodic report."""
+
     days: int
     total_days: int
     records: int
@@ -51,6 +53,9 @@ class Snapshot:
 
 @dataclass(frozen=True)
 class ReplayProgress:
+    """The replay's progress told as it goes: a bar on a terminal, a log line every so often
+    elsewhere."""
+
     total_days: int
     speed: float = 0.0  # configured simulated days per second; 0 = as fast as possible
 

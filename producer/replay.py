@@ -29,16 +29,18 @@ from datetime import date
 from itertools import islice
 
 import pandas as pd
-from kafka import KafkaProducer
-from kafka.errors import KafkaError
 
 from producer.delivery import Delivery, DeliveryLedger, Ticket
 from producer.progress import ProgressDisplay, ReplayProgress
 from producer.resume import last_dates
-from sunspots import kafka_compat
-from sunspots.data import load_daily, select_range
-from sunspots.schemas import Observation
-from sunspots.settings import DEFAULT_SERIES, KafkaSettings
+from sunspots.domain.data import load_daily, select_range
+from sunspots.kafka import compat as kafka_compat
+from sunspots.kafka.clients import make_sender
+from sunspots.kafka.errors import KafkaError
+from sunspots.kafka.settings import DEFAULT_SERIES, KafkaSettings
+from sunspots.kafka.types import KafkaProducer
+from sunspots.process.deadline import Deadline
+from sunspots.wire.schemas import Observation
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +58,9 @@ class EmptyRange(ValueError):
 
 @dataclass(frozen=True)
 class ReplayConfig:
+    """What one replay sends and how: the series, the date range, the pace, the delivery timeout
+    and whether to resume after the topic's last dates."""
+
     data: str
     start: str | None = None
     end: str | None = None
@@ -70,6 +75,8 @@ class ReplayConfig:
 
 @dataclass
 class ReplayResult:
+    """How a replay ended, for its one summary line and its exit code."""
+
     delivery: Delivery
     seconds: float = 0.0
     interrupted: bool = False  # stopped by SIGTERM/SIGINT
@@ -148,8 +155,8 @@ def replay_producer(
     (records sent while a request is in flight still share the next batch)."""
     delivery_ms = int(delivery_timeout_s * 1000)
     linger_ms = 0 if paced else LINGER_MS
-    return KafkaProducer(
-        **kafka.producer_kwargs(),
+    return make_sender(
+        kafka,
         acks="all",
         enable_idempotence=True,
         linger_ms=linger_ms,
@@ -164,6 +171,11 @@ def replay_producer(
 
 
 class Replayer:
+    """The replay of the SILSO series onto the observations topic: it sends each day's records
+    (paced or at full speed), keeps account of every delivery, and stops cleanly at a signal
+    or at the first failed delivery, so that a run ends in one line that says what was sent
+    and what to do next."""
+
     def __init__(self, kafka: KafkaSettings, config: ReplayConfig, stop: threading.Event) -> None:
         self.kafka = kafka
         self.config = config
@@ -173,6 +185,7 @@ class Replayer:
         self.last_date: str | None = None
 
     def run(self) -> ReplayResult:
+        """Replay the configured days; the result counts what was sent, acknowledged and lost."""
         c = self.config
         frame = select_range(load_daily(c.data), c.start, c.end)
         if frame.empty:
@@ -289,11 +302,11 @@ class Replayer:
         what is left."""
         if self._halted():
             log.info("stopping: waiting up to %g s for the records in flight", SHUTDOWN_GRACE_S)
-        limit = time.monotonic() + self.config.delivery_timeout_s + SHUTDOWN_GRACE_S
-        while self.ledger.unsettled and time.monotonic() < limit:
+        limit = Deadline(self.config.delivery_timeout_s + SHUTDOWN_GRACE_S)
+        while self.ledger.unsettled and not limit.expired():
             if self._halted():
-                limit = min(limit, time.monotonic() + SHUTDOWN_GRACE_S)
-            self.ledger.wait_below(1, min(0.2, max(0.0, limit - time.monotonic())))
+                limit = limit.sooner(SHUTDOWN_GRACE_S)
+            self.ledger.wait_below(1, min(0.2, limit.remaining()))
         self.ledger.closing()
         if self.ledger.unsettled:
             kafka_compat.close_now(producer, SHUTDOWN_GRACE_S)

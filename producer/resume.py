@@ -19,25 +19,20 @@ passed over. A series with no record is replayed from the start.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterable
 from datetime import date
 
-from kafka import KafkaConsumer, TopicPartition
-from kafka.errors import KafkaTimeoutError
-from kafka.partitioner import murmur2
-
-from sunspots.schemas import SchemaError, decode_observation
-from sunspots.settings import KafkaSettings
+from sunspots.kafka.clients import make_reader, partition_of
+from sunspots.kafka.errors import KafkaTimeoutError
+from sunspots.kafka.reading import read_until
+from sunspots.kafka.settings import KafkaSettings
+from sunspots.kafka.types import KafkaConsumer, TopicPartition
+from sunspots.process.deadline import Deadline
+from sunspots.wire.schemas import SchemaError, decode_observation
 
 log = logging.getLogger(__name__)
 
 FIRST_CHUNK = 1000  # records read back from a partition's end at first
-
-
-def partition_of(series: str, partitions: int) -> int:
-    """The partition the default partitioner gives a record keyed `series`."""
-    return (murmur2(series.encode()) & 0x7FFFFFFF) % partitions
 
 
 def last_dates(
@@ -47,12 +42,7 @@ def last_dates(
     KafkaTimeoutError when the topic cannot be read within `timeout` seconds."""
     wanted = set(series)
     topic = kafka.topics.observations
-    consumer = KafkaConsumer(
-        **kafka.client_kwargs(),
-        group_id=None,
-        enable_auto_commit=False,
-        isolation_level="read_committed",
-    )
+    consumer = make_reader(kafka)
     try:
         partitions = consumer.partitions_for_topic(topic)
         if not partitions:
@@ -60,7 +50,7 @@ def last_dates(
         by_partition: dict[int, set[str]] = {}
         for name in wanted:
             by_partition.setdefault(partition_of(name, len(partitions)), set()).add(name)
-        deadline = time.monotonic() + timeout
+        deadline = Deadline(timeout)
         found: dict[str, date] = {}
         for partition, names in sorted(by_partition.items()):
             found |= _read_back(consumer, TopicPartition(topic, partition), names, deadline)
@@ -76,7 +66,7 @@ def last_dates(
 
 
 def _read_back(
-    consumer: KafkaConsumer, tp: TopicPartition, names: set[str], deadline: float
+    consumer: KafkaConsumer, tp: TopicPartition, names: set[str], deadline: Deadline
 ) -> dict[str, date]:
     """The last date of each of `names` in partition `tp`, reading back from its end."""
     consumer.assign([tp])
@@ -98,15 +88,14 @@ def _last_in(
     lower: int,
     upper: int,
     names: set[str],
-    deadline: float,
+    deadline: Deadline,
 ) -> dict[str, date]:
     """The last date of each of `names` among the offsets [lower, upper) of `tp`."""
     consumer.seek(tp, lower)
     last: dict[str, date] = {}
-    while consumer.position(tp) < upper:
-        if time.monotonic() > deadline:
-            raise KafkaTimeoutError(f"could not read {tp.topic} back to where to resume in time")
-        for record in consumer.poll(timeout_ms=500).get(tp, []):
+    what = f"{tp.topic} (back to where to resume)"
+    for _, batch in read_until(consumer, {tp: upper}, deadline, what, 500, KafkaTimeoutError):
+        for record in batch:
             if record.offset >= upper or record.key is None:
                 continue
             name = record.key.decode(errors="replace")

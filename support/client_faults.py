@@ -5,7 +5,7 @@ with the loop's `KafkaConsumer` (the one with a group; the readers without one a
 made to misbehave as kafka-python can:
 
 * `spin@N`: from the poll after the Nth poll that returned records, poll never returns and
-  keeps a core busy (kafka-python 3 after an undecodable batch: `sunspots.kafka_compat`);
+  keeps a core busy (kafka-python 3 after an undecodable batch: `sunspots.kafka.compat`);
 * `block@N`: likewise, but waiting instead of spinning (a client waiting on a broker that never
   answers);
 * `pause:P`: partition P of the topic read is paused as soon as it is assigned, so its records

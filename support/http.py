@@ -10,6 +10,8 @@ import urllib.request
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from sunspots.process.deadline import Deadline
+
 LOCALHOST = "127.0.0.1"
 
 # A /metrics exposition as {(sample name, sorted label items): value}.
@@ -34,9 +36,9 @@ def wait_ready(
 ) -> None:
     """Wait until `path` (a service's /readyz unless told) answers 200. Raises RuntimeError
     with the last answer, or at once if `process` exits first."""
-    deadline = time.monotonic() + timeout
+    deadline = Deadline(timeout)
     last = "no answer yet"
-    while time.monotonic() < deadline:
+    while not deadline.expired():
         if process is not None and process.poll() is not None:
             raise RuntimeError(f"the service exited with {process.returncode}")
         try:

@@ -15,10 +15,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from kafka.admin import KafkaAdminClient
 from kafka.record import MemoryRecords
 
-from sunspots.codecs import COMPRESSION_TYPES
+from sunspots.kafka.clients import make_admin
+from sunspots.kafka.codecs import COMPRESSION_TYPES
+from sunspots.kafka.settings import KafkaSettings
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,7 @@ class StoredBatch:
     """One record batch of a partition as the broker holds it."""
 
     partition: int
-    codec: str  # a name of sunspots.codecs.COMPRESSION_TYPES
+    codec: str  # a name of sunspots.kafka.codecs.COMPRESSION_TYPES
     producer_id: int  # -1 unless an idempotent or transactional producer wrote it
     control: bool  # a transaction's commit or abort marker (never compressed)
     keys: tuple[bytes | None, ...]  # its records' keys; none for a marker
@@ -34,7 +35,7 @@ class StoredBatch:
 
 def _partitions(bootstrap: str, topic: str) -> dict[int, tuple[Path, int]]:
     """Partition -> (log directory, bytes), from the first broker that reports it."""
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = make_admin(KafkaSettings(bootstrap))
     try:
         described = admin.describe_log_dirs([topic])
     finally:

@@ -14,7 +14,8 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from kafka.errors import KafkaError
+from sunspots.kafka.errors import KafkaError
+from sunspots.process.deadline import Deadline
 
 T = TypeVar("T")
 
@@ -31,10 +32,10 @@ def wait_for(what: str, probe: Callable[[], T | None], timeout: float, interval:
     A retriable Kafka error from `probe` counts as no answer yet (`not_yet`); any other error
     is raised at once. After `timeout` seconds, TimeoutError naming `what` and the last answer
     or the last error."""
-    deadline = time.monotonic() + timeout
+    deadline = Deadline(timeout)
     last: T | None = None
     error: BaseException | None = None
-    while time.monotonic() < deadline:
+    while not deadline.expired():
         try:
             last, error = probe(), None
         except KafkaError as exc:

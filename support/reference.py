@@ -51,24 +51,25 @@ from consumer.series_metrics import SeriesSelection
 from consumer.stops import EXIT_INPUT, EXIT_STALLED
 from consumer.topic_changes import TopicChangeMetrics
 from consumer.watchdog import PartitionState
+from devtools.broker import __main__ as broker_main
 from producer import __main__ as producer_main
 from producer import classify as producer_classify
 from producer.replay import ReplayConfig, observations
-from sunspots import cli, registry
-from sunspots.artifact import (
+from sunspots.domain.artifact import (
     DEFAULT_CLASSIFIER,
     DEFAULT_FORECASTER,
     load_classifier,
     load_forecaster,
 )
-from sunspots.broker import __main__ as broker_main
-from sunspots.contracts import DEAD_LETTER_HEADERS
-from sunspots.refusal import AUTHENTICATION, AUTHORIZATION, EXIT_CODES, TLS, UNREACHABLE
-from sunspots.schemas import Observation, encode_classifier_request
-from sunspots.settings import Topics
-from sunspots.topics import build_parser as topics_parser
+from sunspots.kafka.refusal import AUTHENTICATION, AUTHORIZATION, EXIT_CODES, TLS, UNREACHABLE
+from sunspots.kafka.settings import Topics
+from sunspots.kafka.topics import build_parser as topics_parser
+from sunspots.lifecycle import records
+from sunspots.lifecycle.publishing import EXIT_BAD_INPUT, EXIT_KAFKA
+from sunspots.process import cli
+from sunspots.wire.contracts import DEAD_LETTER_HEADERS
+from sunspots.wire.schemas import Observation, encode_classifier_request
 from training import __main__ as training_main
-from training.publish import EXIT_BAD_INPUT, EXIT_KAFKA
 
 REPO = Path(__file__).resolve().parent.parent
 MARKER = re.compile(
@@ -98,7 +99,7 @@ PARSERS: tuple[tuple[str, Callable[[], argparse.ArgumentParser]], ...] = (
     ("sunspots-producer classify", producer_classify.build_parser),
     ("sunspots-topics", topics_parser),
     ("sunspots-train", training_main.build_parser),
-    ("sunspots-broker", broker_main.build_parser),
+    ("python -m devtools.broker", broker_main.build_parser),
 )
 ENV_MARK = re.compile(r"\s*\[env: (?P<env>[A-Z0-9_]+)\]$")
 DEFAULT_MARK = re.compile(r" \(default: .*\)$", re.S)
@@ -283,9 +284,9 @@ def classifier_run() -> tuple[CollectorRegistry, list[Any], _Record]:
 def _lifecycle_labels(lifecycle: LifecycleMetrics) -> None:
     """The model lifecycle's labelled counters, which only a models topic moves: their labels
     given by name, so that a label renamed in consumer.metrics fails here."""
-    lifecycle.switches.labels(role=registry.CHAMPION)
-    lifecycle.rejections.labels(reason=registry.NOT_A_MODEL_RECORD)
-    lifecycle.drift_alarms.labels(role=registry.CHAMPION)
+    lifecycle.switches.labels(role=records.CHAMPION)
+    lifecycle.rejections.labels(reason=records.NOT_A_MODEL_RECORD)
+    lifecycle.drift_alarms.labels(role=records.CHAMPION)
 
 
 def _loop_metrics(reg: CollectorRegistry) -> None:
@@ -388,8 +389,8 @@ def examples() -> list[Example]:
     first: dict[str, Any] = {}
     for out in [*outputs, *answers]:
         first.setdefault(out.topic, out)
-    model = registry.make_record(
-        registry.CHAMPION,
+    model = records.make_record(
+        records.CHAMPION,
         DEFAULT_FORECASTER.read_text(),
         DEFAULT_FORECASTER.with_suffix(".npz").read_bytes(),
         "sunspots-train publish",
@@ -409,8 +410,8 @@ def examples() -> list[Example]:
         ),
     ]
     out = [_example(topic, schema, rec) for topic, schema, rec in wanted]
-    model_value = json.loads(registry.encode(model))
-    out.append(Example(TOPICS.models, "model-record.json", registry.CHAMPION, model_value, {}))
+    model_value = json.loads(records.encode(model))
+    out.append(Example(TOPICS.models, "model-record.json", records.CHAMPION, model_value, {}))
     return out
 
 
@@ -473,12 +474,12 @@ def _rounded(value: Any) -> Any:
 EXIT_MEANINGS: tuple[tuple[int, str, str], ...] = (
     (0, "–", "finished, or stopped by SIGTERM/SIGINT after finishing the batch in hand and "
      "committing it"),
-    (producer_main.EXIT_REFUSED, "producer.__main__.EXIT_REFUSED, training.publish.EXIT_KAFKA",
+    (producer_main.EXIT_REFUSED, "producer.__main__.EXIT_REFUSED, sunspots.lifecycle.publishing.EXIT_KAFKA",
      "`sunspots-producer`: Kafka refused records with an error a retry will not mend (a record "
      "too large); `producer classify`: some requests got no answer in time; the model commands "
      "(`publish`, `promote`, `retire`): a Kafka failure other than a refusal (4–7); "
      "`sunspots-train forecaster --from-topic`: any Kafka error, refusals included"),
-    (cli.EXIT_USAGE, "sunspots.cli.EXIT_USAGE, training.publish.EXIT_BAD_INPUT",
+    (cli.EXIT_USAGE, "sunspots.process.cli.EXIT_USAGE, sunspots.lifecycle.publishing.EXIT_BAD_INPUT",
      "bad start-up input, told in one line with no traceback: a bad flag or variable, a "
      "renamed variable, inconsistent security settings, an unreadable secret file, a missing, "
      "unreadable or inconsistent model, unreadable data or a date range with no data, a metrics "
@@ -490,21 +491,21 @@ EXIT_MEANINGS: tuple[tuple[int, str, str], ...] = (
     (consumer_main.EXIT_FENCED, "consumer.__main__.EXIT_FENCED",
      "consumers: fenced, because another process took over this `--instance-id` "
      "([processing guarantees](guarantees.md#processing-guarantees)); a supervisor restarts it"),
-    (EXIT_CODES[UNREACHABLE], "sunspots.refusal.EXIT_CODES[unreachable]",
+    (EXIT_CODES[UNREACHABLE], "sunspots.kafka.refusal.EXIT_CODES[unreachable]",
      "`sunspots-producer`: Kafka out of reach, at start or mid-replay (nothing acknowledged "
      "within `--delivery-timeout`, or records still in flight a few seconds after "
      "SIGTERM/SIGINT); run it again later with `--resume`. `sunspots-topics`: Kafka out of "
      "reach"),
-    (EXIT_CODES[AUTHENTICATION], "sunspots.refusal.EXIT_CODES[authentication]",
+    (EXIT_CODES[AUTHENTICATION], "sunspots.kafka.refusal.EXIT_CODES[authentication]",
      "`sunspots-producer`, consumers, `sunspots-topics`, the model commands: authentication "
      "failed (a wrong user name or password, a SASL mechanism the brokers do not offer, no SASL "
      "where the brokers require it)"),
-    (EXIT_CODES[AUTHORIZATION], "sunspots.refusal.EXIT_CODES[authorization]",
+    (EXIT_CODES[AUTHORIZATION], "sunspots.kafka.refusal.EXIT_CODES[authorization]",
      "`sunspots-producer`, consumers, `sunspots-topics`, the model commands: not authorized: an "
      "ACL is missing for a topic (for the forecaster also a shadow topic, or the models topic "
      "with `--auto-promote`), the group, the transactional id or the cluster; the line names "
      "the principal and the resource ([security.md](security.md#least-privilege))"),
-    (EXIT_CODES[TLS], "sunspots.refusal.EXIT_CODES[tls]",
+    (EXIT_CODES[TLS], "sunspots.kafka.refusal.EXIT_CODES[tls]",
      "`sunspots-producer`, consumers, `sunspots-topics`, the model commands: TLS failed: the "
      "brokers' certificate is not trusted (`--ssl-cafile`) or not for the host name connected "
      "to, or a plain-text client met a TLS port"),

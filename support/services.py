@@ -15,10 +15,10 @@ import sys
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
-from sunspots.broker import free_port
-from sunspots.settings import Topics
+from devtools.broker import free_port
+from sunspots.kafka.settings import Topics
 from support import http
-from support.topics import topic_flags
+from support.run_topics import topic_flags
 
 REPO = Path(__file__).resolve().parents[1]
 

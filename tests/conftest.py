@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from consumer.modes import FORECAST
-from sunspots.artifact import ForecasterModel, load_forecaster
-from sunspots.data import resolve_source, unavailable
+from sunspots.domain.artifact import ForecasterModel, load_forecaster
+from sunspots.domain.data import resolve_source, unavailable
 from support.datafile import data_source
 from tests.datafacts import DataFile
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from sunspots.data import file_sha256
+from sunspots.domain.data import file_sha256
 
 # The file the committed artifacts were trained on (their metadata's `data` section).
 KNOWN_SHA256 = "687dc4a6916aa495578e1d2756322741e2f760d01f2127460bb882863b77d376"

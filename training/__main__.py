@@ -1,5 +1,5 @@
 """Command line: `python -m training forecaster|seeds|classifier|calibrate|intervals` (also
-`sunspots-train`), and `publish|retire|promote` for the models topic (`training.publish`, no
+`sunspots-train`), and `publish|retire|promote` for the models topic (`sunspots.lifecycle.publishing`, no
 TensorFlow)."""
 
 from __future__ import annotations
@@ -9,7 +9,10 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from sunspots.cli import (
+from sunspots.domain.data import SILSO_DAILY_URL, DataFormatError, load_daily
+from sunspots.kafka.settings import add_kafka_flags, kafka_settings_from_args
+from sunspots.lifecycle.records import CHALLENGER, ROLES
+from sunspots.process.cli import (
     EXIT_USAGE,
     Parser,
     boolean,
@@ -18,10 +21,7 @@ from sunspots.cli import (
     non_negative_float,
     positive_int,
 )
-from sunspots.data import SILSO_DAILY_URL, DataFormatError, load_daily
-from sunspots.logs import add_logging_flags, setup_logging
-from sunspots.registry import CHALLENGER, ROLES
-from sunspots.settings import add_kafka_flags, kafka_settings_from_args
+from sunspots.process.logs import add_logging_flags, setup_logging
 
 log = logging.getLogger("training")
 MODEL_COMMANDS = ("publish", "retire", "promote")
@@ -122,6 +122,8 @@ def _topic_source_flags(sub: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The training command line: forecaster, classifier, seeds, and the model commands (publish,
+    promote, retire)."""
     parser = Parser(prog="sunspots-train", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     forecaster = commands.add_parser("forecaster", help="train the next-day sunspot LSTM")
@@ -198,10 +200,11 @@ def _forecaster_config(args: argparse.Namespace) -> Any:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`sunspots-train`: one of its commands, told in one line on failure."""
     args = build_parser().parse_args(argv)
     setup_logging(args, service="train")
     if args.command in MODEL_COMMANDS:
-        from training.publish import run
+        from sunspots.lifecycle.publishing import run
 
         path = getattr(args, "model_json", None)
         return run(kafka_settings_from_args(args), args.command, path, getattr(args, "role", ""))
@@ -223,9 +226,8 @@ def main(argv: list[str] | None = None) -> int:
 def _data_from_topic(args: argparse.Namespace) -> int:
     """Read the series from `--from-topic` into a data file under `--reports` and point
     `--data` at it; an exit code (with one line) when that cannot be done, else 0."""
-    from kafka.errors import KafkaError
-
-    from sunspots.codecs import refusal
+    from sunspots.kafka.codecs import refusal
+    from sunspots.kafka.errors import KafkaError
     from training.dataset import frame_from_observations, read_observations, write_daily
 
     lacking = refusal(reads=True)
@@ -255,7 +257,7 @@ def _run(args: argparse.Namespace) -> None:
         for path in args.models:
             recalibrate(path, args.data, args.reports)
     elif args.command == "intervals":
-        from sunspots.artifact import DEFAULT_FORECASTER, load_forecaster
+        from sunspots.domain.artifact import DEFAULT_FORECASTER, load_forecaster
         from training.calibration import replay_run
 
         path = args.model or DEFAULT_FORECASTER

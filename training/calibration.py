@@ -3,7 +3,7 @@ the test years, and recomputed for a committed artifact without retraining.
 
 Training and `python -m training calibrate` both call `interval_section`, so a retrained
 artifact and a recalibrated one carry the same section for the same weights. The test years are
-run through `sunspots.intervals.sequential` in date order, exactly as the forecaster streams
+run through `sunspots.domain.intervals.sequential` in date order, exactly as the forecaster streams
 them; the constant band of earlier artifacts (the validation residuals' 5 % and 95 %
 quantiles around every forecast) is scored beside it, as the baseline.
 """
@@ -18,15 +18,15 @@ from typing import Any
 
 import numpy as np
 
-from sunspots.artifact import (
+from sunspots.domain.artifact import (
     FORECASTER_KIND,
     ForecasterModel,
     Scaling,
     load_network,
     read_metadata,
 )
-from sunspots.data import load_daily
-from sunspots.intervals import (
+from sunspots.domain.data import load_daily
+from sunspots.domain.intervals import (
     Calibration,
     Intervals,
     band_table,
@@ -195,7 +195,7 @@ def floor_study(model: ForecasterModel, splits: Splits) -> str:
 def replay_run(model: ForecasterModel, data: str, start: str, end: str | None) -> IntervalRun:
     """What a replay of `start`..`end` into a fresh forecaster gives, computed offline: every
     forecast whose target is in the range, with both intervals, in date order."""
-    from sunspots.data import select_range
+    from sunspots.domain.data import select_range
     from training.dataset import window_set
 
     windows = window_set(select_range(load_daily(data), start, end), model.window)

@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from sunspots import lesson
-from sunspots.artifact import CLASSIFIER_KIND
-from sunspots.lstm import network_from_arrays
+from sunspots.domain import lesson
+from sunspots.domain.artifact import CLASSIFIER_KIND
+from sunspots.domain.lstm import network_from_arrays
 from training.export import network_arrays, write_artifact
 from training.runtime import configure_tensorflow, epoch_logger, package_versions
 
@@ -34,6 +34,8 @@ CLASSES = list(range(MAX_VALUE + 1))
 
 @dataclass(frozen=True)
 class ClassifierConfig:
+    """One classifier training run: seed, epochs and where the artifact goes."""
+
     seed: int = 0
     epochs: int = 200
     out: Path = Path("models")
@@ -88,6 +90,8 @@ def train_once(keras: Any, cfg: ClassifierConfig, seed: int) -> tuple[Any, bool,
 
 
 def train_classifier(cfg: ClassifierConfig) -> dict[str, Any]:
+    """Train the sequence classifier and write its artifact; returns the metadata written beside
+    it."""
     keras = configure_tensorflow(cfg.threads, cfg.seed)
     for attempt in range(cfg.attempts):
         seed = cfg.seed + attempt

@@ -12,7 +12,6 @@ The daily series comes from the SILSO file, or from the observations topic (`rea
 from __future__ import annotations
 
 import datetime as dt
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,12 +19,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from kafka import KafkaConsumer, TopicPartition
-from kafka.errors import KafkaError
 
-from sunspots.data import COLUMNS, select_range, split_by_year, trim_unobserved
-from sunspots.schemas import SchemaError, decode_observation
-from sunspots.settings import KafkaSettings
+from sunspots.domain.data import COLUMNS, select_range, split_by_year, trim_unobserved
+from sunspots.kafka.reading import read_topic
+from sunspots.kafka.settings import KafkaSettings
+from sunspots.wire.schemas import SchemaError, decode_observation
 
 
 def make_windows(values: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
@@ -119,7 +117,7 @@ def build_splits(
 def frame_from_observations(
     records: Iterable[tuple[bytes | None, bytes | None]], series: str
 ) -> pd.DataFrame:
-    """The daily frame `sunspots.data.read_daily` gives, rebuilt from a series' observation
+    """The daily frame `sunspots.domain.data.read_daily` gives, rebuilt from a series' observation
     records (key, value) in any order: one row per day from the first to the last date, a day
     with no record or a null value as a missing value (NaN, no observers, as SILSO marks one).
     A record that does not decode, or of another series, is left out; of a date sent twice, the
@@ -150,33 +148,15 @@ def read_observations(
     kafka: KafkaSettings, topic: str, timeout_s: float = 300.0
 ) -> list[tuple[bytes | None, bytes | None]]:
     """Every committed (key, value) of `topic`, read to the end it has now (read_committed)."""
-    consumer = KafkaConsumer(
-        **kafka.client_kwargs(),
-        group_id=None,
-        enable_auto_commit=False,
-        isolation_level="read_committed",
-    )
-    try:
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        if not partitions:
-            raise KafkaError(f"topic {topic} does not exist")
-        consumer.assign(partitions)
-        consumer.seek_to_beginning(*partitions)
-        end = consumer.end_offsets(partitions)
-        records: list[tuple[bytes | None, bytes | None]] = []
-        deadline = time.monotonic() + timeout_s
-        while any(consumer.position(tp) < end[tp] for tp in partitions):
-            if time.monotonic() > deadline:
-                raise KafkaError(f"{topic} not read to its end in {timeout_s:g} s")
-            for batch in consumer.poll(timeout_ms=500).values():
-                records.extend((r.key, r.value) for r in batch)
-        return records
-    finally:
-        consumer.close()
+    return [
+        (r.key, r.value)
+        for _, batch in read_topic(kafka, topic, timeout_s=timeout_s, poll_ms=500)
+        for r in batch
+    ]
 
 
 def write_daily(frame: pd.DataFrame, path: Path) -> Path:
-    """`frame` as a SILSO daily file (`sunspots.data.read_daily` reads it back the same), so a
+    """`frame` as a SILSO daily file (`sunspots.domain.data.read_daily` reads it back the same), so a
     model trained from the topic records the exact data it saw, as one trained from a file."""
     lines = []
     for row in frame.itertuples(index=False):

@@ -1,6 +1,6 @@
 """Export a trained Keras LSTM(+Dense) model to the NumPy `.npz` + `.json` serving artifact.
 
-The `.npz` holds `<layer>/<weight>` arrays that `sunspots.lstm.network_from_arrays` replays;
+The `.npz` holds `<layer>/<weight>` arrays that `sunspots.domain.lstm.network_from_arrays` replays;
 the JSON records the layer spec, the sha256 of the `.npz` (checked at load time) and a
 `model_version` derived from the weights, so two artifacts with equal weights share a version.
 """
@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from sunspots.artifact import FORMAT_VERSION
+from sunspots.domain.artifact import FORMAT_VERSION
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ Differences from the lesson, all to remove test leakage or help the optimiser:
 - metrics are computed through the NumPy serving path, so the numbers in the metadata are the
   numbers the service reproduces;
 - the 90 % interval is calibrated on the validation years and judged on the test years, run
-  in date order as the stream runs it (training.calibration, sunspots.intervals).
+  in date order as the stream runs it (training.calibration, sunspots.domain.intervals).
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ from typing import Any
 
 import numpy as np
 
-from sunspots.artifact import FORECASTER_KIND, ForecasterModel, Scaling
-from sunspots.data import file_sha256, is_url, load_daily, resolve_source
-from sunspots.intervals import Calibration
-from sunspots.lstm import network_from_arrays
+from sunspots.domain.artifact import FORECASTER_KIND, ForecasterModel, Scaling
+from sunspots.domain.data import file_sha256, is_url, load_daily, resolve_source
+from sunspots.domain.intervals import Calibration
+from sunspots.domain.lstm import network_from_arrays
 from training.calibration import calibrate
 from training.dataset import Splits, WindowSet, build_splits
 from training.export import network_arrays, write_artifact
@@ -38,6 +38,9 @@ LR_FACTOR, LR_PATIENCE, MIN_LR = 0.3, 2, 1e-5
 
 @dataclass(frozen=True)
 class ForecasterConfig:
+    """One forecaster training run: data, window, splits, network and fit settings, seed, and where
+    the artifact and reports go."""
+
     data: str
     end: str | None = "2017-06-30"
     window: int = 10
@@ -103,6 +106,7 @@ def build_model(keras: Any, window: int, huber_delta: float) -> Any:
 def train_network(
     keras: Any, cfg: ForecasterConfig, splits: Splits, s: Scaling
 ) -> tuple[Any, dict]:
+    """Fit the LSTM on the scaled fit windows with early stopping on the validation windows."""
     model = build_model(keras, cfg.window, cfg.huber_delta)
     x_fit, y_fit = scaled_xy(splits.fit, s)
     x_val, y_val = scaled_xy(splits.validation, s)
@@ -198,6 +202,29 @@ def describe_data(cfg: ForecasterConfig) -> dict[str, Any]:
     }
 
 
+def training_settings(cfg: ForecasterConfig, info: dict[str, Any]) -> dict[str, Any]:
+    """How the network was trained, as the artifact's metadata records it (`info`: what the
+    fit itself reported, such as the epochs run)."""
+    return {
+        "seed": cfg.seed,
+        "max_epochs": cfg.epochs,
+        "batch_size": cfg.batch_size,
+        "loss": f"huber(delta={cfg.huber_delta}) on scaled change from last value",
+        "optimizer": "adam",
+        "reduce_lr_on_plateau": {
+            "factor": LR_FACTOR,
+            "patience": LR_PATIENCE,
+            "min_lr": MIN_LR,
+        },
+        "early_stopping": {
+            "monitor": "val_loss",
+            "patience": cfg.patience,
+            "restore_best_weights": True,
+        },
+        **info,
+    }
+
+
 def train_forecaster(cfg: ForecasterConfig) -> dict[str, Any]:
     """Run the whole pipeline; returns the metadata written beside the weights."""
     splits = build_splits(
@@ -229,24 +256,7 @@ def train_forecaster(cfg: ForecasterConfig) -> dict[str, Any]:
         "interval": interval,
         "splits": splits.periods,
         "metrics": metrics,
-        "training": {
-            "seed": cfg.seed,
-            "max_epochs": cfg.epochs,
-            "batch_size": cfg.batch_size,
-            "loss": f"huber(delta={cfg.huber_delta}) on scaled change from last value",
-            "optimizer": "adam",
-            "reduce_lr_on_plateau": {
-                "factor": LR_FACTOR,
-                "patience": LR_PATIENCE,
-                "min_lr": MIN_LR,
-            },
-            "early_stopping": {
-                "monitor": "val_loss",
-                "patience": cfg.patience,
-                "restore_best_weights": True,
-            },
-            **info,
-        },
+        "training": training_settings(cfg, info),
         "data": describe_data(cfg),
         "versions": package_versions(),
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),

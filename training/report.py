@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from sunspots.artifact import ForecasterModel
-from sunspots.intervals import Calibration, sequential
+from sunspots.domain.artifact import ForecasterModel
+from sunspots.domain.intervals import Calibration, sequential
 from training.dataset import Splits
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from sunspots.broker.cluster import LocalCluster
+from devtools.broker.cluster import LocalCluster
 
 
 @pytest.fixture(scope="session")

@@ -24,11 +24,11 @@ import pytest
 from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient
 
-from sunspots.broker import LocalBroker, free_port
-from sunspots.settings import KafkaSettings
-from sunspots.topics import create_topics
+from devtools.broker import LocalBroker, free_port
+from sunspots.kafka.settings import KafkaSettings
+from sunspots.kafka.topics import create_topics
 from support.polling import wait_for
-from support.topics import read_to_end, unique_topics
+from support.run_topics import read_to_end, unique_topics
 from tests.integration.monitoring_helpers import image_env_to_properties
 from tests.unit.test_compose import (
     active,

@@ -25,13 +25,13 @@ from pathlib import Path
 from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient
 
-from sunspots.artifact import ForecasterModel
-from sunspots.broker.cluster import LocalCluster
-from sunspots.settings import Topics
+from devtools.broker.cluster import LocalCluster
+from sunspots.domain.artifact import ForecasterModel
+from sunspots.kafka.settings import Topics
 from support.polling import wait_for
-from support.progress import Progress, freeze_inside_transaction
+from support.run_progress import Progress, freeze_inside_transaction
+from support.run_topics import read_topic, unique_topics, values
 from support.services import Service, forecaster, producer
-from support.topics import read_topic, unique_topics, values
 from tests.datafacts import DataFile
 from tests.integration.offline import OfflineRun, assert_matches, offline_run
 

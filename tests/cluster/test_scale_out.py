@@ -4,7 +4,7 @@ restarted mid-stream, and every series is forecast and scored exactly once.
 The topics are created as an administrator would, with `sunspots-topics --partitions 4` (the
 cluster's three replicas, two in sync). Eight series spread over the four partitions (the key
 is the series id); the replay runs paced, so the kill lands while input is still arriving. The
-kill is proven to have landed in flight, as the broker sees it (support.progress): committed
+kill is proven to have landed in flight, as the broker sees it (support.run_progress): committed
 output before it, input not yet consumed after it. Afterwards the read_committed outputs must
 equal the uninterrupted run computed offline (tests.integration.offline): every forecast and
 evaluation of every series once, with its values.
@@ -16,13 +16,13 @@ import time
 from collections import defaultdict
 
 from bench.common import rss_peak_mib
+from devtools.broker.cluster import LocalCluster
 from producer.resume import partition_of
-from sunspots.broker.cluster import LocalCluster
 from support import http
 from support.polling import wait_for
-from support.progress import Progress
+from support.run_progress import Progress
+from support.run_topics import read_results, read_to_end, topic_flags, unique_topics
 from support.services import Service, forecaster, instance_id, python_service, replay_range
-from support.topics import read_results, read_to_end, topic_flags, unique_topics
 from tests.integration.offline import assert_matches, offline_run
 
 PARTITIONS, SERIES, SHIFT = 4, 8, 27
@@ -43,7 +43,7 @@ def test_three_instances_on_four_partitions_one_killed_and_restarted(
     group = f"g-{unique}"
     split = ["--partitions", str(PARTITIONS)]
     made = python_service(
-        ["sunspots.topics", "--bootstrap-servers", bootstrap, *topic_flags(topics), *split],
+        ["sunspots.kafka.topics", "--bootstrap-servers", bootstrap, *topic_flags(topics), *split],
         tmp_path / "topics.log",
     ).start()
     assert made.wait(120) == 0, made.log()

@@ -9,9 +9,9 @@ from collections.abc import Callable, Iterator
 import pytest
 from kafka.admin import KafkaAdminClient
 
-from sunspots.broker import LocalBroker
-from sunspots.settings import KafkaSettings, Topics
-from sunspots.topics import create_topics as create_service_topics
+from devtools.broker import LocalBroker
+from sunspots.kafka.settings import KafkaSettings, Topics
+from sunspots.kafka.topics import create_topics as create_service_topics
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,7 @@ Java client (tests/interop/KafkaInterop.java, run with Java's single-file launch
 kafka-clients jar the broker harness fetched), and the project's own reader beside them.
 
 Every reader here returns the same plain rows, `(topic, partition, offset, key, value)` as text
-with an absent key or value as `NULL`, so what kcat, the Java client and support.topics read
+with an absent key or value as `NULL`, so what kcat, the Java client and support.run_topics read
 can be compared with `==`. A missing kcat or JDK fails the test with one line that says what to
 install: `make test` installs them (scripts/ensure-tools).
 """
@@ -16,9 +16,9 @@ from collections.abc import Iterable, Sequence
 
 import pytest
 
-from sunspots.broker import classpath_dir
+from devtools.broker import classpath_dir
+from support.run_topics import read_to_end
 from support.services import REPO
-from support.topics import read_to_end
 
 JAVA_PROGRAM = REPO / "tests" / "interop" / "KafkaInterop.java"
 NULL = "NULL"
@@ -97,7 +97,7 @@ def java_read(bootstrap: str, *topics: str) -> dict[str, list[Row]]:
 
 
 def project_read(bootstrap: str, topic: str) -> list[Row]:
-    """Every committed record of `topic`, read by the project's own reader (support.topics)."""
+    """Every committed record of `topic`, read by the project's own reader (support.run_topics)."""
     return sorted(
         (r.topic, r.partition, r.offset, _text(r.key), _text(r.value))
         for r in read_to_end(bootstrap, topic)

@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from sunspots.broker import BrokerError, LocalBroker, free_port
+from devtools.broker import BrokerError, LocalBroker, free_port
 from support.http import get
 from support.services import REPO, Service
 
@@ -322,7 +322,7 @@ class ComposeConfiguredBroker(LocalBroker):
     def _format(self, lib: Path) -> None:
         props = self.workdir / "server.properties"
         props.write_text("".join(f"{k}={v}\n" for k, v in self.props.items()))
-        log4j = REPO / "sunspots" / "broker" / "log4j2.properties"
+        log4j = REPO / "devtools" / "broker" / "log4j2.properties"
         shutil.copy(log4j, self.workdir / "log4j2.properties")
         cmd = self._java(
             lib, "kafka.tools.StorageTool", "format", "-t", self.cluster_id, "-c", str(props)

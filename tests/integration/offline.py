@@ -3,7 +3,7 @@
 From the data file and the artifact in use, with no Kafka: every forecast (target date, value,
 interval, persistence) and every evaluation (actual, error, persistence error) of each replayed
 series, as an undisturbed service would publish them. Each series' intervals come from
-`sunspots.intervals.sequential`, in date order from a fresh adaptive level, as the training
+`sunspots.domain.intervals.sequential`, in date order from a fresh adaptive level, as the training
 evaluation computes them: a service that lost or reset a series' adaptive level publishes other
 intervals, which `compare` finds. A disturbed run (killed consumers, a
 bounced broker, a fenced zombie) must have committed exactly these, each once: `compare` says
@@ -24,9 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from sunspots import data
-from sunspots.artifact import ForecasterModel
-from sunspots.intervals import sequential
+from sunspots.domain import data
+from sunspots.domain.artifact import ForecasterModel
+from sunspots.domain.intervals import sequential
 from tests.datafacts import COMPLETE_FROM, DataFile
 
 TOLERANCE = 1e-4

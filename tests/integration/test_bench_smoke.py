@@ -17,7 +17,7 @@ import pytest
 
 from bench.__main__ import BASELINE_REF
 from bench.__main__ import main as bench_main
-from sunspots.artifact import DEFAULT_FORECASTER, load_forecaster
+from sunspots.domain.artifact import DEFAULT_FORECASTER, load_forecaster
 from tests.datafacts import DataFile
 
 pytestmark = pytest.mark.integration

@@ -7,7 +7,7 @@ from datetime import date
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 
-from sunspots import schemas
+from sunspots.wire import schemas
 
 
 def test_broker_is_apache_kafka_in_kraft_mode(bootstrap_servers: str) -> None:

@@ -20,12 +20,12 @@ import pytest
 from kafka import KafkaProducer
 
 from producer.classify import Exchange, ReplyReader, ask
-from sunspots import lesson
-from sunspots.schemas import decode_classifier_prediction
-from sunspots.settings import KafkaSettings
+from sunspots.domain import lesson
+from sunspots.kafka.settings import KafkaSettings
+from sunspots.wire.schemas import decode_classifier_prediction
 from support.http import sample
+from support.run_topics import read_topic, unique_topics
 from support.services import REPO, Service, consumer
-from support.topics import read_topic, unique_topics
 
 LESSON_SEQUENCES = lesson.SEQUENCES
 LESSON_CLASSES = lesson.CLASSES

@@ -24,13 +24,13 @@ from datetime import date, timedelta
 
 from kafka import KafkaProducer
 
-from sunspots.schemas import MAX_KEPT_BYTES, MAX_MESSAGE_BYTES
+from sunspots.wire.schemas import MAX_KEPT_BYTES, MAX_MESSAGE_BYTES
 from support.http import sample
 from support.polling import wait_for
 from support.processor_faults import HOLD_ENV, MARK
-from support.progress import Progress
+from support.run_progress import Progress
+from support.run_topics import read_to_end, read_topic, unique_topics
 from support.services import consumer, forecaster, running
-from support.topics import read_to_end, read_topic, unique_topics
 
 D0 = date(2003, 3, 1)
 DAYS = 40

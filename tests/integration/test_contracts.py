@@ -15,10 +15,10 @@ from pathlib import Path
 from jsonschema import Draft202012Validator
 from kafka import KafkaProducer
 
-from sunspots.schemas import Observation, encode_classifier_request
+from sunspots.wire.schemas import Observation, encode_classifier_request
 from support.polling import wait_for
+from support.run_topics import read_to_end, unique_topics
 from support.services import REPO, consumer, forecaster, run_producer, running
-from support.topics import read_to_end, unique_topics
 
 SCHEMAS = REPO / "schemas"
 START, END = "2000-01-01", "2000-03-31"  # 91 days: 82 forecasts, 81 evaluations

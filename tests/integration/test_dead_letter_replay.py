@@ -11,8 +11,8 @@ from pathlib import Path
 
 from kafka import KafkaProducer
 
+from support.run_topics import read_topic, unique_topics
 from support.services import REPO, forecaster
-from support.topics import read_topic, unique_topics
 
 RECIPE = re.compile(r"<!-- recipe: dead-letter-replay -->\n```sh\n(.*?)```", re.DOTALL)
 

@@ -2,7 +2,7 @@
 zombie frozen while idle and in the middle of a batch.
 
 Each fault but one is proven to have landed in flight: the broker is asked
-(support.progress), right before and right after it, how much output was committed and how
+(support.run_progress), right before and right after it, how much output was committed and how
 much input was still waiting, and whether the instance's transaction was open; a fault that
 hit before the stream began or after it ended fails the test. The exception is the zombie
 frozen while idle, on purpose: it is frozen before the stream begins, to show that a paused
@@ -24,13 +24,13 @@ from pathlib import Path
 
 import pytest
 
-from sunspots.broker import LocalBroker
-from sunspots.settings import Topics
+from devtools.broker import LocalBroker
+from sunspots.kafka.settings import Topics
 from support import http
 from support.polling import wait_for
-from support.progress import Moment, Progress, freeze_inside_transaction
+from support.run_progress import Moment, Progress, freeze_inside_transaction
+from support.run_topics import read_results, unique_topics
 from support.services import Service, forecaster, instance_id, replay_range, running
-from support.topics import read_results, unique_topics
 from tests.integration.offline import assert_matches, offline_run
 
 pytestmark = pytest.mark.fault

@@ -30,16 +30,16 @@ from kafka.admin import KafkaAdminClient
 
 from producer.classify import exchange
 from producer.replay import ReplayConfig, Replayer
-from sunspots import lesson
-from sunspots.codecs import COMPRESSION_TYPES
-from sunspots.data import load_daily, select_range
-from sunspots.settings import KafkaSettings, Topics
-from sunspots.topics import create_topics
+from sunspots.domain import lesson
+from sunspots.domain.data import load_daily, select_range
+from sunspots.kafka.codecs import COMPRESSION_TYPES
+from sunspots.kafka.settings import KafkaSettings, Topics
+from sunspots.kafka.topics import create_topics
 from support.logdirs import StoredBatch, stored_batches
 from support.polling import wait_for
-from support.progress import Progress
+from support.run_progress import Progress
+from support.run_topics import read_results, read_to_end, unique_topics, values
 from support.services import REPO, Service, consumer, forecaster
-from support.topics import read_results, read_to_end, unique_topics, values
 from tests.integration.interop import (
     NULL,
     java_produce,

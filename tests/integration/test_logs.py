@@ -11,8 +11,8 @@ from kafka import KafkaProducer
 
 from support.http import sample
 from support.polling import wait_for
+from support.run_topics import unique_topics
 from support.services import forecaster
-from support.topics import unique_topics
 
 
 def test_json_logs_carry_service_instance_partitions_and_series(

@@ -20,12 +20,12 @@ import pytest
 from kafka import KafkaProducer
 
 from consumer.stops import EXIT_INPUT, EXIT_STALLED
-from sunspots.settings import Topics
+from sunspots.kafka.settings import Topics
 from support.http import sample
 from support.polling import wait_for
-from support.progress import Progress
+from support.run_progress import Progress
+from support.run_topics import unique_topics
 from support.services import Service, consumer, running
-from support.topics import unique_topics
 
 pytestmark = pytest.mark.fault
 

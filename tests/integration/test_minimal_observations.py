@@ -15,11 +15,11 @@ import json
 
 from kafka import KafkaProducer
 
-from sunspots.data import load_daily, select_range
-from sunspots.schemas import Observation
-from support.progress import Progress
+from sunspots.domain.data import load_daily, select_range
+from sunspots.wire.schemas import Observation
+from support.run_progress import Progress
+from support.run_topics import read_results, read_to_end, unique_topics
 from support.services import forecaster, running
-from support.topics import read_results, read_to_end, unique_topics
 from tests.integration.offline import TOLERANCE
 
 START, END = "2003-01-01", "2003-03-01"

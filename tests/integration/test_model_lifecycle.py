@@ -19,16 +19,16 @@ import msgspec
 import pytest
 from kafka import KafkaProducer
 
-from sunspots import registry
-from sunspots.artifact import load_forecaster
-from sunspots.data import load_daily, select_range
-from sunspots.schemas import Observation
-from sunspots.settings import KafkaSettings, Topics
+from sunspots.domain.artifact import load_forecaster
+from sunspots.domain.data import load_daily, select_range
+from sunspots.kafka.settings import KafkaSettings, Topics
+from sunspots.lifecycle import records as registry
+from sunspots.wire.schemas import Observation
 from support.http import sample
 from support.polling import wait_for
-from support.progress import Progress, freeze_inside_transaction
+from support.run_progress import Progress, freeze_inside_transaction
+from support.run_topics import read_to_end, unique_topics, values
 from support.services import forecaster, instance_id, replay_range
-from support.topics import read_to_end, unique_topics, values
 from tests.integration.offline import OfflineRun, offline_run
 from tests.integration.test_models_topic import W10, W27
 from tests.integration.test_models_topic import command as models_command

@@ -14,12 +14,12 @@ from jsonschema import Draft202012Validator
 from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient
 
-from sunspots import registry
-from sunspots.artifact import MODELS_DIR, load_forecaster
-from sunspots.model_feed import ModelFeed
-from sunspots.registry import Published, Refused, Retired
-from sunspots.settings import KafkaSettings, topic_flag
-from support.topics import read_to_end, unique_topics
+from sunspots.domain.artifact import MODELS_DIR, load_forecaster
+from sunspots.kafka.settings import KafkaSettings, topic_flag
+from sunspots.lifecycle import records as registry
+from sunspots.lifecycle.feed import ModelFeed
+from sunspots.lifecycle.records import Published, Refused, Retired
+from support.run_topics import read_to_end, unique_topics
 
 REPO = Path(__file__).resolve().parents[2]
 W10 = MODELS_DIR / "sunspot_lstm.json"

@@ -29,16 +29,17 @@ from kafka import KafkaConsumer, KafkaProducer
 from kafka.admin import KafkaAdminClient
 
 from consumer.__main__ import main as consumer_main
+from devtools.broker import LocalBroker, free_port
 from producer.__main__ import main as producer_main
-from sunspots import schemas
-from sunspots.broker import LocalBroker, free_port
-from sunspots.intervals import BAND_LABELS, band
-from sunspots.settings import TOPIC_ENV, KafkaSettings, Topics
-from sunspots.topics import create_topics as create_service_topics
-from sunspots.topics import main as topics_main
+from sunspots.domain.intervals import BAND_LABELS, band
+from sunspots.kafka.settings import TOPIC_ENV, KafkaSettings, Topics
+from sunspots.kafka.topics import create_topics as create_service_topics
+from sunspots.kafka.topics import main as topics_main
+from sunspots.wire import schemas
 from support.http import get, metrics_text
 from support.polling import wait_for
-from support.progress import Progress
+from support.run_progress import Progress
+from support.run_topics import read_to_end, topic_env, unique_topics
 from support.services import (
     REPO,
     Service,
@@ -48,7 +49,6 @@ from support.services import (
     replay_range,
     running,
 )
-from support.topics import read_to_end, topic_env, unique_topics
 from tests.datafacts import DataFile
 from tests.integration.monitoring_helpers import (
     DASHBOARD,
@@ -107,7 +107,9 @@ def run(bootstrap_servers: str, data_path: Path, tmp_path_factory) -> Iterator[R
     try:
         # The compose file's one-shot `topics` service.
         setup = python_service(
-            ["sunspots.topics"], workdir / "topics.log", env={**env, setup_env["--partitions"]: "1"}
+            ["sunspots.kafka.topics"],
+            workdir / "topics.log",
+            env={**env, setup_env["--partitions"]: "1"},
         ).start()
         processes.append(setup)
         assert setup.wait(60) == 0, setup.log()
@@ -501,7 +503,9 @@ def test_compose_kafka_settings_run_a_broker_the_services_can_use(tmp_path: Path
         names = flag_env(topics_main)
         setup_env = environment(compose["services"]["topics"])
         setup_env[names["--bootstrap-servers"]] = internal
-        setup = python_service(["sunspots.topics"], tmp_path / "topics.log", env=setup_env).start()
+        setup = python_service(
+            ["sunspots.kafka.topics"], tmp_path / "topics.log", env=setup_env
+        ).start()
         assert setup.wait(60) == 0, setup.log()
 
         admin = KafkaAdminClient(bootstrap_servers=internal)

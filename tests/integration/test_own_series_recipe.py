@@ -11,8 +11,8 @@ from pathlib import Path
 
 import jsonschema
 
+from support.run_topics import read_topic, unique_topics
 from support.services import REPO, forecaster, running
-from support.topics import read_topic, unique_topics
 
 SEND = re.compile(r"<!-- recipe: own-series-send -->\n```sh\n(.*?)```", re.DOTALL)
 READ = re.compile(r"<!-- recipe: own-series-read -->\n```sh\n(.*?)```", re.DOTALL)

@@ -1,6 +1,6 @@
 """The replay pipeline end to end on the real broker: producer → forecaster → topics + metrics.
 
-Each test waits until the forecaster's group has committed all its input (support.progress) and
+Each test waits until the forecaster's group has committed all its input (support.run_progress) and
 then reads the outputs to their end, so what it checks is all the run will ever commit; the
 values are compared with the offline run (tests.integration.offline).
 """
@@ -17,15 +17,15 @@ import numpy as np
 import pytest
 from kafka import KafkaProducer
 
-from sunspots import data
-from sunspots.evaluation import rmse
-from sunspots.intervals import Intervals, sequential
-from sunspots.schemas import Observation
+from sunspots.domain import data
+from sunspots.domain.evaluation import rmse
+from sunspots.domain.intervals import Intervals, sequential
+from sunspots.wire.schemas import Observation
 from support.http import sample
 from support.polling import wait_for
-from support.progress import Progress
+from support.run_progress import Progress
+from support.run_topics import read_results, read_to_end, unique_topics, values
 from support.services import forecaster, instance_id, replay_range, run_producer, running
-from support.topics import read_results, read_to_end, unique_topics, values
 from tests.integration.offline import assert_matches, offline_run
 
 

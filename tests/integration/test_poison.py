@@ -21,12 +21,12 @@ import pytest
 from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient
 
-from sunspots.schemas import Observation
-from sunspots.settings import KafkaSettings
-from sunspots.topics import create_topics
+from sunspots.kafka.settings import KafkaSettings
+from sunspots.kafka.topics import create_topics
+from sunspots.wire.schemas import Observation
 from support.http import Samples
+from support.run_topics import read_topic, unique_topics, values
 from support.services import forecaster, running
-from support.topics import read_topic, unique_topics, values
 
 D0 = date(2001, 1, 1)
 Record = tuple[bytes | None, bytes | None]

@@ -24,14 +24,14 @@ from pathlib import Path
 
 import pytest
 
+from devtools.broker import LocalBroker
 from producer.replay import SHUTDOWN_GRACE_S
-from sunspots.broker import LocalBroker
-from sunspots.settings import KafkaSettings, Topics
-from sunspots.topics import create_topics
+from sunspots.kafka.settings import KafkaSettings, Topics
+from sunspots.kafka.topics import create_topics
 from support.polling import wait_for
-from support.progress import Progress
+from support.run_progress import Progress
+from support.run_topics import read_to_end, unique_topics, values
 from support.services import Service, replay_range
-from support.topics import read_to_end, unique_topics, values
 
 pytestmark = pytest.mark.fault
 

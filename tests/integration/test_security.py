@@ -3,7 +3,7 @@
 One broker for the module (`SecureBroker`: a private CA, SCRAM and PLAIN users made when its
 storage is formatted, the StandardAuthorizer with `allow.everyone.if.no.acl.found=false`).
 Topics are created by the admin; each service's principal gets exactly the ACLs docs/security.md
-lists (`sunspots.acls.grants`), and with them the producer, the forecaster and the classifier
+lists (`sunspots.kafka.acls.grants`), and with them the producer, the forecaster and the classifier
 run a replay exactly once, each with another SASL mechanism (SCRAM-SHA-256, SCRAM-SHA-512,
 PLAIN) and its password in a file; the model commands publish, promote and retire as the
 publisher. Refused clients (no credentials, plain text, a wrong password, no write on the
@@ -37,16 +37,18 @@ from kafka.admin import (
 )
 from kafka.errors import CoordinatorNotAvailableError
 
+from devtools.broker.security import SecureBroker
 from producer.classify import ask
-from sunspots import acls, lesson, registry
-from sunspots.artifact import MODELS_DIR, load_forecaster
-from sunspots.broker.security import SecureBroker
-from sunspots.refusal import ACL_ADVICE
-from sunspots.settings import KafkaSettings, Topics, topic_flag
-from sunspots.topics import create_topics
+from sunspots.domain import lesson
+from sunspots.domain.artifact import MODELS_DIR, load_forecaster
+from sunspots.kafka import acls
+from sunspots.kafka.refusal import ACL_ADVICE
+from sunspots.kafka.settings import KafkaSettings, Topics, topic_flag
+from sunspots.kafka.topics import create_topics
+from sunspots.lifecycle import records as registry
 from support.polling import wait_for
+from support.run_topics import read_topic, unique_topics, values
 from support.services import REPO, Service, consumer, instance_id, running
-from support.topics import read_topic, unique_topics, values
 from tests.integration.offline import assert_matches, offline_run
 
 pytestmark = pytest.mark.integration
@@ -425,7 +427,7 @@ def test_sunspots_topics_with_a_wrong_password_says_so_in_one_line(broker, secre
     assert done.returncode == 5, done.stderr
     _one_line(
         done.stderr,
-        "sunspots.topics",
+        "sunspots.kafka.topics",
         f"cannot create the topics: authentication failed: Kafka at {broker.bootstrap_servers} "
         "refused User:producer (SCRAM-SHA-512)",
     )
@@ -503,7 +505,7 @@ def test_a_publisher_without_a_grant_is_refused_in_one_line(
     )
     assert done.returncode == EXIT_CODES["authorization"], done.stderr
     expected = expected.format(bootstrap=broker.bootstrap_servers, models=topics.models)
-    line = _one_line(done.stderr, "training.publish", expected + ACL_ADVICE)
+    line = _one_line(done.stderr, "sunspots.lifecycle.publishing", expected + ACL_ADVICE)
     assert line.endswith(expected + ACL_ADVICE), line
     _no_secret_in(done.stdout, done.stderr)
     assert _models(broker, topics) == []
@@ -520,7 +522,7 @@ def test_a_principal_that_may_not_see_the_models_topic_is_told_both_causes(
     assert done.returncode == 2, done.stderr
     _one_line(
         done.stderr,
-        "training.publish",
+        "sunspots.lifecycle.publishing",
         f"the models topic {topics.models} does not exist, or User:stranger may not see it",
     )
     _no_secret_in(done.stdout, done.stderr)

@@ -9,7 +9,7 @@ skipped without a word (a dead letter, a counted line).
 
 The test broker keeps Kafka's default `auto.create.topics.enable=true`: a service that asked
 about a deleted topic would have it created again with the broker's defaults, so these tests
-also show that the services never do (consumer.clients, sunspots.kafka_compat.no_auto_create).
+also show that the services never do (sunspots.kafka.clients, sunspots.kafka.compat.no_auto_create).
 A changelog created again "wrongly" (one partition, not compacted) stands for what another
 client's request makes of it on such a broker.
 """
@@ -27,15 +27,15 @@ from kafka import KafkaProducer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError
 
-from sunspots import registry
-from sunspots.artifact import MODELS_DIR, load_forecaster
-from sunspots.settings import Topics
-from sunspots.topics import main as topics_main
+from sunspots.domain.artifact import MODELS_DIR, load_forecaster
+from sunspots.kafka.settings import Topics
+from sunspots.kafka.topics import main as topics_main
+from sunspots.lifecycle import records as registry
 from support import http
 from support.polling import wait_for
-from support.progress import Progress
+from support.run_progress import Progress
+from support.run_topics import read_to_end, read_topic, topic_flags, unique_topics, values
 from support.services import Service, consumer, forecaster, replay_range, running
-from support.topics import read_to_end, read_topic, topic_flags, unique_topics, values
 from tests.integration.offline import OfflineRun, assert_matches, offline_run
 
 COUNT = 4  # series silso-0..3: with 3 partitions every one of them maps to partition 1 or 2

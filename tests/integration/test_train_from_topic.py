@@ -9,11 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
-from sunspots.artifact import load_forecaster
-from sunspots.data import file_sha256, load_daily, read_daily, select_range
-from sunspots.settings import KafkaSettings, topic_flag
+from sunspots.domain.artifact import load_forecaster
+from sunspots.domain.data import file_sha256, load_daily, read_daily, select_range
+from sunspots.kafka.settings import KafkaSettings, topic_flag
+from support.run_topics import unique_topics
 from support.services import run_producer
-from support.topics import unique_topics
 from training.dataset import build_splits, frame_from_observations, read_observations
 
 START, END = "1995-01-01", "2001-12-31"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sunspots.artifact import MODELS_DIR
+from sunspots.domain.artifact import MODELS_DIR
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sunspots.artifact import DEFAULT_CLASSIFIER, ArtifactError, load_classifier, load_forecaster
+from sunspots.domain.artifact import (
+    DEFAULT_CLASSIFIER,
+    ArtifactError,
+    load_classifier,
+    load_forecaster,
+)
 from training.classifier import LABELS, LESSON_EXAMPLE, SEQUENCES
 
 

@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sunspots.artifact import load_forecaster
-from sunspots.data import load_daily, select_range
-from sunspots.drift import DriftDetector
+from sunspots.domain.artifact import load_forecaster
+from sunspots.domain.data import load_daily, select_range
+from sunspots.domain.drift import DriftDetector
 
 START = "2000-01-01"
 SHIFT_FROM = "2012-01-01"

@@ -10,8 +10,8 @@ import sys
 import numpy as np
 import pytest
 
-from sunspots.artifact import DEFAULT_FORECASTER, ArtifactError, load_forecaster
-from sunspots.data import load_daily
+from sunspots.domain.artifact import DEFAULT_FORECASTER, ArtifactError, load_forecaster
+from sunspots.domain.data import load_daily
 from tests.datafacts import KNOWN_BYTES, KNOWN_SHA256
 from tests.tolerance import differences
 from training.dataset import build_splits
@@ -142,7 +142,7 @@ def test_predict_one_agrees_with_the_batch(artifact, splits_for):
 
 def test_serving_path_never_imports_tensorflow():
     code = (
-        "import sys; from sunspots.artifact import load_forecaster, load_classifier;"
+        "import sys; from sunspots.domain.artifact import load_forecaster, load_classifier;"
         "m = load_forecaster(); m.predict_one([50.0] * m.window); load_classifier();"
         "assert not any(n.split('.')[0] in ('tensorflow', 'keras') for n in sys.modules)"
     )

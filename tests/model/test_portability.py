@@ -18,8 +18,8 @@ FORECASTS = """
 import json, sys
 import numpy as np
 from threadpoolctl import threadpool_info
-from sunspots.artifact import load_forecaster
-from sunspots.data import load_daily, select_range
+from sunspots.domain.artifact import load_forecaster
+from sunspots.domain.data import load_daily, select_range
 model = load_forecaster()
 test = model.metadata["splits"]["test"]
 frame = select_range(load_daily(sys.argv[1]), "2000-01-01", test["last_date"])

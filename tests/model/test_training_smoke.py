@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from sunspots.artifact import load_classifier, load_forecaster
+from sunspots.domain.artifact import load_classifier, load_forecaster
 from training.__main__ import main
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from sunspots.intervals import Calibration
-from sunspots.schemas import Observation
+from sunspots.domain.intervals import Calibration
+from sunspots.wire.schemas import Observation
 
 D0 = date(2000, 1, 1)
 # A stand-in model's calibration: Q(p) = 2p − 1, so at α = 0.1 the interval is the forecast

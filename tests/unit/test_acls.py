@@ -6,11 +6,11 @@ import re
 
 import pytest
 
-from sunspots import acls
-from sunspots.registry import PUBLISHER_TRANSACTIONAL_ID
-from sunspots.settings import Topics
+from sunspots.kafka import acls
+from sunspots.kafka.settings import Topics
+from sunspots.lifecycle import publishing as publish
+from sunspots.lifecycle.records import PUBLISHER_TRANSACTIONAL_ID
 from tests.conftest import REPO
-from training import publish
 
 SECURITY = REPO / "docs" / "security.md"
 

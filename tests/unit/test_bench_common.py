@@ -11,7 +11,7 @@ import pytest
 
 from bench import pipeline
 from bench.common import from_tree, known_flags_only, source_tree
-from sunspots.settings import KafkaSettings
+from sunspots.kafka.settings import KafkaSettings
 from support.services import Service
 
 pytestmark = pytest.mark.unit

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 
 from bench.state_record import forecaster, main, measure
-from sunspots.schemas import decode_snapshot
+from sunspots.wire.schemas import decode_snapshot
 from tests.unit.records import observations
 
 

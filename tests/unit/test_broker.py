@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from sunspots import broker
+from devtools import broker
 
 
 def test_properties_describe_one_kraft_node_on_loopback(tmp_path) -> None:
@@ -43,7 +43,7 @@ def test_old_java_is_refused(monkeypatch, tmp_path) -> None:
 
 
 def test_cluster_nodes_share_a_quorum_and_replicate_like_production(tmp_path) -> None:
-    from sunspots.broker.cluster import LocalCluster
+    from devtools.broker.cluster import LocalCluster
 
     cluster = LocalCluster(workdir=tmp_path)
     props = [node.properties() for node in cluster.nodes.values()]
@@ -63,7 +63,7 @@ def test_cluster_nodes_share_a_quorum_and_replicate_like_production(tmp_path) ->
 
 
 def test_secure_broker_listens_only_with_sasl_ssl_and_denies_by_default(tmp_path) -> None:
-    from sunspots.broker.security import Certificates, secure_properties
+    from devtools.broker.security import Certificates, secure_properties
 
     certs = Certificates(*(tmp_path / n for n in ("ca.pem", "k.p12", "f.p12", "t.p12")), "pw")
     props = secure_properties(1, 2, 3, tmp_path, certs, {"admin": "a", "alice": "b"})

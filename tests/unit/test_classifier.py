@@ -11,8 +11,8 @@ from prometheus_client import CollectorRegistry
 from consumer.classifier import Classifier, pad_sequence
 from consumer.metrics import ClassifierMetrics
 from producer.classify import build_parser, parse_sequence, sequences_from_args
-from sunspots.schemas import MAX_SEQUENCE_LENGTH, SchemaError
-from sunspots.settings import Topics
+from sunspots.kafka.settings import Topics
+from sunspots.wire.schemas import MAX_SEQUENCE_LENGTH, SchemaError
 from tests.unit import records
 
 TOPICS = Topics()

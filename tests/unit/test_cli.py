@@ -6,7 +6,8 @@ import argparse
 
 import pytest
 
-from sunspots.cli import (
+from sunspots.kafka.settings import SECURITY_FLAGS, add_kafka_flags, kafka_settings_from_args
+from sunspots.process.cli import (
     RENAMED_ENV,
     Parser,
     boolean,
@@ -19,7 +20,6 @@ from sunspots.cli import (
     positive_float,
     positive_int,
 )
-from sunspots.settings import SECURITY_FLAGS, add_kafka_flags, kafka_settings_from_args
 
 
 def test_the_variable_is_derived_from_the_flag() -> None:

@@ -10,7 +10,7 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import NoOffsetForPartitionError, OffsetOutOfRangeError
 from kafka.partitioner import DefaultPartitioner
 
-from consumer.clients import GroupConsumer, KeyPartitioner, Moved
+from sunspots.kafka.clients import GroupConsumer, KeyPartitioner, Moved
 
 pytestmark = pytest.mark.unit
 

@@ -17,15 +17,15 @@ from consumer.config import build_parser as consumer_parser
 from consumer.config import config_from_args
 from producer.__main__ import build_parser as replay_parser
 from producer.classify import build_parser as classify_parser
-from sunspots.cli import Parser
-from sunspots.codecs import (
+from sunspots.kafka.codecs import (
     COMPRESSION_TYPES,
     DEFAULT_COMPRESSION,
     kafka_python_value,
     missing,
     refusal,
 )
-from sunspots.settings import KafkaSettings, add_kafka_flags, kafka_settings_from_args
+from sunspots.kafka.settings import KafkaSettings, add_kafka_flags, kafka_settings_from_args
+from sunspots.process.cli import Parser
 from training.__main__ import build_parser as train_parser
 
 pytestmark = pytest.mark.unit

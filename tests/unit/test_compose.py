@@ -31,10 +31,10 @@ import pytest
 import yaml
 
 from consumer.modes import MODES
+from devtools.broker import KAFKA_VERSION, free_port
 from producer.__main__ import build_parser as producer_parser
-from sunspots.broker import KAFKA_VERSION, free_port
-from sunspots.cli import ENV_PREFIX, KAFKA_ENV_PREFIX
-from sunspots.settings import TOPIC_ENV
+from sunspots.kafka.settings import TOPIC_ENV
+from sunspots.process.cli import ENV_PREFIX, KAFKA_ENV_PREFIX
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = REPO / "docker-compose.yml"
@@ -376,6 +376,8 @@ def test_the_image_install_step_builds_from_the_copied_files_alone(tmp_path: Pat
         module = target.split(":")[0].replace(".", "/")
         assert f"{module}.py" in names or f"{module}/__init__.py" in names, target
     assert not [n for n in names if n.endswith(".csv")]
+    # The broker harness is a development tool (devtools/), never shipped.
+    assert not [n for n in names if n.startswith("devtools/") or "/broker/" in n]
 
 
 def test_silso_data_is_never_sent_to_the_docker_build() -> None:
@@ -407,7 +409,7 @@ def console_scripts() -> dict[str, str]:
 @cache
 def declared_env(script: str, args: tuple[str, ...]) -> frozenset[str]:
     """The `[env: NAME]` markers of `<script> <args> --help`, run through its entry point."""
-    module, func = console_scripts()[script].split(":")
+    module, func = console_scripts().get(script, script).split(":")
     # The serving commands must start without TensorFlow, which their image does not carry.
     block = "" if script == "sunspots-train" else "sys.modules['tensorflow'] = None; "
     code = (

@@ -23,7 +23,7 @@ from consumer.metrics import ClassifierMetrics, ForecasterMetrics
 from consumer.output import Output
 from consumer.processor import DeadLetters, Throttle
 from consumer.series_metrics import SeriesSelection
-from sunspots.settings import Topics
+from sunspots.kafka.settings import Topics
 from tests.unit.records import CALIBRATION, D0, Record, observations
 
 pytestmark = pytest.mark.unit

@@ -10,7 +10,7 @@ import jsonschema
 import pytest
 from jsonschema import Draft202012Validator
 
-from sunspots import contracts, schemas
+from sunspots.wire import contracts, schemas
 
 pytestmark = pytest.mark.unit
 
@@ -24,7 +24,7 @@ def _validator(name: str) -> Draft202012Validator:
 
 
 def test_the_committed_documents_are_the_generated_ones() -> None:
-    assert contracts.stale(FOLDER) == [], "run: python -m sunspots.contracts --write schemas/"
+    assert contracts.stale(FOLDER) == [], "run: python -m sunspots.wire.contracts --write schemas/"
     assert sorted(p.name for p in FOLDER.glob("*.json")) == sorted(contracts.documents())
 
 
@@ -116,7 +116,7 @@ def test_what_the_decoder_rejects_the_schema_rejects(change: dict, reason: str) 
 
 def test_dead_letter_headers_document_names_every_reason() -> None:
     document = json.loads((FOLDER / contracts.DEAD_LETTER_HEADERS).read_text())
-    assert document["properties"]["reason"]["enum"] == list(schemas.REASONS)
+    assert document["properties"]["reason"]["enum"] == list(schemas.DEAD_LETTER_REASONS)
     headers = {
         "reason": "internal_error",
         "detail": "OverflowError: int too large",

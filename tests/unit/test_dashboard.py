@@ -24,9 +24,9 @@ from consumer.health import Health
 from consumer.lag import LagCollector
 from consumer.loop_metrics import LoopMetrics
 from consumer.metrics import ClassifierMetrics, ForecasterMetrics
-from sunspots.artifact import DEFAULT_FORECASTER, load_forecaster
-from sunspots.drift import DriftPolicy
-from sunspots.settings import Topics
+from sunspots.domain.artifact import DEFAULT_FORECASTER, load_forecaster
+from sunspots.domain.drift import DriftPolicy
+from sunspots.kafka.settings import Topics
 from tests.integration.monitoring_helpers import (
     DASHBOARD,
     dashboard_queries,

@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from sunspots import data
+from sunspots.domain import data
 from tests.conftest import REPO
 from tests.datafacts import (
     COMPLETE_FROM,
@@ -171,7 +171,7 @@ def test_a_url_is_downloaded_once_cached_and_its_sha256_recorded(
 ) -> None:
     server, cache = silso
     url = f"{server.base}/SN_d_tot_V2.0.csv"
-    with caplog.at_level(logging.INFO, logger="sunspots.data"):
+    with caplog.at_level(logging.INFO, logger="sunspots.domain.data"):
         first = data.resolve_source(url, cache)
         second = data.resolve_source(url, cache)
     assert first == second and first.parent == cache
@@ -227,13 +227,13 @@ def _env(tmp_path: Path, source: str) -> dict[str, str]:
 def test_the_data_step_downloads_once_and_tells_the_sha256_once(
     silso: tuple[_Server, Path], tmp_path: Path
 ) -> None:
-    """`make data` (`python -m sunspots.data`): the first run downloads and tells where and
+    """`make data` (`python -m sunspots.domain.data`): the first run downloads and tells where and
     which file, in one line; the second finds it cached and says nothing."""
     server, _ = silso
     env = _env(tmp_path, f"{server.base}/SN_d_tot_V2.0.csv")
     runs = [
         subprocess.run(
-            [sys.executable, "-m", "sunspots.data"], env=env, capture_output=True, text=True
+            [sys.executable, "-m", "sunspots.domain.data"], env=env, capture_output=True, text=True
         )
         for _ in range(2)
     ]
@@ -247,7 +247,7 @@ def test_the_data_step_downloads_once_and_tells_the_sha256_once(
 def test_the_data_step_that_cannot_download_exits_1_in_one_line(tmp_path: Path) -> None:
     url = _dead_url()
     done = subprocess.run(
-        [sys.executable, "-m", "sunspots.data"],
+        [sys.executable, "-m", "sunspots.domain.data"],
         env=_env(tmp_path, url),
         capture_output=True,
         text=True,

@@ -12,7 +12,7 @@ from kafka.errors import KafkaTimeoutError, MessageSizeTooLargeError, TopicAutho
 from producer.__main__ import build_parser, outcome
 from producer.delivery import Delivery, DeliveryLedger, failure_line
 from producer.replay import ReplayConfig, ReplayResult, observations, plan, series_ids
-from sunspots.settings import KafkaSettings
+from sunspots.kafka.settings import KafkaSettings
 
 DAY0 = date(1999, 4, 10)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sunspots.drift import DriftDetector, DriftPolicy
+from sunspots.domain.drift import DriftDetector, DriftPolicy
 
 
 def errors(n: int, scale: float, seed: int = 0) -> np.ndarray:

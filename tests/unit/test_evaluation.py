@@ -8,8 +8,8 @@ from datetime import date
 
 import pytest
 
-from sunspots.evaluation import RollingScore, rmse
-from sunspots.schemas import Evaluation, Forecast
+from sunspots.domain.evaluation import RollingScore, rmse
+from sunspots.wire.schemas import Evaluation, Forecast
 
 
 def test_empty_score_is_nan() -> None:

@@ -1,6 +1,6 @@
 """The models topic at a forecaster's start: which model serves, and the one line that says so.
 
-The feed is a fake (no Kafka): it answers `exists` and `current` as sunspots.model_feed does.
+The feed is a fake (no Kafka): it answers `exists` and `current` as sunspots.lifecycle.feed does.
 What is checked is the decision ModelFollower.start takes from them, and that an operator who
 set --model learns in one line when the models topic's champion serves instead.
 """
@@ -18,11 +18,11 @@ from prometheus_client import CollectorRegistry
 from consumer.following import ModelFollower
 from consumer.forecaster import Forecaster
 from consumer.metrics import ForecasterMetrics
-from consumer.series import Keeping
+from consumer.series import SeriesPolicy
 from consumer.series_metrics import SeriesSelection
-from sunspots.model_feed import ModelBoard
-from sunspots.registry import CHAMPION
-from sunspots.settings import KafkaSettings, Topics
+from sunspots.kafka.settings import KafkaSettings, Topics
+from sunspots.lifecycle.feed import ModelBoard
+from sunspots.lifecycle.records import CHAMPION
 from tests.unit.test_lifecycle import Offset, published
 
 KAFKA = KafkaSettings()
@@ -55,7 +55,7 @@ def _start(board: ModelBoard, flag: Offset) -> Forecaster:
         Topics(),
         ForecasterMetrics(CollectorRegistry()),
         today=lambda: date(2026, 1, 1),
-        keeping=Keeping(history=8, rolling=10),
+        series_policy=SeriesPolicy(history=8, rolling=10),
         series_metrics=SeriesSelection.parse("all"),
     )
     follower = ModelFollower.start(KAFKA, forecaster, _once, connect=lambda _: Feed(board))  # type: ignore[arg-type]

@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry
 from consumer.forecaster import Forecaster
 from consumer.metrics import ForecasterMetrics
 from consumer.series_metrics import SeriesSelection
-from sunspots.settings import Topics
+from sunspots.kafka.settings import Topics
 from tests.unit.records import CALIBRATION, Record, observations
 
 TOPICS = Topics()

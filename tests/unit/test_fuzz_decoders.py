@@ -1,7 +1,7 @@
 """Property-based fuzzing of the input decoders: any bytes give a valid value or SchemaError.
 
 Invariants, for every payload and key a producer could send:
-- the decoder returns a valid value or raises `SchemaError` with a reason from REASONS —
+- the decoder returns a valid value or raises `SchemaError` with a reason from DEAD_LETTER_REASONS —
   never another exception;
 - a value it returns meets the schema: ids of 1..256 characters without control characters,
   finite numbers within their bounds, dates within range, a key equal to the series;
@@ -23,8 +23,8 @@ import pytest
 from hypothesis import event, example, given
 from hypothesis import strategies as st
 
-from sunspots import schemas
-from sunspots.schemas import REASONS, SchemaError
+from sunspots.wire import schemas
+from sunspots.wire.schemas import DEAD_LETTER_REASONS, SchemaError
 from tests.unit.fuzzing import (
     TODAY,
     json_values,
@@ -52,7 +52,7 @@ def _check_observation(raw: bytes | None, key: bytes | None) -> None:
     try:
         obs = schemas.decode_observation(raw, key, TODAY)
     except SchemaError as exc:
-        assert exc.reason in REASONS and exc.detail
+        assert exc.reason in DEAD_LETTER_REASONS and exc.detail
         event(f"rejected: {exc.reason}")
         return
     event("accepted")
@@ -107,7 +107,7 @@ def _check_request(raw: bytes | None) -> None:
     try:
         request = schemas.decode_classifier_request(raw, max_value=3)
     except SchemaError as exc:
-        assert exc.reason in REASONS and exc.detail
+        assert exc.reason in DEAD_LETTER_REASONS and exc.detail
         return
     if isinstance(request.id, str):
         assert _valid_id(request.id)

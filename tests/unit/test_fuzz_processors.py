@@ -4,7 +4,7 @@ Each processor runs as the services run it (inside `consumer.containment.Contain
 fresh `CollectorRegistry`, over a few batches of records that mix valid streams with hostile
 records. Invariants, batch after batch:
 - `process` returns; it never raises;
-- every record is either dead-lettered exactly once, with a reason from REASONS, or applied:
+- every record is either dead-lettered exactly once, with a reason from DEAD_LETTER_REASONS, or applied:
   a record the decoder rejects is a dead letter with the decoder's reason;
 - every output encodes: its key is UTF-8 text (the series or the request's key), its value
   decodes as its topic's message and encodes back to the same bytes; a dead letter carries the
@@ -32,10 +32,10 @@ from consumer.containment import Contained
 from consumer.forecaster import Forecaster
 from consumer.metrics import ClassifierMetrics, ForecasterMetrics
 from consumer.output import Output
-from sunspots import schemas
-from sunspots.artifact import load_classifier, load_forecaster
-from sunspots.schemas import REASONS, SchemaError
-from sunspots.settings import Topics
+from sunspots.domain.artifact import load_classifier, load_forecaster
+from sunspots.kafka.settings import Topics
+from sunspots.wire import schemas
+from sunspots.wire.schemas import DEAD_LETTER_REASONS, SchemaError
 from tests.unit.fuzzing import (
     TODAY,
     observation_stream,
@@ -179,7 +179,7 @@ def _check_forecaster(batches: list[list[Record]]) -> Counter[str]:
                     assert dead[record.offset] in {"duplicate", "out_of_order", "too_many_series"}
                 else:
                     applied_total += 1
-        assert set(dead.values()) <= set(REASONS)
+        assert set(dead.values()) <= set(DEAD_LETTER_REASONS)
         dead_total += len(dead)
         for out in outputs:
             if out.topic == TOPICS.dead_letter:

@@ -10,7 +10,7 @@ from importlib import metadata
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from sunspots.codecs import EXTRAS
+from sunspots.kafka.codecs import EXTRAS
 from tests.conftest import REPO
 
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
@@ -59,7 +59,7 @@ def test_every_dependency_is_pinned_in_the_lock() -> None:
 
 
 def test_the_codec_extras_are_declared_and_their_libraries_pinned() -> None:
-    # Every command reads every Kafka codec (sunspots.codecs): the image installs from the lock,
+    # Every command reads every Kafka codec (sunspots.kafka.codecs): the image installs from the lock,
     # so the libraries of kafka-python's codec extras must be in it.
     (kafka,) = [
         Requirement(text)

@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry
 
 from consumer.forecaster import Forecaster
 from consumer.metrics import ForecasterMetrics
-from sunspots.intervals import (
+from sunspots.domain.intervals import (
     ALPHA,
     BAND_LABELS,
     Calibration,
@@ -23,7 +23,7 @@ from sunspots.intervals import (
     volatility,
     winkler,
 )
-from sunspots.settings import Topics
+from sunspots.kafka.settings import Topics
 from tests.unit.records import observations
 
 TOPICS = Topics()

@@ -16,7 +16,7 @@ from kafka.consumer.fetcher import Fetcher
 from kafka.errors import IllegalStateError, KafkaTimeoutError, UnsupportedCodecError
 from kafka.record.memory_records import MemoryRecords, MemoryRecordsBuilder
 
-from sunspots import kafka_compat
+from sunspots.kafka import compat as kafka_compat
 
 NOWHERE = "127.0.0.1:1"  # nothing listens: the clients never get a connection
 
@@ -39,7 +39,7 @@ def producer() -> Iterator[KafkaProducer]:
 
 def test_consumer_network_client_is_still_there(consumer) -> None:
     net = getattr(consumer, "_client", None)
-    assert net is not None, "KafkaConsumer._client is gone: update sunspots.kafka_compat"
+    assert net is not None, "KafkaConsumer._client is gone: update sunspots.kafka.compat"
     assert callable(getattr(net, "connected", None)), "_client.connected() is gone"
     assert callable(getattr(net.cluster, "brokers", None)), "_client.cluster.brokers() is gone"
 
@@ -94,7 +94,7 @@ def _gzip_batch(offset: int) -> bytes:
 
 def test_a_batch_that_cannot_be_decoded_is_located_where_it_begins(consumer, monkeypatch) -> None:
     fetcher = getattr(consumer, "_fetcher", None)
-    assert fetcher is not None, "KafkaConsumer._fetcher is gone: update sunspots.kafka_compat"
+    assert fetcher is not None, "KafkaConsumer._fetcher is gone: update sunspots.kafka.compat"
     assert hasattr(fetcher, "_next_partition_records"), "_fetcher._next_partition_records is gone"
     # A codec this installation lacks, as the fetcher meets it: taking records raises.
     batch = _gzip_batch(40)

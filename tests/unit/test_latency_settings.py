@@ -18,10 +18,10 @@ from typing import Any, ClassVar
 import pytest
 from kafka.errors import KafkaTimeoutError
 
-from consumer import clients
 from consumer.modes import CLASSIFY, FORECAST
 from producer import replay
-from sunspots.settings import KafkaSettings, Topics
+from sunspots.kafka import clients
+from sunspots.kafka.settings import KafkaSettings, Topics
 
 pytestmark = pytest.mark.unit
 

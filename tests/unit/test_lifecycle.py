@@ -14,14 +14,14 @@ from prometheus_client import CollectorRegistry
 
 from consumer.forecaster import Forecaster
 from consumer.metrics import ForecasterMetrics
-from consumer.promotion import PromotionPolicy, PromotionRule
-from consumer.series import Keeping
+from consumer.series import SeriesPolicy
 from consumer.series_metrics import SeriesSelection
-from sunspots import registry as models
-from sunspots.artifact import ArtifactError
-from sunspots.drift import DriftPolicy
-from sunspots.registry import CHALLENGER, CHAMPION, Published, Refused, Retired
-from sunspots.settings import Topics
+from sunspots.domain.artifact import ArtifactError
+from sunspots.domain.drift import DriftPolicy
+from sunspots.kafka.settings import Topics
+from sunspots.lifecycle import records as models
+from sunspots.lifecycle.promotion import PromotionPolicy, PromotionRule
+from sunspots.lifecycle.records import CHALLENGER, CHAMPION, Published, Refused, Retired
 from tests.unit.records import CALIBRATION, observations
 
 TOPICS = Topics()
@@ -62,7 +62,7 @@ def _forecaster(registry: CollectorRegistry, model: Offset, **kwargs) -> Forecas
         TOPICS,
         ForecasterMetrics(registry),
         today=lambda: date(2026, 1, 1),
-        keeping=kwargs.pop("keeping", Keeping(history=8, rolling=10)),
+        series_policy=kwargs.pop("series_policy", SeriesPolicy(history=8, rolling=10)),
         series_metrics=SeriesSelection.parse("all"),
         **kwargs,
     )
@@ -181,7 +181,9 @@ def test_the_changelog_keeps_each_role_and_the_history(registry) -> None:
 
 def test_drift_alarms_once_per_change_of_the_error(registry) -> None:
     policy = DriftPolicy(delta=0.3, threshold=5.0, half_life=50.0, warmup=10, floor=1.0)
-    fc = _forecaster(registry, Offset("v1", 3, offset=0.0), keeping=Keeping(8, 10, policy))
+    fc = _forecaster(
+        registry, Offset("v1", 3, offset=0.0), series_policy=SeriesPolicy(8, 10, policy)
+    )
     # The error is the day's step: 1 for 40 days, then 4.
     values = [float(i) for i in range(40)] + [40.0 + 4 * i for i in range(30)]
     records = observations(values)
@@ -235,7 +237,9 @@ def test_the_promotion_rule_needs_k_days_and_the_margin() -> None:
 
 def test_a_revoked_series_leaves_no_lifecycle_samples_and_the_others_stay(registry) -> None:
     policy = DriftPolicy(delta=0.3, threshold=5.0, half_life=50.0, warmup=10, floor=1.0)
-    fc = _forecaster(registry, Offset("v1", 3, offset=0.0), keeping=Keeping(8, 10, policy))
+    fc = _forecaster(
+        registry, Offset("v1", 3, offset=0.0), series_policy=SeriesPolicy(8, 10, policy)
+    )
     steps = [float(i) for i in range(40)] + [40.0 + 4 * i for i in range(8)]
     fc.process(observations(steps, series="a") + observations([1, 2, 3, 4, 5], series="b"))
     fc.series["b"].partition = 1  # "b" arrives on another partition, which stays

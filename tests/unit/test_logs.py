@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from sunspots.logs import Outage, RepeatFilter, formatter, log_level
+from sunspots.process.logs import Outage, RepeatFilter, formatter, log_level
 
 
 def _record(name: str = "consumer.recovery", msg: str = "partitions assigned: %s", **extra):
@@ -116,7 +116,7 @@ def test_a_line_its_logger_rate_limits_itself_is_not_held_back_again() -> None:
 # One process per case: setup_logging configures the root logger of the process it runs in.
 _LINES = """
 import argparse, logging, sys
-from sunspots.logs import quiet_kafka, setup_logging
+from sunspots.process.logs import quiet_kafka, setup_logging
 level = sys.argv[1]
 if level == "none":
     quiet_kafka()  # the demo's and the benchmarks' way: no handler of their own

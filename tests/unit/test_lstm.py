@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sunspots.lstm import DenseLayer, LSTMLayer, network_from_arrays, sigmoid
+from sunspots.domain.lstm import DenseLayer, LSTMLayer, network_from_arrays, sigmoid
 
 pytestmark = pytest.mark.unit
 

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from kafka import TopicPartition
 
-from sunspots import registry
-from sunspots.artifact import DEFAULT_CLASSIFIER, MODELS_DIR, metadata_path
-from sunspots.model_feed import ModelBoard, ModelFeed, standing_refusals
-from sunspots.registry import Published, Refused, Retired
+from sunspots.domain.artifact import DEFAULT_CLASSIFIER, MODELS_DIR, metadata_path
+from sunspots.lifecycle import records as registry
+from sunspots.lifecycle.feed import ModelBoard, ModelFeed, standing_refusals
+from sunspots.lifecycle.records import Published, Refused, Retired
 from training.__main__ import main
 
 TOPIC = "models"

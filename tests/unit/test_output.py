@@ -9,7 +9,7 @@ import jsonschema
 import pytest
 
 from consumer.output import dead_letter
-from sunspots.schemas import MAX_DETAIL_BYTES, MAX_KEPT_BYTES, MAX_KEY_BYTES, MAX_MESSAGE_BYTES
+from sunspots.wire.schemas import MAX_DETAIL_BYTES, MAX_KEPT_BYTES, MAX_KEY_BYTES, MAX_MESSAGE_BYTES
 from tests.unit.records import Record
 
 pytestmark = pytest.mark.unit

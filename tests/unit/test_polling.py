@@ -22,7 +22,7 @@ from kafka.errors import (
 )
 
 from support.polling import not_yet, retrying, wait_for
-from support.progress import Progress
+from support.run_progress import Progress
 
 
 @pytest.mark.parametrize(

@@ -22,7 +22,8 @@ COMMANDS = [
     ("sunspots-producer", ()),
     ("sunspots-producer", ("classify",)),
     ("sunspots-topics", ()),
-    ("sunspots-broker", ("status",)),
+    # not a console script: the broker harness stays out of the wheel (python -m devtools.broker)
+    ("devtools.broker.__main__:main", ("status",)),
     ("sunspots-train", ("forecaster",)),
     ("sunspots-train", ("publish",)),
 ]

@@ -13,7 +13,7 @@ import jsonschema
 import pytest
 
 from consumer import metrics as metric_specs
-from sunspots.contracts import DEAD_LETTER_HEADERS, MESSAGES
+from sunspots.wire.contracts import DEAD_LETTER_HEADERS, MESSAGES
 from support import reference
 from tests.conftest import REPO
 from tests.unit.test_compose import console_scripts

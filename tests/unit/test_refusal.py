@@ -24,7 +24,7 @@ from kafka.errors import (
 
 from consumer.health import Health
 from consumer.retry import Backoff, Retry
-from sunspots.refusal import (
+from sunspots.kafka.refusal import (
     AUTHENTICATION,
     AUTHORIZATION,
     EXIT_CODES,
@@ -34,7 +34,7 @@ from sunspots.refusal import (
     probe,
     refusal_error,
 )
-from sunspots.settings import KafkaSettings, Secret
+from sunspots.kafka.settings import KafkaSettings, Secret
 
 SASL = (
     ("security_protocol", "SASL_SSL"),

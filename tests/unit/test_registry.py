@@ -10,15 +10,23 @@ import msgspec
 import numpy as np
 import pytest
 
-from sunspots import artifact, registry
-from sunspots.artifact import (
+from sunspots.domain import artifact
+from sunspots.domain.artifact import (
     DEFAULT_CLASSIFIER,
     DEFAULT_FORECASTER,
     ArtifactError,
     ForecasterModel,
     metadata_path,
 )
-from sunspots.registry import CHALLENGER, CHAMPION, ModelRecord, Published, Refused, Retired
+from sunspots.lifecycle import records as registry
+from sunspots.lifecycle.records import (
+    CHALLENGER,
+    CHAMPION,
+    ModelRecord,
+    Published,
+    Refused,
+    Retired,
+)
 
 
 def artifact_parts(path=DEFAULT_FORECASTER) -> tuple[dict[str, Any], bytes]:
@@ -60,7 +68,7 @@ def arrays_of(weights: bytes) -> dict[str, np.ndarray]:
 def refusal(key: bytes | None, value: bytes | None) -> Refused:
     entry = registry.read_entry(key, value)
     assert isinstance(entry, Refused), entry
-    assert entry.reason in registry.REASONS
+    assert entry.reason in registry.RECORD_REASONS
     return entry
 
 

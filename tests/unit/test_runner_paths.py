@@ -636,7 +636,7 @@ class Steps:
 @pytest.fixture
 def steps(monkeypatch: pytest.MonkeyPatch) -> Steps:
     """The publisher's steps begin here instead of in kafka-python's transaction manager
-    (sunspots.kafka_compat's shim is tested on its own, in test_kafka_compat)."""
+    (sunspots.kafka.compat's shim is tested on its own, in test_kafka_compat)."""
     fake = Steps()
     monkeypatch.setattr(publishing, "start_transaction_step", fake.start)
     return fake

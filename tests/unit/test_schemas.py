@@ -7,8 +7,8 @@ from datetime import date
 
 import pytest
 
-from sunspots import schemas
-from sunspots.schemas import SchemaError
+from sunspots.wire import schemas
+from sunspots.wire.schemas import SchemaError
 
 TODAY = date(2026, 11, 29)
 OBS = {
@@ -30,7 +30,7 @@ def _obs(**changes: object) -> bytes:
 def test_the_reasons_are_the_readmes() -> None:
     """The dead-letter reasons, written out as the table of docs/guarantees.md gives them: dashboards and
     replays select by them."""
-    assert schemas.REASONS == (
+    assert schemas.DEAD_LETTER_REASONS == (
         "not_json", "not_object", "unknown_version", "missing_field", "unknown_field",
         "wrong_type", "non_finite", "negative_value", "absurd_value", "bad_date", "future_date",
         "oversized", "bad_id", "bad_key", "key_mismatch", "duplicate", "out_of_order",

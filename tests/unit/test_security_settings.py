@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from sunspots.cli import Parser, kafka_env
-from sunspots.settings import (
+from sunspots.kafka.settings import (
     SECURITY_FLAGS,
     add_kafka_flags,
     kafka_settings_from_args,
     secret_file_flag,
 )
+from sunspots.process.cli import Parser, kafka_env
 
 
 def _parse(*argv: str):

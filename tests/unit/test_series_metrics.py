@@ -18,7 +18,7 @@ from consumer.series_metrics import (
     SeriesSelection,
     series_selection,
 )
-from sunspots.settings import DEFAULT_SERIES, Topics
+from sunspots.kafka.settings import DEFAULT_SERIES, Topics
 from tests.unit.records import CALIBRATION, Record, observations
 
 pytestmark = pytest.mark.unit

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from sunspots.artifact import DEFAULT_CLASSIFIER, DEFAULT_FORECASTER
-from sunspots.cli import RENAMED_ENV
+from sunspots.domain.artifact import DEFAULT_CLASSIFIER, DEFAULT_FORECASTER
+from sunspots.process.cli import RENAMED_ENV
 from tests.conftest import REPO
 
 

@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry
 
 from consumer.forecaster import Forecaster
 from consumer.metrics import ForecasterMetrics
-from sunspots.schemas import decode_snapshot
+from sunspots.wire.schemas import decode_snapshot
 from tests.unit.records import D0, observations
 from tests.unit.test_forecaster import TOPICS, LastPlusOne
 

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sunspots.data import load_daily, read_daily, select_range
-from sunspots.schemas import Observation
+from sunspots.domain.data import load_daily, read_daily, select_range
+from sunspots.wire.schemas import Observation
 from training.dataset import build_splits, frame_from_observations, write_daily
 
 

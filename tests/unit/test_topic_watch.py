@@ -11,7 +11,6 @@ from kafka import TopicPartition
 from kafka.errors import KafkaError
 from prometheus_client import CollectorRegistry
 
-from consumer.clients import Moved
 from consumer.health import Health
 from consumer.stops import EXIT_INPUT, ServiceStop
 from consumer.topic_changes import (
@@ -24,9 +23,10 @@ from consumer.topic_changes import (
     shortfall,
 )
 from consumer.topic_watch import REJOIN_AFTER_S, SOURCE_PROBLEM, TopicWatch, Watched
-from sunspots import acls
-from sunspots.settings import CHANGELOG_CONFIGS, Topics
-from sunspots.topics import Replication
+from sunspots.kafka import acls
+from sunspots.kafka.clients import Moved
+from sunspots.kafka.settings import CHANGELOG_CONFIGS, Topics
+from sunspots.kafka.topics import Replication
 from support.http import sample
 
 T = Topics()
@@ -386,7 +386,7 @@ class Coordinator:
 
 
 class Member:
-    """A group member as sunspots.kafka_compat.request_rejoin reaches it."""
+    """A group member as sunspots.kafka.compat.request_rejoin reaches it."""
 
     def __init__(self) -> None:
         self._coordinator = Coordinator()

@@ -3,8 +3,7 @@ follow it."""
 
 from __future__ import annotations
 
-from sunspots.cli import Parser
-from sunspots.settings import (
+from sunspots.kafka.settings import (
     CHANGELOG_CONFIGS,
     MODELS_CONFIGS,
     TOPIC_ENV,
@@ -12,7 +11,8 @@ from sunspots.settings import (
     add_kafka_flags,
     kafka_settings_from_args,
 )
-from sunspots.topics import Replication, _wanted, grow_topics
+from sunspots.kafka.topics import Replication, _wanted, grow_topics
+from sunspots.process.cli import Parser
 
 
 def test_creation_follows_each_topics_spec() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from sunspots.window import APPLIED, DUPLICATE, OUT_OF_ORDER, SeriesWindow
+from sunspots.domain.window import APPLIED, DUPLICATE, OUT_OF_ORDER, SeriesWindow
 
 D0 = date(2000, 1, 1)
 

@@ -1,0 +1,150 @@
+"""Service logs: plain text for people at a terminal, JSON lines for log collectors.
+
+`--log-format text` (the default) writes `time level logger: message`. `--log-format json`
+writes one JSON object per line with `timestamp`, `level`, `logger`, `message`, the `service`
+(forecast, classify, producer, ...) and its `instance_id`, and whatever a call site passes in
+`extra=`: the log lines that concern one series carry `series`, those that concern partitions
+carry `partition` or `partitions`, so a collector can filter on them without parsing messages.
+An exception's traceback stays inside its line (`exc_info`).
+
+Some lines come in floods: while a broker is away kafka-python logs every reconnect attempt,
+several lines a second, and a stream of bad input makes a dead letter per record.
+`RepeatFilter` lets the first line of each kind (logger, level, message template and `reason`)
+through and holds back its repeats for a minute, then says how many it held back: an outage or
+a poison stream is told, not flooded. (Every dead letter is still on the dead-letter topic and
+in `*_dead_letters_total`.)
+
+kafka-python's own lines stay below the project's: a client refused its topic or its password
+logs three ERROR lines of its own (`ClusterAuthorizationFailedError`, `Topic … is not
+authorized`, `Exception occurred waiting for metadata`) before the command's one line that
+says the same, and a broker away logs a reconnect attempt several times a second. So its
+loggers are silent unless `--log-level debug` is asked for, and then show WARNING and up
+(`quiet_kafka`): a failure is told once, by the project, in one line.
+
+`Outage` tells a failure that repeats at each try (a read of a topic, a look at the topics)
+once when it begins and once when it ends.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import socket
+import time
+from collections.abc import Callable
+from typing import Any
+
+from pythonjsonlogger.json import JsonFormatter
+
+from sunspots.process.cli import env_flag
+
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+KAFKA_LOGGER = "kafka"
+# Above CRITICAL: no line of kafka-python's passes.
+SILENT = logging.CRITICAL + 1
+FORMATS = ("text", "json")
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def log_level(text: str) -> str:
+    """An argparse type: a logging level name, in any case."""
+    level = text.strip().upper()
+    if level not in LEVELS:
+        raise argparse.ArgumentTypeError(f"not a log level: {text!r} (one of {', '.join(LEVELS)})")
+    return level
+
+
+def add_logging_flags(parser: argparse.ArgumentParser | Any) -> None:
+    env_flag(parser, "--log-level", "INFO", "logging level", type=log_level)
+    env_flag(
+        parser,
+        "--log-format",
+        "text",
+        "text for a terminal, json for one JSON object per line",
+        choices=FORMATS,
+    )
+
+
+def setup_logging(args: argparse.Namespace, service: str, instance_id: str | None = None) -> None:
+    """Configure the root logger from `--log-level` and `--log-format`, once, at start."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(formatter(args.log_format, service, instance_id or socket.gethostname()))
+    handler.addFilter(RepeatFilter((KAFKA_LOGGER, "consumer.processor")))
+    logging.basicConfig(level=args.log_level, handlers=[handler], force=True)
+    # Python's warnings go through the same handler, so a JSON log stays all JSON.
+    logging.captureWarnings(True)
+    quiet_kafka(args.log_level)
+
+
+def quiet_kafka(log_level: str = "INFO") -> None:
+    """kafka-python's loggers: WARNING and up at `--log-level debug`, silent otherwise (its
+    failures are the project's to tell, once). The demo and the benchmarks, which run clients
+    in their own process without `setup_logging`, call it too."""
+    debug = log_level.upper() == "DEBUG"
+    logging.getLogger(KAFKA_LOGGER).setLevel(logging.WARNING if debug else SILENT)
+
+
+def formatter(log_format: str, service: str, instance_id: str) -> logging.Formatter:
+    if log_format == "json":
+        return JsonFormatter(
+            "%(levelname)s %(name)s %(message)s",
+            rename_fields={"levelname": "level", "name": "logger"},
+            static_fields={"service": service, "instance_id": instance_id},
+            timestamp=True,
+        )
+    return logging.Formatter(TEXT_FORMAT)
+
+
+class RepeatFilter(logging.Filter):
+    """Holds back repeats of a log line (same logger, level, message template and `reason`)
+    from the loggers under `prefixes` for `window_s` seconds; the next one after that says how
+    many were held back. A line that its logger already rate-limits itself (`extra` holds
+    `rate_limited=True`) passes, so it is not limited twice."""
+
+    def __init__(
+        self,
+        prefixes: tuple[str, ...],
+        window_s: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__()
+        self.prefixes = prefixes
+        self.window_s = window_s
+        self.clock = clock
+        self.seen: dict[tuple[str, int, str, object], tuple[float, int]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "rate_limited", False):
+            return True
+        if not any(record.name == p or record.name.startswith(p + ".") for p in self.prefixes):
+            return True
+        key = (record.name, record.levelno, str(record.msg), getattr(record, "reason", None))
+        now = self.clock()
+        shown_at, held = self.seen.get(key, (None, 0))
+        if shown_at is not None and now - shown_at < self.window_s:
+            self.seen[key] = (shown_at, held + 1)
+            return False
+        self.seen[key] = (now, 0)
+        if held:
+            record.msg = f"{record.msg} [{held} more like it held back since the last one shown]"
+        return True
+
+
+class Outage:
+    """A failure that may last several tries: told once as it begins, once as it ends."""
+
+    def __init__(self, logger: logging.Logger, failed: str, recovered: str) -> None:
+        self.logger = logger
+        self.failed_line = failed  # a %-template of the exception: "reading X failed (%s)"
+        self.recovered_line = recovered
+        self.lasting = False
+
+    def failed(self, exc: BaseException) -> None:
+        if not self.lasting:
+            self.logger.warning(self.failed_line, exc)
+        self.lasting = True
+
+    def over(self) -> None:
+        if self.lasting:
+            self.logger.info(self.recovered_line)
+        self.lasting = False

@@ -50,14 +50,14 @@ from consumer.health import Health
 from consumer.output import Output
 from consumer.sensors import ABORT, COMMIT, OFFSETS, SEND, Sensor
 from consumer.stops import EXIT_INPUT, ServiceStop
-from sunspots.kafka.compat import close_now, start_transaction_step
+from sunspots.kafka.compat import close_now
 from sunspots.kafka.errors import (
     KafkaError,
     KafkaTimeoutError,
     MessageSizeTooLargeError,
     RecordListTooLargeError,
 )
-from sunspots.kafka.refusal import refusal_error
+from sunspots.kafka.transactions import StepTimeout, refused, run_step
 from sunspots.kafka.types import (
     FutureRecordMetadata,
     KafkaConsumer,
@@ -141,9 +141,9 @@ class TransactionalPublisher:
         try:
             for out in outputs:
                 sent.append(future := send(self.producer, out))
-                refused = _refusal(future)  # a topic this principal may not write: known at once
-                if refused is not None:
-                    raise refused
+                refusal = refused(future)  # a topic this principal may not write: known at once
+                if refusal is not None:
+                    raise refusal
         except StaleMetadata:
             self.wedged = True  # replaced, not asked to abort: the new one knows the topic
             raise
@@ -202,24 +202,22 @@ class TransactionalPublisher:
         once: the commit, which waits for the partition the brokers will not add to the
         transaction, would otherwise only time out, and the refusal never be told."""
         assert self.producer is not None
-        pending = start_transaction_step(self.producer, step, *args)
-        if pending is None:
-            getattr(self.producer, step)(*args)
-            return
-        waited = 0.0
-        while not pending.wait(timeout_ms=500):
-            waited += 0.5
-            refused = next(filter(None, map(_refusal, sent)), None)
-            if refused is not None:
-                raise refused
+
+        def on_slice(waited: float) -> None:
             self.health.polled(connected=False)
             if self.stop.is_set() and waited >= self.shutdown_wait_s:
                 raise KafkaTimeoutError(f"{step} not acknowledged {waited:.0f} s into shutdown")
-            if waited >= self.step_timeout_s:
-                self.wedged = True
-                raise KafkaTimeoutError(f"{step} not acknowledged in {waited:.0f} s")
-            if waited % 10 == 0:
+            if waited % 10 == 0 and waited < self.step_timeout_s:
                 log.warning("%s waiting for the broker for %.0f s", step, waited)
+
+        try:
+            run_step(
+                self.producer, step, *args, timeout_s=self.step_timeout_s, sent=sent,
+                on_slice=on_slice,
+            )  # fmt: skip
+        except StepTimeout:
+            self.wedged = True
+            raise
 
 
 class AcknowledgedPublisher:
@@ -263,13 +261,6 @@ class AcknowledgedPublisher:
 
     def close(self) -> None:
         close_now(self.producer, CLOSE_S)
-
-
-def _refusal(future: FutureRecordMetadata) -> BaseException | None:
-    """The brokers' refusal of a record sent, if it has come back."""
-    if future.is_done and future.failed():
-        return refusal_error(future.exception)
-    return None
 
 
 def _stop_if_too_large(outputs: Sequence[Output], sent: Sequence[FutureRecordMetadata]) -> None:

@@ -88,8 +88,8 @@ def shaped_outputs() -> tuple[bytes, bytes, bytes]:
 
 @dataclass
 class Leg:
-    """One leg of the bare client's work: records read and written, transactions (or batches),
-    wall seconds."""
+    """One leg of the bare client's work: records read and written, polled batches (each one
+    commit or transaction), wall seconds."""
 
     scenario: str
     records_in: int

@@ -57,6 +57,7 @@ class ServiceConfig:
 
 
 def build_parser(description: str | None = None) -> argparse.ArgumentParser:
+    """The `sunspots-consumer` command line: one subcommand per mode, each with its own flags."""
     parser = Parser(prog="sunspots-consumer", description=description)
     subparsers = parser.add_subparsers(dest="mode", required=True)
     for mode in MODES.values():

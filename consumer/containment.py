@@ -33,6 +33,9 @@ class Contained:
         self.processor = processor
 
     def process(self, records: list[Record]) -> list[Output]:
+        """The processor's outputs for `records`; a failing batch is halved until the record at
+        fault is dead-lettered on its own, so the others still go out. An empty batch's error is
+        raised."""
         try:
             return self.processor.process(records)
         except Exception as exc:

@@ -82,6 +82,8 @@ class DeadLetters:
     def reject(
         self, record: Record, reason: str, detail: str, exc: BaseException | None = None
     ) -> Output:
+        """The dead-letter output for `record`, with the rejection held until the batch commits
+        (or is discarded)."""
         where = f"{record.topic}/{record.partition}/{record.offset}"
         series = (record.key or b"").decode(errors="replace") or None
         self.pending.append(_Rejection(reason, detail, where, record.partition, series, exc))

@@ -93,6 +93,8 @@ class Publisher(Protocol):
 
 
 def send(producer: KafkaProducer, out: Output) -> FutureRecordMetadata:
+    """Send one output; a partition the producer does not know yet raises StaleMetadata, any
+    other error as kafka-python raises it."""
     try:
         return producer.send(
             out.topic,
@@ -131,6 +133,9 @@ class TransactionalPublisher:
         self.wedged = False
 
     def publish(self, outputs: list[Output], offsets: Offsets, consumer: KafkaConsumer) -> None:
+        """Send the outputs and commit the offsets in one transaction; nothing is done for an
+        empty batch. Raises KafkaError while the producer is being replaced, and ServiceStop for
+        a record too large for its topic."""
         if self.producer is None:
             raise KafkaError("no transactional producer: it is being replaced")
         if not outputs and not offsets:
@@ -204,6 +209,8 @@ class TransactionalPublisher:
         assert self.producer is not None
 
         def on_slice(waited: float) -> None:
+            """Between slices: the loop stays alive but not connected; a shutdown stops waiting
+            after `shutdown_wait_s`, and a warning goes out every 10 s."""
             self.health.polled(connected=False)
             if self.stop.is_set() and waited >= self.shutdown_wait_s:
                 raise KafkaTimeoutError(f"{step} not acknowledged {waited:.0f} s into shutdown")
@@ -232,6 +239,9 @@ class AcknowledgedPublisher:
         self.sensor = sensor if sensor is not None else Sensor()
 
     def publish(self, outputs: list[Output], offsets: Offsets, consumer: KafkaConsumer) -> None:
+        """Send the outputs and wait for every acknowledgement, then commit the offsets: a
+        failure before the commit means the batch is read and sent again. Raises ServiceStop for
+        a record too large for its topic."""
         started = time.perf_counter()
         try:
             futures = [send(self.producer, out) for out in outputs]

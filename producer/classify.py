@@ -243,6 +243,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def sequences_from_args(parser: argparse.ArgumentParser, values: Any) -> list[list[int]]:
+    """The `--sequence` values as lists of integers; a missing or malformed one exits through
+    `parser.error`."""
     # From the env var the default is one string; from flags a list of strings.
     texts = values.split(";") if isinstance(values, str) else (values or [])
     if not texts:

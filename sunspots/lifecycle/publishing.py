@@ -89,6 +89,7 @@ def publish_change(path: Path, role: str) -> Change:
 
 
 def retire_change(role: str) -> Change:
+    """The change that retires `role`; CommandError (bad input) for an unknown role."""
     try:
         records.check_role(role)
     except ArtifactError as exc:

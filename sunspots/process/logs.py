@@ -56,6 +56,8 @@ def log_level(text: str) -> str:
 
 
 def add_logging_flags(parser: argparse.ArgumentParser | Any) -> None:
+    """Add `--log-level` and `--log-format` (each also read from its environment variable), as
+    every command takes them."""
     env_flag(parser, "--log-level", "INFO", "logging level", type=log_level)
     env_flag(
         parser,
@@ -86,6 +88,8 @@ def quiet_kafka(log_level: str = "INFO") -> None:
 
 
 def formatter(log_format: str, service: str, instance_id: str) -> logging.Formatter:
+    """The formatter of `--log-format`: one JSON object a line, with the service and instance, or
+    plain text."""
     if log_format == "json":
         return JsonFormatter(
             "%(levelname)s %(name)s %(message)s",
@@ -119,6 +123,8 @@ class LogLimiter(logging.Filter):
         self.windows: dict[tuple[str, int, str, object], _Window] = {}
 
     def filter(self, record: logging.LogRecord) -> bool:
+        """False for a line over its limit in the current window; the first line of a new window
+        tells how many were held back."""
         limit = self._limit(record)
         if limit is None:
             return True

@@ -49,6 +49,7 @@ def faulty(process: Callable[[list[Record]], list[Output]], hold: float) -> Call
     held = False
 
     def process_with_fault(records: list[Record]) -> list[Output]:
+        """The batch's outputs, or ProcessorFault when a record in it carries the mark."""
         nonlocal held
         marked = [r.offset for r in records if r.value is not None and MARK in r.value]
         if not marked:
@@ -65,6 +66,8 @@ def faulty(process: Callable[[list[Record]], list[Output]], hold: float) -> Call
 
 def _with_fault(build: Callable[..., Built], hold: float) -> Callable[..., Built]:
     def build_with_fault(config: object, registry: CollectorRegistry) -> Built:
+        """The mode's own build, with its atomic processor's `process` made to fail on marked
+        records."""
         built = build(config, registry)
         assert isinstance(built.processor, Contained)
         atomic = built.processor.processor

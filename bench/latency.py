@@ -238,8 +238,8 @@ def run(args: argparse.Namespace, bootstrap: str) -> dict[str, Any]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The flags of `python -m bench.latency`: the rates, the seconds counted at each, the warm-
-    up."""
+    """The flags of `python -m bench.latency`: the rates, the seconds counted at each, and the
+    warm-up not counted."""
     parser = argparse.ArgumentParser(prog="bench.latency", description=__doc__)
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("--bootstrap-servers", help="a running broker; default: start one")

@@ -80,8 +80,8 @@ def serve(
         code and one line."""
 
         def do_GET(self) -> None:
-            """/metrics, /healthz (200 while alive) and /readyz (200 while ready), else 503; any
-            other path is 404."""
+            """/metrics; /healthz, 200 while alive, else 503; /readyz, 200 while ready, else 503;
+            any other path 404."""
             path = self.path.split("?", 1)[0]
             if path == "/metrics":
                 self._send(200, generate_latest(registry), CONTENT_TYPE_LATEST)

@@ -134,8 +134,8 @@ def build_parser() -> Parser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m devtools.broker`: the command's exit status, 2 when the broker cannot be
-    fetched or started."""
+    """`python -m devtools.broker`: the command's exit status, 2 (with the reason) when the
+    broker cannot be set up or started."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:

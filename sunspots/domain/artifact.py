@@ -336,8 +336,8 @@ class ClassifierModel:
     network: Network = field(repr=False)
 
     def predict_proba(self, sequences: np.ndarray) -> np.ndarray:
-        """Class probabilities, shape (n, classes), for sequences of shape (n, length) or (n,
-        length, 1); ValueError for any other shape."""
+        """Class probabilities, shape (n, classes), for sequences of shape (n, length) or
+        (n, length, 1); ValueError for any other shape."""
         x = np.asarray(sequences, dtype=np.float64)
         if x.ndim == 3 and x.shape[2] == 1:
             x = x[:, :, 0]

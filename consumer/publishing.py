@@ -70,10 +70,8 @@ log = logging.getLogger(__name__)
 
 
 class StaleMetadata(KafkaError):
-    """A record a topic refuses as too large (its `max.message.bytes` lowered below what the service
-    writes) stops the service (exit 8, `consumer.stops`) with a line naming the topic: no retry
-    mends it. A record for a partition the producer does not know yet: the topic changed since it
-        last asked the brokers."""
+    """A record for a partition the producer does not know yet: the topic changed since it last
+    asked the brokers, so the producer is replaced (the new one asks again) rather than retried."""
 
 
 EXACTLY_ONCE, AT_LEAST_ONCE = "exactly_once", "at_least_once"

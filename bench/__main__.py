@@ -351,6 +351,8 @@ def markdown(reports: dict[str, dict[str, Any] | None], targets: list[dict[str, 
     """The tables of docs/performance.md, from this run's reports."""
 
     def md(rows: list[dict[str, Any]], cols: list[str]) -> str:
+        """One Markdown table of `cols`; a missing or empty value prints as a dash."""
+
         def cell(row: dict[str, Any], col: str) -> str:
             value = row.get(col)
             return "–" if value is None or value == "" else str(value)
@@ -404,6 +406,8 @@ def markdown(reports: dict[str, dict[str, Any] | None], targets: list[dict[str, 
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the chosen benchmarks on one broker, then write summary.json and performance.md with
+    the targets as ratios of this run; returns the exit status."""
     parser = argparse.ArgumentParser(prog="bench", description=__doc__)
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("--data", default=default_data(), help="SILSO daily CSV")

@@ -60,6 +60,8 @@ def _summary(name: str, result: Exchange, seconds: float) -> dict[str, Any]:
 
 
 def burst(kafka: KafkaSettings, count: int, timeout: float, name: str = "burst") -> dict[str, Any]:
+    """Send `count` requests at once and wait for their answers: the throughput row, timed from
+    the first request sent to the last answer read."""
     requests = [(f"{name}-{i}", LESSON[i % len(LESSON)]) for i in range(count)]
     result = exchange(kafka, requests, timeout)
     first = min(result.sent_at.values())
@@ -68,6 +70,8 @@ def burst(kafka: KafkaSettings, count: int, timeout: float, name: str = "burst")
 
 
 def paced(kafka: KafkaSettings, rate: float, duration: float, timeout: float) -> dict[str, Any]:
+    """Send `rate` requests a second for `duration` seconds while reading answers: the latency
+    row, with `rate` beside it."""
     total = int(rate * duration)
     result = Exchange()
     reader = ReplyReader(kafka, timeout)
@@ -116,6 +120,8 @@ def _table(rows: list[dict[str, Any]]) -> str:
 
 
 def run(args: argparse.Namespace, bootstrap: str) -> dict[str, Any]:
+    """The classifier service on topics of its own: a warm-up burst not counted, then the burst
+    and paced rows in one report."""
     kafka = KafkaSettings(bootstrap, unique_topics(f"bench-{uuid.uuid4().hex[:8]}"))
     create_topics(kafka, args.partitions)
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -139,6 +145,8 @@ def run(args: argparse.Namespace, bootstrap: str) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`python -m bench.classifier`: run on the given broker (or one started for it), write the
+    JSON report to `--out` and print its table."""
     parser = argparse.ArgumentParser(prog="bench.classifier", description=__doc__)
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("--bootstrap-servers", help="a running broker; default: start one")

@@ -140,6 +140,8 @@ def one_case(
 
 
 def run(args: argparse.Namespace, bootstrap: str) -> dict[str, Any]:
+    """Every codec on the batched and single-record cases, each row with its stored bytes as a
+    ratio of no compression; the topics are deleted after."""
     records = replay_records(args.data, args.start, args.count)
     cases = {"batched": records, "single": records[: args.single]}
     rows = [
@@ -170,6 +172,7 @@ def _delete(topics: list[str], bootstrap: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The replay flags, plus the single-record count, the repeats and the read timeout."""
     parser = replay_parser("bench.codecs", __doc__)
     parser.add_argument("--single", type=int, default=500, help="single-record batches (500)")
     parser.add_argument("--repeats", type=int, default=3, help="runs per codec and case (3)")

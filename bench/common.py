@@ -44,6 +44,8 @@ def default_data() -> str:
 
 
 def versions() -> dict[str, str]:
+    """Versions of Python, the client libraries and the broker, so reports from different setups
+    can be told apart; "absent" for a package not installed."""
     found = {"python": platform.python_version()}
     for dist in ("kafka-python", "numpy", "prometheus-client"):
         try:
@@ -60,6 +62,8 @@ def versions() -> dict[str, str]:
 
 
 def machine() -> dict[str, Any]:
+    """The facts of the machine a report was measured on: CPU count and model, platform,
+    versions."""
     cpu = ""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -77,6 +81,7 @@ def machine() -> dict[str, Any]:
 
 
 def report(name: str, rows: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    """A benchmark's JSON report: its name, when, the machine, any extra keys, then its rows."""
     return {
         "benchmark": name,
         "at": datetime.now(UTC).isoformat(timespec="seconds"),

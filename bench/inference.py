@@ -67,6 +67,7 @@ def time_calls(call: Callable[[], Any], calls: int, budget_s: float) -> list[flo
 
 
 def row(path: str, batch: int, times: list[float], note: str = "") -> dict[str, Any]:
+    """A row of call times in µs: per window (the median call over the batch), p50, p99 and max."""
     p50 = percentile(times, 50, 1)
     return {
         "path": path,
@@ -104,6 +105,8 @@ def matmul_gflops(seconds: float = 0.5) -> float:
 def keras_rows(
     model_path: Path, serving: ForecasterModel, windows: np.ndarray, calls: int, budget: float
 ) -> list[dict[str, Any]]:
+    """The Keras model's rows beside the serving path's, with its largest forecast difference
+    from it as the note; one row saying so when TensorFlow is not installed."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         import tensorflow as tf  # lazily: only this benchmark needs it
@@ -134,6 +137,8 @@ def keras_rows(
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Time the serving forecaster on one window and on batches, beside the float32 arithmetic
+    bound, and check both serving targets."""
     single_threaded_blas()
     serving = load_forecaster(args.model)
     windows = test_windows(args.data, serving.window)
@@ -187,6 +192,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The flags of `python -m bench.inference`; it needs no broker."""
     parser = argparse.ArgumentParser(prog="bench.inference", description=__doc__)
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("--data", default=default_data(), help="SILSO daily CSV")
@@ -200,6 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`python -m bench.inference`: the report written to `--out`, its table and the two targets
+    printed."""
     args = build_parser().parse_args(argv)
     result = run(args)
     write(result, args.out, COLUMNS)

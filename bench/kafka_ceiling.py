@@ -88,6 +88,9 @@ def shaped_outputs() -> tuple[bytes, bytes, bytes]:
 
 @dataclass
 class Leg:
+    """One leg of the bare client's work: records read and written, polled batches (each one
+    commit or transaction), wall seconds."""
+
     scenario: str
     records_in: int
     records_out: int
@@ -95,6 +98,7 @@ class Leg:
     seconds: float
 
     def row(self) -> dict[str, Any]:
+        """The leg as a report row, with records a second each way (None for a zero-length leg)."""
         return {
             "scenario": self.scenario,
             "records_in": self.records_in,
@@ -107,6 +111,8 @@ class Leg:
 
 
 def produce(kafka: KafkaSettings, topic: str, records: list[tuple[bytes, bytes]]) -> Leg:
+    """Produce the replay's records with the replayer's settings, timed until all are
+    acknowledged; raises RuntimeError if any is not delivered."""
     # producer.replay.Replayer's settings.
     producer = KafkaProducer(
         **kafka.producer_kwargs(),
@@ -228,6 +234,7 @@ def consume_reproduce(
 
 
 def create(kafka: KafkaSettings, *names: str, compact: tuple[str, ...] = ()) -> None:
+    """Create single-partition topics, those in `compact` with cleanup.policy=compact."""
     admin = KafkaAdminClient(**kafka.client_kwargs())
     try:
         admin.create_topics(
@@ -243,6 +250,8 @@ def create(kafka: KafkaSettings, *names: str, compact: tuple[str, ...] = ()) -> 
 
 
 def run(args: argparse.Namespace, bootstrap: str) -> dict[str, Any]:
+    """Produce the replay once, then consume and re-produce it at least once, exactly once and in
+    the service's shape: the ceiling the pipeline is compared with."""
     kafka = KafkaSettings(bootstrap)
     records = replay_records(args.data, args.start, args.count)
     token = uuid.uuid4().hex[:8]

@@ -128,6 +128,8 @@ class Reader:
             self.consumer.close()
 
     def wait(self, count: int, timeout: float) -> None:
+        """Wait until `count` ids have arrived or `timeout` seconds pass, then stop the reader's
+        thread; the caller checks `seen` for what came."""
         deadline = Deadline(timeout)
         while len(self.seen) < count and not deadline.expired():
             time.sleep(0.05)
@@ -236,6 +238,8 @@ def run(args: argparse.Namespace, bootstrap: str) -> dict[str, Any]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The flags of `python -m bench.latency`: the rates, the seconds counted at each, and the
+    warm-up not counted."""
     parser = argparse.ArgumentParser(prog="bench.latency", description=__doc__)
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("--bootstrap-servers", help="a running broker; default: start one")
@@ -248,6 +252,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def loop_main(argv: list[str]) -> int:
+    """The `loop` subcommand: the bare transactional loop in a process of its own, as the service
+    runs."""
     parser = argparse.ArgumentParser(prog="bench.latency loop")
     for flag in ("--bootstrap-servers", "--source", "--output"):
         parser.add_argument(flag, required=True)
@@ -260,6 +266,7 @@ def loop_main(argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`python -m bench.latency`, or its `loop` subcommand when the first argument is "loop"."""
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["loop"]:
         return loop_main(argv[1:])

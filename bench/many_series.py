@@ -290,6 +290,8 @@ def targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def run(args: argparse.Namespace, bootstrap: str) -> dict[str, Any]:
+    """Each series count on this checkout (and the baseline's, if given), with the peak RSS
+    projected to a full year's state per series from the traced state sizes."""
     args.logs.mkdir(parents=True, exist_ok=True)
     rows = [scenario(args, bootstrap, n, None, "this checkout") for n in args.series]
     memory = {
@@ -372,6 +374,8 @@ def generated_section(docs: Path = DOCS) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The flags of `python -m bench.many_series`: series counts, days, baseline, and `--docs` to
+    rewrite docs/scaling.md."""
     parser = argparse.ArgumentParser(prog="bench.many_series", description=__doc__)
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("--data", default=default_data(), help="SILSO daily CSV")
@@ -388,6 +392,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`python -m bench.many_series`: the report and its targets; with `--docs` also the
+    committed results and docs/scaling.md."""
     args = build_parser().parse_args(argv)
     result = measure(args, run, COLUMNS)
     sys.stdout.write(

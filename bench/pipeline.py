@@ -107,6 +107,7 @@ def expected_counts(data: str, start: str, end: str | None, window: int) -> tupl
 
 
 def cpu_seconds(pid: int) -> float | None:
+    """User plus system CPU seconds of a live process from /proc; None once it has exited."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
@@ -170,6 +171,8 @@ def fresh_topics(kafka: KafkaSettings, prefix: str) -> KafkaSettings:
 
 
 def service_row(fc: Service, row: dict[str, Any]) -> dict[str, Any]:
+    """Add the forecaster's peak RSS, CPU seconds, inference seconds and batch count to `row`,
+    and return it."""
     metrics = fc.metrics()
     row["rss_peak_mib"] = rss_peak_mib(fc.pid)
     row["cpu_s"] = cpu_seconds(fc.pid)
@@ -181,6 +184,8 @@ def service_row(fc: Service, row: dict[str, Any]) -> dict[str, Any]:
 def full_replay(
     args: argparse.Namespace, base: KafkaSettings, processing: str, tree: Path | None = None
 ) -> dict[str, Any]:
+    """Replay the data through a forecaster in `processing` mode (the one of `tree` if given) and
+    time it to the last evaluation; raises RuntimeError if not all are committed in time."""
     kafka = fresh_topics(base, "pipe")
     model = load_forecaster(DEFAULT_FORECASTER)
     n_obs, _, n_eval = expected_counts(args.data, args.start, args.end, model.window)
@@ -220,6 +225,8 @@ def full_replay(
 
 
 def paced(args: argparse.Namespace, base: KafkaSettings) -> dict[str, Any]:
+    """Replay at `args.rate` observations a second for `args.paced_seconds`, exactly once: the
+    observation-to-forecast latency, in ms, as produced and as visible to a reader."""
     kafka = fresh_topics(base, "paced")
     model = load_forecaster(DEFAULT_FORECASTER)
     start = date.fromisoformat(PACED_START)
@@ -294,6 +301,8 @@ def baseline(args: argparse.Namespace, base: KafkaSettings) -> list[dict[str, An
 
 
 def run(args: argparse.Namespace, bootstrap: str) -> dict[str, Any]:
+    """The full replays in each processing mode, the baseline's if asked, then the paced run, in
+    one report."""
     args.logs.mkdir(parents=True, exist_ok=True)
     base = KafkaSettings(bootstrap)
     rows = [full_replay(args, base, mode) for mode in args.processing]
@@ -312,6 +321,8 @@ def run(args: argparse.Namespace, bootstrap: str) -> dict[str, Any]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The flags of `python -m bench.pipeline`: the replay range, the processing modes, the
+    baseline, the paced run."""
     parser = argparse.ArgumentParser(prog="bench.pipeline", description=__doc__)
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("--data", default=default_data(), help="SILSO daily CSV")
@@ -336,6 +347,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`python -m bench.pipeline`: run on the given broker (or one started for it), write the
+    report and print its table."""
     args = build_parser().parse_args(argv)
     with broker(args.bootstrap_servers) as bootstrap:
         result = run(args, bootstrap)

@@ -95,6 +95,8 @@ class Cpu:
         return {k: cpu_seconds(p) if p else None for k, p in self.pids.items()}, machine_busy()
 
     def since(self) -> tuple[dict[str, float | None], float]:
+        """CPU seconds of each process since the first reading (None where one has exited), and
+        the machine's busy share meanwhile."""
         (now, (busy, total)), (then, (busy0, total0)) = self._read(), self.start
         spent = {
             k: round(now[k] - then[k], 2) if now[k] is not None and then[k] is not None else None
@@ -207,6 +209,8 @@ def throughput(args: argparse.Namespace, bootstrap: str, n: int, baseline: float
 
 
 def run(args: argparse.Namespace, bootstrap: str) -> dict[str, Any]:
+    """The throughput with each number of instances, each row compared with the first; the report
+    names the broker, partitions, series and days."""
     args.logs.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []
     for n in args.instances:
@@ -225,6 +229,7 @@ def run(args: argparse.Namespace, bootstrap: str) -> dict[str, Any]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The flags of `python -m bench.scaling`: the range, partitions, series and instance counts."""
     parser = argparse.ArgumentParser(prog="bench.scaling", description=__doc__)
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("--data", default=default_data(), help="SILSO daily CSV")

@@ -90,6 +90,8 @@ def measure(data: str, series: int, days: int, challenger: bool, repeats: int) -
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`python -m bench.state_record`: measure the champion alone, then with a challenger beside
+    it; the JSON is printed, and written to `--out` if given."""
     parser = argparse.ArgumentParser(prog="bench.state_record", description=__doc__)
     parser.add_argument("--data", default=default_data(), help="SILSO daily CSV")
     parser.add_argument("--series", type=int, default=100)

@@ -32,13 +32,12 @@ from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector,
 
 from consumer import health as health_endpoint
 from consumer.config import ServiceConfig, build_parser, config_from_args
-from consumer.containment import Contained
 from consumer.fencing import Fenced
 from consumer.following import ModelFollower
 from consumer.forecaster import Forecaster
 from consumer.lag import LagCollector
 from consumer.loop_metrics import LoopMetrics
-from consumer.processor import Processor
+from consumer.modes import Built
 from consumer.retry import Backoff, Interrupted, Retry
 from consumer.runner import KafkaClients, Runner, RunnerConfig
 from consumer.sensors import Sensors
@@ -84,7 +83,7 @@ def run(config: ServiceConfig, shutdown: Shutdown, sensors: Sensors) -> int:
     LagCollector(watchdog, registry)
     sensors.add(LoopMetrics(registry, health))
     try:
-        processor = config.mode.build(config, registry)
+        built = config.mode.build(config, registry)
     except ArtifactError as exc:
         log.error("cannot load the model: %s", exc)
         return EXIT_USAGE
@@ -109,7 +108,7 @@ def run(config: ServiceConfig, shutdown: Shutdown, sensors: Sensors) -> int:
         if refusal is not None:
             return _refused(refusal, health)
         try:
-            code = _serve(config, processor, health, shutdown, sensors, watchdog, registry)
+            code = _serve(config, built, health, shutdown, sensors, watchdog, registry)
         except REFUSAL_ERRORS as exc:
             found = from_error(exc, config.kafka, _resources(config))
             assert found is not None
@@ -147,7 +146,7 @@ def _refused(refusal: Refusal | ServiceStop, health: health_endpoint.Health) -> 
 
 def _resources(config: ServiceConfig) -> dict[str, str]:
     """What the service uses, by kind, to name in a refusal."""
-    promotes = config.promotion is not None
+    promotes = config.mode_settings.promotes
     topics = config.kafka.topics
     grants = acls.grants(config.mode.acl_service, topics, config.group_id, promotes=promotes)
     used = dict.fromkeys(g.name for g in grants if g.resource == "topic")
@@ -177,7 +176,7 @@ def _settle_garbage_collector() -> None:
 
 def _serve(
     config: ServiceConfig,
-    processor: Processor,
+    built: Built,
     health: health_endpoint.Health,
     shutdown: Shutdown,
     sensors: Sensors,
@@ -203,12 +202,12 @@ def _serve(
     try:
         if config.create_topics:
             _create_topics(config, health, stop)
-        if config.mode.follows_models:
-            follower = _follow_models(config, processor, health, stop)
-        watch = _watch_topics(config, runner_config, processor, health, registry, follower)
+        if config.mode.follows_models and built.keeper is not None:
+            follower = _follow_models(config, built.keeper, health, stop)
+        watch = _watch_topics(config, runner_config, built.keeper, health, registry, follower)
         clients = KafkaClients(config.kafka, runner_config, health, stop)
         between = _between(follower, watch)
-        Runner(clients, runner_config, processor, health, stop, between, sensors, watch).run()
+        Runner(clients, runner_config, built.processor, health, stop, between, sensors, watch).run()
     except Interrupted as exc:
         log.info("%s", exc)
     except Fenced as exc:
@@ -228,17 +227,16 @@ def _serve(
 def _watch_topics(
     config: ServiceConfig,
     runner_config: RunnerConfig,
-    processor: Processor,
+    keeper: Forecaster | None,
     health: health_endpoint.Health,
     registry: CollectorRegistry,
     follower: ModelFollower | None,
 ) -> TopicWatch:
     """The topic watch over what the service reads and writes; the forecaster keeps state."""
     topics = config.kafka.topics
-    promotes = config.promotion is not None
+    promotes = config.mode_settings.promotes
     source, state = runner_config.source_topic, runner_config.state_topic
     watched = Watched.of(config.mode.acl_service, topics, source, state, promotes)
-    inner = processor.processor if isinstance(processor, Contained) else processor
     admin = TopicAdmin(lambda: kafka_clients.make_admin(config.kafka), topics, config.replication)
     return TopicWatch(
         admin,
@@ -246,7 +244,7 @@ def _watch_topics(
         config.create_topics,
         health,
         TopicChangeMetrics(registry),
-        keeper=inner if isinstance(inner, Forecaster) else None,
+        keeper=keeper,
         follower=follower,
     )
 
@@ -264,12 +262,10 @@ def _between(follower: ModelFollower | None, watch: TopicWatch) -> Callable[[], 
 
 def _follow_models(
     config: ServiceConfig,
-    processor: Processor,
+    forecaster: Forecaster,
     health: health_endpoint.Health,
     stop: threading.Event,
 ) -> ModelFollower | None:
-    forecaster = processor.processor if isinstance(processor, Contained) else processor
-    assert isinstance(forecaster, Forecaster)
     return ModelFollower.start(config.kafka, forecaster, Retry(stop, health, Backoff()))
 
 

@@ -93,6 +93,8 @@ class Classifier:
         metrics.model_info.labels(model.model_version).set(1)
 
     def process(self, records: list[Record]) -> list[Output]:
+        """One answer per request, its dead letters counted only if the batch goes out; on any
+        failure they are discarded and the error raised, so the batch can run again."""
         try:
             outputs, predictions, seconds = self._process(records)
         except BaseException:

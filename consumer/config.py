@@ -12,13 +12,10 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
-from consumer.modes import MODES, Mode
+from consumer.modes import MODES, Mode, ModeSettings
 from consumer.publishing import AT_LEAST_ONCE, EXACTLY_ONCE
-from consumer.series import DEFAULT_HISTORY
-from consumer.series_metrics import SeriesSelection
 from sunspots.kafka.settings import KafkaSettings, add_kafka_flags, kafka_settings_from_args
 from sunspots.kafka.topics import Replication, add_replication_flags, replication_from_args
-from sunspots.lifecycle.promotion import PromotionPolicy
 from sunspots.process.cli import (
     Parser,
     boolean,
@@ -49,21 +46,18 @@ class ServiceConfig:
     instance_id: str
     processing: str
     metrics_port: int
-    rolling: int
     max_poll_records: int
     create_topics: bool
     replication: Replication
-    max_series: int = 0  # forecast only
+    mode_settings: ModeSettings  # the mode's own, read from its own flags
     metrics_host: str = "0.0.0.0"
-    history: int = DEFAULT_HISTORY  # forecast only
-    promotion: PromotionPolicy | None = None  # forecast only: None, no automatic promotion
     stall_timeout_s: float = DEFAULT_STALL_TIMEOUT_S
     stall_limit_s: float = DEFAULT_STALL_LIMIT_S  # 0: report only
     shutdown_grace_s: float = DEFAULT_SHUTDOWN_GRACE_S
-    series_metrics: SeriesSelection | None = None  # forecast only: None, the default selection
 
 
 def build_parser(description: str | None = None) -> argparse.ArgumentParser:
+    """The `sunspots-consumer` command line: one subcommand per mode, each with its own flags."""
     parser = Parser(prog="sunspots-consumer", description=description)
     subparsers = parser.add_subparsers(dest="mode", required=True)
     for mode in MODES.values():
@@ -161,8 +155,9 @@ def _check_stall_limit(args: argparse.Namespace) -> None:
 
 def config_from_args(args: argparse.Namespace) -> ServiceConfig:
     """The frozen configuration from parsed arguments; a bad combination is a usage error (exit 2)."""
+    mode = MODES[args.mode]
     return ServiceConfig(
-        mode=MODES[args.mode],
+        mode=mode,
         model=Path(args.model) if args.model else None,
         kafka=kafka_settings_from_args(args),
         group_id=args.group,
@@ -170,21 +165,11 @@ def config_from_args(args: argparse.Namespace) -> ServiceConfig:
         processing=args.processing,
         metrics_port=args.metrics_port,
         metrics_host=args.metrics_host,
-        rolling=getattr(args, "rolling", 0),
-        max_series=getattr(args, "max_series", 0),
         max_poll_records=args.max_poll_records,
         create_topics=args.create_topics,
         replication=replication_from_args(args),
-        history=getattr(args, "history", DEFAULT_HISTORY),
-        promotion=_promotion(args),
+        mode_settings=mode.read_settings(args),
         stall_timeout_s=args.stall_timeout,
         stall_limit_s=args.stall_limit,
         shutdown_grace_s=args.shutdown_grace,
-        series_metrics=getattr(args, "series_metrics", None),
     )
-
-
-def _promotion(args: argparse.Namespace) -> PromotionPolicy | None:
-    if not getattr(args, "auto_promote", False):
-        return None
-    return PromotionPolicy(args.promote_days, args.promote_margin)

@@ -8,8 +8,9 @@ Policy. Processors are atomic per batch (consumer.processor): a call that raises
 outputs, and no state or metric changed. When processing a batch raises, the batch is split in
 two halves, each processed on its own (outputs concatenated in order), recursively, down to the
 single record that still fails: that record becomes exactly one dead letter with reason
-`internal_error` and `Type: message` in its detail, counted and logged once (throttled), and
-the line carries on. Every good record's outputs go out exactly once, in the transaction of the
+`internal_error` and `Type: message` in its detail, counted and logged once (ten a minute with
+their tracebacks, the rest held back and counted by the one log limiter), and the line carries
+on. Every good record's outputs go out exactly once, in the transaction of the
 batch it came in. A batch of n records with k such records costs about k·log2(n) extra calls;
 a batch without one costs nothing extra.
 """
@@ -32,6 +33,9 @@ class Contained:
         self.processor = processor
 
     def process(self, records: list[Record]) -> list[Output]:
+        """The processor's outputs for `records`; a failing batch is halved until the record at
+        fault is dead-lettered on its own, so the others still go out. An empty batch's error is
+        raised."""
         try:
             return self.processor.process(records)
         except Exception as exc:

@@ -49,6 +49,8 @@ class Health:
 
     @property
     def ready(self) -> bool:
+        """True only while the loop is alive, the model loaded, partitions assigned, the broker
+        reachable, nothing refused and no problem reported."""
         return (
             self.alive
             and self.model_loaded
@@ -59,6 +61,7 @@ class Health:
         )
 
     def describe(self) -> str:
+        """The facts as one line of `key=value`, the body of /healthz and /readyz."""
         refused = f" refused={self.refused}" if self.refused else ""
         problems = "".join(f" {key}={text}" for key, text in sorted(self.problems.items()))
         return (
@@ -77,6 +80,8 @@ def serve(
         code and one line."""
 
         def do_GET(self) -> None:
+            """/metrics; /healthz, 200 while alive, else 503; /readyz, 200 while ready, else 503;
+            any other path 404."""
             path = self.path.split("?", 1)[0]
             if path == "/metrics":
                 self._send(200, generate_latest(registry), CONTENT_TYPE_LATEST)

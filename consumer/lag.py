@@ -41,6 +41,8 @@ class LagCollector(Collector):
         registry.register(self)
 
     def collect(self) -> Iterable[Metric]:
+        """Each watched partition's lag (when known) and stalled flag, and the stalls counted so
+        far."""
         lag, stalled, total = self._families()
         for state in self.watchdog.snapshot():
             labels = [state.tp.topic, str(state.tp.partition)]

@@ -2,9 +2,10 @@
 
 A mode names its model artifact (flag default and env variable), its metrics port and consumer
 group, the topic it reads, the topics every batch writes and the changelog it keeps (if any),
-its own flags, and how to build its processor. Adding a mode means adding an entry here; nothing else branches on the mode.
-Every processor is built inside `consumer.containment.Contained`, so that no record, whatever
-its bytes, stops the line.
+its own flags and the settings it reads from them (a frozen object of its own), its service
+principal in the ACLs, and how to build its processor and what runs beside its loop. Adding a
+mode means adding an entry here; nothing else branches on the mode. Every processor is built
+inside `consumer.containment.Contained`, so that no record, whatever its bytes, stops the line.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Protocol
 from prometheus_client import CollectorRegistry
 
 from consumer.containment import Contained
-from consumer.forecaster import DEFAULT_MAX_SERIES
+from consumer.forecaster import DEFAULT_MAX_SERIES, Forecaster
 from consumer.processor import Processor
 from consumer.series import DEFAULT_HISTORY, DEFAULT_ROLLING, SeriesPolicy
 from consumer.series_metrics import DEFAULT_SERIES_METRICS, SeriesSelection, series_selection
@@ -32,20 +33,59 @@ from sunspots.process.cli import boolean, env_flag, fraction, positive_int
 log = logging.getLogger("consumer")
 
 
+class ModeSettings(Protocol):
+    """A mode's own settings, read from its own flags; what the rest of the service asks of
+    them."""
+
+    @property
+    def promotes(self) -> bool:
+        """Whether the service writes the models topic (its ACLs say so)."""
+        ...
+
+
+@dataclass(frozen=True)
+class ForecastSettings:
+    """The forecast mode's own settings: the series it keeps and how, and automatic promotion."""
+
+    rolling: int = DEFAULT_ROLLING
+    max_series: int = DEFAULT_MAX_SERIES
+    history: int = DEFAULT_HISTORY
+    promotion: PromotionPolicy | None = None  # None: no automatic promotion
+    series_metrics: SeriesSelection | None = None  # None: the default selection
+
+    @property
+    def promotes(self) -> bool:
+        return self.promotion is not None
+
+
+@dataclass(frozen=True)
+class ClassifySettings:
+    """The classify mode has no settings of its own."""
+
+    @property
+    def promotes(self) -> bool:
+        return False
+
+
 class BuildConfig(Protocol):
     """What building a mode's processor reads of the service's configuration
-    (`consumer.config.ServiceConfig` is one; the forecast-only fields are ignored by the
-    classifier)."""
+    (`consumer.config.ServiceConfig` is one)."""
 
     model: Path | None
     kafka: KafkaSettings
     group_id: str
     instance_id: str
-    rolling: int
-    max_series: int
-    history: int
-    promotion: PromotionPolicy | None
-    series_metrics: SeriesSelection | None
+    mode_settings: ModeSettings
+
+
+@dataclass(frozen=True)
+class Built:
+    """What a mode builds: the processor its loop runs (contained) and, for a mode that keeps
+    per-series state, the keeper of that state: the topic watch mends it after topic changes and
+    the model follower swaps its models."""
+
+    processor: Processor
+    keeper: Forecaster | None = None
 
 
 @dataclass(frozen=True)
@@ -64,7 +104,8 @@ class Mode:
     state: Callable[[Topics], str | None]
     # The topics every batch writes (dead letters, shadow forecasts and promotions are rarer).
     outputs: Callable[[Topics], tuple[str, ...]]
-    build: Callable[[BuildConfig, CollectorRegistry], Processor]
+    build: Callable[[BuildConfig, CollectorRegistry], Built]
+    read_settings: Callable[[argparse.Namespace], ModeSettings]
     add_flags: Callable[[argparse.ArgumentParser], None] = lambda parser: None
     follows_models: bool = False  # reads the models topic (consumer.following)
 
@@ -126,27 +167,39 @@ def _forecast_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _build_forecaster(config: BuildConfig, registry: CollectorRegistry) -> Processor:
-    from consumer.forecaster import Forecaster
+def _forecast_settings(args: argparse.Namespace) -> ForecastSettings:
+    promotion = PromotionPolicy(args.promote_days, args.promote_margin)
+    return ForecastSettings(
+        rolling=args.rolling,
+        max_series=args.max_series,
+        history=args.history,
+        promotion=promotion if args.auto_promote else None,
+        series_metrics=args.series_metrics,
+    )
+
+
+def _build_forecaster(config: BuildConfig, registry: CollectorRegistry) -> Built:
     from consumer.metrics import ForecasterMetrics
     from sunspots.domain.artifact import load_forecaster
 
+    own = config.mode_settings
+    assert isinstance(own, ForecastSettings)
     model = load_forecaster(config.model or DEFAULT_FORECASTER)
     log.info("forecaster model %s, window %d", model.model_version, model.window)
     forecaster = Forecaster(
         model,
         config.kafka.topics,
         ForecasterMetrics(registry),
-        max_series=config.max_series,
-        series_policy=SeriesPolicy(config.history, config.rolling),
-        promotion=config.promotion,
+        max_series=own.max_series,
+        series_policy=SeriesPolicy(own.history, own.rolling),
+        promotion=own.promotion,
         promoter=f"{config.group_id}-{config.instance_id} (automatic promotion)",
-        series_metrics=config.series_metrics,
+        series_metrics=own.series_metrics,
     )
-    return Contained(forecaster)
+    return Built(Contained(forecaster), keeper=forecaster)
 
 
-def _build_classifier(config: BuildConfig, registry: CollectorRegistry) -> Processor:
+def _build_classifier(config: BuildConfig, registry: CollectorRegistry) -> Built:
     from consumer.classifier import Classifier
     from consumer.metrics import ClassifierMetrics
     from sunspots.domain.artifact import load_classifier
@@ -154,7 +207,7 @@ def _build_classifier(config: BuildConfig, registry: CollectorRegistry) -> Proce
     model = load_classifier(config.model or DEFAULT_CLASSIFIER)
     log.info("classifier model %s", model.model_version)
     classifier = Classifier(model, config.kafka.topics, ClassifierMetrics(registry))
-    return Contained(classifier)
+    return Built(Contained(classifier))
 
 
 FORECAST = Mode(
@@ -169,6 +222,7 @@ FORECAST = Mode(
     state=lambda topics: topics.state,
     outputs=lambda topics: (topics.forecasts, topics.evaluations, topics.state),
     build=_build_forecaster,
+    read_settings=_forecast_settings,
     add_flags=_forecast_flags,
     follows_models=True,
 )
@@ -184,5 +238,6 @@ CLASSIFY = Mode(
     state=lambda topics: None,
     outputs=lambda topics: (topics.classifier_predictions,),
     build=_build_classifier,
+    read_settings=lambda args: ClassifySettings(),
 )
 MODES = {mode.name: mode for mode in (FORECAST, CLASSIFY)}

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import collections
 import logging
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
@@ -23,12 +22,14 @@ from typing import Protocol, TypeVar
 from prometheus_client import Counter
 
 from consumer.output import Output, Record, dead_letter
+from sunspots.process.logs import LOG_LIMIT
 from sunspots.wire.schemas import SchemaError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 INTERNAL_ERROR = "internal_error"
+INTERNAL_ERRORS_A_MINUTE = 10  # logged with their tracebacks; the rest are counted
 # An internal error's detail: the exception's type and message, cut to this many characters.
 DETAIL_CHARS = 300
 
@@ -70,56 +71,19 @@ class _Rejection:
     exc: BaseException | None = None
 
 
-class Throttle:
-    """At most `limit` warnings per `period` seconds; the rest are summed up in one line once
-    the period is over (at the next batch), so a burst of bad records is told, not flooded."""
-
-    def __init__(
-        self, limit: int = 10, period: float = 60.0, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self.limit = limit
-        self.period = period
-        self.clock = clock
-        self.started = clock()
-        self.told = 0
-        self.held = 0
-
-    def allow(self) -> bool:
-        self.roll()
-        if self.told < self.limit:
-            self.told += 1
-            return True
-        self.held += 1
-        return False
-
-    def roll(self) -> None:
-        """Start a new period if this one is over, summing up what it held back."""
-        now = self.clock()
-        if now - self.started < self.period:
-            return
-        if self.held:
-            log.warning(
-                "%d more records failed unexpectedly in the last %.0f s (not logged one by one; "
-                "each is a dead letter with reason %s)",
-                self.held,
-                now - self.started,
-                INTERNAL_ERROR,
-            )
-        self.started, self.told, self.held = now, 0, 0
-
-
 class DeadLetters:
     """Rejects records onto the dead-letter topic; counts and logs them when a batch commits."""
 
-    def __init__(self, topic: str, counter: Counter, throttle: Throttle | None = None) -> None:
+    def __init__(self, topic: str, counter: Counter) -> None:
         self.topic = topic
         self.counter = counter
-        self.throttle = throttle or Throttle()
         self.pending: list[_Rejection] = []
 
     def reject(
         self, record: Record, reason: str, detail: str, exc: BaseException | None = None
     ) -> Output:
+        """The dead-letter output for `record`, with the rejection held until the batch commits
+        (or is discarded)."""
         where = f"{record.topic}/{record.partition}/{record.offset}"
         series = (record.key or b"").decode(errors="replace") or None
         self.pending.append(_Rejection(reason, detail, where, record.partition, series, exc))
@@ -149,25 +113,24 @@ class DeadLetters:
 
     def commit(self) -> None:
         """Count and log the rejections of a batch whose outputs are going out."""
-        if self.throttle.held:
-            self.throttle.roll()
         if not self.pending:
             return
         for reason, count in collections.Counter(r.reason for r in self.pending).items():
             self.counter.labels(reason).inc(count)
         for r in self.pending:
             extra = {"reason": r.reason, "partition": r.partition, "series": r.series}
+            # Held back past the first of each reason a minute (ten of the unexpected failures,
+            # each with its traceback) by sunspots.process.logs.LogLimiter: every one is on the
+            # dead-letter topic and in the counter.
             if r.reason != INTERNAL_ERROR:
-                # Held back after the first of each reason for a while (sunspots.process.logs.
-                # RepeatFilter): every one is on the dead-letter topic and in the counter.
                 log.warning("dead letter %s at %s: %s", r.reason, r.where, r.detail, extra=extra)
-            elif self.throttle.allow():
+            else:
                 log.warning(
                     "record at %s failed (%s); dead-lettered",
                     r.where,
                     r.detail,
                     exc_info=r.exc,
-                    extra={**extra, "rate_limited": True},  # by the throttle, not RepeatFilter
+                    extra={**extra, LOG_LIMIT: INTERNAL_ERRORS_A_MINUTE},
                 )
         self.pending.clear()
 

@@ -50,14 +50,14 @@ from consumer.health import Health
 from consumer.output import Output
 from consumer.sensors import ABORT, COMMIT, OFFSETS, SEND, Sensor
 from consumer.stops import EXIT_INPUT, ServiceStop
-from sunspots.kafka.compat import close_now, start_transaction_step
+from sunspots.kafka.compat import close_now
 from sunspots.kafka.errors import (
     KafkaError,
     KafkaTimeoutError,
     MessageSizeTooLargeError,
     RecordListTooLargeError,
 )
-from sunspots.kafka.refusal import refusal_error
+from sunspots.kafka.transactions import StepTimeout, refused, run_step
 from sunspots.kafka.types import (
     FutureRecordMetadata,
     KafkaConsumer,
@@ -70,10 +70,8 @@ log = logging.getLogger(__name__)
 
 
 class StaleMetadata(KafkaError):
-    """A record a topic refuses as too large (its `max.message.bytes` lowered below what the service
-    writes) stops the service (exit 8, `consumer.stops`) with a line naming the topic: no retry
-    mends it. A record for a partition the producer does not know yet: the topic changed since it
-        last asked the brokers."""
+    """A record for a partition the producer does not know yet: the topic changed since it last
+    asked the brokers, so the producer is replaced (the new one asks again) rather than retried."""
 
 
 EXACTLY_ONCE, AT_LEAST_ONCE = "exactly_once", "at_least_once"
@@ -93,6 +91,8 @@ class Publisher(Protocol):
 
 
 def send(producer: KafkaProducer, out: Output) -> FutureRecordMetadata:
+    """Send one output; a partition the producer does not know yet raises StaleMetadata, any
+    other error as kafka-python raises it."""
     try:
         return producer.send(
             out.topic,
@@ -131,6 +131,9 @@ class TransactionalPublisher:
         self.wedged = False
 
     def publish(self, outputs: list[Output], offsets: Offsets, consumer: KafkaConsumer) -> None:
+        """Send the outputs and commit the offsets in one transaction; nothing is done for an
+        empty batch. Raises KafkaError while the producer is being replaced, and ServiceStop for
+        a record too large for its topic."""
         if self.producer is None:
             raise KafkaError("no transactional producer: it is being replaced")
         if not outputs and not offsets:
@@ -141,9 +144,9 @@ class TransactionalPublisher:
         try:
             for out in outputs:
                 sent.append(future := send(self.producer, out))
-                refused = _refusal(future)  # a topic this principal may not write: known at once
-                if refused is not None:
-                    raise refused
+                refusal = refused(future)  # a topic this principal may not write: known at once
+                if refusal is not None:
+                    raise refusal
         except StaleMetadata:
             self.wedged = True  # replaced, not asked to abort: the new one knows the topic
             raise
@@ -202,24 +205,24 @@ class TransactionalPublisher:
         once: the commit, which waits for the partition the brokers will not add to the
         transaction, would otherwise only time out, and the refusal never be told."""
         assert self.producer is not None
-        pending = start_transaction_step(self.producer, step, *args)
-        if pending is None:
-            getattr(self.producer, step)(*args)
-            return
-        waited = 0.0
-        while not pending.wait(timeout_ms=500):
-            waited += 0.5
-            refused = next(filter(None, map(_refusal, sent)), None)
-            if refused is not None:
-                raise refused
+
+        def on_slice(waited: float) -> None:
+            """Between slices: the loop stays alive but not connected; a shutdown stops waiting
+            after `shutdown_wait_s`, and a warning goes out every 10 s."""
             self.health.polled(connected=False)
             if self.stop.is_set() and waited >= self.shutdown_wait_s:
                 raise KafkaTimeoutError(f"{step} not acknowledged {waited:.0f} s into shutdown")
-            if waited >= self.step_timeout_s:
-                self.wedged = True
-                raise KafkaTimeoutError(f"{step} not acknowledged in {waited:.0f} s")
-            if waited % 10 == 0:
+            if waited % 10 == 0 and waited < self.step_timeout_s:
                 log.warning("%s waiting for the broker for %.0f s", step, waited)
+
+        try:
+            run_step(
+                self.producer, step, *args, timeout_s=self.step_timeout_s, sent=sent,
+                on_slice=on_slice,
+            )  # fmt: skip
+        except StepTimeout:
+            self.wedged = True
+            raise
 
 
 class AcknowledgedPublisher:
@@ -234,6 +237,9 @@ class AcknowledgedPublisher:
         self.sensor = sensor if sensor is not None else Sensor()
 
     def publish(self, outputs: list[Output], offsets: Offsets, consumer: KafkaConsumer) -> None:
+        """Send the outputs and wait for every acknowledgement, then commit the offsets: a
+        failure before the commit means the batch is read and sent again. Raises ServiceStop for
+        a record too large for its topic."""
         started = time.perf_counter()
         try:
             futures = [send(self.producer, out) for out in outputs]
@@ -263,13 +269,6 @@ class AcknowledgedPublisher:
 
     def close(self) -> None:
         close_now(self.producer, CLOSE_S)
-
-
-def _refusal(future: FutureRecordMetadata) -> BaseException | None:
-    """The brokers' refusal of a record sent, if it has come back."""
-    if future.is_done and future.failed():
-        return refusal_error(future.exception)
-    return None
 
 
 def _stop_if_too_large(outputs: Sequence[Output], sent: Sequence[FutureRecordMetadata]) -> None:

@@ -165,6 +165,8 @@ class Listener(ConsumerRebalanceListener):
         self.sensor.on_revoked(lost)
 
     def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        """Restore the state of the new partitions before the sensors watch them, telling
+        /healthz what the loop is doing meanwhile."""
         partitions = sorted(tp.partition for tp in assigned)
         self.sensor.on_activity(f"restoring the state of partitions {partitions}")
         self.recovery.on_partitions_assigned(assigned)

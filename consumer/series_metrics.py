@@ -115,6 +115,8 @@ class SeriesCollector(Collector):
         self.selection = selection
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        """The live series and the drifting series per running role, then the per-series metrics
+        of the selected series, from one copy of the map."""
         held = dict(self.series)  # one C-level copy (see the module's docstring)
         running = {lane.role: lane.version for lane in self.lanes.running}
         out = _Families()

@@ -121,6 +121,8 @@ class BatchTally:
         self.model_calls.append((seconds, windows))
 
     def apply(self, m: ForecasterMetrics) -> None:
+        """Add the batch's counts to the metrics (and to its series' counts) once the batch has
+        succeeded, and log each drift alarm it raised."""
         for seconds, windows in self.model_calls:
             m.inference.observe(seconds)
             m.batch_size.observe(windows)

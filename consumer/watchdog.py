@@ -152,6 +152,7 @@ class Watchdog(Sensor):
         return self
 
     def close(self) -> None:
+        """Stop the watchdog's thread, waiting for it two seconds at most."""
         self._closed.set()
         if self._thread is not None:
             # A probe in flight may wait for the brokers a few seconds more; the thread is a

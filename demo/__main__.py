@@ -241,6 +241,8 @@ def _band_table(evaluations: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`make demo`: the flags (each also read from its environment variable), then the whole
+    demo; returns its exit status."""
     parser = Parser(prog="demo", description=__doc__)
     env_flag(parser, "--data", SILSO_DAILY_URL, "SILSO daily CSV: path or URL")
     env_flag(parser, "--start", "2000-01-01", "first date to replay", type=iso_date)

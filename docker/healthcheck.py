@@ -20,6 +20,7 @@ SERVICE_CMDLINE = Path("/proc/1/cmdline")
 
 
 def check(port: int, host: str = "127.0.0.1", timeout: float = 3.0) -> int:
+    """0 when the service's /healthz on `port` answers 200, else 1 with the reason on stderr."""
     url = f"http://{host}:{port}/healthz"
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
@@ -46,6 +47,8 @@ def service_port(env: dict[str, str], cmdline: list[str]) -> int:
 
 
 def main() -> int:
+    """The check on the port of the service that runs as PID 1, from its command line and
+    environment."""
     try:
         cmdline = SERVICE_CMDLINE.read_bytes().decode(errors="replace").split("\0")
     except OSError:

@@ -29,9 +29,8 @@ from producer.replay import (
     ReplayResult,
 )
 from sunspots.domain.data import SILSO_DAILY_URL, DataFormatError
-from sunspots.kafka.codecs import refusal as codec_refusal
 from sunspots.kafka.errors import KafkaError
-from sunspots.kafka.refusal import EXIT_CODES, UNREACHABLE, explain, from_error, preflight
+from sunspots.kafka.refusal import EXIT_CODES, UNREACHABLE, explain, from_error, refused_at_start
 from sunspots.kafka.settings import (
     DEFAULT_SERIES,
     KafkaSettings,
@@ -135,14 +134,10 @@ def replay(argv: list[str]) -> int:
     stop = stop_on_signals()
     kafka = kafka_settings_from_args(args)
     # --resume reads the topic, whose batches may come from any producer in any codec.
-    lacking = codec_refusal(reads=config.resume, writes=kafka.compression_type)
-    if lacking is not None:
-        log.error("%s", lacking)
-        return EXIT_USAGE
-    refusal = preflight(kafka)
-    if refusal is not None:
-        log.error("%s", refusal.line)
-        return refusal.exit_code
+    refused = refused_at_start(kafka, reads=config.resume)  # --resume reads the topic
+    if refused is not None:
+        log.error("%s", refused[0])
+        return refused[1]
     try:
         result = Replayer(kafka, config, stop).run()
     except (OSError, DataFormatError) as exc:

@@ -22,9 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sunspots.kafka.clients import make_reader, make_sender
-from sunspots.kafka.codecs import refusal as codec_refusal
 from sunspots.kafka.errors import KafkaError
-from sunspots.kafka.refusal import explain, preflight
+from sunspots.kafka.refusal import explain, refused_at_start
 from sunspots.kafka.settings import KafkaSettings, add_kafka_flags, kafka_settings_from_args
 from sunspots.kafka.types import TopicPartition
 from sunspots.process.cli import EXIT_USAGE, Parser, env_flag, env_name, non_negative_float
@@ -244,6 +243,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def sequences_from_args(parser: argparse.ArgumentParser, values: Any) -> list[list[int]]:
+    """The `--sequence` values as lists of integers; a missing or malformed one exits through
+    `parser.error`."""
     # From the env var the default is one string; from flags a list of strings.
     texts = values.split(";") if isinstance(values, str) else (values or [])
     if not texts:
@@ -271,14 +272,10 @@ def main(argv: list[str] | None = None) -> int:
     ids = new_ids(len(sequences))
     kafka = kafka_settings_from_args(args)
     # The answers come in the codec the classifier writes, which may be any.
-    lacking = codec_refusal(reads=True, writes=kafka.compression_type)
-    if lacking is not None:
-        log.error("%s", lacking)
-        return EXIT_USAGE
-    refusal = preflight(kafka)
-    if refusal is not None:
-        log.error("%s", refusal.line)
-        return refusal.exit_code
+    refused = refused_at_start(kafka, reads=True)
+    if refused is not None:
+        log.error("%s", refused[0])
+        return refused[1]
     try:
         result = exchange(kafka, list(zip(ids, sequences, strict=True)), args.timeout)
     except KafkaError as exc:

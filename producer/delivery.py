@@ -144,6 +144,8 @@ class DeliveryLedger:
     # --- the producer's side (callbacks) ------------------------------------------------------
 
     def acknowledged(self, ticket: Ticket, _metadata: object = None) -> None:
+        """The producer's callback for a delivered record: its series' last acknowledged day
+        moves on, and waiters wake."""
         with self._changed:
             entry = self._pending.pop(ticket, None)
             if entry is not None:
@@ -153,6 +155,8 @@ class DeliveryLedger:
                 self._changed.notify_all()
 
     def failed(self, ticket: Ticket, error: BaseException) -> None:
+        """The producer's callback for a lost record: kept to say where to resume, and the first
+        error (unless closing) kept to raise."""
         with self._changed:
             entry = self._pending.pop(ticket, None)
             if entry is not None:

@@ -43,6 +43,7 @@ class Snapshot:
         return 100.0 * self.days / self.total_days if self.total_days else 100.0
 
     def describe(self) -> str:
+        """One line for the periodic report: share done, days, records, rates and time left."""
         left = "unknown" if self.left_s is None else duration(self.left_s)
         return (
             f"{self.percent:.1f} % of the dates ({self.days}/{self.total_days} days), "
@@ -60,6 +61,9 @@ class ReplayProgress:
     speed: float = 0.0  # configured simulated days per second; 0 = as fast as possible
 
     def apply(self, days: int, records: int, elapsed_s: float) -> Snapshot:
+        """The snapshot after `days` days and `records` records in `elapsed_s` seconds; the time
+        left is at the configured speed when one is set, else at the rate so far, and None when
+        unknown."""
         days_per_s = days / elapsed_s if elapsed_s > 0 else 0.0
         records_per_s = records / elapsed_s if elapsed_s > 0 else 0.0
         remaining = max(self.total_days - days, 0)

@@ -43,6 +43,8 @@ def _stuck_after(records_polls: int, stuck: Callable[[], None]) -> None:
     seen = {"records": 0}
 
     def poll(self: KafkaConsumer, *args: Any, **kwargs: Any) -> Any:
+        """The loop consumer's poll, stuck once `records_polls` polls have returned records;
+        other consumers poll as usual."""
         if not _loop_consumer(self):
             return original(self, *args, **kwargs)
         if seen["records"] >= records_polls:
@@ -69,6 +71,8 @@ def _pause(partition: int) -> None:
     original = KafkaConsumer.poll
 
     def poll(self: KafkaConsumer, *args: Any, **kwargs: Any) -> Any:
+        """The loop consumer's poll, with `partition` paused first; other consumers poll as
+        usual."""
         if _loop_consumer(self):
             for tp in self.assignment():
                 if tp.partition == partition and tp not in self.paused():

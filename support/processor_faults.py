@@ -29,8 +29,9 @@ from prometheus_client import CollectorRegistry
 from consumer import __main__ as service
 from consumer import modes
 from consumer.containment import Contained
+from consumer.modes import Built
 from consumer.output import Output
-from consumer.processor import Processor, Record
+from consumer.processor import Record
 
 MARK = b"processor-fault"
 HOLD_ENV = "SUPPORT_FAULT_HOLD_SECONDS"
@@ -48,6 +49,7 @@ def faulty(process: Callable[[list[Record]], list[Output]], hold: float) -> Call
     held = False
 
     def process_with_fault(records: list[Record]) -> list[Output]:
+        """The batch's outputs, or ProcessorFault when a record in it carries the mark."""
         nonlocal held
         marked = [r.offset for r in records if r.value is not None and MARK in r.value]
         if not marked:
@@ -62,15 +64,17 @@ def faulty(process: Callable[[list[Record]], list[Output]], hold: float) -> Call
     return process_with_fault
 
 
-def _with_fault(build: Callable[..., Processor], hold: float) -> Callable[..., Processor]:
-    def build_with_fault(config: object, registry: CollectorRegistry) -> Processor:
-        processor = build(config, registry)
-        assert isinstance(processor, Contained)
-        atomic = processor.processor
-        # An instance attribute: the processor stays the mode's own class (the model follower
-        # checks it), only its `process` fails on the mark.
+def _with_fault(build: Callable[..., Built], hold: float) -> Callable[..., Built]:
+    def build_with_fault(config: object, registry: CollectorRegistry) -> Built:
+        """The mode's own build, with its atomic processor's `process` made to fail on marked
+        records."""
+        built = build(config, registry)
+        assert isinstance(built.processor, Contained)
+        atomic = built.processor.processor
+        # An instance attribute: the processor stays the mode's own object (the keeper the
+        # model follower and the topic watch hold), only its `process` fails on the mark.
         atomic.process = faulty(atomic.process, hold)  # type: ignore[method-assign]
-        return processor
+        return built
 
     return build_with_fault
 

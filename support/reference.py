@@ -354,6 +354,8 @@ def service_families() -> dict[str, tuple[Family, str]]:
 
 
 def metrics() -> str:
+    """The `metrics` reference: one table row per metric family the services export, with its
+    labels and which service."""
     lines = ["| metric | type | labels | service | help |", "| --- | --- | --- | --- | --- |"]
     for family, where in service_families().values():
         labels = ", ".join(f"`{label}`" for label in family.labels) or "–"
@@ -429,6 +431,8 @@ def _example(topic: str, schema: str, record: Any) -> Example:
 
 
 def topics() -> str:
+    """The `topics` reference: each topic's example record, key, headers and value, with a link
+    to its schema; long fields of a models record are cut."""
     lines = []
     for ex in examples():
         shown = ex.value

@@ -50,6 +50,7 @@ class IntervalRun:
     constant: tuple[np.ndarray, np.ndarray]
 
     def tables(self) -> dict[str, list[dict[str, Any]]]:
+        """Both intervals' band tables as JSON rows, for the artifact's interval section."""
         last, y = self.windows.x[:, -1], self.windows.y
         lower, upper = self.constant
         return {
@@ -63,6 +64,7 @@ class IntervalRun:
         }
 
     def markdown(self) -> str:
+        """Both intervals' band tables in Markdown, for the training log."""
         last, y = self.windows.x[:, -1], self.windows.y
         lower, upper = self.constant
         a = self.adaptive

@@ -45,6 +45,8 @@ class ClassifierConfig:
 
 
 def build_model(keras: Any) -> Any:
+    """The lesson's classifier: an LSTM over sequences of any length, one sigmoid output per
+    class."""
     model = keras.Sequential(
         [
             keras.Input(shape=(None, 1)),  # any length; the service pads/truncates to 6
@@ -65,6 +67,8 @@ def numpy_predictions(model: Any) -> tuple[np.ndarray, int]:
 
 
 def train_once(keras: Any, cfg: ClassifierConfig, seed: int) -> tuple[Any, bool, float]:
+    """Train once with `seed`; the model, whether it classifies every training sequence and the
+    lesson example right, and the seconds taken."""
     keras.utils.set_random_seed(seed)
     model = build_model(keras)
     onehot = np.eye(len(CLASSES), dtype=np.float32)[LABELS]

@@ -50,6 +50,7 @@ class WindowSet:
         return WindowSet(self.x[mask], self.y[mask], self.target_dates[mask])
 
     def describe(self) -> dict[str, Any]:
+        """The count and first and last target dates, for the metadata's periods."""
         return {
             "windows": len(self),
             "first_target": str(self.target_dates[0].date()),
@@ -66,6 +67,9 @@ def window_set(frame: pd.DataFrame, window: int) -> WindowSet:
 
 @dataclass(frozen=True)
 class Splits:
+    """The windows of each split and the dates and counts of each period, for training and the
+    artifact's metadata."""
+
     train: WindowSet  # every training-period window (fit + validation)
     fit: WindowSet  # windows with target before the validation years
     validation: WindowSet

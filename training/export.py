@@ -51,6 +51,8 @@ def network_arrays(model: Any) -> tuple[list[dict[str, Any]], dict[str, np.ndarr
 
 
 def weights_digest(arrays: dict[str, np.ndarray]) -> str:
+    """SHA-256 of the weights as float32, in key order: the same weights always give the same
+    model version."""
     digest = hashlib.sha256()
     for key in sorted(arrays):
         digest.update(key.encode())

@@ -83,6 +83,7 @@ def scaled_xy(windows: WindowSet, s: Scaling) -> tuple[np.ndarray, np.ndarray]:
 
 
 def errors(y: np.ndarray, forecast: np.ndarray) -> dict[str, float]:
+    """RMSE and MAE of a forecast against the actual values, in sunspot numbers."""
     residual = y - forecast
     return {
         "rmse": float(np.sqrt(np.mean(residual**2))),
@@ -91,6 +92,8 @@ def errors(y: np.ndarray, forecast: np.ndarray) -> dict[str, float]:
 
 
 def build_model(keras: Any, window: int, huber_delta: float) -> Any:
+    """The forecaster's network: an LSTM over one window, a dense layer, and one output, fit with
+    the Huber loss."""
     model = keras.Sequential(
         [
             keras.Input(shape=(window, 1)),

@@ -38,6 +38,7 @@ def _years(split: dict[str, Any]) -> str:
 
 
 def plot_losses(path: Path, history: dict[str, list[float]], meta: dict[str, Any]) -> None:
+    """Plot the fit and validation loss per epoch with the best epoch marked, as a PNG at `path`."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.5))
     epochs = np.arange(1, len(history["loss"]) + 1)
@@ -60,6 +61,8 @@ def plot_test(
     calibration: Calibration,
     meta: dict[str, Any],
 ) -> None:
+    """Plot the test years' forecast against the actual values, and the last year zoomed with the
+    interval as the service publishes it, as a PNG at `path`."""
     plt = _pyplot()
     test = meta["metrics"]["test"]
     fig, (top, zoom) = plt.subplots(2, 1, figsize=(8, 5.5))
@@ -98,6 +101,7 @@ def write_forecaster_report(
     forecast: np.ndarray,
     calibration: Calibration,
 ) -> None:
+    """Write the report beside `base`: the loss and test plots and the metrics JSON."""
     base.parent.mkdir(parents=True, exist_ok=True)
     plot_losses(base.with_name(base.name + "_loss.png"), history, meta)
     plot_test(base.with_name(base.name + "_test.png"), splits, forecast, calibration, meta)

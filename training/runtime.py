@@ -34,10 +34,13 @@ def epoch_logger(total_epochs: int, every: int = 1) -> Any:
     import keras
 
     class EpochLogger(keras.callbacks.Callback):
+        """Logs each `every`th epoch, and the last, with its seconds and metrics."""
+
         def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
             self._started = time.perf_counter()
 
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            """Log the epoch's seconds and metrics when it is an `every`th one or the last."""
             if (epoch + 1) % every and epoch + 1 != total_epochs:
                 return
             metrics = " ".join(f"{k}={v:.5f}" for k, v in sorted((logs or {}).items()))
@@ -53,6 +56,8 @@ def epoch_logger(total_epochs: int, every: int = 1) -> Any:
 
 
 def package_versions() -> dict[str, str]:
+    """Versions of Python and the training packages installed, for the artifact's metadata;
+    packages not installed are left out."""
     import platform
     from importlib.metadata import PackageNotFoundError, version
 

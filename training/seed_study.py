@@ -36,6 +36,8 @@ def _summary(meta: dict[str, Any], window: int) -> dict[str, Any]:
 
 
 def run_seed_study(cfg: ForecasterConfig, seeds: list[int]) -> dict[str, Any]:
+    """Train the forecaster once per seed, the artifacts in a temporary folder: each run's
+    summary, and the test RMSE's mean and max; written to the reports folder when one is set."""
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
         for seed in seeds:

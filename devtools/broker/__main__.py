@@ -48,6 +48,8 @@ def _read_state() -> dict | None:
 
 
 def start(port: int, heap: str, nodes: int) -> int:
+    """Start a detached broker (or a three-node cluster) and note its pids, bootstrap and work
+    folder in the state file; does nothing if one is running already."""
     state = _read_state()
     if state:
         log.info("Kafka already running: pids %s on %s", state["pids"], state["bootstrap"])
@@ -80,6 +82,8 @@ def start(port: int, heap: str, nodes: int) -> int:
 
 
 def stop(timeout: float = 60.0) -> int:
+    """Stop the noted broker (SIGTERM, SIGKILL after `timeout` seconds), delete its work folder
+    and state file; 0 also when none is running."""
     state = _read_state()
     if not state:
         log.info("no broker running")
@@ -102,6 +106,7 @@ def stop(timeout: float = 60.0) -> int:
 
 
 def status() -> int:
+    """Print whether a broker is running and where: 0 if so, 1 if not."""
     state = _read_state()
     if state:
         sys.stdout.write(f"running: pids {state['pids']} on {state['bootstrap']}\n")
@@ -129,6 +134,8 @@ def build_parser() -> Parser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`python -m devtools.broker`: the command's exit status, 2 (with the reason) when the
+    broker cannot be set up or started."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:

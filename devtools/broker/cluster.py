@@ -50,6 +50,8 @@ REPLICATION = {
 def cluster_node_properties(
     node_id: int, port: int, controller_port: int, voters: str, log_dir: Path
 ) -> dict[str, str]:
+    """One node's server.properties: broker and controller on 127.0.0.1, with the cluster's
+    replication and the tests' tuning."""
     return {
         "process.roles": "broker,controller",
         "node.id": str(node_id),

@@ -39,6 +39,9 @@ FOREIGN_HOST = "kafka.example.invalid"
 
 @dataclass(frozen=True)
 class Certificates:
+    """The files make_certificates writes for a TLS broker and its clients, all PKCS12 but the
+    CA's PEM, with one password."""
+
     ca_pem: Path  # what clients trust
     keystore: Path  # the broker's key, for 127.0.0.1 and localhost
     foreign_keystore: Path  # a key for FOREIGN_HOST only, signed by the same CA

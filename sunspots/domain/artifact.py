@@ -256,6 +256,8 @@ class Scaling:
 
     @classmethod
     def from_metadata(cls, meta: Mapping[str, Any], where: object) -> Scaling:
+        """The scaling section of an artifact's metadata; ArtifactError, naming `where`, for a
+        missing or non-numeric value, a target other than the residual, or a factor not positive."""
         scaling = _section(meta, "scaling", where)
         if scaling.get("target") != "residual":
             raise ArtifactError(f"{where}: unsupported scaling target {scaling.get('target')!r}")
@@ -277,6 +279,8 @@ class ForecasterModel:
     scaling: Scaling = field(repr=False)
 
     def predict(self, windows: np.ndarray) -> np.ndarray:
+        """The next day's sunspot number for each window, shape (n,); ValueError unless the
+        windows are (n, window)."""
         x = np.asarray(windows, dtype=np.float64)
         if x.ndim != 2 or x.shape[1] != self.window:
             raise ValueError(f"expected windows of shape (n, {self.window}), got {x.shape}")
@@ -332,6 +336,8 @@ class ClassifierModel:
     network: Network = field(repr=False)
 
     def predict_proba(self, sequences: np.ndarray) -> np.ndarray:
+        """Class probabilities, shape (n, classes), for sequences of shape (n, length) or
+        (n, length, 1); ValueError for any other shape."""
         x = np.asarray(sequences, dtype=np.float64)
         if x.ndim == 3 and x.shape[2] == 1:
             x = x[:, :, 0]

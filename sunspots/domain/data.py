@@ -166,6 +166,8 @@ def load_daily(source: str | os.PathLike[str], cache_dir: Path | None = None) ->
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:
+    """The SHA-256 of a file as hex, read a MiB at a time, to tell which data a model was trained
+    on."""
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):

@@ -63,6 +63,8 @@ class RollingScore:
         width: float = math.nan,
         band: str = "",
     ) -> None:
+        """Keep one evaluation, the oldest dropped once `size` are held; `covered` and `band` are
+        packed into one code, and `_covered` is written last for `figures()`."""
         code = _BAND_CODE.get(band, 0) | (1 if covered else 0)
         if len(self._errors) < self.size:
             self._errors.append(error)

@@ -140,6 +140,7 @@ class Calibration:
         return AdaptiveInterval(self, self.alpha)
 
     def to_json(self) -> dict[str, Any]:
+        """The artifact's interval section, as Calibration.from_json reads it back."""
         return {
             "method": METHOD,
             "coverage": round(1.0 - self.alpha, 12),
@@ -251,6 +252,8 @@ def sequential(
 
 @dataclass(frozen=True)
 class BandRow:
+    """One activity band's interval figures on a test period, a row of band_table."""
+
     band: str
     days: int
     coverage: float
@@ -259,6 +262,7 @@ class BandRow:
     rmse: float
 
     def to_json(self) -> dict[str, Any]:
+        """The row as a JSON object, for the artifact's metadata."""
         return {
             "band": self.band,
             "days": self.days,

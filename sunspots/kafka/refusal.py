@@ -373,3 +373,18 @@ def _read(sock: socket.socket, size: int) -> bytes:
         chunks.append(chunk)
         left -= len(chunk)
     return b"".join(chunks)
+
+
+def refused_at_start(kafka: KafkaSettings, reads: bool) -> tuple[str, int] | None:
+    """The checks a command makes before its first client, in order: a compression codec it
+    lacks (to write with, or, if it `reads`, any a batch may come in: a usage error, exit 2),
+    then a refusal no retry mends (`preflight`). The first found, as the one line to tell and
+    the exit code, or None."""
+    from sunspots.kafka import codecs
+    from sunspots.process.cli import EXIT_USAGE
+
+    lacking = codecs.refusal(reads=reads, writes=kafka.compression_type)
+    if lacking is not None:
+        return lacking, EXIT_USAGE
+    found = preflight(kafka)
+    return None if found is None else (found.line, found.exit_code)

@@ -104,6 +104,9 @@ class Lanes:
         return self.by_role.get(role)
 
     def apply(self, entry: Entry) -> Change:
+        """Run one models-topic entry: a refusal is only reported, a retirement stops the
+        challenger (never the champion), a publication starts its model in the role unless that
+        version is there already or its window is longer than the history series keep."""
         if isinstance(entry, Refused):
             return Change(entry.role, refused=(entry.reason, entry.detail))
         if isinstance(entry, Retired):

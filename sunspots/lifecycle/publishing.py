@@ -35,6 +35,7 @@ from sunspots.kafka.clients import make_lister, make_sender
 from sunspots.kafka.errors import KafkaError
 from sunspots.kafka.refusal import of_failure, probe
 from sunspots.kafka.settings import KafkaSettings
+from sunspots.kafka.transactions import run_step
 from sunspots.kafka.types import KafkaProducer
 from sunspots.lifecycle import records
 from sunspots.lifecycle.feed import ModelFeed
@@ -88,6 +89,7 @@ def publish_change(path: Path, role: str) -> Change:
 
 
 def retire_change(role: str) -> Change:
+    """The change that retires `role`; CommandError (bad input) for an unknown role."""
     try:
         records.check_role(role)
     except ArtifactError as exc:
@@ -217,12 +219,10 @@ def _send(producer: KafkaProducer, topic: str, change: Change) -> None:
             producer.send(topic, key=role.encode(), value=value, partition=0)
             for role, value in change.values.items()
         ]
-        # Each record acknowledged before the commit: a partition the brokers refuse to add to
-        # the transaction (no Write on the topic) fails its records here, whereas kafka-python's
-        # commit_transaction, already begun, would wait for ever.
-        for future in sent:
-            future.get(timeout=KAFKA_TIMEOUT_MS / 1000)
-        producer.commit_transaction()
+        # A partition the brokers refuse to add to the transaction (no Write on the topic)
+        # fails its records: raised as that refusal while the commit is waited for, which
+        # kafka-python's commit_transaction, already begun, would do for ever.
+        run_step(producer, "commit_transaction", timeout_s=KAFKA_TIMEOUT_MS / 1000, sent=sent)
     except KafkaError:
         with contextlib.suppress(KafkaError):
             producer.abort_transaction()

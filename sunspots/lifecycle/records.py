@@ -119,6 +119,7 @@ def now_utc() -> str:
 
 
 def check_role(role: str) -> str:
+    """`role` unchanged when it is one of ROLES, else ArtifactError with reason UNKNOWN_ROLE."""
     if role not in ROLES:
         raise ArtifactError(
             f"unknown role {role!r}: expected one of {', '.join(ROLES)}", UNKNOWN_ROLE

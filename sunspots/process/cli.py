@@ -132,6 +132,8 @@ class Parser(argparse.ArgumentParser):
     def parse_known_args(  # type: ignore[override]
         self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
     ) -> tuple[argparse.Namespace, list[str]]:
+        """Resolve the values taken from the environment, then run the cross-flag checks; any
+        ValueError becomes a one-line error and exit 2."""
         parsed, rest = super().parse_known_args(args, namespace)
         for dest, value in vars(parsed).items():
             if isinstance(value, EnvValue):
@@ -235,6 +237,7 @@ def non_negative_int(text: str) -> int:
 
 
 def non_negative_float(text: str) -> float:
+    """An argparse type: a finite number ≥ 0, else a one-line argument error."""
     try:
         value = float(text)
     except ValueError:

@@ -9,10 +9,11 @@ An exception's traceback stays inside its line (`exc_info`).
 
 Some lines come in floods: while a broker is away kafka-python logs every reconnect attempt,
 several lines a second, and a stream of bad input makes a dead letter per record.
-`RepeatFilter` lets the first line of each kind (logger, level, message template and `reason`)
-through and holds back its repeats for a minute, then says how many it held back: an outage or
-a poison stream is told, not flooded. (Every dead letter is still on the dead-letter topic and
-in `*_dead_letters_total`.)
+One limiter, `LogLimiter`, lets the first line of each kind (logger, level, message template
+and `reason`) through and holds back its repeats for a minute, then says how many it held back:
+an outage or a poison stream is told, not flooded. A line may set its own limit per minute
+(`extra={LOG_LIMIT: n}`): the forecaster's unexpected failures show ten a minute, each with its
+traceback. (Every dead letter is still on the dead-letter topic and in `*_dead_letters_total`.)
 
 kafka-python's own lines stay below the project's: a client refused its topic or its password
 logs three ERROR lines of its own (`ClusterAuthorizationFailedError`, `Topic … is not
@@ -55,6 +56,8 @@ def log_level(text: str) -> str:
 
 
 def add_logging_flags(parser: argparse.ArgumentParser | Any) -> None:
+    """Add `--log-level` and `--log-format` (each also read from its environment variable), as
+    every command takes them."""
     env_flag(parser, "--log-level", "INFO", "logging level", type=log_level)
     env_flag(
         parser,
@@ -69,7 +72,7 @@ def setup_logging(args: argparse.Namespace, service: str, instance_id: str | Non
     """Configure the root logger from `--log-level` and `--log-format`, once, at start."""
     handler = logging.StreamHandler()
     handler.setFormatter(formatter(args.log_format, service, instance_id or socket.gethostname()))
-    handler.addFilter(RepeatFilter((KAFKA_LOGGER, "consumer.processor")))
+    handler.addFilter(LogLimiter((KAFKA_LOGGER, "consumer.processor")))
     logging.basicConfig(level=args.log_level, handlers=[handler], force=True)
     # Python's warnings go through the same handler, so a JSON log stays all JSON.
     logging.captureWarnings(True)
@@ -85,6 +88,8 @@ def quiet_kafka(log_level: str = "INFO") -> None:
 
 
 def formatter(log_format: str, service: str, instance_id: str) -> logging.Formatter:
+    """The formatter of `--log-format`: one JSON object a line, with the service and instance, or
+    plain text."""
     if log_format == "json":
         return JsonFormatter(
             "%(levelname)s %(name)s %(message)s",
@@ -95,11 +100,15 @@ def formatter(log_format: str, service: str, instance_id: str) -> logging.Format
     return logging.Formatter(TEXT_FORMAT)
 
 
-class RepeatFilter(logging.Filter):
-    """Holds back repeats of a log line (same logger, level, message template and `reason`)
-    from the loggers under `prefixes` for `window_s` seconds; the next one after that says how
-    many were held back. A line that its logger already rate-limits itself (`extra` holds
-    `rate_limited=True`) passes, so it is not limited twice."""
+LOG_LIMIT = "log_limit"  # the `extra=` key with which a line sets its own limit per window
+
+
+class LogLimiter(logging.Filter):
+    """The one log limiter: at most `limit` lines of each kind (logger, level, message template
+    and `reason`) per `window_s` seconds; the first line shown after a window says how many it
+    held back. The loggers under `prefixes` are limited to one line a window; a line anywhere
+    may set its own limit with `extra={LOG_LIMIT: n}` (the forecaster's internal errors: ten a
+    minute, each with its traceback)."""
 
     def __init__(
         self,
@@ -111,23 +120,47 @@ class RepeatFilter(logging.Filter):
         self.prefixes = prefixes
         self.window_s = window_s
         self.clock = clock
-        self.seen: dict[tuple[str, int, str, object], tuple[float, int]] = {}
+        self.windows: dict[tuple[str, int, str, object], _Window] = {}
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if getattr(record, "rate_limited", False):
-            return True
-        if not any(record.name == p or record.name.startswith(p + ".") for p in self.prefixes):
+        """False for a line over its limit in the current window; the first line of a new window
+        tells how many were held back."""
+        limit = self._limit(record)
+        if limit is None:
             return True
         key = (record.name, record.levelno, str(record.msg), getattr(record, "reason", None))
+        window = self.windows.get(key)
         now = self.clock()
-        shown_at, held = self.seen.get(key, (None, 0))
-        if shown_at is not None and now - shown_at < self.window_s:
-            self.seen[key] = (shown_at, held + 1)
+        if window is None or now - window.started >= self.window_s:
+            held = window.held if window else 0
+            window = self.windows[key] = _Window(now)
+            if held:
+                record.msg = (
+                    f"{record.msg} [{held} more like it held back since the last one shown]"
+                )
+        if window.shown >= limit:
+            window.held += 1
             return False
-        self.seen[key] = (now, 0)
-        if held:
-            record.msg = f"{record.msg} [{held} more like it held back since the last one shown]"
+        window.shown += 1
         return True
+
+    def _limit(self, record: logging.LogRecord) -> int | None:
+        own = getattr(record, LOG_LIMIT, None)
+        if own is not None:
+            return int(own)
+        name = record.name
+        if any(name == p or name.startswith(p + ".") for p in self.prefixes):
+            return 1
+        return None
+
+
+class _Window:
+    """One kind of line's current window: when it began, lines shown and held back in it."""
+
+    def __init__(self, started: float) -> None:
+        self.started = started
+        self.shown = 0
+        self.held = 0
 
 
 class Outage:

@@ -224,6 +224,8 @@ class Evaluation(_Message):
 
     @classmethod
     def score(cls, forecast: Forecast, actual: float) -> Evaluation:
+        """The evaluation of `forecast` once `actual` is known, with the persistence forecast
+        scored beside it."""
         return cls(
             forecast.series,
             forecast.target_date,

@@ -21,9 +21,10 @@ from consumer.containment import Contained
 from consumer.forecaster import Forecaster
 from consumer.metrics import ClassifierMetrics, ForecasterMetrics
 from consumer.output import Output
-from consumer.processor import DeadLetters, Throttle
+from consumer.processor import DeadLetters
 from consumer.series_metrics import SeriesSelection
 from sunspots.kafka.settings import Topics
+from sunspots.process.logs import LogLimiter
 from tests.unit.records import CALIBRATION, D0, Record, observations
 
 pytestmark = pytest.mark.unit
@@ -199,28 +200,33 @@ def test_bisection_keeps_the_order_and_isolates_each_failing_record() -> None:
     assert inner.calls <= 2 * 2 * 6 + 1  # about 2·k·log2(n) calls, not n
 
 
-def test_a_burst_of_failures_is_told_once_each_then_summed_up(caplog) -> None:
+def test_a_burst_of_failures_is_told_ten_a_minute_then_summed_up(caplog) -> None:
+    """Through the one log limiter the services install: ten failures a minute are told with
+    their tracebacks, the rest held back and counted on the next minute's first line; every one
+    is counted in the metric."""
     now = [0.0]
-    throttle = Throttle(limit=3, period=60.0, clock=lambda: now[0])
+    limiter = LogLimiter(("consumer.processor",), clock=lambda: now[0])
     registry = CollectorRegistry()
-    dead_letters = DeadLetters(
-        TOPICS.dead_letter, ForecasterMetrics(registry).dead_letters, throttle
-    )
-    with caplog.at_level(logging.WARNING, logger="consumer.processor"):
-        for i in range(10):
-            dead_letters.fail(Record(b"x", None, i), ValueError(f"bad {i}"))
-        dead_letters.commit()
-        now[0] = 61.0
-        dead_letters.commit()  # the next batch, without a failure of its own
-        dead_letters.fail(Record(b"x", None, 10), ValueError("bad 10"))
-        dead_letters.commit()
+    dead_letters = DeadLetters(TOPICS.dead_letter, ForecasterMetrics(registry).dead_letters)
+    caplog.handler.addFilter(limiter)
+    try:
+        with caplog.at_level(logging.WARNING, logger="consumer.processor"):
+            for i in range(14):
+                dead_letters.fail(Record(b"x", None, i), ValueError(f"bad {i}"))
+            dead_letters.commit()
+            now[0] = 61.0
+            dead_letters.fail(Record(b"x", None, 14), ValueError("bad 14"))
+            dead_letters.commit()
+    finally:
+        caplog.handler.removeFilter(limiter)
     messages = [r.getMessage() for r in caplog.records]
-    assert len(messages) == 5
-    assert "bad 0" in messages[0] and "bad 2" in messages[2]
-    assert messages[3].startswith("7 more records failed unexpectedly")
-    assert "bad 10" in messages[4]
+    assert len(messages) == 11
+    assert "bad 0" in messages[0] and "bad 9" in messages[9]
+    assert all(r.exc_info for r in caplog.records)
+    assert "bad 14" in messages[10]
+    assert "[4 more like it held back since the last one shown]" in messages[10]
     assert (
-        registry.get_sample_value("sunspot_dead_letters_total", {"reason": "internal_error"}) == 11
+        registry.get_sample_value("sunspot_dead_letters_total", {"reason": "internal_error"}) == 15
     )
 
 

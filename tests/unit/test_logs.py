@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from sunspots.process.logs import Outage, RepeatFilter, formatter, log_level
+from sunspots.process.logs import LOG_LIMIT, LogLimiter, Outage, formatter, log_level
 
 
 def _record(name: str = "consumer.recovery", msg: str = "partitions assigned: %s", **extra):
@@ -66,7 +66,7 @@ class Clock:
 
 def test_repeats_are_held_back_then_counted() -> None:
     clock = Clock()
-    repeats = RepeatFilter(("kafka",), window_s=60, clock=clock)
+    repeats = LogLimiter(("kafka",), window_s=60, clock=clock)
 
     def kafka_line() -> logging.LogRecord:
         return _record("kafka.net.manager", "Connection failed: %s")
@@ -85,7 +85,7 @@ def test_repeats_are_held_back_then_counted() -> None:
 
 
 def test_dead_letters_are_held_back_per_reason() -> None:
-    repeats = RepeatFilter(("consumer.processor",), clock=Clock())
+    repeats = LogLimiter(("consumer.processor",), clock=Clock())
 
     def dead_letter(reason: str) -> logging.LogRecord:
         return _record("consumer.processor", "dead letter %s", reason=reason)
@@ -95,22 +95,37 @@ def test_dead_letters_are_held_back_per_reason() -> None:
     assert repeats.filter(dead_letter("duplicate"))
 
 
-def test_a_line_its_logger_rate_limits_itself_is_not_held_back_again() -> None:
-    """Internal-error dead letters are limited by their own throttle (10 a minute, with a
-    summary), which RepeatFilter must not cut to one a minute."""
-    repeats = RepeatFilter(("consumer.processor",), clock=Clock())
+def test_a_line_with_its_own_limit_shows_that_many_a_window_then_says_what_it_held() -> None:
+    """Internal-error dead letters carry their own limit (ten a minute, with tracebacks): the
+    one limiter shows ten, holds the rest, and the first line of the next minute counts them;
+    the plain dead letters beside them keep their one a minute."""
+    clock = Clock()
+    repeats = LogLimiter(("consumer.processor",), clock=clock)
 
     def failure() -> logging.LogRecord:
         return _record(
             "consumer.processor",
-            "record at %s failed (%s); dead-lettered",
+            "record %s failed; dead-lettered",
             reason="internal_error",
-            rate_limited=True,
+            **{LOG_LIMIT: 10},
         )
 
-    assert all(repeats.filter(failure()) for _ in range(10))
+    assert [repeats.filter(failure()) for _ in range(14)] == [True] * 10 + [False] * 4
     plain = _record("consumer.processor", "dead letter %s", reason="not_json")
     assert repeats.filter(plain) and not repeats.filter(plain)
+    clock.now = 60
+    shown = failure()
+    assert repeats.filter(shown)
+    assert "[4 more like it held back since the last one shown]" in shown.getMessage()
+    assert all(repeats.filter(failure()) for _ in range(9))
+    assert not repeats.filter(failure())
+
+
+def test_a_line_outside_the_limited_loggers_passes_unless_it_sets_a_limit() -> None:
+    repeats = LogLimiter(("kafka",), clock=Clock())
+    assert all(repeats.filter(_record("consumer.runner")) for _ in range(5))
+    limited = [repeats.filter(_record("consumer.runner", **{LOG_LIMIT: 2})) for _ in range(3)]
+    assert limited == [True, True, False]
 
 
 # One process per case: setup_logging configures the root logger of the process it runs in.

@@ -238,3 +238,19 @@ def test_the_retry_policy_gives_a_refusal_back_at_once() -> None:
     with pytest.raises(KafkaError):
         retry(step, "committing", retry_on=(KafkaError,))
     assert calls == [1]
+
+
+def test_the_start_up_check_tells_a_missing_codec_before_a_refusal(monkeypatch) -> None:
+    """`refused_at_start`: a codec the command lacks is a usage error (2), told before any
+    connection; then a refusal no retry mends, with its own code; else nothing."""
+    from sunspots.kafka import codecs, refusal
+
+    kafka = KafkaSettings()
+    tls = refusal.Refusal(refusal.TLS, "TLS failed: not trusted")
+    monkeypatch.setattr(refusal, "preflight", lambda settings: tls)
+    monkeypatch.setattr(codecs, "refusal", lambda reads, writes: "lz4 cannot be read: no lz4")
+    assert refusal.refused_at_start(kafka, reads=True) == ("lz4 cannot be read: no lz4", 2)
+    monkeypatch.setattr(codecs, "refusal", lambda reads, writes: None)
+    assert refusal.refused_at_start(kafka, reads=False) == ("TLS failed: not trusted", 7)
+    monkeypatch.setattr(refusal, "preflight", lambda settings: None)
+    assert refusal.refused_at_start(kafka, reads=False) is None

@@ -34,7 +34,6 @@ from kafka.errors import (
 )
 from kafka.structs import OffsetAndMetadata
 
-from consumer import publishing
 from consumer.fencing import Fenced
 from consumer.health import Health
 from consumer.output import Output
@@ -42,6 +41,7 @@ from consumer.publishing import AcknowledgedPublisher, TransactionalPublisher
 from consumer.runner import Runner, RunnerConfig
 from consumer.sensors import Sensor
 from consumer.stops import EXIT_INPUT, EXIT_STALLED, ServiceStop
+from sunspots.kafka import transactions
 
 TOPIC = "observations"
 TP0, TP1 = TopicPartition(TOPIC, 0), TopicPartition(TOPIC, 1)
@@ -638,7 +638,7 @@ def steps(monkeypatch: pytest.MonkeyPatch) -> Steps:
     """The publisher's steps begin here instead of in kafka-python's transaction manager
     (sunspots.kafka.compat's shim is tested on its own, in test_kafka_compat)."""
     fake = Steps()
-    monkeypatch.setattr(publishing, "start_transaction_step", fake.start)
+    monkeypatch.setattr(transactions, "start_transaction_step", fake.start)
     return fake
 
 

@@ -14,13 +14,13 @@ import pytest
 from kafka.errors import KafkaError, KafkaTimeoutError, MessageSizeTooLargeError
 from kafka.structs import OffsetAndMetadata
 
-from consumer import publishing
 from consumer.health import Health
 from consumer.output import Output
 from consumer.publishing import AcknowledgedPublisher, StaleMetadata, TransactionalPublisher
 from consumer.recovery import RESTORE_PROBLEM
 from consumer.runner import Runner
 from consumer.stops import EXIT_INPUT, ServiceStop
+from sunspots.kafka import transactions
 from tests.unit.test_runner_paths import (
     CONFIG,
     TP0,
@@ -178,7 +178,7 @@ def answered(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         begun.append(step)
         return Answered()
 
-    monkeypatch.setattr(publishing, "start_transaction_step", start)
+    monkeypatch.setattr(transactions, "start_transaction_step", start)
     return begun
 
 
@@ -235,7 +235,7 @@ class Aborted:
 
 
 def test_a_record_a_topic_refuses_as_too_large_stops_the_service(monkeypatch) -> None:
-    monkeypatch.setattr(publishing, "start_transaction_step", lambda *args: Aborted())
+    monkeypatch.setattr(transactions, "start_transaction_step", lambda *args: Aborted())
     outputs = [Output("dead-letters", b"v" * 1000, b"k")]
     offsets = {TP0: OffsetAndMetadata(1, "", -1)}
     publisher = TransactionalPublisher(TooLargeProducer, threading.Event(), Health(), 1.0)

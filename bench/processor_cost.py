@@ -1,0 +1,86 @@
+"""The forecaster's own CPU per observation as the number of series grows, without Kafka.
+
+    .venv/bin/python -m bench.processor_cost [--series 1 1000 10000] [--observations 200000]
+        [--batch 500]
+
+(A series gives at most 9,000 days from 2000-01-01: later ones would lie in the future, which
+the forecaster turns away; the single series is measured on those.)
+
+bench.many_series measures the whole service; this isolates the processor (the side of the
+seam that never publishes): the real `Forecaster` on the committed model takes synthetic daily
+observations of S series, in batches of `--batch` records as the loop would hand them over
+(one series: consecutive days; S series: one day of each in turn), after a warm-up that fills
+every window. Per observation: the CPU time of `process` and the outputs it returns. With one
+series a batch writes one changelog record; with many, one per series it touched, and each
+touched series is copied for the batch's atomicity: the figures show what that costs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from datetime import date, timedelta
+from typing import Any
+
+from bench.common import machine
+from bench.state_record import Rec, forecaster
+from sunspots.wire.schemas import Observation
+
+WARM_DAYS = 20  # past the longest model input, so every later observation forecasts and scores
+MAX_DAYS = 9000  # from 2000-01-01, all before today: a date in the future is a dead letter
+
+
+def records(series: int, days: int) -> list[Rec]:
+    """`days` days of `series` synthetic series, one day of every series at a time."""
+    out, offset = [], 0
+    for day in range(days):
+        when = date(2000, 1, 1) + timedelta(days=day)
+        for i in range(series):
+            name = f"silso-{i}"
+            value = 50.0 + ((day * 7 + i * 13) % 97) / 2
+            obs = Observation(name, when, value, 1.0, 20, False).encode()
+            out.append(Rec(offset, name.encode(), obs))
+            offset += 1
+    return out
+
+
+def measure(series: int, observations: int, batch: int) -> dict[str, Any]:
+    """CPU µs and outputs per observation of `process`, past the warm-up."""
+    days = WARM_DAYS + max(1, min(observations // series, MAX_DAYS))
+    fed = records(series, days)
+    fc = forecaster(challenger=False)
+    warm = WARM_DAYS * series
+    for start in range(0, warm, batch):
+        fc.process(fed[start : min(start + batch, warm)])
+    timed = fed[warm:]
+    outputs = 0
+    began = time.process_time()
+    for start in range(0, len(timed), batch):
+        outputs += len(fc.process(timed[start : start + batch]))
+    cpu = time.process_time() - began
+    return {
+        "series": series,
+        "observations": len(timed),
+        "cpu_us_per_obs": round(cpu / len(timed) * 1e6, 1),
+        "outputs_per_obs": round(outputs / len(timed), 2),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m bench.processor_cost`: one row per series count, each with its ratio to the
+    first; the JSON is printed."""
+    parser = argparse.ArgumentParser(prog="bench.processor_cost", description=__doc__)
+    parser.add_argument("--series", type=int, nargs="+", default=[1, 1000, 10000])
+    parser.add_argument("--observations", type=int, default=200_000)
+    parser.add_argument("--batch", type=int, default=500)
+    args = parser.parse_args(argv)
+    rows = [measure(n, args.observations, args.batch) for n in args.series]
+    for row in rows:
+        row["ratio_to_first"] = round(row["cpu_us_per_obs"] / rows[0]["cpu_us_per_obs"], 2)
+    print(json.dumps({"benchmark": "processor_cost", "machine": machine(), "rows": rows}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -50,10 +50,12 @@ def kcat_produce(
     bootstrap: str, topic: str, records: Iterable[tuple[str, str]], codec: str
 ) -> None:
     """kcat sends each (key, value) to `topic` in `codec`, partitioned by the key's murmur2
-    hash as the Java and Python clients partition (the README's recipe does the same)."""
+    hash as the Java and Python clients partition (the README's recipe does the same). It
+    lingers 100 ms (librdkafka's default is 5) so that a writer's records share a batch even on
+    a loaded machine: the tests judge each writer's codec on its batches of several records."""
     lines = "".join(f"{key}\t{value}\n" for key, value in records)
     command = ["kcat", "-b", bootstrap, "-P", "-t", topic, "-K", "\t", "-z", codec]
-    _run([*command, "-X", "partitioner=murmur2_random"], lines)
+    _run([*command, "-X", "partitioner=murmur2_random", "-X", "linger.ms=100"], lines)
 
 
 def kcat_read(bootstrap: str, topic: str) -> list[Row]:

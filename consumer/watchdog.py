@@ -58,18 +58,19 @@ class KafkaProbe:
         self.timeout_ms = timeout_ms
         self._reader: KafkaConsumer | None = None
 
-    def _client(self) -> KafkaConsumer:
+    def _open_reader(self) -> KafkaConsumer:
+        """The probe's own reader, made at its first use (not kafka-python's private client)."""
         if self._reader is None:
             self._reader = clients.make_reader(self.kafka, group_id=self.group_id)
         return self._reader
 
     def ends(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
-        return dict(self._client().end_offsets(partitions, timeout_ms=self.timeout_ms))
+        return dict(self._open_reader().end_offsets(partitions, timeout_ms=self.timeout_ms))
 
     def committed(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
         """The group's committed offset of each partition; the partition's first offset where
         the group has none (where the loop starts: auto_offset_reset is earliest)."""
-        reader = self._client()
+        reader = self._open_reader()
         # One request per partition; the first that fails ends the round (the caller asks
         # again at its next probe), so a broker gone costs one timeout, not one per partition.
         found = {tp: reader.committed(tp, timeout_ms=self.timeout_ms) for tp in partitions}

@@ -1,0 +1,127 @@
+"""A failed batch puts every series back exactly as it was (pure logic, stand-in models).
+
+Before a batch first changes a series it keeps the series' last changelog record, which gives
+the state back without a copy; after a model change that record would restore the role
+afresh, so the state is copied instead. Last alarms, like scores and counts, change only once
+a batch has succeeded."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import numpy as np
+import pytest
+from prometheus_client import CollectorRegistry
+
+from consumer.forecaster import Forecaster
+from consumer.metrics import ForecasterMetrics
+from consumer.series import SeriesPolicy, SeriesState
+from consumer.series_metrics import SeriesSelection
+from sunspots.domain.drift import DriftPolicy
+from sunspots.kafka.settings import Topics
+from sunspots.lifecycle import records as models
+from sunspots.lifecycle.records import CHAMPION, Published
+from tests.unit.records import CALIBRATION, observations
+
+pytestmark = pytest.mark.unit
+
+TOPICS = Topics()
+POISON = 666.0
+
+
+class Model:
+    """Forecasts the window's last value + `offset`; NaN for a window holding POISON (a forecast
+    that is not a number fails its batch once the batch's earlier steps are done)."""
+
+    calibration = CALIBRATION
+    window = 3
+
+    def __init__(self, version: str, offset: float = 1.0) -> None:
+        self.model_version = version
+        self.offset = offset
+
+    def predict(self, windows: np.ndarray) -> np.ndarray:
+        poisoned = (windows == POISON).any(axis=1)
+        return np.where(poisoned, np.nan, windows[:, -1] + self.offset)
+
+
+def _forecaster(model: Model, registry: CollectorRegistry, drift: DriftPolicy | None = None):
+    return Forecaster(
+        model,
+        TOPICS,
+        ForecasterMetrics(registry),
+        today=lambda: date(2026, 1, 1),
+        series_policy=SeriesPolicy(8, 10, drift or DriftPolicy()),
+        series_metrics=SeriesSelection.parse("all"),
+    )
+
+
+def _champion(model: Model) -> Published:
+    record = models.ModelRecord(
+        1, CHAMPION, "sunspot-forecaster", model.model_version, "{}", "", b"", "", "", ""
+    )
+    return Published(CHAMPION, model, record)  # type: ignore[arg-type]
+
+
+def _samples(registry: CollectorRegistry) -> list[tuple]:
+    return [(s.name, s.labels, s.value) for m in registry.collect() for s in m.samples]
+
+
+def test_a_written_series_is_saved_as_its_last_changelog_record_not_a_copy() -> None:
+    fc = _forecaster(Model("v1"), CollectorRegistry())
+    out = fc.process(observations([10, 11, 12, 13, 14]))
+    [record] = [o for o in out if o.topic == TOPICS.state]
+    state = fc.series["s"]
+    assert state.written == (record.value, record.partition)
+    assert state.saved(fc.lanes) is state.written  # nothing allocated to save it
+
+
+def test_a_failed_batch_gives_back_the_state_its_record_holds_with_scores_and_counts() -> None:
+    registry = CollectorRegistry()
+    fc = _forecaster(Model("v1"), registry)
+    fc.process(observations([10, 11, 12, 13, 14, 15, 16]))
+    before, metrics = fc.series["s"].snapshot(), _samples(registry)
+    score = fc.series["s"].roles[CHAMPION].score
+    with pytest.raises(ValueError):
+        fc.process(observations([17, 18, POISON, 20], start=7))
+    state = fc.series["s"]
+    assert state.snapshot() == before and state.window.values[-1] == 16.0
+    assert state.roles[CHAMPION].score is score  # the rolling scores are kept, not reset
+    assert _samples(registry) == metrics
+
+
+def test_after_a_model_change_a_failed_batch_gives_back_the_old_role() -> None:
+    registry = CollectorRegistry()
+    fc = _forecaster(Model("v1"), registry)
+    fc.process(observations([10, 11, 12, 13, 14, 15, 16]))
+    role = fc.series["s"].roles[CHAMPION]
+    level, before = role.interval.level, fc.series["s"].snapshot()
+    fc.follow([_champion(Model("v2", offset=2.0))])
+    # From its record the series would come back with a fresh v2 role: it is copied instead.
+    assert isinstance(fc.series["s"].saved(fc.lanes), SeriesState)
+    with pytest.raises(ValueError):
+        fc.process(observations([17, 18, POISON], start=7))
+    state = fc.series["s"]
+    assert state.snapshot() == before
+    assert state.roles[CHAMPION].model_version == "v1"
+    assert state.roles[CHAMPION].interval.level == level
+    # Processed again without the poison, the pending v1 forecast is scored under v1.
+    out = fc.process(observations([17, 18], start=7))
+    versions = [o.value for o in out if o.topic == TOPICS.evaluations]
+    assert b'"model_version":"v1"' in versions[0] and b'"model_version":"v2"' in versions[1]
+
+
+def test_a_drift_alarm_of_a_failed_batch_leaves_no_last_alarm() -> None:
+    policy = DriftPolicy(delta=0.3, threshold=5.0, half_life=50.0, warmup=10, floor=1.0)
+    registry = CollectorRegistry()
+    fc = _forecaster(Model("v1", offset=0.0), registry, policy)
+    # The error is the day's step: 1 for 40 days, then 4 (an alarm within days of day 41).
+    values = [float(i) for i in range(40)] + [40.0 + 4 * i for i in range(8)]
+    fc.process(observations(values[:40]))
+    with pytest.raises(ValueError):
+        fc.process(observations([*values[40:], POISON], start=40))
+    assert fc.series["s"].roles[CHAMPION].last_alarm is None
+    labels = {"series": "s", "role": CHAMPION}
+    assert registry.get_sample_value("sunspot_drift_last_alarm_timestamp_seconds", labels) is None
+    fc.process(observations(values[40:], start=40))  # the same days, without the poison
+    assert fc.series["s"].roles[CHAMPION].last_alarm is not None

@@ -19,6 +19,12 @@ class Fenced(RuntimeError):
 
 def is_fenced(exc: BaseException) -> bool:
     """kafka-python often reports a fencing wrapped in a plain KafkaError (as its second
-    argument, or as the cause), so look inside as well."""
+    argument, or as the cause), so look inside as well; and once its transaction manager is in
+    an error state, a transaction step raises a KafkaError whose message alone names the error
+    ("... in an error state: [Error 90] ProducerFencedError"). Missing that one would have a
+    zombie replace its producer, whose start fences the instance that took over."""
     inner = [exc, exc.__cause__, exc.__context__, *getattr(exc, "args", ())]
-    return any(isinstance(e, FATAL_ERRORS) for e in inner)
+    if any(isinstance(e, FATAL_ERRORS) for e in inner):
+        return True
+    told = str(exc)
+    return any(error.__name__ in told for error in FATAL_ERRORS)

@@ -18,6 +18,10 @@ def test_fencing_is_recognised_even_when_wrapped() -> None:
     assert is_fenced(FencedInstanceIdError())
     # kafka-python's producer reports it like this once its transaction manager is fenced.
     assert is_fenced(KafkaError("Cannot perform send because ...", ProducerFencedError()))
+    # ... and like this, the error in its message alone, once a transaction step is refused.
+    for fenced in (ProducerFencedError(), FencedInstanceIdError()):
+        state = f"Cannot execute transactional method because we are in an error state: {fenced}"
+        assert is_fenced(KafkaError(state))
     try:
         try:
             raise ProducerFencedError()

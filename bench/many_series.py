@@ -246,8 +246,6 @@ def _measure_state(series: int, days: int, rolling: int) -> dict[str, Any]:
             rs.drift, seen, shared
         )
         parts[f"{role}: role object"] = _deep(rs, seen, shared)
-    if getattr(state, "written", None) is not None:  # kept for a rollback
-        parts["last changelog record"] = _deep(state.written, seen, shared)
     rest = _deep(state, seen - {id(state)}, shared) - sys.getsizeof(state)
     parts["the rest (roles map, counts, ...)"] = rest
     parts["entry in the map of series"] = round(sys.getsizeof(fc.series) / len(fc.series))

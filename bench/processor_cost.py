@@ -14,9 +14,8 @@ every window. Per observation: the CPU time of `process` and the outputs it retu
 changelog records. With one series a batch writes one changelog record; with many, one per
 series it touched, and each touched series is copied for the batch's atomicity. What those two
 cost a touched series is timed apart, over every series held once the run is over (the median
-of three rounds): `snapshot_us`, the changelog value's encoding, and `save_us`, what a batch
-keeps to give the series back if it fails (`SeriesState.saved`: the last changelog record,
-nothing to allocate). Beside them the service pays one more send through kafka-python's producer
+of three rounds): `snapshot_us`, the changelog value's encoding, and `copy_us`, the copy kept
+for a rollback. Beside them the service pays one more send through kafka-python's producer
 per changelog record (bench.codecs gives its CPU per record), which no processor-side saving
 removes.
 """
@@ -79,7 +78,7 @@ def measure(series: int, observations: int, batch: int) -> dict[str, Any]:
         "outputs_per_obs": round(outputs / len(timed), 2),
         "changelog_records_per_obs": round(changelog / len(timed), 3),
         "snapshot_us": per_state(states, SeriesState.snapshot),
-        "save_us": per_state(states, lambda state: state.saved(fc.lanes)),
+        "copy_us": per_state(states, SeriesState.copy),
     }
 
 

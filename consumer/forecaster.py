@@ -17,10 +17,9 @@ and scorings are walked in the order their observations were applied: each forec
 interval at its series' current level, each scoring updates that level. This is the order the
 offline evaluation uses, so stream and training give the same intervals.
 
-A batch is atomic (consumer.processor): before a batch first changes a series it keeps what
-gives that state back (its last changelog record, or a copy: `SeriesState.saved`), and puts
-the states back if anything in the batch raises; metrics, rolling scores, last alarms and
-dead-letter counts change only once the batch has succeeded. `consumer.containment`
+A batch is atomic (consumer.processor): before a batch first changes a series it keeps a copy
+of its state, and puts the copies back if anything in the batch raises; metrics, rolling
+scores and dead-letter counts change only once the batch has succeeded. `consumer.containment`
 relies on this to isolate a record that makes a batch fail.
 
 Models (sunspots.lifecycle.lanes): the champion's forecasts and evaluations go to the forecasts and
@@ -64,15 +63,7 @@ from consumer.metrics import ForecasterMetrics
 from consumer.model_roles import Lifecycle
 from consumer.output import Output
 from consumer.processor import DeadLetters, Record
-from consumer.series import (
-    DEFAULT_ROLLING,
-    InBatch,
-    Pending,
-    Pendings,
-    RoleState,
-    SeriesPolicy,
-    SeriesState,
-)
+from consumer.series import DEFAULT_ROLLING, InBatch, Pending, Pendings, SeriesPolicy, SeriesState
 from consumer.series_metrics import DEFAULT_SERIES_METRICS, SeriesCollector, SeriesSelection
 from consumer.tally import BatchTally
 from consumer.topic_changes import SourceTopic
@@ -96,8 +87,6 @@ from sunspots.wire.schemas import (
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_SERIES = 10_000
-# What gives back a series' state from before a batch (`SeriesState.saved`); None: it was new.
-Saved = SeriesState | tuple[bytes, int] | None
 
 __all__ = ["DEFAULT_MAX_SERIES", "ForecastModel", "Forecaster"]
 
@@ -127,11 +116,9 @@ class _Batch:
     # In application order: (role, i) the forecast of windows[role][i], (None, j) scorings[j].
     steps: list[tuple[str | None, int]] = field(default_factory=list)
     evaluations: list[Evaluation] = field(default_factory=list)  # beside `scorings`
-    # The series this batch changed, each with what gives back its state from before the batch
-    # (`SeriesState.saved`; None: new).
-    saved: dict[str, Saved] = field(default_factory=dict)
+    # The series this batch changed, each with its state from before the batch (None: new).
+    saved: dict[str, SeriesState | None] = field(default_factory=dict)
     touched: dict[str, SeriesState] = field(default_factory=dict)
-    alarms: list[tuple[RoleState, date]] = field(default_factory=list)  # drift alarms raised
     dead: list[Output] = field(default_factory=list)
     tally: BatchTally = field(default_factory=BatchTally)
 
@@ -170,7 +157,7 @@ class Forecaster:
         self.lifecycle = Lifecycle(self.lanes, metrics, topics.models, rule, promoter)
         self.source = SourceTopic()
         # Each series changed since the last checkpoint, as it was then (None: new).
-        self.since_checkpoint: dict[str, Saved] = {}
+        self.since_checkpoint: dict[str, SeriesState | None] = {}
         self.rewrite = False  # every series held is owed to a changelog that lost them
         self.rewriting = False  # ... and the batch in flight carries them
 
@@ -250,7 +237,7 @@ class Forecaster:
             batch.dead.append(self.dead_letters.reject(record, "too_many_series", detail))
             return
         if name not in batch.saved:
-            batch.saved[name] = None if state is None else state.saved(self.lanes)
+            batch.saved[name] = None if state is None else state.copy()
         if state is None:
             state = self.series[name] = SeriesState.new(name, record.partition, self.series_policy)
         step = state.window.apply(obs.date, obs.sunspot_number, self.lanes.shortest)
@@ -326,7 +313,7 @@ class Forecaster:
             role.interval.update(evaluation.covered)
             drift = role.drift.apply(evaluation.error)
             if drift.alarm:
-                batch.alarms.append((role, made.target_date))
+                role.last_alarm = made.target_date
                 batch.tally.drift(scoring.state.name, scoring.role, drift, made.target_date)
         return evaluation
 
@@ -385,28 +372,22 @@ class Forecaster:
                 state = self.series.get(name)
                 if saved is None and state is not None and state.partition in added:
                     self.source.moved += 1  # its key moved here, its state did not
-        for role, day in batch.alarms:
-            role.last_alarm = day
         batch.tally.apply(self.metrics)
         self.dead_letters.commit()
         return self.lifecycle.promotion(days.values())
 
     def _roll_back(self, batch: _Batch) -> None:
-        self._put_back(batch.saved)
+        for name, saved in batch.saved.items():
+            if saved is None:
+                self.series.pop(name, None)
+            else:
+                self.series[name] = saved
         self.dead_letters.discard()
-
-    def _put_back(self, saved: dict[str, Saved]) -> None:
-        """Each series as `saved` keeps it (None: it was not there)."""
-        for name, kept in saved.items():
-            state = self.series.pop(name, None)
-            if kept is not None:
-                assert state is not None, f"{name}: saved, yet no longer held"
-                self.series[name] = state.rebuilt(kept, self.lanes, self.series_policy)
 
     # --- state changelog ------------------------------------------------------------------
 
     def _state_record(self, state: SeriesState) -> Output:
-        return Output(self.topics.state, state.write(), state.key, partition=state.partition)
+        return Output(self.topics.state, state.snapshot(), state.key, partition=state.partition)
 
     def restore(self, partition: int, changelog: Iterable[tuple[bytes, bytes | None]]) -> None:
         """The series of `partition`, rebuilt from its changelog records (an unreadable record
@@ -473,7 +454,11 @@ class Forecaster:
     def undo(self) -> None:
         """Put every series back as it was at the last checkpoint: a rewind that cannot read
         the states back from the changelog (it lost them) starts from these."""
-        self._put_back(self.since_checkpoint)
+        for name, saved in self.since_checkpoint.items():
+            if saved is None:
+                self.series.pop(name, None)
+            else:
+                self.series[name] = saved
         self.since_checkpoint, self.rewriting = {}, False
 
     def _owed(self, batch: _Batch) -> list[Output]:

@@ -24,15 +24,9 @@ schemas/state.json):
 Older snapshots (a window as long as the model's input, its `pending` and `interval` the
 champion's) restore into the longer window, as the champion's.
 
-What a batch saves before it first changes a series, to put back if the batch fails, is the
-series' last changelog record (`written`: the snapshot's bytes and the partition it went to),
-which every batch that changed the series wrote anyway: saving it allocates nothing, where a
-copy of the state is a handful of objects per observation once every observation is another
-series' (bench.processor_cost). `rebuilt` turns it back into the state, with the rolling
-scores, the counts and the last alarm of the state it replaces, which a batch changes only once
-it has succeeded. A state whose roles are not the running models' (a model changed since the
-series was last written, which the snapshot's restore would start afresh) is copied instead
-(`copy`), so a rollback always gives back exactly the state from before the batch.
+`copy` is what a batch saves before it first changes a series, to put back if the batch fails;
+the copy shares the rolling scores and the counts, which a batch changes only once it has
+succeeded.
 
 The state is also what the series' metrics are read from at scrape time
 (consumer.series_metrics): the counts of what the series went through (`SeriesCounts`), the
@@ -155,8 +149,6 @@ class SeriesState:
     key: bytes = b""
     source_id: str | None = None  # the source topic's id, which `applied_to` belongs to
     counts: SeriesCounts = field(default_factory=SeriesCounts)
-    # Its last changelog record, (value, partition): what a failed batch puts it back to.
-    written: tuple[bytes, int] | None = None
 
     def __post_init__(self) -> None:
         if not self.key:
@@ -188,7 +180,6 @@ class SeriesState:
             self.key,
             self.source_id,
             self.counts,
-            self.written,
         )
 
     def snapshot(self) -> bytes:
@@ -199,41 +190,6 @@ class SeriesState:
         roles = {role: state.snapshot(pending.get(role)) for role, state in self.roles.items()}
         snapshot = SeriesSnapshot(self.name, self.applied_to, window, None, roles, self.source_id)
         return snapshot.encode()
-
-    def write(self) -> bytes:
-        """The changelog value, kept as `written` for a batch that may have to come back to it."""
-        value = self.snapshot()
-        self.written = (value, self.partition)
-        return value
-
-    def saved(self, lanes: Lanes) -> SeriesState | tuple[bytes, int]:
-        """What a batch keeps before it first changes this series: its last changelog record
-        when that restores it exactly (every role it has runs the same model now), else a
-        copy."""
-        if self.written is None:
-            return self.copy()
-        running = lanes.by_role
-        for role, state in self.roles.items():
-            lane = running.get(role)
-            if lane is None or lane.version != state.model_version:
-                return self.copy()
-        return self.written
-
-    def rebuilt(
-        self, saved: SeriesState | tuple[bytes, int], lanes: Lanes, series_policy: SeriesPolicy
-    ) -> SeriesState:
-        """The state `saved` (by `saved`) stands for, with this state's scores, counts and
-        last alarms, which change only once a batch has succeeded."""
-        if isinstance(saved, SeriesState):
-            return saved
-        value, partition = saved
-        state = SeriesState.from_snapshot(self.name, value, partition, lanes, series_policy)
-        state.written, state.counts = saved, self.counts
-        for role, restored in state.roles.items():
-            current = self.roles.get(role)
-            if current is not None and current.model_version == restored.model_version:
-                restored.score, restored.last_alarm = current.score, current.last_alarm
-        return state
 
     @classmethod
     def from_snapshot(
@@ -250,7 +206,6 @@ class SeriesState:
             series_policy.history, snap.window.last_date, values
         )
         state = cls(name, window, partition, applied_to=snap.offset, source_id=snap.topic_id)
-        state.written = (value, partition)
         pending: Pendings = {}
         for role, part in _role_parts(snap, lanes).items():
             lane = lanes.get(role)

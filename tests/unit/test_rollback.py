@@ -1,9 +1,9 @@
 """A failed batch puts every series back exactly as it was (pure logic, stand-in models).
 
-Before a batch first changes a series it keeps the series' last changelog record, which gives
-the state back without a copy; after a model change that record would restore the role
-afresh, so the state is copied instead. Last alarms, like scores and counts, change only once
-a batch has succeeded."""
+Before a batch first changes a series it keeps a copy of its state (`SeriesState.copy`) and
+puts the copies back if anything in the batch raises: the window, the interval level and the
+drift test, even after a model change that the next forecast would start afresh; the rolling
+scores, the counts and the last alarms change only once a batch has succeeded."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry
 
 from consumer.forecaster import Forecaster
 from consumer.metrics import ForecasterMetrics
-from consumer.series import SeriesPolicy, SeriesState
+from consumer.series import SeriesPolicy
 from consumer.series_metrics import SeriesSelection
 from sunspots.domain.drift import DriftPolicy
 from sunspots.kafka.settings import Topics
@@ -67,16 +67,7 @@ def _samples(registry: CollectorRegistry) -> list[tuple]:
     return [(s.name, s.labels, s.value) for m in registry.collect() for s in m.samples]
 
 
-def test_a_written_series_is_saved_as_its_last_changelog_record_not_a_copy() -> None:
-    fc = _forecaster(Model("v1"), CollectorRegistry())
-    out = fc.process(observations([10, 11, 12, 13, 14]))
-    [record] = [o for o in out if o.topic == TOPICS.state]
-    state = fc.series["s"]
-    assert state.written == (record.value, record.partition)
-    assert state.saved(fc.lanes) is state.written  # nothing allocated to save it
-
-
-def test_a_failed_batch_gives_back_the_state_its_record_holds_with_scores_and_counts() -> None:
+def test_a_failed_batch_gives_back_the_state_with_its_scores_and_counts() -> None:
     registry = CollectorRegistry()
     fc = _forecaster(Model("v1"), registry)
     fc.process(observations([10, 11, 12, 13, 14, 15, 16]))
@@ -97,8 +88,6 @@ def test_after_a_model_change_a_failed_batch_gives_back_the_old_role() -> None:
     role = fc.series["s"].roles[CHAMPION]
     level, before = role.interval.level, fc.series["s"].snapshot()
     fc.follow([_champion(Model("v2", offset=2.0))])
-    # From its record the series would come back with a fresh v2 role: it is copied instead.
-    assert isinstance(fc.series["s"].saved(fc.lanes), SeriesState)
     with pytest.raises(ValueError):
         fc.process(observations([17, 18, POISON], start=7))
     state = fc.series["s"]

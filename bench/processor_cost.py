@@ -1,7 +1,7 @@
 """The forecaster's own CPU per observation as the number of series grows, without Kafka.
 
     .venv/bin/python -m bench.processor_cost [--series 1 1000 10000] [--observations 200000]
-        [--batch 500]
+        [--batch 500] [--without snapshot copy]
 
 (A series gives at most 9,000 days from 2000-01-01: later ones would lie in the future, which
 the forecaster turns away; the single series is measured on those.)
@@ -18,6 +18,12 @@ of three rounds): `snapshot_us`, the changelog value's encoding, and `copy_us`, 
 for a rollback. Beside them the service pays one more send through kafka-python's producer
 per changelog record (bench.codecs gives its CPU per record), which no processor-side saving
 removes.
+
+The process's collector is set as the consumer sets its own (`settle_garbage_collector`).
+`--without` answers "what if this step were free": `snapshot` has every changelog value be a
+constant instead of the encoded state, `copy` has a batch keep the state itself instead of a
+copy (so a failed batch could not be rolled back). Both only measure; the rows say which were
+left out.
 """
 
 from __future__ import annotations
@@ -26,12 +32,14 @@ import argparse
 import json
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import date, timedelta
 from typing import Any
 
 from bench.common import machine
 from bench.state_record import Rec, forecaster
+from consumer.__main__ import settle_garbage_collector
 from consumer.series import SeriesState
 from sunspots.wire.schemas import Observation
 
@@ -96,6 +104,26 @@ def per_state(states: list[SeriesState], step: Callable[[SeriesState], object]) 
     return round(statistics.median(rounds), 2)
 
 
+STEPS = ("snapshot", "copy")
+
+
+@contextmanager
+def without(steps: list[str]) -> Iterator[None]:
+    """The forecaster with each of `steps` made free (see the module's doc), put back after."""
+    saved = {step: getattr(SeriesState, step) for step in steps}
+    free: dict[str, Callable[[SeriesState], object]] = {
+        "snapshot": lambda state: b"{}",
+        "copy": lambda state: state,
+    }
+    try:
+        for step in steps:
+            setattr(SeriesState, step, free[step])
+        yield
+    finally:
+        for step, method in saved.items():
+            setattr(SeriesState, step, method)
+
+
 def main(argv: list[str] | None = None) -> int:
     """`python -m bench.processor_cost`: one row per series count, each with its ratio to the
     first; the JSON is printed."""
@@ -103,13 +131,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--series", type=int, nargs="+", default=[1, 1000, 10000])
     parser.add_argument("--observations", type=int, default=200_000)
     parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--without", nargs="*", choices=STEPS, default=[])
     args = parser.parse_args(argv)
+    settle_garbage_collector()
     # A first run warms the process (lazy imports, the numeric library's first calls), which
     # would otherwise be charged to the first count.
     measure(args.series[0], args.observations, args.batch)
-    rows = [measure(n, args.observations, args.batch) for n in args.series]
+    with without(args.without):
+        rows = [measure(n, args.observations, args.batch) for n in args.series]
     for row in rows:
         row["ratio_to_first"] = round(row["cpu_us_per_obs"] / rows[0]["cpu_us_per_obs"], 2)
+        row["without"] = args.without
     print(json.dumps({"benchmark": "processor_cost", "machine": machine(), "rows": rows}, indent=2))
     return 0
 

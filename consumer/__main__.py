@@ -88,7 +88,7 @@ def run(config: ServiceConfig, shutdown: Shutdown, sensors: Sensors) -> int:
         log.error("cannot load the model: %s", exc)
         return EXIT_USAGE
     health.model_loaded = True
-    _settle_garbage_collector()
+    settle_garbage_collector()
     try:
         server = health_endpoint.serve(registry, health, config.metrics_port, config.metrics_host)
     except OSError as exc:
@@ -157,7 +157,7 @@ def _resources(config: ServiceConfig) -> dict[str, str]:
     }
 
 
-def _settle_garbage_collector() -> None:
+def settle_garbage_collector() -> None:
     """Keep the collector's work in proportion to the loop's.
 
     Per record the loop makes a handful of short-lived objects (kafka-python's records and

@@ -7,7 +7,8 @@ command's defaults."""
 
 from __future__ import annotations
 
-from bench.processor_cost import measure, records
+from bench.processor_cost import measure, records, without
+from consumer.series import SeriesPolicy, SeriesState
 
 
 def test_one_series_writes_a_changelog_record_per_batch() -> None:
@@ -29,3 +30,13 @@ def test_the_records_take_one_day_of_every_series_in_turn() -> None:
     fed = records(series=3, days=2)
     assert [r.key for r in fed] == [b"silso-0", b"silso-1", b"silso-2"] * 2
     assert [r.offset for r in fed] == list(range(6))
+
+
+def test_without_makes_the_steps_free_and_puts_them_back() -> None:
+    snapshot, copy = SeriesState.snapshot, SeriesState.copy
+    with without(["snapshot", "copy"]):
+        row = measure(series=60, observations=600, batch=50)
+        state = SeriesState.new("s", 0, SeriesPolicy())
+        assert state.snapshot() == b"{}" and state.copy() is state
+    assert row["changelog_records_per_obs"] == 1.0  # still written, as a constant
+    assert (SeriesState.snapshot, SeriesState.copy) == (snapshot, copy)

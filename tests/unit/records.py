@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import Any
 
 from sunspots.domain.intervals import Calibration
+from sunspots.lifecycle.records import ModelRecord, Published
 from sunspots.wire.schemas import Observation
 
 D0 = date(2000, 1, 1)
@@ -32,3 +34,11 @@ def observations(values: list[float | None], series: str = "s", start: int = 0) 
         obs = Observation(series, D0 + timedelta(days=start + i), v, None, 1, False)
         out.append(Record(obs.encode(), series.encode(), start + i))
     return out
+
+
+def published(role: str, model: Any) -> Published:
+    """A models-topic publication of a stand-in `model` (it needs a `model_version`) in `role`."""
+    record = ModelRecord(
+        1, role, "sunspot-forecaster", model.model_version, "{}", "", b"", "", "", ""
+    )
+    return Published(role, model, record)

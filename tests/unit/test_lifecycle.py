@@ -21,8 +21,8 @@ from sunspots.domain.drift import DriftPolicy
 from sunspots.kafka.settings import Topics
 from sunspots.lifecycle import records as models
 from sunspots.lifecycle.promotion import PromotionPolicy, PromotionRule
-from sunspots.lifecycle.records import CHALLENGER, CHAMPION, Published, Refused, Retired
-from tests.unit.records import CALIBRATION, observations
+from sunspots.lifecycle.records import CHALLENGER, CHAMPION, Refused, Retired
+from tests.unit.records import CALIBRATION, observations, published
 
 TOPICS = Topics()
 
@@ -41,14 +41,6 @@ class Offset:
     def predict(self, windows: np.ndarray) -> np.ndarray:
         self.inputs.append(windows.shape[1])
         return windows[:, -1] + self.offset
-
-
-def _record(version: str, role: str) -> models.ModelRecord:
-    return models.ModelRecord(1, role, "sunspot-forecaster", version, "{}", "", b"", "", "", "")
-
-
-def published(role: str, model: Offset) -> Published:
-    return Published(role, model, _record(model.model_version, role))  # type: ignore[arg-type]
 
 
 @pytest.fixture

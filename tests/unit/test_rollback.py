@@ -2,8 +2,9 @@
 
 Before a batch first changes a series it keeps a copy of its state (`SeriesState.copy`) and
 puts the copies back if anything in the batch raises: the window, the interval level and the
-drift test, even after a model change that the next forecast would start afresh; the rolling
-scores, the counts and the last alarms change only once a batch has succeeded."""
+drift test, even after a model change that the next forecast would start afresh; last alarms,
+like the rolling scores and the counts (tests/unit/test_containment.py), change only once a
+batch has succeeded."""
 
 from __future__ import annotations
 
@@ -19,9 +20,8 @@ from consumer.series import SeriesPolicy
 from consumer.series_metrics import SeriesSelection
 from sunspots.domain.drift import DriftPolicy
 from sunspots.kafka.settings import Topics
-from sunspots.lifecycle import records as models
-from sunspots.lifecycle.records import CHAMPION, Published
-from tests.unit.records import CALIBRATION, observations
+from sunspots.lifecycle.records import CHAMPION
+from tests.unit.records import CALIBRATION, observations, published
 
 pytestmark = pytest.mark.unit
 
@@ -45,7 +45,9 @@ class Model:
         return np.where(poisoned, np.nan, windows[:, -1] + self.offset)
 
 
-def _forecaster(model: Model, registry: CollectorRegistry, drift: DriftPolicy | None = None):
+def _forecaster(
+    model: Model, registry: CollectorRegistry, drift: DriftPolicy | None = None
+) -> Forecaster:
     return Forecaster(
         model,
         TOPICS,
@@ -56,38 +58,13 @@ def _forecaster(model: Model, registry: CollectorRegistry, drift: DriftPolicy | 
     )
 
 
-def _champion(model: Model) -> Published:
-    record = models.ModelRecord(
-        1, CHAMPION, "sunspot-forecaster", model.model_version, "{}", "", b"", "", "", ""
-    )
-    return Published(CHAMPION, model, record)  # type: ignore[arg-type]
-
-
-def _samples(registry: CollectorRegistry) -> list[tuple]:
-    return [(s.name, s.labels, s.value) for m in registry.collect() for s in m.samples]
-
-
-def test_a_failed_batch_gives_back_the_state_with_its_scores_and_counts() -> None:
-    registry = CollectorRegistry()
-    fc = _forecaster(Model("v1"), registry)
-    fc.process(observations([10, 11, 12, 13, 14, 15, 16]))
-    before, metrics = fc.series["s"].snapshot(), _samples(registry)
-    score = fc.series["s"].roles[CHAMPION].score
-    with pytest.raises(ValueError):
-        fc.process(observations([17, 18, POISON, 20], start=7))
-    state = fc.series["s"]
-    assert state.snapshot() == before and state.window.values[-1] == 16.0
-    assert state.roles[CHAMPION].score is score  # the rolling scores are kept, not reset
-    assert _samples(registry) == metrics
-
-
 def test_after_a_model_change_a_failed_batch_gives_back_the_old_role() -> None:
     registry = CollectorRegistry()
     fc = _forecaster(Model("v1"), registry)
     fc.process(observations([10, 11, 12, 13, 14, 15, 16]))
     role = fc.series["s"].roles[CHAMPION]
     level, before = role.interval.level, fc.series["s"].snapshot()
-    fc.follow([_champion(Model("v2", offset=2.0))])
+    fc.follow([published(CHAMPION, Model("v2", offset=2.0))])
     with pytest.raises(ValueError):
         fc.process(observations([17, 18, POISON], start=7))
     state = fc.series["s"]

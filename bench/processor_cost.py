@@ -38,16 +38,17 @@ from datetime import date, timedelta
 from typing import Any
 
 from bench.common import machine
-from bench.state_record import Rec, forecaster
+from bench.state_record import forecaster
 from consumer.__main__ import settle_garbage_collector
 from consumer.series import SeriesState
 from sunspots.wire.schemas import Observation
+from support.records import Record
 
 WARM_DAYS = 20  # past the longest model input, so every later observation forecasts and scores
 MAX_DAYS = 9000  # from 2000-01-01, all before today: a date in the future is a dead letter
 
 
-def records(series: int, days: int) -> list[Rec]:
+def records(series: int, days: int) -> list[Record]:
     """`days` days of `series` synthetic series, one day of every series at a time."""
     out, offset = [], 0
     for day in range(days):
@@ -56,7 +57,7 @@ def records(series: int, days: int) -> list[Rec]:
             name = f"silso-{i}"
             value = 50.0 + ((day * 7 + i * 13) % 97) / 2
             obs = Observation(name, when, value, 1.0, 20, False).encode()
-            out.append(Rec(offset, name.encode(), obs))
+            out.append(Record(obs, name.encode(), offset))
             offset += 1
     return out
 

@@ -32,16 +32,9 @@ from sunspots.domain.data import load_daily, select_range
 from sunspots.kafka.settings import Topics
 from sunspots.lifecycle import records
 from sunspots.wire.schemas import Observation
+from support.records import Record
 
 START = "2000-01-01"
-
-
-class Rec:
-    """A consumed record, as the runner hands it to a processor."""
-
-    def __init__(self, offset: int, key: bytes, value: bytes) -> None:
-        self.topic, self.partition, self.offset = Topics().observations, 0, offset
-        self.key, self.value = key, value
 
 
 def forecaster(challenger: bool) -> Forecaster:
@@ -68,10 +61,10 @@ def measure(data: str, series: int, days: int, challenger: bool, repeats: int) -
         batch = []
         for name in names:
             obs = Observation(name, when, float(value), None, None, None).encode()
-            batch.append(Rec(offset, name.encode(), obs))
+            batch.append(Record(obs, name.encode(), offset))
             offset += 1
         out = fc.process(batch)
-    sizes = [len(o.key or b"") + len(o.value or b"") for o in out if o.topic == Topics().state]
+    sizes = [len(o.key or b"") + len(o.value or b"") for o in out if o.topic == fc.topics.state]
     states = list(fc.series.values())
     rounds = []
     for _ in range(repeats):

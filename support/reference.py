@@ -69,6 +69,7 @@ from sunspots.lifecycle.publishing import EXIT_BAD_INPUT, EXIT_KAFKA
 from sunspots.process import cli
 from sunspots.wire.contracts import DEAD_LETTER_HEADERS
 from sunspots.wire.schemas import Observation, encode_classifier_request
+from support.records import Record
 from training import __main__ as training_main
 
 REPO = Path(__file__).resolve().parent.parent
@@ -224,18 +225,7 @@ STDS = [3.0, 1.1, 0.8, 1.0, 2.2, 1.6, 2.1, 1.3, 1.6, 0.7, 0.6, 2.1, 4.1]
 COUNTS = [25, 47, 44, 46, 17, 31, 43, 43, 30, 32, 40, 4, 42]
 
 
-@dataclass(frozen=True)
-class _Record:
-    """A consumed record as the processors read it (consumer.processor.Record)."""
-
-    value: bytes | None
-    key: bytes | None
-    offset: int
-    partition: int = 0
-    topic: str = TOPICS.observations
-
-
-def observation_records(series: str = "silso") -> list[_Record]:
+def observation_records(series: str = "silso") -> list[Record]:
     """The replay's observations of DAYS for `series`, as the producer makes them."""
     frame = pd.DataFrame(
         {
@@ -248,7 +238,7 @@ def observation_records(series: str = "silso") -> list[_Record]:
     )
     config = ReplayConfig(data="", series=series)
     made = [obs for day in observations(frame, config) for obs in day]
-    return [_Record(o.encode(), series.encode(), i) for i, o in enumerate(made)]
+    return [Record(o.encode(), series.encode(), i) for i, o in enumerate(made)]
 
 
 def forecaster_run() -> tuple[Forecaster, list[Any]]:
@@ -261,23 +251,23 @@ def forecaster_run() -> tuple[Forecaster, list[Any]]:
         series_metrics=SeriesSelection.parse("all"),
     )
     records = observation_records()
-    bad = _Record(b'{"series": "silso", "date": "2017-07-03"}', b"silso", len(records))
+    bad = Record(b'{"series": "silso", "date": "2017-07-03"}', b"silso", len(records))
     gap = Observation("lab-1", date(2017, 6, 20), None, None, None, None)
-    reset = _Record(gap.encode(), b"lab-1", len(records) + 1)
+    reset = Record(gap.encode(), b"lab-1", len(records) + 1)
     return forecaster, forecaster.process([*records, bad, reset])
 
 
-def classifier_run() -> tuple[CollectorRegistry, list[Any], _Record]:
+def classifier_run() -> tuple[CollectorRegistry, list[Any], Record]:
     """The committed classifier on one request of the lesson's."""
     reg = CollectorRegistry()
     classifier = Classifier(load_classifier(DEFAULT_CLASSIFIER), TOPICS, ClassifierMetrics(reg))
-    request = _Record(
+    request = Record(
         encode_classifier_request("r1", [0, 0, 0, 0, 0, 1]),
         b"r1",
         0,
         topic=TOPICS.classifier_requests,
     )
-    bad = _Record(b"[]", b"r2", 1, topic=TOPICS.classifier_requests)
+    bad = Record(b"[]", b"r2", 1, topic=TOPICS.classifier_requests)
     return reg, classifier.process([request, bad]), request
 
 

@@ -1,30 +1,20 @@
-"""Consumed records for the processors' unit tests: what the runner hands a processor."""
+"""Consumed records for the processors' unit tests: what the runner hands a processor
+(`Record`, support.records), and the models-topic publications a stand-in model makes."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
 from sunspots.domain.intervals import Calibration
 from sunspots.lifecycle.records import ModelRecord, Published
 from sunspots.wire.schemas import Observation
+from support.records import Record
 
 D0 = date(2000, 1, 1)
 # A stand-in model's calibration: Q(p) = 2p − 1, so at α = 0.1 the interval is the forecast
 # ± 0.9 × the window's volatility (floor 2); a step γ large enough to see the level move.
 CALIBRATION = Calibration((-1.0, 1.0), gamma=0.05, floor=2.0)
-
-
-@dataclass
-class Record:
-    """The fields of a Kafka record a processor reads (consumer.processor.Record)."""
-
-    value: bytes | None
-    key: bytes | None
-    offset: int
-    partition: int = 0
-    topic: str = "sunspots.observations"
 
 
 def observations(values: list[float | None], series: str = "s", start: int = 0) -> list[Record]:
@@ -42,3 +32,6 @@ def published(role: str, model: Any) -> Published:
         1, role, "sunspot-forecaster", model.model_version, "{}", "", b"", "", "", ""
     )
     return Published(role, model, record)
+
+
+__all__ = ["CALIBRATION", "D0", "Record", "observations", "published"]

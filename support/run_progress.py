@@ -16,6 +16,7 @@ after a fault and say in figures where the fault landed.
 from __future__ import annotations
 
 import signal
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -28,6 +29,8 @@ from support.services import Service
 ONGOING = TransactionState.ONGOING.value
 # How long a single reading asks again while the broker answers with a retriable error.
 RETRY_S = 30.0
+# How long a stepped process runs between two looks at it (freeze_inside_transaction).
+STEP_S = 0.002
 
 
 @dataclass(frozen=True)
@@ -205,18 +208,41 @@ def freeze_inside_transaction(
     moment: Callable[[], Moment],
     instance: str,
     topics: Topics,
-    attempts: int = 20,
+    timeout: float = 60.0,
+    step: float = STEP_S,
 ) -> Moment:
     """SIGSTOP `service` while a transaction of its is open, and return the broker's view of
-    that moment; a freeze that lands between transactions is undone and tried again. A fault
-    made while it is frozen lands in that open transaction, exactly."""
-    for _ in range(attempts):
-        progress.aim_at_open_transaction(instance, topics.forecasts, 5.0)
+    that moment. A fault made while it is frozen lands in that open transaction, exactly.
+
+    A small batch's transaction holds records for a few milliseconds (from its produce to its
+    EndTxn), less than one look at the broker takes, so a freeze aimed from outside may land
+    after the commit every time. So the process is stepped: stopped, looked at while it stands
+    still, and let run `step` s before it is stopped again, until a look shows a transaction
+    open with records in it. A step past the end of a transaction only means more steps; after
+    `timeout` s it is let go and the last look is told."""
+    deadline = time.monotonic() + timeout
+    progress.aim_at_open_transaction(instance, topics.forecasts, min(5.0, timeout))
+    return step_into_transaction(service, moment, deadline, step)
+
+
+def step_into_transaction(
+    service: Service, moment: Callable[[], Moment], deadline: float, step: float
+) -> Moment:
+    """Stop `service` and look with `moment`; while the look finds no transaction open and
+    `deadline` (a time.monotonic()) is ahead, let it run `step` s and look again. Returns the
+    look inside a transaction, the process stopped; at the deadline raises with the last look,
+    the process let go."""
+    looks = 0
+    while True:
         service.process.send_signal(signal.SIGSTOP)
-        frozen = moment()
-        if frozen.in_transaction:
-            return frozen
+        seen = moment()
+        looks += 1
+        if seen.in_transaction:
+            return seen
         service.process.send_signal(signal.SIGCONT)
-    raise AssertionError(
-        f"no freeze of {attempts} landed inside a transaction: {frozen.describe()}"
-    )
+        if time.monotonic() >= deadline:
+            raise AssertionError(
+                f"none of {looks} looks at a stopped {service.name} found a transaction open "
+                f"with records in it; the last: {seen.describe()}"
+            )
+        time.sleep(step)

@@ -103,9 +103,9 @@ class Replay:
         with Progress(self.cluster.live_bootstrap()) as progress:
             moment = progress.forecaster_moments(self.group, self.topics, self.transactional_id)
             # On a loaded cluster most of a small batch's transaction is its commit (prepared,
-            # markers being written): many freezes may land there before one is inside.
+            # markers being written): the freeze steps the process until a look lands inside.
             frozen = freeze_inside_transaction(
-                self.forecaster, progress, moment, self.transactional_id, self.topics, 100
+                self.forecaster, progress, moment, self.transactional_id, self.topics
             )
         self.faults.append((name, time.time()))
         begun = threading.Thread(target=onset)

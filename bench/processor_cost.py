@@ -39,8 +39,8 @@ from typing import Any
 
 from bench.common import machine
 from bench.state_record import forecaster
-from consumer.__main__ import settle_garbage_collector
 from consumer.series import SeriesState
+from sunspots.process.garbage import settle_garbage_collector
 from sunspots.wire.schemas import Observation
 from support.records import Record
 

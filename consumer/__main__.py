@@ -22,7 +22,6 @@ it runs: a change it may not mend without `--create-topics` is an 8.
 
 from __future__ import annotations
 
-import gc
 import logging
 import sys
 import threading
@@ -55,6 +54,7 @@ from sunspots.kafka.errors import KafkaError
 from sunspots.kafka.refusal import REFUSAL_ERRORS, Refusal, from_error, preflight
 from sunspots.kafka.topic_admin import TopicAdmin
 from sunspots.process.cli import EXIT_USAGE, env_name
+from sunspots.process.garbage import settle_garbage_collector
 from sunspots.process.logs import setup_logging
 from sunspots.process.signals import on_signals
 
@@ -155,23 +155,6 @@ def _resources(config: ServiceConfig) -> dict[str, str]:
         "group": config.group_id,
         "transactional id": f"{config.group_id}-{config.instance_id}",
     }
-
-
-def settle_garbage_collector() -> None:
-    """Keep the collector's work in proportion to the loop's.
-
-    Per record the loop makes a handful of short-lived objects (kafka-python's records and
-    futures, the outputs), which trigger frequent collections that each walk everything alive,
-    including all that start-up built (modules, the model). `gc.freeze()` moves that out of
-    the collector's sight for good, and a larger young generation collects less often. Some of
-    the loop's objects do form cycles (kafka-python's futures and their callbacks), which only
-    a full collection frees: one every 5 × 5 young ones keeps them from piling up between
-    batches (bench.many_series, 3,000 series: peak RSS 167 MiB with one every 20 × 20, 136 MiB
-    with this), while a full collection walks only what the series hold.
-    """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(10_000, 5, 5)
 
 
 def _serve(

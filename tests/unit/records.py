@@ -1,12 +1,20 @@
 """Consumed records for the processors' unit tests: what the runner hands a processor
-(`Record`, support.records), and the models-topic publications a stand-in model makes."""
+(`Record`, support.records), the models-topic publications a stand-in model makes, and the
+forecaster the lifecycle's tests run such a model in."""
 
 from __future__ import annotations
 
 from datetime import date, timedelta
 from typing import Any
 
+from prometheus_client import CollectorRegistry
+
+from consumer.forecaster import Forecaster
+from consumer.metrics import ForecasterMetrics
+from consumer.series import SeriesPolicy
+from consumer.series_metrics import SeriesSelection
 from sunspots.domain.intervals import Calibration
+from sunspots.kafka.settings import Topics
 from sunspots.lifecycle.records import ModelRecord, Published
 from sunspots.wire.schemas import Observation
 from support.records import Record
@@ -34,4 +42,19 @@ def published(role: str, model: Any) -> Published:
     return Published(role, model, record)
 
 
-__all__ = ["CALIBRATION", "D0", "Record", "observations", "published"]
+def forecaster(registry: CollectorRegistry, model: Any, **kwargs: Any) -> Forecaster:
+    """A forecaster serving stand-in `model` on the default topics: today is 2026-01-01, 8
+    values of history and 10 evaluations of rolling scores unless `series_policy` is given,
+    every series with its own metrics; other keyword arguments go to Forecaster."""
+    return Forecaster(
+        model,
+        Topics(),
+        ForecasterMetrics(registry),
+        today=lambda: date(2026, 1, 1),
+        series_policy=kwargs.pop("series_policy", SeriesPolicy(history=8, rolling=10)),
+        series_metrics=SeriesSelection.parse("all"),
+        **kwargs,
+    )
+
+
+__all__ = ["CALIBRATION", "D0", "Record", "forecaster", "observations", "published"]

@@ -12,17 +12,14 @@ import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry
 
-from consumer.forecaster import Forecaster
-from consumer.metrics import ForecasterMetrics
 from consumer.series import SeriesPolicy
-from consumer.series_metrics import SeriesSelection
 from sunspots.domain.artifact import ArtifactError
 from sunspots.domain.drift import DriftPolicy
 from sunspots.kafka.settings import Topics
 from sunspots.lifecycle import records as models
 from sunspots.lifecycle.promotion import PromotionPolicy, PromotionRule
 from sunspots.lifecycle.records import CHALLENGER, CHAMPION, Refused, Retired
-from tests.unit.records import CALIBRATION, observations, published
+from tests.unit.records import CALIBRATION, forecaster, observations, published
 
 TOPICS = Topics()
 
@@ -48,25 +45,13 @@ def registry() -> CollectorRegistry:
     return CollectorRegistry()
 
 
-def _forecaster(registry: CollectorRegistry, model: Offset, **kwargs) -> Forecaster:
-    return Forecaster(
-        model,
-        TOPICS,
-        ForecasterMetrics(registry),
-        today=lambda: date(2026, 1, 1),
-        series_policy=kwargs.pop("series_policy", SeriesPolicy(history=8, rolling=10)),
-        series_metrics=SeriesSelection.parse("all"),
-        **kwargs,
-    )
-
-
 def _on(outputs: list, topic: str) -> list[dict]:
     return [json.loads(o.value) for o in outputs if o.topic == topic]
 
 
 def test_a_new_champion_serves_from_the_next_batch_without_a_warm_up(registry) -> None:
     old, new = Offset("v1", 3), Offset("v2", 5, offset=2.0)
-    fc = _forecaster(registry, old)
+    fc = forecaster(registry, old)
     first = fc.process(observations([10, 11, 12, 13, 14, 15]))
     fc.follow([published(CHAMPION, new)])
     second = fc.process(observations([16, 17, 18], start=6))
@@ -98,7 +83,7 @@ def test_a_new_champion_serves_from_the_next_batch_without_a_warm_up(registry) -
 
 def test_a_challenger_forecasts_the_same_days_on_the_shadow_topics(registry) -> None:
     champion, challenger = Offset("v1", 3), Offset("w27", 5, offset=0.0)
-    fc = _forecaster(registry, champion)
+    fc = forecaster(registry, champion)
     fc.process(observations([10, 11, 12, 13, 14, 15]))
     fc.follow([published(CHALLENGER, challenger)])
     outputs = fc.process(observations([16, 17, 18, 19], start=6))
@@ -128,7 +113,7 @@ def test_a_challenger_forecasts_the_same_days_on_the_shadow_topics(registry) -> 
 
 
 def test_a_refused_record_changes_nothing_and_is_counted(registry, caplog) -> None:
-    fc = _forecaster(registry, Offset("v1", 3))
+    fc = forecaster(registry, Offset("v1", 3))
     fc.follow([Refused(CHAMPION, "bad_hash", "champion record 'x': the weights do not match")])
     fc.follow([published(CHAMPION, Offset("too-long", 9))])  # more than the 8 values kept
     fc.follow([Retired(CHAMPION)])  # a model must serve
@@ -142,11 +127,11 @@ def test_a_refused_record_changes_nothing_and_is_counted(registry, caplog) -> No
 
 def test_a_starting_champion_longer_than_the_history_is_a_start_up_error(registry) -> None:
     with pytest.raises(ArtifactError, match="reads 9 values; series keep 8"):
-        _forecaster(registry, Offset("too-long", 9))
+        forecaster(registry, Offset("too-long", 9))
 
 
 def test_the_changelog_keeps_each_role_and_the_history(registry) -> None:
-    fc = _forecaster(registry, Offset("v1", 3))
+    fc = forecaster(registry, Offset("v1", 3))
     fc.follow([published(CHALLENGER, Offset("w5", 5))])
     outputs = fc.process(observations([10, 11, 12, 13, 14, 15, 16]))
     changelog = [(o.key, o.value) for o in outputs if o.topic == TOPICS.state]
@@ -158,13 +143,13 @@ def test_the_changelog_keeps_each_role_and_the_history(registry) -> None:
     uninterrupted = fc.process(later)
 
     # Restarted with the same models: the very same outputs.
-    restored = _forecaster(CollectorRegistry(), Offset("v1", 3))
+    restored = forecaster(CollectorRegistry(), Offset("v1", 3))
     restored.follow([published(CHALLENGER, Offset("w5", 5))])
     restored.restore(0, changelog)
     assert restored.process(later) == uninterrupted
 
     # Restarted after the challenger was retired: its part is dropped, the champion goes on.
-    alone = _forecaster(CollectorRegistry(), Offset("v1", 3))
+    alone = forecaster(CollectorRegistry(), Offset("v1", 3))
     alone.restore(0, changelog)
     outputs = alone.process(later)
     assert _on(outputs, TOPICS.forecasts) == _on(uninterrupted, TOPICS.forecasts)
@@ -173,7 +158,7 @@ def test_the_changelog_keeps_each_role_and_the_history(registry) -> None:
 
 def test_drift_alarms_once_per_change_of_the_error(registry) -> None:
     policy = DriftPolicy(delta=0.3, threshold=5.0, half_life=50.0, warmup=10, floor=1.0)
-    fc = _forecaster(
+    fc = forecaster(
         registry, Offset("v1", 3, offset=0.0), series_policy=SeriesPolicy(8, 10, policy)
     )
     # The error is the day's step: 1 for 40 days, then 4.
@@ -196,7 +181,7 @@ def test_drift_alarms_once_per_change_of_the_error(registry) -> None:
 
 
 def test_the_challenger_that_wins_is_promoted_once_with_its_batch(registry) -> None:
-    fc = _forecaster(
+    fc = forecaster(
         registry,
         Offset("v1", 3, offset=5.0),
         promotion=PromotionPolicy(days=5, margin=0.1),
@@ -229,7 +214,7 @@ def test_the_promotion_rule_needs_k_days_and_the_margin() -> None:
 
 def test_a_revoked_series_leaves_no_lifecycle_samples_and_the_others_stay(registry) -> None:
     policy = DriftPolicy(delta=0.3, threshold=5.0, half_life=50.0, warmup=10, floor=1.0)
-    fc = _forecaster(
+    fc = forecaster(
         registry, Offset("v1", 3, offset=0.0), series_policy=SeriesPolicy(8, 10, policy)
     )
     steps = [float(i) for i in range(40)] + [40.0 + 4 * i for i in range(8)]

@@ -8,20 +8,15 @@ batch has succeeded."""
 
 from __future__ import annotations
 
-from datetime import date
-
 import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry
 
-from consumer.forecaster import Forecaster
-from consumer.metrics import ForecasterMetrics
 from consumer.series import SeriesPolicy
-from consumer.series_metrics import SeriesSelection
 from sunspots.domain.drift import DriftPolicy
 from sunspots.kafka.settings import Topics
 from sunspots.lifecycle.records import CHAMPION
-from tests.unit.records import CALIBRATION, observations, published
+from tests.unit.records import CALIBRATION, forecaster, observations, published
 
 pytestmark = pytest.mark.unit
 
@@ -45,22 +40,9 @@ class Model:
         return np.where(poisoned, np.nan, windows[:, -1] + self.offset)
 
 
-def _forecaster(
-    model: Model, registry: CollectorRegistry, drift: DriftPolicy | None = None
-) -> Forecaster:
-    return Forecaster(
-        model,
-        TOPICS,
-        ForecasterMetrics(registry),
-        today=lambda: date(2026, 1, 1),
-        series_policy=SeriesPolicy(8, 10, drift or DriftPolicy()),
-        series_metrics=SeriesSelection.parse("all"),
-    )
-
-
 def test_after_a_model_change_a_failed_batch_gives_back_the_old_role() -> None:
     registry = CollectorRegistry()
-    fc = _forecaster(Model("v1"), registry)
+    fc = forecaster(registry, Model("v1"))
     fc.process(observations([10, 11, 12, 13, 14, 15, 16]))
     role = fc.series["s"].roles[CHAMPION]
     level, before = role.interval.level, fc.series["s"].snapshot()
@@ -80,7 +62,8 @@ def test_after_a_model_change_a_failed_batch_gives_back_the_old_role() -> None:
 def test_a_drift_alarm_of_a_failed_batch_leaves_no_last_alarm() -> None:
     policy = DriftPolicy(delta=0.3, threshold=5.0, half_life=50.0, warmup=10, floor=1.0)
     registry = CollectorRegistry()
-    fc = _forecaster(Model("v1", offset=0.0), registry, policy)
+    series_policy = SeriesPolicy(history=8, rolling=10, drift=policy)
+    fc = forecaster(registry, Model("v1", offset=0.0), series_policy=series_policy)
     # The error is the day's step: 1 for 40 days, then 4 (an alarm within days of day 41).
     values = [float(i) for i in range(40)] + [40.0 + 4 * i for i in range(8)]
     fc.process(observations(values[:40]))

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -38,7 +37,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from bench.common import machine
-from bench.state_record import forecaster
+from bench.state_record import forecaster, per_state
 from consumer.series import SeriesState
 from sunspots.process.garbage import settle_garbage_collector
 from sunspots.wire.schemas import Observation
@@ -89,20 +88,6 @@ def measure(series: int, observations: int, batch: int) -> dict[str, Any]:
         "snapshot_us": per_state(states, SeriesState.snapshot),
         "copy_us": per_state(states, SeriesState.copy),
     }
-
-
-def per_state(states: list[SeriesState], step: Callable[[SeriesState], object]) -> float:
-    """CPU µs of `step` on one series: the median of three rounds over every series (each
-    round at least 20,000 calls)."""
-    reps = max(1, 20_000 // len(states))
-    rounds = []
-    for _ in range(3):
-        began = time.process_time()
-        for _ in range(reps):
-            for state in states:
-                step(state)
-        rounds.append((time.process_time() - began) / (reps * len(states)) * 1e6)
-    return round(statistics.median(rounds), 2)
 
 
 # What `--without` puts in place of each step: a constant changelog value, the state itself.

@@ -10,7 +10,8 @@ forecaster with the committed model takes `--days` days of the data file (from 2
 each of `--series` series, in batches of one day of every series, once with the champion alone
 and once with a challenger (the same artifact under another version) beside it. The record is
 key + value as the forecaster hands it to the producer (before compression); the encode time is
-the median of `--repeats` rounds of `snapshot()` over every series, per series.
+the CPU time of `snapshot()` per series, the median of `--repeats` rounds over every series
+(`per_state`, which bench.processor_cost times its steps with too).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import argparse
 import json
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -27,6 +29,7 @@ from prometheus_client import CollectorRegistry
 from bench.common import default_data, machine
 from consumer.forecaster import Forecaster
 from consumer.metrics import ForecasterMetrics
+from consumer.series import SeriesState
 from sunspots.domain.artifact import DEFAULT_FORECASTER, load_forecaster
 from sunspots.domain.data import load_daily, select_range
 from sunspots.kafka.settings import Topics
@@ -50,6 +53,22 @@ def forecaster(challenger: bool) -> Forecaster:
     return fc
 
 
+def per_state(
+    states: list[SeriesState], step: Callable[[SeriesState], object], rounds: int = 3
+) -> float:
+    """CPU µs of `step` on one series: the median of `rounds` rounds over every series (each
+    round at least 20,000 calls)."""
+    reps = max(1, 20_000 // len(states))
+    times = []
+    for _ in range(rounds):
+        began = time.process_time()
+        for _ in range(reps):
+            for state in states:
+                step(state)
+        times.append((time.process_time() - began) / (reps * len(states)) * 1e6)
+    return round(statistics.median(times), 2)
+
+
 def measure(data: str, series: int, days: int, challenger: bool, repeats: int) -> dict[str, Any]:
     """The last batch's changelog records (bytes) and the snapshot's encoding time."""
     frame = select_range(load_daily(data), START, None).head(days)
@@ -66,19 +85,13 @@ def measure(data: str, series: int, days: int, challenger: bool, repeats: int) -
         out = fc.process(batch)
     sizes = [len(o.key or b"") + len(o.value or b"") for o in out if o.topic == fc.topics.state]
     states = list(fc.series.values())
-    rounds = []
-    for _ in range(repeats):
-        began = time.perf_counter()
-        for state in states:
-            state.snapshot()
-        rounds.append((time.perf_counter() - began) / len(states))
     return {
         "roles": "champion and challenger" if challenger else "champion",
         "series": series,
         "days": days,
         "record_bytes_mean": round(statistics.mean(sizes), 1),
         "record_bytes_max": max(sizes),
-        "encode_us": round(statistics.median(rounds) * 1e6, 2),
+        "encode_us": per_state(states, SeriesState.snapshot, repeats),
     }
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from sunspots.kafka.errors import FencedInstanceIdError, ProducerFencedError
 
 FATAL_ERRORS = (ProducerFencedError, FencedInstanceIdError)
+MAX_DEPTH = 8  # links of causes and wrapped errors followed (a chain may loop)
 
 
 class Fenced(RuntimeError):
@@ -22,9 +23,38 @@ def is_fenced(exc: BaseException) -> bool:
     argument, or as the cause), so look inside as well; and once its transaction manager is in
     an error state, a transaction step raises a KafkaError whose message alone names the error
     ("... in an error state: [Error 90] ProducerFencedError"). Missing that one would have a
-    zombie replace its producer, whose start fences the instance that took over."""
-    inner = [exc, exc.__cause__, exc.__context__, *getattr(exc, "args", ())]
-    if any(isinstance(e, FATAL_ERRORS) for e in inner):
-        return True
-    told = str(exc)
-    return any(error.__name__ in told for error in FATAL_ERRORS)
+    zombie replace its producer, whose start fences the instance that took over. Each error
+    looked inside is judged the same way, the message included, down to `MAX_DEPTH` links."""
+    return any(
+        isinstance(e, FATAL_ERRORS) or any(error.__name__ in _told(e) for error in FATAL_ERRORS)
+        for e in _chain(exc)
+    )
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """`exc` and the errors inside it: its cause, its context and exceptions among its
+    arguments, breadth first, each once, at most `MAX_DEPTH` links deep."""
+    seen: list[BaseException] = []
+    level = [exc]
+    for _ in range(MAX_DEPTH):
+        inner: list[BaseException] = []
+        for e in level:
+            if any(e is s for s in seen):
+                continue
+            seen.append(e)
+            inner += [
+                x
+                for x in (e.__cause__, e.__context__, *getattr(e, "args", ()))
+                if isinstance(x, BaseException)
+            ]
+        if not inner:
+            break
+        level = inner
+    return seen
+
+
+def _told(exc: BaseException) -> str:
+    try:
+        return str(exc)
+    except Exception:  # an error whose message itself fails
+        return ""

@@ -22,6 +22,10 @@ from typing import Any
 # absolute bound is needed); a retrained or changed model moves them by 1e-2 or more.
 RECOMPUTED_ABS = 1e-5
 RECOMPUTED_REL = 1e-6
+# A rolling score keeps each interval width as a 4-byte float (sunspots.domain.evaluation):
+# 24 bits, so each width, and the mean of positive widths, lies within 2**-24 ≈ 6e-8 relative
+# of the double it came from; the bound leaves room for the mean's own rounding.
+FLOAT32_REL = 1e-7
 
 
 def differences(

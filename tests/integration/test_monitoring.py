@@ -62,6 +62,7 @@ from tests.integration.monitoring_helpers import (
     rule_expressions,
     sample_value,
 )
+from tests.tolerance import FLOAT32_REL
 from tests.unit.test_compose import environment, load_compose
 
 SERIES = "silso"
@@ -370,7 +371,7 @@ def _check_interval_gauges(run: Run, last: list[dict]) -> None:
     """Mean width and coverage per activity band of the last K evaluations, as scraped."""
     widths = [e["upper"] - e["lower"] for e in last]
     ((_, width),) = run.prometheus.vector(f'sunspot_forecast_interval_width{{series="{SERIES}"}}')
-    assert width == pytest.approx(math.fsum(widths) / len(widths), rel=1e-9)
+    assert width == pytest.approx(math.fsum(widths) / len(widths), rel=FLOAT32_REL)
     by_band: dict[str, list[bool]] = {}
     for e in last:
         by_band.setdefault(band(e["persistence"]), []).append(

@@ -10,6 +10,7 @@ import pytest
 
 from sunspots.domain.evaluation import RollingScore, rmse
 from sunspots.wire.schemas import Evaluation, Forecast
+from tests.tolerance import FLOAT32_REL
 
 
 def test_empty_score_is_nan() -> None:
@@ -65,3 +66,19 @@ def test_coverage_is_the_share_of_covered_evaluations_in_the_window() -> None:
         score.add(evaluation.error, evaluation.persistence_error, evaluation.covered)
     # The first (covered) fell out of the window: 25 no, 10 yes, 5 no, 20 yes.
     assert score.coverage == 0.5
+
+
+def test_widths_are_kept_to_24_bits_and_errors_in_full() -> None:
+    # A width is only averaged for a gauge, so it is kept in 4 bytes; the errors, which the
+    # RMSEs and the promotion rule compare, are kept exactly.
+    widths = [1 / 3, 123.456789, 0.1, 987.654321]
+    errors = [1 / 7, -2 / 3, 1e-9, 123.4567891234]
+    score = RollingScore(4)
+    for width, error in zip(widths, errors, strict=True):
+        score.add(error, error, True, width, "50-100")
+    assert score.rmse == rmse(errors)  # exact: the same doubles
+    mean = math.fsum(widths) / len(widths)
+    assert score.mean_width == pytest.approx(mean, rel=FLOAT32_REL)
+    assert score.mean_width != mean  # rounded: the test would pass on doubles only by luck
+    ((days, _, band_width),) = score.bands().values()
+    assert days == 4 and band_width == score.mean_width

@@ -25,10 +25,15 @@ def is_fenced(exc: BaseException) -> bool:
     ("... in an error state: [Error 90] ProducerFencedError"). Missing that one would have a
     zombie replace its producer, whose start fences the instance that took over. Each error
     looked inside is judged the same way, the message included, down to `MAX_DEPTH` links."""
-    return any(
-        isinstance(e, FATAL_ERRORS) or any(error.__name__ in _told(e) for error in FATAL_ERRORS)
-        for e in _chain(exc)
-    )
+    return any(_names_fencing(e) for e in _chain(exc))
+
+
+def _names_fencing(exc: BaseException) -> bool:
+    """Whether `exc` is a fencing, or its message names one."""
+    if isinstance(exc, FATAL_ERRORS):
+        return True
+    told = _told(exc)
+    return any(error.__name__ in told for error in FATAL_ERRORS)
 
 
 def _chain(exc: BaseException) -> list[BaseException]:

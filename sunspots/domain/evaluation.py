@@ -11,8 +11,8 @@ error and persistence error as 8-byte floats, the interval's width as a 4-byte f
 hit in one byte), against about 150 in deques of Python floats and tuples. The width is only
 ever averaged for a gauge: 4 bytes keep 24 bits of it (a relative error of at most 6e-8, a
 millionth of a sunspot on the widest intervals) and save 1.4 KiB of a full score; the errors,
-which the RMSEs and the promotion rule compare, keep all 53. The figures are computed when asked (at a scrape,
-for the few series whose metrics are exposed), never per evaluation.
+which the RMSEs and the promotion rule compare, keep all 53. The figures are computed when
+asked (at a scrape, for the few series whose metrics are exposed), never per evaluation.
 """
 
 from __future__ import annotations

@@ -249,6 +249,9 @@ def _measure_state(series: int, days: int, rolling: int) -> dict[str, Any]:
     rest = _deep(state, seen - {id(state)}, shared) - sys.getsizeof(state)
     parts["the rest (roles map, counts, ...)"] = rest
     parts["entry in the map of series"] = round(sys.getsizeof(fc.series) / len(fc.series))
+    # The first series is one --series-metrics exports by default: it keeps rolling scores.
+    for role, rs in fc.series[names[0]].roles.items():
+        parts[f"{role}: rolling scores of an exported series"] = _deep(rs.score, set(), shared)
     per_series = round(traced / series)
     return {"series": series, "days": days, "bytes_per_series": per_series, "parts": parts}
 
@@ -352,8 +355,9 @@ def render(result: dict[str, Any]) -> str:
             "\n**Targets** (each count against the 10,000-series targets)\n\n",
             _md(result["targets"], ["scenario", "figure", "value", "target", "met"]),
             "\n**Where a series' bytes go** (one `SeriesState` taken apart with sys.getsizeof, "
-            f"after {', '.join(f'{d} days ({c})' for c, d in days.items())}; the last line is "
-            "tracemalloc's total over the series divided by their number)\n\n",
+            f"after {', '.join(f'{d} days ({c})' for c, d in days.items())}: the last of the "
+            "series, whose metrics are not exported; *rolling scores of an exported series* "
+            "are the first's, which the default `--series-metrics` exports; the last line is tracemalloc's total over the series divided by their number)\n\n",
             _md(by_part, ["part", *codes]),
         ]
     )

@@ -45,7 +45,8 @@ the limit is a dead letter `too_many_series`, so a producer that invents ids can
 memory. A series forgotten on revocation frees its slot. Metrics: a batch updates the
 fleet-wide ones once it succeeds (consumer.tally); the series `--series-metrics` names are
 exported from their live state at scrape time (consumer.series_metrics), so nothing about a
-series is kept for Prometheus and nothing needs removing when one goes.
+series is kept for Prometheus and nothing needs removing when one goes. Only those series keep
+rolling scores, which nothing else reads (consumer.series).
 """
 
 from __future__ import annotations
@@ -150,8 +151,8 @@ class Forecaster:
         self.today = today
         self.max_series = max_series
         self.series: dict[str, SeriesState] = {}
-        selection = series_metrics or SeriesSelection.parse(DEFAULT_SERIES_METRICS)
-        metrics.registry.register(SeriesCollector(self.series, self.lanes, selection))
+        self.selection = series_metrics or SeriesSelection.parse(DEFAULT_SERIES_METRICS)
+        metrics.registry.register(SeriesCollector(self.series, self.lanes, self.selection))
         self.dead_letters = DeadLetters(topics.dead_letter, metrics.dead_letters)
         rule = None if promotion is None else PromotionRule(promotion)
         self.lifecycle = Lifecycle(self.lanes, metrics, topics.models, rule, promoter)
@@ -239,7 +240,9 @@ class Forecaster:
         if name not in batch.saved:
             batch.saved[name] = None if state is None else state.copy()
         if state is None:
-            state = self.series[name] = SeriesState.new(name, record.partition, self.series_policy)
+            scored = self.selection.selects(name)
+            state = SeriesState.new(name, record.partition, self.series_policy, scored)
+            self.series[name] = state
         step = state.window.apply(obs.date, obs.sunspot_number, self.lanes.shortest)
         if step.status != APPLIED:
             detail = f"{name} {obs.date} arrived after {state.window.last_date}"
@@ -362,7 +365,8 @@ class Forecaster:
             role = scoring.state.roles.get(scoring.role)
             if role is None or role.model_version != evaluation.model_version:
                 continue  # made by a model no longer in its role: published, counted, not scored
-            _add_score(role.score, evaluation)
+            if role.score is not None:
+                _add_score(role.score, evaluation)
             days.setdefault((evaluation.series, evaluation.date), {})[scoring.role] = (
                 evaluation.error
             )
@@ -425,7 +429,10 @@ class Forecaster:
         log.debug("partition %d: %d changelog records applied", partition, restored)
 
     def _restored(self, series: str, value: bytes, partition: int) -> SeriesState:
-        return SeriesState.from_snapshot(series, value, partition, self.lanes, self.series_policy)
+        scored = self.selection.selects(series)
+        return SeriesState.from_snapshot(
+            series, value, partition, self.lanes, self.series_policy, scored
+        )
 
     def revoke(self, partitions: set[int]) -> None:
         gone = [s for s, state in self.series.items() if state.partition in partitions]

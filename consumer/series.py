@@ -6,7 +6,10 @@ partition it arrives on, the next source offset its state reflects (so an at-lea
 of older records after a crash is skipped instead of applied twice) with the id of the source
 topic that offset belongs to (consumer.topic_changes.SourceTopic), its id as a record key,
 and per role (`RoleState`) what is kept about the model running in that role: its adaptive
-interval level (sunspots.domain.intervals), its drift test (sunspots.domain.drift) and its rolling scores.
+interval level (sunspots.domain.intervals), its drift test (sunspots.domain.drift) and, for a
+series whose metrics are exported (`scored`: `--series-metrics` names it), its rolling scores.
+The rolling scores are read only by those metrics, and with 365 evaluations they are four
+fifths of a series' memory, so the other series keep none.
 
 A role's state is about one model version: when the role's model changes, the next forecast
 starts that role's interval, drift test and scores afresh (`SeriesState.role`); a forecast
@@ -103,18 +106,18 @@ class RoleState:
     model_version: str
     interval: AdaptiveInterval
     drift: DriftDetector
-    score: RollingScore
+    score: RollingScore | None  # None: the series' metrics are not exported
     last_alarm: date | None = None  # the target date of the last drift alarm (metrics only)
 
     @classmethod
-    def new(cls, lane: Lane, series_policy: SeriesPolicy) -> RoleState:
-        """A fresh state for a role starting on this series."""
+    def new(cls, lane: Lane, series_policy: SeriesPolicy, scored: bool) -> RoleState:
+        """A fresh state for a role starting on this series, with rolling scores if `scored`."""
         model = lane.model
         return cls(
             model.model_version,
             model.calibration.start(),
             DriftDetector(series_policy.drift),
-            RollingScore(series_policy.rolling),
+            RollingScore(series_policy.rolling) if scored else None,
         )
 
     def copy(self) -> RoleState:
@@ -149,20 +152,23 @@ class SeriesState:
     key: bytes = b""
     source_id: str | None = None  # the source topic's id, which `applied_to` belongs to
     counts: SeriesCounts = field(default_factory=SeriesCounts)
+    scored: bool = True  # its roles keep rolling scores: its metrics are exported
 
     def __post_init__(self) -> None:
         if not self.key:
             self.key = self.name.encode()
 
     @classmethod
-    def new(cls, name: str, partition: int, series_policy: SeriesPolicy) -> SeriesState:
-        return cls(name, SeriesWindow(series_policy.history), partition)
+    def new(
+        cls, name: str, partition: int, series_policy: SeriesPolicy, scored: bool = True
+    ) -> SeriesState:
+        return cls(name, SeriesWindow(series_policy.history), partition, scored=scored)
 
     def role(self, lane: Lane, series_policy: SeriesPolicy) -> RoleState:
         """The state of `lane`'s role, afresh if it was about another model."""
         state = self.roles.get(lane.role)
         if state is None or state.model_version != lane.version:
-            state = self.roles[lane.role] = RoleState.new(lane, series_policy)
+            state = self.roles[lane.role] = RoleState.new(lane, series_policy, self.scored)
         return state
 
     def copy(self) -> SeriesState:
@@ -180,6 +186,7 @@ class SeriesState:
             self.key,
             self.source_id,
             self.counts,
+            self.scored,
         )
 
     def snapshot(self) -> bytes:
@@ -193,9 +200,16 @@ class SeriesState:
 
     @classmethod
     def from_snapshot(
-        cls, name: str, value: bytes, partition: int, lanes: Lanes, series_policy: SeriesPolicy
+        cls,
+        name: str,
+        value: bytes,
+        partition: int,
+        lanes: Lanes,
+        series_policy: SeriesPolicy,
+        scored: bool = True,
     ) -> SeriesState:
-        """The state in a changelog value; SchemaError if the value is not a snapshot.
+        """The state in a changelog value, with rolling scores if `scored`; SchemaError if the
+        value is not a snapshot.
 
         A role no model runs any more (a retired challenger) is dropped with its pending
         forecast; a role whose model changed keeps its pending forecast, and starts its
@@ -205,13 +219,15 @@ class SeriesState:
         window: SeriesWindow[Pendings] = SeriesWindow(
             series_policy.history, snap.window.last_date, values
         )
-        state = cls(name, window, partition, applied_to=snap.offset, source_id=snap.topic_id)
+        state = cls(
+            name, window, partition, applied_to=snap.offset, source_id=snap.topic_id, scored=scored
+        )
         pending: Pendings = {}
         for role, part in _role_parts(snap, lanes).items():
             lane = lanes.get(role)
             if lane is None:
                 continue
-            restored = RoleState.new(lane, series_policy)
+            restored = RoleState.new(lane, series_policy, scored)
             if part.model_version == lane.version:
                 restored.interval.level = part.alpha
                 if part.drift is not None:

@@ -84,6 +84,12 @@ class SeriesSelection:
             return ALL
         return ",".join([*sorted(self.names), *self.patterns]) or NONE
 
+    def selects(self, name: str) -> bool:
+        """Whether the series `name` is exported with its own metrics."""
+        if self.everything or name in self.names:
+            return True
+        return self._match is not None and self._match.match(name) is not None
+
     def pick(self, held: Mapping[str, SeriesState]) -> list[SeriesState]:
         """The selected series among `held`, in name order."""
         if self.everything:
@@ -179,11 +185,12 @@ def _series(out: _Families, state: SeriesState, running: Mapping[str, str]) -> N
 
 
 def _role(out: _Families, series: str, role: str, rs: RoleState) -> None:
-    scores = rs.score.figures()
+    # Only the series selected here keep rolling scores (consumer.series.SeriesState.scored).
+    scores = rs.score.figures() if rs.score is not None else None
     if role == CHAMPION:
         name = (series,)
         out.gauge(m.ALPHA, name, rs.interval.level)
-        if scores.evaluations:
+        if scores is not None and scores.evaluations:
             out.gauge(m.ERROR, name, scores.last_error)
             out.gauge(m.RMSE, name, scores.rmse)
             out.gauge(m.PERSISTENCE_RMSE, name, scores.persistence_rmse)
@@ -193,7 +200,7 @@ def _role(out: _Families, series: str, role: str, rs: RoleState) -> None:
                 out.gauge(m.BAND_EVALUATIONS, (series, band), days)
                 out.gauge(m.BAND_COVERAGE, (series, band), coverage)
                 out.gauge(m.BAND_WIDTH, (series, band), width)
-    if scores.evaluations:
+    if scores is not None and scores.evaluations:
         scored = (series, role, rs.model_version)
         out.gauge(m.MODEL_RMSE, scored, scores.rmse)
         reference = scores.persistence_rmse

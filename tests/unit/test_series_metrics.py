@@ -64,6 +64,14 @@ def test_a_selection_picks_names_and_globs(text: str, picked: set[str]) -> None:
     assert chosen == picked
 
 
+def test_a_selection_selects_the_names_it_picks() -> None:
+    held = {name: object() for name in ("silso", "silso-0", "silso-12", "other")}
+    for text in ("none", "all", "silso", "silso-1*", "silso-?,oth[e]r", DEFAULT_SERIES_METRICS):
+        selection = SeriesSelection.parse(text)
+        picked = {name for name, state in held.items() if state in _pick(selection, held)}
+        assert {name for name in held if selection.selects(name)} == picked, text
+
+
 def _pick(selection: SeriesSelection, held: dict) -> list:
     class Named:
         def __init__(self, name: str, state: object) -> None:
@@ -107,6 +115,33 @@ def test_the_collector_reads_the_live_state() -> None:
     # "t" is not selected: counted in the fleet, no sample of its own.
     assert sample("sunspot_actual_value", {"series": "t"}) is None
     assert sample("sunspot_observations_total") == 8
+
+
+def test_only_the_selected_series_keep_rolling_scores() -> None:
+    """The rolling scores are read only by the per-series metrics: a series not selected keeps
+    none (most of a series' memory), and is scored all the same: its interval level and drift
+    test move, its evaluations are published and counted fleet-wide. So is one restored from the
+    changelog."""
+    registry = CollectorRegistry()
+    fc = _forecaster(registry, "s")
+    fc.process(observations([10, 20, 30, 40, 50]) + observations([10, 20, 30, 40, 50], "t"))
+    kept, unkept = fc.series["s"].roles["champion"], fc.series["t"].roles["champion"]
+    assert kept.score is not None and kept.score.figures().evaluations == 2
+    assert unkept.score is None
+    assert (unkept.interval.level, unkept.drift.seen) == (kept.interval.level, kept.drift.seen)
+    assert kept.drift.seen == 2
+    sample = registry.get_sample_value
+    assert sample("sunspot_forecast_rmse", {"series": "s"}) == pytest.approx(9.0)
+    assert sample("sunspot_forecast_rmse", {"series": "t"}) is None
+    assert sample("sunspot_evaluations_total") == 4
+
+    restored = _forecaster(CollectorRegistry(), "s")
+    for name in ("s", "t"):
+        state = fc.series[name]
+        restored.restore(0, [(state.key, state.snapshot())])
+    restored.process(observations([60], "s", start=5) + observations([60], "t", start=5))
+    assert restored.series["s"].roles["champion"].score.figures().evaluations == 1
+    assert restored.series["t"].roles["champion"].score is None
 
 
 def test_a_scrape_while_the_loop_changes_the_states_never_fails() -> None:

@@ -42,6 +42,7 @@ from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.structs import OffsetAndMetadata
 
 from bench.common import RESULTS, default_data, measure, report
+from consumer.runner import DEFAULT_MAX_POLL_RECORDS
 from producer.replay import ReplayConfig, observations
 from sunspots.domain.data import load_daily, select_range
 from sunspots.kafka.clients import make_consumer, make_producer
@@ -51,7 +52,7 @@ from sunspots.wire.schemas import Evaluation, Forecast
 
 COLUMNS = ["scenario", "records_in", "records_out", "batches", "seconds", "in_per_s", "out_per_s"]
 REPLAY_START = "1850-01-01"
-MAX_POLL_RECORDS = 2000  # the runner's default
+MAX_POLL_RECORDS = DEFAULT_MAX_POLL_RECORDS  # the runner's
 
 
 def replay_records(data: str, start: str, count: int | None) -> list[tuple[bytes, bytes]]:

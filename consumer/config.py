@@ -14,6 +14,7 @@ from pathlib import Path
 
 from consumer.modes import MODES, Mode, ModeSettings
 from consumer.publishing import AT_LEAST_ONCE, EXACTLY_ONCE
+from consumer.runner import DEFAULT_MAX_POLL_RECORDS
 from sunspots.kafka.settings import KafkaSettings, add_kafka_flags, kafka_settings_from_args
 from sunspots.kafka.topics import Replication, add_replication_flags, replication_from_args
 from sunspots.process.cli import (
@@ -98,8 +99,8 @@ def _add_mode_flags(sub: argparse.ArgumentParser, mode: Mode) -> None:
     env_flag(
         sub,
         "--max-poll-records",
-        2000,
-        "records per batch (one model call each)",
+        DEFAULT_MAX_POLL_RECORDS,
+        "records per batch (one model call, one transaction each); a backlog fills batches",
         type=positive_int,
     )
     env_flag(

@@ -64,6 +64,14 @@ log = logging.getLogger(__name__)
 Polled = dict[TopicPartition, list[ConsumerRecord]]
 # The consumer's close waits this long at most for the brokers (its own default: 30 s).
 CLOSE_TIMEOUT_MS = 5_000
+# Records a batch (one transaction, one model call) holds at most (--max-poll-records). Paced
+# input makes batches of the few records waiting, whatever this is; a backlog (a backfill, a
+# restart) fills them. A series a batch touches writes its state once and is copied once, so
+# at 10,000 series large batches share those costs among several of its observations:
+# bench.many_series, 2026-12-06, 10,000 series against one: CPU per observation 1.80 times
+# with 2,000 records, 1.35 with 20,000 (peak RSS 154 and 205 MiB), 1.30 with 50,000 (267 MiB,
+# past the 250 MiB target).
+DEFAULT_MAX_POLL_RECORDS = 20_000
 
 
 @dataclass(frozen=True)
@@ -80,7 +88,7 @@ class RunnerConfig:
     # The topics every batch writes: the producer holds their metadata from the start, so the
     # first batch does not wait for it (`clients.make_producer`).
     output_topics: tuple[str, ...] = ()
-    max_poll_records: int = 2000
+    max_poll_records: int = DEFAULT_MAX_POLL_RECORDS
     poll_timeout_ms: int = 250
     # A broker outage shorter than this leaves the batch's transaction alive, to be committed
     # when the broker is back; past it the broker aborts the transaction and fences the

@@ -69,8 +69,8 @@ CLOSE_TIMEOUT_MS = 5_000
 # restart) fills them. A series a batch touches writes its state once and is copied once, so
 # at 10,000 series large batches share those costs among several of its observations:
 # bench.many_series, 2026-12-06, 10,000 series against one: CPU per observation 1.80 times
-# with 2,000 records, 1.35 with 20,000 (peak RSS 154 and 205 MiB), 1.30 with 50,000 (267 MiB,
-# past the 250 MiB target).
+# with 2,000 records, 1.35-1.50 with 20,000 (peak RSS 154 and 199-205 MiB), 1.30 with 50,000
+# (267 MiB, past the 250 MiB target). docs/scaling.md has the runs.
 DEFAULT_MAX_POLL_RECORDS = 20_000
 
 

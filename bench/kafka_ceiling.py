@@ -52,7 +52,6 @@ from sunspots.wire.schemas import Evaluation, Forecast
 
 COLUMNS = ["scenario", "records_in", "records_out", "batches", "seconds", "in_per_s", "out_per_s"]
 REPLAY_START = "1850-01-01"
-MAX_POLL_RECORDS = DEFAULT_MAX_POLL_RECORDS  # the runner's
 
 
 def replay_records(data: str, start: str, count: int | None) -> list[tuple[bytes, bytes]]:
@@ -142,7 +141,7 @@ def produce(kafka: KafkaSettings, topic: str, records: list[tuple[bytes, bytes]]
 
 def _consumer(kafka: KafkaSettings, topic: str, group: str) -> KafkaConsumer:
     # The services' own consumer and producer settings, so the comparison is like for like.
-    consumer = make_consumer(kafka, group, group, MAX_POLL_RECORDS)
+    consumer = make_consumer(kafka, group, group, DEFAULT_MAX_POLL_RECORDS)
     consumer.subscribe([topic])
     return consumer
 
@@ -200,7 +199,7 @@ def consume_reproduce(
         while consumed < expected:
             if deadline.expired():
                 raise RuntimeError(f"{mode}: consumed {consumed} of {expected} in {timeout} s")
-            polled = consumer.poll(timeout_ms=250, max_records=MAX_POLL_RECORDS)
+            polled = consumer.poll(timeout_ms=250, max_records=DEFAULT_MAX_POLL_RECORDS)
             if not polled:
                 continue
             if started is None:
@@ -270,7 +269,7 @@ def run(args: argparse.Namespace, bootstrap: str) -> dict[str, Any]:
         replay_start=args.start,
         observation_bytes_mean=round(value_bytes, 1),
         partitions=1,
-        max_poll_records=MAX_POLL_RECORDS,
+        max_poll_records=DEFAULT_MAX_POLL_RECORDS,
     )
 
 

@@ -357,7 +357,8 @@ def render(result: dict[str, Any]) -> str:
             "\n**Where a series' bytes go** (one `SeriesState` taken apart with sys.getsizeof, "
             f"after {', '.join(f'{d} days ({c})' for c, d in days.items())}: the last of the "
             "series, whose metrics are not exported; *rolling scores of an exported series* "
-            "are the first's, which the default `--series-metrics` exports; the last line is tracemalloc's total over the series divided by their number)\n\n",
+            "are the first's, which the default `--series-metrics` exports; the last line is "
+            "tracemalloc's total over the series divided by their number)\n\n",
             _md(by_part, ["part", *codes]),
         ]
     )

@@ -134,6 +134,18 @@ def test_undo_puts_the_series_back_as_they_were_at_the_last_checkpoint() -> None
     assert forecast_dates(again) == ["2000-01-05", "2000-01-06"]
 
 
+def test_undo_gives_back_a_series_a_restore_removed_since_the_checkpoint() -> None:
+    fc = forecaster()
+    fc.process(observations([1, 2, 3], series="a"))
+    fc.checkpoint()
+    at_checkpoint = fc.series["a"].snapshot()
+    fc.process(observations([4], series="a", start=3))
+    fc.restore(0, [(b"a", None)])  # a tombstone read back: the series is no longer held
+    assert "a" not in fc.series
+    fc.undo()
+    assert fc.series["a"].snapshot() == at_checkpoint
+
+
 def test_series_first_seen_on_an_added_partition_are_counted_as_moved() -> None:
     fc = forecaster()
     fc.source.added.update({1, 2})

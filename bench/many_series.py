@@ -2,7 +2,7 @@
 1, 1,000 and 10,000 series, each figure beside its target.
 
     .venv/bin/python -m bench.many_series [--data FILE] [--bootstrap-servers HOST:PORT]
-        [--series 1 1000 10000] [--days 90] [--baseline REF] [--docs]
+        [--series 1 1000 10000] [--days 90] [--rounds 1] [--baseline REF] [--docs]
 
 For each count N, on topics of one partition and one broker (a local one unless given): one
 forecaster with its defaults is started and ready, then `python -m producer` replays N series at
@@ -25,7 +25,11 @@ N × (full − at `--days`) bytes.
 
 `--baseline REF` runs the same scenarios with the forecaster of commit REF too (unpacked with
 `git archive`, as bench.pipeline does), in the same run: before and after on one machine at
-one time. `--docs` rewrites the generated section of docs/scaling.md from the results
+one time. `--rounds K` runs every count (and the baseline's) K times, the rounds one after the
+other, each row a round: the CPU ratio of a row is taken against the single series of its own
+round and code, minutes apart rather than the length of the whole run, because this machine's
+speed moves (a full replay's CPU per observation rose by a third within 20 minutes on
+2026-12-06), and the rounds side by side show the figure's spread. `--docs` rewrites the generated section of docs/scaling.md from the results
 (`render`; a unit test compares the committed page with the committed results).
 """
 
@@ -109,14 +113,20 @@ def _restore_s(service: Service, timeout: float) -> float:
 
 
 def scenario(
-    args: argparse.Namespace, bootstrap: str, n: int, tree: Path | None, label: str
+    args: argparse.Namespace,
+    bootstrap: str,
+    n: int,
+    tree: Path | None,
+    label: str,
+    round_: int = 1,
 ) -> dict[str, Any]:
-    """N series through one forecaster (of `tree`, or this checkout): see the module's doc."""
+    """N series through one forecaster (of `tree`, or this checkout), in round `round_` of
+    `args.rounds`: see the module's doc."""
     token = uuid.uuid4().hex[:8]
     kafka = KafkaSettings(bootstrap, unique_topics(f"many-{token}"))
     create_topics(kafka, 1)
     group = f"bench-many-{token}"
-    log = args.logs / f"many_series.{label}.{n}.forecaster.log"
+    log = args.logs / f"many_series.{label}.{n}.{round_}.forecaster.log"
     fc = consumer("forecast", bootstrap, kafka.topics, group, log, instance_id=group)
     fc = from_tree(fc, tree) if tree is not None else fc
     span = ["--series-count", str(n), "--series-shift-days", "0"] if n > 1 else []
@@ -127,7 +137,7 @@ def scenario(
         stack.callback(fc.stop)
         fc.start().wait_ready(args.timeout)
         ready = cpu_seconds(fc.pid) or 0.0
-        producer_log = args.logs / f"many_series.{label}.{n}.producer.log"
+        producer_log = args.logs / f"many_series.{label}.{n}.{round_}.producer.log"
         started = time.monotonic()
         run_producer(bootstrap, kafka.topics, args.data, producer_log, *span, timeout=None)
         records = progress.ends(kafka.topics.observations).written
@@ -139,8 +149,9 @@ def scenario(
         restore = _restore_s(fc, args.timeout)
     lines, size, _ = scrapes[-1]
     return {
-        "scenario": f"{n:,} series, {label}",
+        "scenario": f"{n:,} series, {label}" + (f", round {round_}" if args.rounds > 1 else ""),
         "code": label,
+        "round": round_,
         "series": n,
         "observations": records,
         "seconds": round(seconds, 1),
@@ -277,10 +288,11 @@ def state_bytes(args: argparse.Namespace, tree: Path | None, days: int) -> dict[
 
 
 def targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each row's figures against the targets; CPU against the single-series row of its code."""
+    """Each row's figures against the targets; CPU against the single-series row of its code
+    and round."""
     out = []
     for row in rows:
-        single = next((r for r in rows if r["code"] == row["code"] and r["series"] == 1), None)
+        single = next((r for r in rows if _alike(r, row) and r["series"] == 1), None)
         checks = [(key, row.get(key), f"≤ {goal:g}", row.get(key) is not None and row[key] <= goal)
                   for key, goal in TARGETS.items()]  # fmt: skip
         if single and row["series"] > 1:
@@ -292,21 +304,32 @@ def targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def _alike(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Rows of one code in one round (a report from before rounds has no "round": 1)."""
+    return a["code"] == b["code"] and a.get("round", 1) == b.get("round", 1)
+
+
 def run(args: argparse.Namespace, bootstrap: str) -> dict[str, Any]:
-    """Each series count on this checkout (and the baseline's, if given), with the peak RSS
-    projected to a full year's state per series from the traced state sizes."""
+    """Each series count on this checkout (and the baseline's, if given), round after round,
+    with the peak RSS projected to a full year's state per series from the traced state
+    sizes."""
     args.logs.mkdir(parents=True, exist_ok=True)
-    rows = [scenario(args, bootstrap, n, None, "this checkout") for n in args.series]
+    rows: list[dict[str, Any]] = []
     memory = {
         "this checkout": state_bytes(args, None, 365 + 64 + 10),
         "this checkout, at --days": state_bytes(args, None, args.days),
     }
-    if args.baseline:
-        with source_tree(args.baseline) as tree:
+    with ExitStack() as stack:
+        codes: list[tuple[Path | None, str]] = [(None, "this checkout")]
+        if args.baseline:
+            tree = stack.enter_context(source_tree(args.baseline))
             label = f"baseline {args.baseline}"
-            rows += [scenario(args, bootstrap, n, tree, label) for n in args.series]
+            codes.append((tree, label))
             memory[label] = state_bytes(args, tree, 365 + 64 + 10)
             memory[f"{label}, at --days"] = state_bytes(args, tree, args.days)
+        for round_ in range(1, args.rounds + 1):
+            for tree_, label in codes:
+                rows += [scenario(args, bootstrap, n, tree_, label, round_) for n in args.series]
     for row in rows:
         key = "this checkout" if row["code"] == "this checkout" else f"baseline {args.baseline}"
         extra = memory[key]["bytes_per_series"] - memory[f"{key}, at --days"]["bytes_per_series"]
@@ -387,6 +410,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--bootstrap-servers", help="a running broker; default: start one")
     parser.add_argument("--series", type=int, nargs="+", default=[1, 1000, 10000])
     parser.add_argument("--days", type=int, default=90, help="days a series, past one (90)")
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="times each count runs, one round after another (1)"
+    )
     parser.add_argument("--state-series", type=int, default=300, help="series traced (300)")
     parser.add_argument("--baseline", default="", metavar="REF", help="also run commit REF's")
     parser.add_argument("--docs", action="store_true", help="rewrite docs/scaling.md's tables")
@@ -399,7 +425,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """`python -m bench.many_series`: the report and its targets; with `--docs` also the
     committed results and docs/scaling.md."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.rounds < 1:
+        parser.error(f"--rounds must be at least 1, not {args.rounds}")
     result = measure(args, run, COLUMNS)
     sys.stdout.write(
         "\n" + table(result["targets"], ["scenario", "figure", "value", "target", "met"])

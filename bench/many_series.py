@@ -29,8 +29,9 @@ one time. `--rounds K` runs every count (and the baseline's) K times, the rounds
 other, each row a round: the CPU ratio of a row is taken against the single series of its own
 round and code, minutes apart rather than the length of the whole run, because this machine's
 speed moves (a full replay's CPU per observation rose by a third within 20 minutes on
-2026-12-06), and the rounds side by side show the figure's spread. `--docs` rewrites the generated section of docs/scaling.md from the results
-(`render`; a unit test compares the committed page with the committed results).
+2026-12-06), and the rounds side by side show the figure's spread. `--docs` rewrites the
+generated section of docs/scaling.md from the results (`render`; a unit test compares the
+committed page with the committed results).
 """
 
 from __future__ import annotations
@@ -305,7 +306,8 @@ def targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _alike(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    """Rows of one code in one round (a report from before rounds has no "round": 1)."""
+    """Rows of one code in one round (a row of a report from before `--rounds` has no round:
+    it is round 1)."""
     return a["code"] == b["code"] and a.get("round", 1) == b.get("round", 1)
 
 

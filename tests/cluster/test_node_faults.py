@@ -28,7 +28,7 @@ from kafka.admin import KafkaAdminClient
 from devtools.broker.cluster import LocalCluster
 from sunspots.domain.artifact import ForecasterModel
 from sunspots.kafka.settings import Topics
-from support.polling import wait_for
+from support.polling import retrying, wait_for
 from support.run_progress import Progress, freeze_inside_transaction
 from support.run_topics import read_topic, unique_topics, values
 from support.services import Service, forecaster, producer
@@ -36,6 +36,9 @@ from tests.datafacts import DataFile
 from tests.integration.offline import OfflineRun, assert_matches, offline_run
 
 BATCH = 200  # --max-poll-records: many small transactions, so a fault lands inside one
+# How long an end offset is asked for, through a leader election after a node is killed (the
+# node's session timeout and the election; each read itself gives up after 15 s).
+END_OFFSET_WAIT_S = 120.0
 
 
 @dataclass
@@ -65,6 +68,16 @@ class Replay:
         return self._end(self.topics.observations, "read_uncommitted")
 
     def _end(self, topic: str, isolation: str) -> int:
+        """The partition's end offset; asked again (with a fresh reader of the nodes alive)
+        while it times out: read right after a node is killed, it waits for the election of
+        the partition's new leader, which the node's session timeout delays."""
+        return retrying(
+            f"the end offset of {topic} ({isolation})",
+            lambda: self._end_once(topic, isolation),
+            END_OFFSET_WAIT_S,
+        )
+
+    def _end_once(self, topic: str, isolation: str) -> int:
         reader = KafkaConsumer(
             bootstrap_servers=self.cluster.live_bootstrap(),
             isolation_level=isolation,

@@ -333,7 +333,7 @@ def run(args: argparse.Namespace, bootstrap: str) -> dict[str, Any]:
             for tree_, label in codes:
                 rows += [scenario(args, bootstrap, n, tree_, label, round_) for n in args.series]
     for row in rows:
-        key = "this checkout" if row["code"] == "this checkout" else f"baseline {args.baseline}"
+        key = row["code"]  # the label its memory was measured under
         extra = memory[key]["bytes_per_series"] - memory[f"{key}, at --days"]["bytes_per_series"]
         full = (
             row["rss_peak_mib"] + row["series"] * max(extra, 0) / 2**20

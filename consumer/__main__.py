@@ -54,7 +54,7 @@ from sunspots.kafka.errors import KafkaError
 from sunspots.kafka.refusal import REFUSAL_ERRORS, Refusal, from_error, preflight
 from sunspots.kafka.topic_admin import TopicAdmin
 from sunspots.process.cli import EXIT_USAGE, env_name
-from sunspots.process.garbage import settle_garbage_collector
+from sunspots.process.garbage import collect_between_batches, settle_garbage_collector
 from sunspots.process.logs import setup_logging
 from sunspots.process.signals import on_signals
 
@@ -233,9 +233,11 @@ def _watch_topics(
 
 
 def _between(follower: ModelFollower | None, watch: TopicWatch) -> Callable[[], bool]:
-    """What runs at each batch boundary: the models followed, the topics looked at."""
+    """What runs at each batch boundary: the garbage collected when due, the models followed,
+    the topics looked at."""
 
     def between() -> bool:
+        collect_between_batches()
         if follower is not None:
             follower()
         return watch.between()

@@ -274,13 +274,24 @@ class Runner:
         records = [r for part in polled.values() for r in part]
         if not records and not owed:
             return
-        self._doing(f"processing a batch of {len(records)} records")
-        outputs = self.processor.process(records)
-        offsets: Offsets = {
-            tp: OffsetAndMetadata(part[-1].offset + 1, "", -1) for tp, part in polled.items()
-        }
-        if self._publish(outputs, offsets):
-            self.sensor.on_batch(len(records), time.perf_counter() - polled_at)
+        outputs: list[Output] = []
+        try:
+            self._doing(f"processing a batch of {len(records)} records")
+            outputs = self.processor.process(records)
+            offsets: Offsets = {
+                tp: OffsetAndMetadata(part[-1].offset + 1, "", -1) for tp, part in polled.items()
+            }
+            if self._publish(outputs, offsets):
+                self.sensor.on_batch(len(records), time.perf_counter() - polled_at)
+        finally:
+            # Emptied, not only dropped: a poll that times out inside kafka-python (the models
+            # feed's poll without waiting, at every batch boundary) leaves a reference cycle
+            # (its exception, the traceback, the frames that called it, this one among them)
+            # that keeps this frame's last locals until the collector finds it. Emptied, the
+            # batch's records and outputs are freed here, by their reference counts.
+            polled.clear()
+            records.clear()
+            outputs.clear()
 
     def _publish(self, outputs: list[Output], offsets: Offsets) -> bool:
         """Publish a batch's outputs with its offsets (True); on a failure, abort and rewind

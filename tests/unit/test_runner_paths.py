@@ -12,8 +12,10 @@ leaves the batch to the next start; a stop while connecting ends quietly.
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -167,7 +169,7 @@ class FakePublisher:
         failure = self.failures.popleft() if self.failures else None
         if failure is not None:
             raise failure
-        self.published.append((outputs, offsets))
+        self.published.append((list(outputs), offsets))  # the loop empties its own list
         consumer.commit(offsets)
 
     def abort(self) -> None:
@@ -254,7 +256,11 @@ class Loop:
 
 
 def loop(
-    script: Iterable[Step], publisher: Any = None, sensor: Sensor | None = None, **clients: int
+    script: Iterable[Step],
+    publisher: Any = None,
+    sensor: Sensor | None = None,
+    between: Callable[[], bool | None] | None = None,
+    **clients: int,
 ) -> Loop:
     stop = threading.Event()
     health = Health()
@@ -263,7 +269,7 @@ def loop(
     publisher = publisher if publisher is not None else FakePublisher()
     fakes = FakeClients(consumer, publisher, **clients)
     processor = RecordingProcessor()
-    runner = Runner(fakes, CONFIG, processor, health, stop, sensor=sensor)
+    runner = Runner(fakes, CONFIG, processor, health, stop, between, sensor)
     return Loop(stop, health, consumer, publisher, fakes, processor, runner)
 
 
@@ -280,6 +286,34 @@ def test_a_batch_is_processed_once_and_published_with_the_next_offsets() -> None
     assert t.processor.restored == [0]  # the assignment restored the partition's state
     assert t.runner.batches == 1 and t.health.connected
     assert t.consumer.closed and t.publisher.closed and not t.health.assigned
+
+
+def timed_out_inside() -> bool:
+    """A batch boundary's hook that does what kafka-python's poll without waiting does: an
+    exception raised and kept where its own traceback reaches it, a reference cycle that holds
+    the frames that called it (the turn's among them) until the collector finds it."""
+    try:
+        raise KafkaTimeoutError("Timed out after 0 ms")
+    except KafkaTimeoutError as exc:
+        kept = exc  # the frame holds the exception, whose traceback holds the frame
+    return kept is None
+
+
+def test_a_batch_is_freed_when_its_turn_ends_though_a_reference_cycle_holds_the_turn() -> None:
+    records = batch(TP0, 0, 1, 2)
+    alive = [weakref.ref(r) for r in records[TP0]]
+    t = loop([assign(TP0), records], between=timed_out_inside)
+    del records
+    enabled = gc.isenabled()
+    gc.disable()  # only reference counts free anything in this test
+    try:
+        t.runner.run()
+        assert t.processor.processed == [[(0, 0), (0, 1), (0, 2)]]
+        assert [ref() for ref in alive] == [None, None, None]
+    finally:
+        if enabled:
+            gc.enable()
+        gc.collect()
 
 
 # --- a failed publish ---------------------------------------------------------------------

@@ -67,11 +67,13 @@ CLOSE_TIMEOUT_MS = 5_000
 # Records a batch (one transaction, one model call) holds at most (--max-poll-records). Paced
 # input makes batches of the few records waiting, whatever this is; a backlog (a backfill, a
 # restart) fills them. A series a batch touches writes its state once and is copied once, so
-# at 10,000 series large batches share those costs among several of its observations:
-# bench.many_series, 2026-12-06, 10,000 series against one: CPU per observation 1.80 times
-# with 2,000 records, 1.35-1.50 with 20,000 (peak RSS 154 and 199-205 MiB), 1.30 with 50,000
-# (267 MiB, past the 250 MiB target). docs/scaling.md has the runs.
-DEFAULT_MAX_POLL_RECORDS = 20_000
+# at 10,000 series large batches share those costs among several of its observations, while
+# the batch's records, outputs and the producer's futures for them are held until its commit.
+# bench.many_series, 2026-12-06, once batches were freed at the end of their turn (10,000
+# series against one, one run each): CPU per observation 1.41 times with 20,000 records
+# (peak RSS 192 MiB), 1.19 with 30,000 (214 MiB), about 1.1 with 40,000 (236-249 MiB, at
+# the 250 MiB target). docs/scaling.md has the runs.
+DEFAULT_MAX_POLL_RECORDS = 30_000
 
 
 @dataclass(frozen=True)
@@ -281,8 +283,11 @@ class Runner:
             offsets: Offsets = {
                 tp: OffsetAndMetadata(part[-1].offset + 1, "", -1) for tp, part in polled.items()
             }
+            count = len(records)
+            polled.clear()  # processed: the records are not needed to publish (peak memory)
+            records.clear()
             if self._publish(outputs, offsets):
-                self.sensor.on_batch(len(records), time.perf_counter() - polled_at)
+                self.sensor.on_batch(count, time.perf_counter() - polled_at)
         finally:
             # Emptied, not only dropped: a poll that times out inside kafka-python (the models
             # feed's poll without waiting, at every batch boundary) leaves a reference cycle

@@ -68,7 +68,8 @@ CLOSE_TIMEOUT_MS = 5_000
 # input makes batches of the few records waiting, whatever this is; a backlog (a backfill, a
 # restart) fills them. A series a batch touches writes its state once and is copied once, so
 # at 10,000 series large batches share those costs among several of its observations, while
-# the batch's records, outputs and the producer's futures for them are held until its commit.
+# the batch's records are held until it is processed, its outputs and the producer's futures
+# for them until its commit.
 # bench.many_series, 2026-12-06, once batches were freed at the end of their turn (10,000
 # series against one, one run each): CPU per observation 1.41 times with 20,000 records
 # (peak RSS 192 MiB), 1.19 with 30,000 (214 MiB), about 1.1 with 40,000 (236-249 MiB, at

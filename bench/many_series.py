@@ -2,7 +2,7 @@
 1, 1,000 and 10,000 series, each figure beside its target.
 
     .venv/bin/python -m bench.many_series [--data FILE] [--bootstrap-servers HOST:PORT]
-        [--series 1 1000 10000] [--days 90] [--rounds 1] [--baseline REF] [--docs]
+        [--series 1 1000 10000] [--days 90] [--rounds 1] [--challenger] [--baseline REF] [--docs]
 
 For each count N, on topics of one partition and one broker (a local one unless given): one
 forecaster with its defaults is started and ready, then `python -m producer` replays N series at
@@ -22,6 +22,12 @@ evaluations), so the memory of a series in steady state is measured in-process t
 tracemalloc, and one `SeriesState` taken apart object by object with sys.getsizeof (what each
 part of it holds). `rss_full_mib` projects the peak RSS with full scores: the measured one plus
 N × (full − at `--days`) bytes.
+
+`--challenger` publishes a challenger (the committed window-27 model) on each run's models
+topic before the forecaster starts, so that every series keeps a second role and every
+observation is forecast and scored by both models, the shadow's outputs on their own topics:
+the model lifecycle's cost at many series. A single-series row with a challenger is the one the
+many-series rows with one are held against.
 
 `--baseline REF` runs the same scenarios with the forecaster of commit REF too (unpacked with
 `git archive`, as bench.pipeline does), in the same run: before and after on one machine at
@@ -62,7 +68,8 @@ from bench.common import (
     table,
 )
 from bench.pipeline import cpu_seconds
-from sunspots.kafka.settings import KafkaSettings
+from sunspots.domain.artifact import MODELS_DIR
+from sunspots.kafka.settings import KafkaSettings, topic_flag
 from sunspots.kafka.topics import create_topics
 from support.run_progress import Progress
 from support.run_topics import unique_topics
@@ -88,6 +95,7 @@ TARGETS = {
     "restore_s": 5.0,
 }
 CPU_RATIO = 1.25  # CPU per observation ÷ the single-series run's
+CHALLENGER = MODELS_DIR / "sunspot_lstm_w27.json"  # --challenger: the committed window-27 model
 START = date(2000, 1, 1)
 DOCS = REPO / "docs" / "scaling.md"
 COMMITTED = REPO / "docs" / "scaling-results.json"
@@ -113,6 +121,19 @@ def _restore_s(service: Service, timeout: float) -> float:
     return float(times[-1])
 
 
+def publish_challenger(kafka: KafkaSettings, timeout: float) -> None:
+    """The window-27 model published as challenger on the run's models topic (`python -m
+    training publish`), for the forecaster to read at its start."""
+    done = subprocess.run(
+        [sys.executable, "-m", "training", "publish", str(CHALLENGER), "--role", "challenger",
+         "--bootstrap-servers", kafka.bootstrap_servers,
+         topic_flag("models"), kafka.topics.models],
+        capture_output=True, text=True, timeout=timeout, check=False,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise RuntimeError(f"publishing the challenger failed:\n{done.stderr[-3000:]}")
+
+
 def scenario(
     args: argparse.Namespace,
     bootstrap: str,
@@ -126,6 +147,8 @@ def scenario(
     token = uuid.uuid4().hex[:8]
     kafka = KafkaSettings(bootstrap, unique_topics(f"many-{token}"))
     create_topics(kafka, 1)
+    if args.challenger:
+        publish_challenger(kafka, args.timeout)
     group = f"bench-many-{token}"
     log = args.logs / f"many_series.{label}.{n}.{round_}.forecaster.log"
     fc = consumer("forecast", bootstrap, kafka.topics, group, log, instance_id=group)
@@ -149,8 +172,10 @@ def scenario(
         scrapes = [_scrape(fc.port or 0) for _ in range(3)]
         restore = _restore_s(fc, args.timeout)
     lines, size, _ = scrapes[-1]
+    roles = ", with a challenger" if args.challenger else ""
     return {
-        "scenario": f"{n:,} series, {label}" + (f", round {round_}" if args.rounds > 1 else ""),
+        "scenario": f"{n:,} series{roles}, {label}"
+        + (f", round {round_}" if args.rounds > 1 else ""),
         "code": label,
         "round": round_,
         "series": n,
@@ -201,6 +226,8 @@ def _fed(series: int, days: int, rolling: int) -> tuple[Any, list[str], int]:
             batch.append(Rec(offset, name.encode(), obs))
             offset += 1
         fc.process(batch)
+        if hasattr(fc, "changelog"):  # the changelog's records, written once a transaction
+            fc.changelog()
     gc.collect()
     traced = tracemalloc.get_traced_memory()[0] - before
     tracemalloc.stop()
@@ -414,6 +441,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--days", type=int, default=90, help="days a series, past one (90)")
     parser.add_argument(
         "--rounds", type=int, default=1, help="times each count runs, one round after another (1)"
+    )
+    parser.add_argument(
+        "--challenger",
+        action="store_true",
+        help="a challenger (the window-27 model) runs beside the champion in every scenario",
     )
     parser.add_argument("--state-series", type=int, default=300, help="series traced (300)")
     parser.add_argument("--baseline", default="", metavar="REF", help="also run commit REF's")

@@ -10,8 +10,9 @@ bench.many_series measures the whole service; this isolates the processor (the s
 seam that never publishes): the real `Forecaster` on the committed model takes synthetic daily
 observations of S series, in batches of `--batch` records as the loop would hand them over
 (one series: consecutive days; S series: one day of each in turn), after a warm-up that fills
-every window. Per observation: the CPU time of `process` and the outputs it returns, of which
-changelog records. With one series a batch writes one changelog record; with many, one per
+every window. Per observation: the CPU time of `process` (on each slice of a batch, whole
+series each, as the loop hands them over) and of `changelog` after it, and the outputs they return, of which changelog
+records. With one series a batch writes one changelog record; with many, one per
 series it touched, and each touched series is copied for the batch's atomicity. What those two
 cost a touched series is timed apart, over every series held once the run is over (the median
 of three rounds): `snapshot_us`, the changelog value's encoding, and `copy_us`, the copy kept
@@ -40,7 +41,11 @@ from typing import Any
 
 from bench.common import machine
 from bench.state_record import forecaster, per_state
+from consumer.forecaster import Forecaster
+from consumer.output import Output
+from consumer.runner import DEFAULT_SLICE_RECORDS
 from consumer.series import SeriesState
+from consumer.slicing import slices
 from sunspots.process.garbage import collect_between_batches, settle_garbage_collector
 from sunspots.wire.schemas import Observation
 from support.records import Record
@@ -63,6 +68,13 @@ def records(series: int, days: int) -> list[Record]:
     return out
 
 
+def transaction(fc: Forecaster, batch: list[Record]) -> list[Output]:
+    """A batch's outputs as the loop makes them: processed in slices of whole series
+    (consumer.slicing), then the changelog."""
+    made = [o for part in slices(batch, DEFAULT_SLICE_RECORDS) for o in fc.process(list(part))]
+    return made + fc.changelog()
+
+
 def measure(series: int, observations: int, batch: int) -> dict[str, Any]:
     """CPU µs and outputs per observation of `process`, past the warm-up."""
     days = WARM_DAYS + max(1, min(observations // series, MAX_DAYS))
@@ -70,7 +82,7 @@ def measure(series: int, observations: int, batch: int) -> dict[str, Any]:
     fc = forecaster(challenger=False)
     warm = WARM_DAYS * series
     for start in range(0, warm, batch):
-        fc.process(fed[start : min(start + batch, warm)])
+        transaction(fc, fed[start : min(start + batch, warm)])
         collect_between_batches()
     timed = fed[warm:]
     outputs = changelog = 0
@@ -79,7 +91,7 @@ def measure(series: int, observations: int, batch: int) -> dict[str, Any]:
     cpu = 0.0
     for start in range(0, len(timed), batch):
         began = time.process_time()
-        made = fc.process(timed[start : start + batch])
+        made = transaction(fc, timed[start : start + batch])
         cpu += time.process_time() - began
         outputs += len(made)
         changelog += sum(1 for o in made if o.topic == fc.topics.state)

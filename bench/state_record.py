@@ -82,7 +82,7 @@ def measure(data: str, series: int, days: int, challenger: bool, repeats: int) -
             obs = Observation(name, when, float(value), None, None, None).encode()
             batch.append(Record(obs, name.encode(), offset))
             offset += 1
-        out = fc.process(batch)
+        out = fc.process(batch) + fc.changelog()
     sizes = [len(o.key or b"") + len(o.value or b"") for o in out if o.topic == fc.topics.state]
     states = list(fc.series.values())
     return {

@@ -108,6 +108,10 @@ class Classifier:
         self.dead_letters.commit()
         return outputs
 
+    def changelog(self) -> list[Output]:
+        """Nothing: the classifier keeps no state."""
+        return []
+
     def isolate(self, record: Record, exc: Exception) -> Output:
         self.metrics.requests.inc()
         return self.dead_letters.isolate(record, exc)

@@ -47,6 +47,9 @@ class Contained:
         half = len(records) // 2
         return self.process(records[:half]) + self.process(records[half:])
 
+    def changelog(self) -> list[Output]:
+        return self.processor.changelog()
+
     def restore(self, partition: int, changelog: Iterable[tuple[bytes, bytes | None]]) -> None:
         self.processor.restore(partition, changelog)
 

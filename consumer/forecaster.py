@@ -1,10 +1,15 @@
 """The forecasting processor: observations in; forecasts, evaluations and dead letters out.
 
-Per poll batch it decodes every record, applies it to its series' window (sunspots.domain.window),
-makes ONE batched model call for all windows that became full, and scores each pending
-forecast whose actual value arrived. It also emits the new state of every series it touched,
-for the changelog the runner replays after a restart or rebalance. Each series' state is one
-`SeriesState` (consumer.series).
+Per batch (a slice of a poll, consumer.runner) it decodes every record, applies it to its
+series' window (sunspots.domain.window), makes ONE batched model call per role for all windows
+that became full, and scores each pending forecast whose actual value arrived. Each series'
+state is one `SeriesState` (consumer.series).
+
+The changelog the runner restores after a restart or rebalance gets the state of every series
+the transaction changed once, at its end (`changelog`), however many batches the transaction
+held: a series touched in several slices of a poll writes one record, not one a slice, and it
+is written after the transaction's tombstones, so a stale state dropped and a new one of the
+same key end with the new one.
 
 A window can fill and its forecast's target date arrive within one batch, before the model
 has run; such a pending forecast is held as an `InBatch` index into the batch's windows and
@@ -159,6 +164,8 @@ class Forecaster:
         self.source = SourceTopic()
         # Each series changed since the last checkpoint, as it was then (None: new).
         self.since_checkpoint: dict[str, SeriesState | None] = {}
+        # The series whose state the changelog is owed: changed since the last `changelog`.
+        self.dirty: dict[str, None] = {}
         self.rewrite = False  # every series held is owed to a changelog that lost them
         self.rewriting = False  # ... and the batch in flight carries them
 
@@ -175,8 +182,8 @@ class Forecaster:
 
     def process(self, records: list[Record]) -> list[Output]:
         """One batch of consumed records turned into outputs (forecasts, evaluations, dead letters,
-        changelog records), the series' state updated; the runner publishes them with
-        the batch's offsets."""
+        tombstones owed to the changelog), the series' state updated; the runner publishes them
+        in its transaction, followed by `changelog()` at its end."""
         if not records and not self.owes:
             return []
         batch = _Batch(self.today(), {lane.role: [] for lane in self.lanes.running})
@@ -187,6 +194,7 @@ class Forecaster:
             raise
         for name, saved in batch.saved.items():
             self.since_checkpoint.setdefault(name, saved)
+        self.dirty.update(dict.fromkeys(batch.touched))
         return outputs + self._commit(batch)
 
     def _process(self, records: list[Record], batch: _Batch) -> list[Output]:
@@ -215,7 +223,6 @@ class Forecaster:
                 for e, s in zip(batch.evaluations, batch.scorings, strict=True)
             ),
             *batch.dead,
-            *(self._state_record(state) for state in batch.touched.values()),
         ]
 
     def _lane(self, role: str) -> Lane:
@@ -390,6 +397,13 @@ class Forecaster:
 
     # --- state changelog ------------------------------------------------------------------
 
+    def changelog(self) -> list[Output]:
+        """The state of every series changed since the last call, one record each: what the
+        transaction in hand owes the changelog, to publish after the outputs of its batches."""
+        dirty, self.dirty = self.dirty, {}
+        held = (self.series.get(name) for name in dirty)
+        return [self._state_record(state) for state in held if state is not None]
+
     def _state_record(self, state: SeriesState) -> Output:
         return Output(self.topics.state, state.snapshot(), state.key, partition=state.partition)
 
@@ -439,6 +453,7 @@ class Forecaster:
         for series in gone:
             del self.series[series]
             self.since_checkpoint.pop(series, None)
+            self.dirty.pop(series, None)
 
     # --- a changelog that lost the states (consumer.topic_watch) --------------------------
 
@@ -466,22 +481,18 @@ class Forecaster:
                 self.series.pop(name, None)
             else:
                 self.series[name] = saved
-        self.since_checkpoint, self.rewriting = {}, False
+        self.since_checkpoint, self.rewriting, self.dirty = {}, False, {}
 
     def _owed(self, batch: _Batch) -> list[Output]:
-        """The states owed to the changelog beside the batch's own: every series held, once
-        it lost them, and tombstones for the stale states a restore dropped."""
+        """What the changelog is owed beside the batch's own states: tombstones for the stale
+        states a restore dropped, now, and every series held, once it lost them, with the
+        transaction's states (`changelog`)."""
         rewrite = self.rewrite and not self.rewriting
+        if rewrite:
+            self.dirty.update(dict.fromkeys(self.series))
         owed = [
-            *(
-                self._state_record(state)
-                for name, state in (self.series.items() if rewrite else ())
-                if name not in batch.touched
-            ),
-            *(
-                Output(self.topics.state, None, key, partition=partition)
-                for key, partition in self.source.tombstones
-            ),
+            Output(self.topics.state, None, key, partition=partition)
+            for key, partition in self.source.tombstones
         ]
         self.source.tombstones = []
         self.rewriting = self.rewriting or rewrite

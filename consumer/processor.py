@@ -1,8 +1,10 @@
 """The seam between the Kafka loop and the services' logic: records in, outputs out.
 
 A `Processor` never publishes and never sees a Kafka client: it turns a batch of consumed
-`Record`s into `Output`s (results, dead letters, state changelog records) and keeps its state
-per source partition, so it runs in unit tests without a broker.
+`Record`s into `Output`s (results, dead letters) and keeps its state per source partition, so
+it runs in unit tests without a broker. A transaction may hold several batches (the slices of
+one poll, consumer.runner); at its end `changelog()` gives the records of the state the
+transaction changed, each series once.
 
 A processor's `process` is atomic: it returns the batch's outputs with its state and metrics
 updated, or it raises with both as they were before the call. `DeadLetters` is the shared way
@@ -38,6 +40,8 @@ class Processor(Protocol):
     """What the runner asks of a processor: a batch of records in, the outputs to publish out."""
 
     def process(self, records: list[Record]) -> list[Output]: ...
+
+    def changelog(self) -> list[Output]: ...
 
     def restore(self, partition: int, changelog: Iterable[tuple[bytes, bytes | None]]) -> None: ...
 

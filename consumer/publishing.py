@@ -6,7 +6,10 @@ Both guarantees implement one interface, chosen once at start:
   consumed. Exactly once: one transaction holds the outputs and the offsets (KIP-98/447,
   `send_offsets_to_transaction` with the consumer's group metadata); readers use
   read_committed. At least once: the outputs are flushed and acknowledged, then the offsets
-  are committed.
+  are committed. The outputs are an iterable, taken one at a time (the runner makes them
+  slice by slice as they are taken), and the publisher keeps none of them, nor the producer's
+  future of a record the brokers have acknowledged (`Sent`): only what it may still have to
+  tell.
 * `abort()` takes back what a failed `publish` sent, where that is possible (the transaction
   is aborted; at least once has nothing to take back), so that the loop can rewind and send
   the batch again.
@@ -42,7 +45,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from consumer.fencing import is_fenced
@@ -77,13 +80,49 @@ class StaleMetadata(KafkaError):
 EXACTLY_ONCE, AT_LEAST_ONCE = "exactly_once", "at_least_once"
 CLOSE_S = 2.0  # a producer's close: its sender thread is given this long to end
 Offsets = dict[TopicPartition, OffsetAndMetadata]
+# `Sent` lets go of acknowledged records once it holds this many, and again each time what it
+# still holds has doubled since (a constant cost a record).
+SENT_PRUNE_AT = 1_000
+
+
+class Sent:
+    """The records a publish has handed to the producer, as far as it may still have to tell
+    them: each one not acknowledged yet, or refused, with its topic and size. An acknowledged
+    record is let go: a batch of 30,000 observations sends about 70,000 records, and holding
+    every future until the commit held tens of MiB."""
+
+    def __init__(self) -> None:
+        self.held: list[tuple[FutureRecordMetadata, str, int]] = []
+        self.count = 0
+        self._prune_at = SENT_PRUNE_AT
+
+    def add(self, future: FutureRecordMetadata, out: Output) -> None:
+        self.held.append((future, out.topic, len(out.key or b"") + len(out.value or b"")))
+        self.count += 1
+        if len(self.held) >= self._prune_at:
+            self.held = [h for h in self.held if not (h[0].is_done and h[0].succeeded())]
+            self._prune_at = max(SENT_PRUNE_AT, 2 * len(self.held))
+
+    @property
+    def futures(self) -> list[FutureRecordMetadata]:
+        """The futures of the records held (not acknowledged, or refused)."""
+        return [h[0] for h in self.held]
+
+    def first_failure(self) -> BaseException | None:
+        """The error of the first record held whose delivery failed, if any has come back."""
+        for future, _, _ in self.held:
+            if future.is_done and future.failed():
+                return future.exception
+        return None
 
 
 class Publisher(Protocol):
     """What the runner needs to publish a batch's outputs with its offsets, whatever the guarantee;
     the two kinds below."""
 
-    def publish(self, outputs: list[Output], offsets: Offsets, consumer: KafkaConsumer) -> None: ...
+    def publish(
+        self, outputs: Iterable[Output], offsets: Offsets, consumer: KafkaConsumer
+    ) -> None: ...
 
     def abort(self) -> None: ...
 
@@ -130,36 +169,45 @@ class TransactionalPublisher:
         # rather than asked to abort.
         self.wedged = False
 
-    def publish(self, outputs: list[Output], offsets: Offsets, consumer: KafkaConsumer) -> None:
-        """Send the outputs and commit the offsets in one transaction; nothing is done for an
-        empty batch. Raises KafkaError while the producer is being replaced, and ServiceStop for
-        a record too large for its topic."""
+    def publish(self, outputs: Iterable[Output], offsets: Offsets, consumer: KafkaConsumer) -> None:
+        """Send the outputs and commit the offsets in one transaction, begun at the first output
+        (or for the offsets alone); nothing is done for an empty batch. The send step's time is
+        that of the sends alone, not of making the outputs. Raises KafkaError while the producer
+        is being replaced, and ServiceStop for a record too large for its topic."""
         if self.producer is None:
             raise KafkaError("no transactional producer: it is being replaced")
-        if not outputs and not offsets:
-            return
-        started = time.perf_counter()
-        self.producer.begin_transaction()
-        sent = []
+        producer = self.producer
+        sent = Sent()
+        sending = 0.0
         try:
             for out in outputs:
-                sent.append(future := send(self.producer, out))
+                started = time.perf_counter()
+                if not sent.count:
+                    producer.begin_transaction()
+                future = send(producer, out)
+                sent.add(future, out)
+                sending += time.perf_counter() - started
                 refusal = refused(future)  # a topic this principal may not write: known at once
                 if refusal is not None:
                     raise refusal
         except StaleMetadata:
             self.wedged = True  # replaced, not asked to abort: the new one knows the topic
             raise
-        started = self._told(SEND, started)
+        if not sent.count:
+            if not offsets:
+                return
+            producer.begin_transaction()
+        self.sensor.on_transaction(SEND, sending)
+        started = time.perf_counter()
         try:
             if offsets:
                 group = consumer.group_metadata()
-                self._step("send_offsets_to_transaction", offsets, group, sent=sent)
+                self._step("send_offsets_to_transaction", offsets, group, sent=sent.futures)
                 started = self._told(OFFSETS, started)
-            self._step("commit_transaction", sent=sent)
+            self._step("commit_transaction", sent=sent.futures)
             self._told(COMMIT, started)
         except KafkaError:
-            _stop_if_too_large(outputs, sent)
+            _stop_if_too_large(sent)
             raise
 
     def abort(self) -> None:
@@ -196,7 +244,9 @@ class TransactionalPublisher:
         if self.producer is not None:
             close_now(self.producer, CLOSE_S)
 
-    def _step(self, step: str, *args: object, sent: Sequence[FutureRecordMetadata] = ()) -> None:
+    def _step(
+        self, step: str, *args: object, sent: list[FutureRecordMetadata] | None = None
+    ) -> None:
         """Run a blocking transaction step, waiting for it in short slices, so that /healthz
         stays alive and /readyz turns false while the broker is away, a shutdown is not held
         up for ever, and a step that hangs fails after `step_timeout_s`.
@@ -217,7 +267,7 @@ class TransactionalPublisher:
 
         try:
             run_step(
-                self.producer, step, *args, timeout_s=self.step_timeout_s, sent=sent,
+                self.producer, step, *args, timeout_s=self.step_timeout_s, sent=sent or (),
                 on_slice=on_slice,
             )  # fmt: skip
         except StepTimeout:
@@ -236,28 +286,31 @@ class AcknowledgedPublisher:
         self.stale = False
         self.sensor = sensor if sensor is not None else Sensor()
 
-    def publish(self, outputs: list[Output], offsets: Offsets, consumer: KafkaConsumer) -> None:
+    def publish(self, outputs: Iterable[Output], offsets: Offsets, consumer: KafkaConsumer) -> None:
         """Send the outputs and wait for every acknowledgement, then commit the offsets: a
         failure before the commit means the batch is read and sent again. Raises ServiceStop for
         a record too large for its topic."""
-        started = time.perf_counter()
+        sent = Sent()
+        sending = 0.0
         try:
-            futures = [send(self.producer, out) for out in outputs]
+            for out in outputs:
+                started = time.perf_counter()
+                sent.add(send(self.producer, out), out)
+                sending += time.perf_counter() - started
         except StaleMetadata:
             self.stale = True
             raise
+        started = time.perf_counter()
         self.producer.flush()
-        try:
-            for future in futures:
-                future.get(timeout=0)  # raises the delivery error, if any
-        except KafkaError:
-            _stop_if_too_large(outputs, futures)
-            raise
-        sent = time.perf_counter()
-        self.sensor.on_transaction(SEND, sent - started)
+        failure = sent.first_failure()  # every record is acknowledged or refused by now
+        if failure is not None:
+            _stop_if_too_large(sent)
+            raise failure
+        self.sensor.on_transaction(SEND, sending + time.perf_counter() - started)
+        sent_at = time.perf_counter()
         if offsets:
             consumer.commit(offsets)
-            self.sensor.on_transaction(COMMIT, time.perf_counter() - sent)
+            self.sensor.on_transaction(COMMIT, time.perf_counter() - sent_at)
 
     def abort(self) -> None:
         """Nothing to take back: the rewound batch is simply sent again (by a new producer,
@@ -271,17 +324,16 @@ class AcknowledgedPublisher:
         close_now(self.producer, CLOSE_S)
 
 
-def _stop_if_too_large(outputs: Sequence[Output], sent: Sequence[FutureRecordMetadata]) -> None:
+def _stop_if_too_large(sent: Sent) -> None:
     """Raise `ServiceStop` for a record its topic refused as too large."""
-    for out, future in zip(outputs, sent, strict=False):
+    for future, topic, size in sent.held:
         if not (future.is_done and future.failed()):
             continue
         if isinstance(future.exception, MessageSizeTooLargeError | RecordListTooLargeError):
-            size = len(out.key or b"") + len(out.value or b"")
             raise ServiceStop(
-                f"topic {out.topic} refused a record of {size} bytes as too large "
+                f"topic {topic} refused a record of {size} bytes as too large "
                 f"({type(future.exception).__name__}; was its max.message.bytes lowered?): "
                 f"raise it again (kafka-configs.sh --alter --entity-type topics --entity-name "
-                f"{out.topic} --add-config max.message.bytes=1048588) and start the service again",
+                f"{topic} --add-config max.message.bytes=1048588) and start the service again",
                 EXIT_INPUT,
             ) from None

@@ -2,10 +2,14 @@
 
 Each turn polls a batch, hands it to the processor (`consumer.processor`), and publishes the
 outputs with the batch's offsets through the publisher chosen at start (`consumer.publishing`:
-exactly once or at least once). When publishing fails (broker gone), the publisher aborts what
-it sent and the recovery (`consumer.recovery`) rewinds to the committed offsets and rebuilds
-the processor's state, so the batch is processed again from where the commit left it; every
-wait on Kafka backs off the same way (`consumer.retry`). A fencing stops the service
+exactly once or at least once). A batch is processed in slices, each slice's outputs handed to
+the producer before the next slice is processed, and the processor's changelog records follow
+at the end, all in the batch's one transaction: what a batch holds at once is its records and
+one slice's work, not every output of a backlog's batch and its producer futures. When
+publishing fails (broker gone), the publisher aborts what it sent and the recovery
+(`consumer.recovery`) rewinds to the committed offsets and rebuilds the processor's state, so
+the batch is processed again from where the commit left it; every wait on Kafka backs off the
+same way (`consumer.retry`). A fencing stops the service
 (`consumer.fencing`), and so does a refusal of the brokers (`sunspots.kafka.refusal`), which it
 raises unchanged for the service to tell. An error of a poll is retried, or, when it means a
 batch cannot be read, stops the service with one line (`consumer.poll_errors`).
@@ -22,7 +26,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from typing import Protocol
@@ -43,6 +47,7 @@ from consumer.publishing import (
 from consumer.recovery import Recovery
 from consumer.retry import Backoff, Interrupted, Retry
 from consumer.sensors import FAILED_PUBLISH, FAILED_RESTORE, Sensor, Sensors
+from consumer.slicing import slices
 from consumer.stops import EXIT_INPUT, EXIT_STALLED, ServiceStop
 from consumer.topic_watch import TopicWatch
 from sunspots.kafka import clients
@@ -75,6 +80,10 @@ CLOSE_TIMEOUT_MS = 5_000
 # (peak RSS 192 MiB), 1.19 with 30,000 (214 MiB), about 1.1 with 40,000 (236-249 MiB, at
 # the 250 MiB target). docs/scaling.md has the runs.
 DEFAULT_MAX_POLL_RECORDS = 30_000
+# Records the processor takes at a time within a batch, whole series each (consumer.slicing):
+# one model call per role, one rollback copy of each series it touches; its outputs are sent
+# before the next slice is processed. The changelog is written once per batch.
+DEFAULT_SLICE_RECORDS = 10_000
 
 
 @dataclass(frozen=True)
@@ -92,6 +101,7 @@ class RunnerConfig:
     # first batch does not wait for it (`clients.make_producer`).
     output_topics: tuple[str, ...] = ()
     max_poll_records: int = DEFAULT_MAX_POLL_RECORDS
+    slice_records: int = DEFAULT_SLICE_RECORDS
     poll_timeout_ms: int = 250
     # A broker outage shorter than this leaves the batch's transaction alive, to be committed
     # when the broker is back; past it the broker aborts the transaction and fences the
@@ -277,33 +287,39 @@ class Runner:
         records = [r for part in polled.values() for r in part]
         if not records and not owed:
             return
-        outputs: list[Output] = []
+        offsets: Offsets = {
+            tp: OffsetAndMetadata(part[-1].offset + 1, "", -1) for tp, part in polled.items()
+        }
+        count = len(records)
+        polled.clear()
         try:
-            self._doing(f"processing a batch of {len(records)} records")
-            outputs = self.processor.process(records)
-            offsets: Offsets = {
-                tp: OffsetAndMetadata(part[-1].offset + 1, "", -1) for tp, part in polled.items()
-            }
-            count = len(records)
-            polled.clear()  # processed: the records are not needed to publish (peak memory)
-            records.clear()
-            if self._publish(outputs, offsets):
+            if self._publish(self._outputs(records), offsets, count):
                 self.sensor.on_batch(count, time.perf_counter() - polled_at)
         finally:
             # Emptied, not only dropped: a poll that times out inside kafka-python (the models
             # feed's poll without waiting, at every batch boundary) leaves a reference cycle
             # (its exception, the traceback, the frames that called it, this one among them)
             # that keeps this frame's last locals until the collector finds it. Emptied, the
-            # batch's records and outputs are freed here, by their reference counts.
-            polled.clear()
+            # batch's records are freed here, by their reference counts.
             records.clear()
-            outputs.clear()
 
-    def _publish(self, outputs: list[Output], offsets: Offsets) -> bool:
-        """Publish a batch's outputs with its offsets (True); on a failure, abort and rewind
-        (False), or, when the service is stopping, leave the batch to the next start."""
+    def _outputs(self, records: list[ConsumerRecord]) -> Iterator[Output]:
+        """The batch's outputs as the publisher takes them: each slice of `records` processed
+        when the outputs before it have been handed over, then the changelog's records. The
+        records are let go once processed."""
+        self._doing(f"processing and publishing a batch of {len(records)} records")
+        for part in slices(records, self.config.slice_records):  # an empty batch: what is owed
+            yield from self.processor.process(list(part))
+        count = len(records)
+        records.clear()
+        yield from self.processor.changelog()
+        self._doing(f"committing a batch of {count} records")  # every output handed over
+
+    def _publish(self, outputs: Iterable[Output], offsets: Offsets, count: int) -> bool:
+        """Publish a batch's outputs, made as they are taken, with its offsets (True); on a
+        failure, abort and rewind (False), or, when the service is stopping, leave the batch to
+        the next start."""
         assert self.publisher is not None and self.consumer is not None
-        self._doing(f"publishing {len(outputs)} outputs")
         try:
             self.publisher.publish(outputs, offsets, self.consumer)
         except KafkaError as exc:
@@ -318,7 +334,7 @@ class Runner:
                     "again after a restart",
                     EXIT_STALLED,
                 ) from exc
-            log.warning("publishing %d outputs failed (%s); rewinding", len(outputs), exc)
+            log.warning("publishing a batch of %d records failed (%s); rewinding", count, exc)
             self.health.polled(connected=False)
             # The rewound consumer fetches the batch again, so this attempt is simply dropped.
             self._doing("resetting the producer")

@@ -72,7 +72,8 @@ class Sensor:
         `REWIND_CAUSES`): what `on_read` said of their positions is void."""
 
     def on_activity(self, activity: str) -> None:
-        """What the loop is busy with now ("polling", "publishing 40 outputs", ...)."""
+        """What the loop is busy with now ("polling", "committing a batch of 30000 records",
+        ...)."""
 
 
 class Sensors(Sensor):

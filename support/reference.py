@@ -254,7 +254,7 @@ def forecaster_run() -> tuple[Forecaster, list[Any]]:
     bad = Record(b'{"series": "silso", "date": "2017-07-03"}', b"silso", len(records))
     gap = Observation("lab-1", date(2017, 6, 20), None, None, None, None)
     reset = Record(gap.encode(), b"lab-1", len(records) + 1)
-    return forecaster, forecaster.process([*records, bad, reset])
+    return forecaster, forecaster.process([*records, bad, reset]) + forecaster.changelog()
 
 
 def classifier_run() -> tuple[CollectorRegistry, list[Any], Record]:

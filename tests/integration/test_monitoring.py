@@ -606,7 +606,9 @@ def _told(log: str) -> dict[str, int]:
     again, when it owns any)."""
     return {
         "assigned": len(re.findall(r"partitions assigned: \[[\d, ]*\] \(state restored in", log)),
-        "failed": len(re.findall(r"publishing \d+ outputs failed \(.*\); rewinding", log)),
+        "failed": len(
+            re.findall(r"publishing a batch of \d+ records failed \(.*\); rewinding", log)
+        ),
         "rewound": len(re.findall(r"rewound \d+ partitions to their committed offsets", log)),
         "restoring rewinds": len(re.findall(r"rewound [1-9]\d* partitions to their", log)),
     }

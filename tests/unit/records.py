@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry
 
 from consumer.forecaster import Forecaster
 from consumer.metrics import ForecasterMetrics
+from consumer.output import Output
 from consumer.series import SeriesPolicy
 from consumer.series_metrics import SeriesSelection
 from sunspots.domain.intervals import Calibration
@@ -23,6 +24,12 @@ D0 = date(2000, 1, 1)
 # A stand-in model's calibration: Q(p) = 2p − 1, so at α = 0.1 the interval is the forecast
 # ± 0.9 × the window's volatility (floor 2); a step γ large enough to see the level move.
 CALIBRATION = Calibration((-1.0, 1.0), gamma=0.05, floor=2.0)
+
+
+def transaction(processor: Any, records: list[Record]) -> list[Output]:
+    """One batch through a processor as the runner drives it: its outputs, then the changelog's
+    records its transaction owes."""
+    return processor.process(records) + processor.changelog()
 
 
 def observations(values: list[float | None], series: str = "s", start: int = 0) -> list[Record]:

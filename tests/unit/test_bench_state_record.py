@@ -9,7 +9,7 @@ import json
 
 from bench.state_record import forecaster, main, measure
 from sunspots.wire.schemas import decode_snapshot
-from tests.unit.records import observations
+from tests.unit.records import observations, transaction
 
 
 def test_a_challenger_makes_each_record_larger(data_path) -> None:
@@ -31,7 +31,7 @@ def test_the_command_writes_its_rows(data_path, tmp_path) -> None:
 def test_the_records_measured_are_snapshots() -> None:
     # measure() counts the state topic's outputs; they decode as the changelog's schema.
     fc = forecaster(challenger=True)
-    out = fc.process(observations([float(v) for v in range(70)]))
+    out = transaction(fc, observations([float(v) for v in range(70)]))
     states = [o for o in out if o.topic == fc.topics.state]
     assert states and set(decode_snapshot(states[0].value).roles or {}) == {
         "champion",

@@ -13,7 +13,7 @@ from consumer.forecaster import Forecaster
 from consumer.metrics import ForecasterMetrics
 from consumer.series_metrics import SeriesSelection
 from sunspots.kafka.settings import Topics
-from tests.unit.records import CALIBRATION, Record, observations
+from tests.unit.records import CALIBRATION, Record, observations, transaction
 
 TOPICS = Topics()
 
@@ -27,8 +27,11 @@ class LastPlusOne:
 
     def __init__(self) -> None:
         self.calls: list[int] = []
+        self.fail = False  # a test's broken model: every call raises
 
     def predict(self, windows: np.ndarray) -> np.ndarray:
+        if self.fail:
+            raise RuntimeError("the model failed")
         self.calls.append(len(windows))
         return windows[:, -1] + 1.0
 
@@ -64,7 +67,7 @@ def _by_topic(outputs: list, topic: str) -> list[dict]:
 
 def test_one_model_call_per_batch_and_evaluations_within_the_batch(registry) -> None:
     fc, model = _forecaster(registry)
-    outputs = fc.process(_records([10, 20, 30, 40, 50]))
+    outputs = transaction(fc, _records([10, 20, 30, 40, 50]))
     assert model.calls == [3]  # windows ending on days 2, 3 and 4, in one call
     forecasts = _by_topic(outputs, TOPICS.forecasts)
     assert [(f["target_date"], f["forecast"]) for f in forecasts] == [
@@ -105,8 +108,8 @@ def test_one_model_call_per_batch_and_evaluations_within_the_batch(registry) -> 
 
 def test_pending_forecast_carries_over_to_the_next_batch(registry) -> None:
     fc, _ = _forecaster(registry)
-    fc.process(_records([1, 2, 3]))
-    outputs = fc.process(_records([7], start=3))
+    transaction(fc, _records([1, 2, 3]))
+    outputs = transaction(fc, _records([7], start=3))
     evaluations = _by_topic(outputs, TOPICS.evaluations)
     assert [(e["date"], e["forecast"], e["actual"]) for e in evaluations] == [
         ("2000-01-04", 4.0, 7.0)
@@ -119,7 +122,7 @@ def test_bad_records_are_dead_lettered_with_reason_and_source(registry) -> None:
     poison = Record(b"{not json", b"s", 99)
     duplicate = _records([5], start=3)[0]
     duplicate.offset = 100  # re-sent later: a new offset carrying an old date
-    outputs = fc.process([*good[:2], poison, *good[2:], duplicate])
+    outputs = transaction(fc, [*good[:2], poison, *good[2:], duplicate])
     dead = [o for o in outputs if o.topic == TOPICS.dead_letter]
     reasons = [dict(o.headers)["reason"] for o in dead]
     assert reasons == [b"not_json", b"duplicate"]
@@ -131,7 +134,7 @@ def test_bad_records_are_dead_lettered_with_reason_and_source(registry) -> None:
 
 def test_gap_resets_the_window(registry) -> None:
     fc, _ = _forecaster(registry)
-    outputs = fc.process(_records([1, 2, 3, None, 5, 6, 7]))
+    outputs = transaction(fc, _records([1, 2, 3, None, 5, 6, 7]))
     forecasts = _by_topic(outputs, TOPICS.forecasts)
     assert [f["window_end"] for f in forecasts] == ["2000-01-03", "2000-01-07"]
     assert _by_topic(outputs, TOPICS.evaluations) == []  # day 4 had no value to score
@@ -141,23 +144,23 @@ def test_gap_resets_the_window(registry) -> None:
 def test_changelog_restores_the_exact_state(registry) -> None:
     fc, _ = _forecaster(registry)
     # 5 falls inside its interval, 30 outside: α_t = 0.1 + 0.05 × 0.1 + 0.05 × (0.1 − 1).
-    outputs = fc.process(_records([1, 2, 3, 5, 30]))
+    outputs = transaction(fc, _records([1, 2, 3, 5, 30]))
     state = [(o.key, o.value) for o in outputs if o.topic == TOPICS.state]
     assert len(state) == 1 and outputs[-1].partition == 0
     assert json.loads(state[0][1])["roles"]["champion"]["alpha"] == pytest.approx(0.06)
     level = fc.series["s"].roles["champion"].interval.level
-    uninterrupted = fc.process(_records([9, 10, 30], start=5))
+    uninterrupted = transaction(fc, _records([9, 10, 30], start=5))
 
     restored, _ = _forecaster(CollectorRegistry())
     restored.restore(0, state)
     assert restored.series["s"].roles["champion"].interval.level == level
-    assert restored.process(_records([9, 10, 30], start=5)) == uninterrupted
+    assert transaction(restored, _records([9, 10, 30], start=5)) == uninterrupted
     # A level restarted at α would give other intervals: the comparison above would catch it.
     afresh, _ = _forecaster(CollectorRegistry())
     afresh.restore(0, [(state[0][0], _calibrated(state[0][1]))])
-    assert afresh.process(_records([9, 10, 30], start=5)) != uninterrupted
+    assert transaction(afresh, _records([9, 10, 30], start=5)) != uninterrupted
     # A replay of records already in the state (at-least-once) is skipped, not re-applied.
-    assert restored.process(_records([3, 4], start=2)) == []
+    assert transaction(restored, _records([3, 4], start=2)) == []
 
 
 def _calibrated(value: bytes) -> bytes:
@@ -169,7 +172,7 @@ def _calibrated(value: bytes) -> bytes:
 
 def test_revoke_forgets_the_partitions_series(registry) -> None:
     fc, _ = _forecaster(registry)
-    fc.process(_records([1, 2, 3]))
+    transaction(fc, _records([1, 2, 3]))
     fc.revoke({0})
     assert fc.series == {}
 
@@ -194,7 +197,7 @@ def test_changelog_records_of_the_earlier_format_still_restore(registry) -> None
     assert state.window.size == 64
     pending = state.window.pending["champion"]
     assert pending.forecast == 4.5 and pending.persistence == 3.5
-    outputs = fc.process(_records([7.0], series="s\u00e9", start=3))
+    outputs = transaction(fc, _records([7.0], series="s\u00e9", start=3))
     assert [(e["forecast"], e["actual"]) for e in _by_topic(outputs, TOPICS.evaluations)] == [
         (4.5, 7.0)
     ]
@@ -202,7 +205,9 @@ def test_changelog_records_of_the_earlier_format_still_restore(registry) -> None
 
 def test_a_changelog_record_no_instance_wrote_is_skipped_not_fatal(registry, caplog) -> None:
     fc, _ = _forecaster(registry)
-    good = [(o.key, o.value) for o in fc.process(_records([1, 2, 3])) if o.topic == TOPICS.state]
+    good = [
+        (o.key, o.value) for o in transaction(fc, _records([1, 2, 3])) if o.topic == TOPICS.state
+    ]
     restored, _ = _forecaster(CollectorRegistry())
     restored.restore(0, [(b"junk", b"{not json"), (b"\xff", b"{}"), (None, b"{}"), *good])
     assert list(restored.series) == ["s"]
@@ -219,7 +224,7 @@ def test_new_series_past_the_limit_are_dead_letters_and_a_revoke_frees_their_slo
         max_series=2,
     )
     first = [*_records([1], "a"), *_records([1], "b", start=1)]
-    outputs = fc.process([*first, *_records([1], "c", start=2), *_records([2], "a", start=1)])
+    outputs = transaction(fc, [*first, *_records([1], "c", start=2), *_records([2], "a", start=1)])
     dead = [dict(o.headers) for o in outputs if o.topic == TOPICS.dead_letter]
     assert [(d["reason"], d["source_offset"]) for d in dead] == [(b"too_many_series", b"2")]
     assert sorted(fc.series) == ["a", "b"]
@@ -228,7 +233,7 @@ def test_new_series_past_the_limit_are_dead_letters_and_a_revoke_frees_their_slo
         registry.get_sample_value("sunspot_dead_letters_total", {"reason": "too_many_series"}) == 1
     )
     fc.revoke({0})
-    assert fc.process(_records([1], "c", start=3)) and list(fc.series) == ["c"]
+    assert transaction(fc, _records([1], "c", start=3)) and list(fc.series) == ["c"]
 
 
 def _series_samples(registry: CollectorRegistry, series: str) -> set[str]:
@@ -239,7 +244,7 @@ def _series_samples(registry: CollectorRegistry, series: str) -> set[str]:
 
 def test_a_revoked_series_stops_appearing_at_once(registry) -> None:
     fc, _ = _forecaster(registry)
-    fc.process(_records([1, 2, 3, 4, 5, None]))
+    transaction(fc, _records([1, 2, 3, 4, 5, None]))
     assert {
         "sunspot_forecast_rmse",
         "sunspot_forecast_interval_band_coverage",
@@ -251,17 +256,17 @@ def test_a_revoked_series_stops_appearing_at_once(registry) -> None:
     assert registry.get_sample_value("sunspot_series") == 0
     # The fleet-wide counts keep what the series did.
     assert registry.get_sample_value("sunspot_observations_total") == 6
-    fc.process(_records([1], series="t"))
+    transaction(fc, _records([1], series="t"))
     assert _series_samples(registry, "t")
 
 
 def test_a_rewind_keeps_the_fleet_counts_and_restarts_the_series_counts(registry) -> None:
     fc, _ = _forecaster(registry)
-    outputs = fc.process(_records([1, 2, 3, 4]))
+    outputs = transaction(fc, _records([1, 2, 3, 4]))
     state = [(o.key, o.value) for o in outputs if o.topic == TOPICS.state]
     fc.revoke({0})  # what a rewind does: revoke every partition, then restore it
     fc.restore(0, state)
-    fc.process(_records([5], start=4))
+    transaction(fc, _records([5], start=4))
     assert registry.get_sample_value("sunspot_observations_total") == 5
     assert registry.get_sample_value("sunspot_forecasts_total") == 3
     # A series' own counts are since this instance took it: Prometheus reads a counter reset.
@@ -277,7 +282,7 @@ def test_only_the_selected_series_have_their_own_metrics() -> None:
     for batch in records:
         for record in batch:
             record.offset, offset = offset, offset + 1
-    fc.process([r for batch in records for r in batch])
+    transaction(fc, [r for batch in records for r in batch])
     exported = {
         s.labels["series"] for m in registry.collect() for s in m.samples if "series" in s.labels
     }
@@ -287,6 +292,40 @@ def test_only_the_selected_series_have_their_own_metrics() -> None:
     assert registry.get_sample_value("sunspot_forecasts_total") == 8
     none = CollectorRegistry()
     fc, _ = _forecaster(none, SeriesSelection.parse("none"))
-    fc.process(_records([1, 2, 3, 4]))
+    transaction(fc, _records([1, 2, 3, 4]))
     assert not any("series" in s.labels for m in none.collect() for s in m.samples)
     assert none.get_sample_value("sunspot_evaluations_total") == 1
+
+
+def test_a_transaction_of_several_batches_writes_each_series_state_once_at_its_end(
+    registry,
+) -> None:
+    """The runner hands a poll over in slices, one transaction for all: each batch's outputs
+    carry no state record, and `changelog` then gives each series changed once, at its latest
+    state, and nothing more until it changes again."""
+    fc, _ = _forecaster(registry)
+    first = fc.process(_records([1, 2, 3]) + _records([5], series="b"))
+    second = fc.process(_records([4], start=3))
+    assert not [o for o in first + second if o.topic == TOPICS.state]
+    written = fc.changelog()
+    assert [(o.topic, o.key) for o in written] == [(TOPICS.state, b"s"), (TOPICS.state, b"b")]
+    s = json.loads(written[0].value)
+    assert s["offset"] == 4 and s["window"]["values"] == [1.0, 2.0, 3.0, 4.0]
+    assert fc.changelog() == []
+    fc.process(_records([9], series="b", start=1))
+    assert [o.key for o in fc.changelog()] == [b"b"]
+
+
+def test_a_batch_rolled_back_owes_the_changelog_nothing(registry) -> None:
+    """A batch that raises changes nothing, the changelog's debt included; a revoked series'
+    state is not written either."""
+    fc, model = _forecaster(registry)
+    fc.process(_records([1, 2, 3]))
+    model.fail = True
+    with pytest.raises(RuntimeError):
+        fc.process(_records([5], series="b") + _records([4], start=3))
+    assert [o.key for o in fc.changelog()] == [b"s"]
+    model.fail = False
+    fc.process(_records([4], start=3))
+    fc.revoke({0})
+    assert fc.changelog() == []

@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry
 from consumer.forecaster import Forecaster
 from consumer.metrics import ForecasterMetrics
 from consumer.output import Output
-from tests.unit.records import observations
+from tests.unit.records import observations, transaction
 from tests.unit.test_forecaster import TOPICS, LastPlusOne
 
 OLD, NEW = "old-topic-id", "new-topic-id"
@@ -43,20 +43,20 @@ def test_a_series_that_moved_to_a_new_partition_is_applied_there_and_its_state_f
     offsets; they are applied (offsets compare within one partition), and its state goes to
     that partition of the changelog."""
     fc = forecaster()
-    fc.process(on(0, observations([1, 2, 3, 4]), first_offset=500))
-    moved = fc.process(on(2, observations([5, 6], start=4)))
+    transaction(fc, on(0, observations([1, 2, 3, 4]), first_offset=500))
+    moved = transaction(fc, on(2, observations([5, 6], start=4)))
     assert forecast_dates(moved) == ["2000-01-06", "2000-01-07"]
     (state,) = states(moved)
     assert state.partition == 2 and json.loads(state.value)["offset"] == 2
     # A late record of the old partition is a dead letter, as any late record.
-    late = fc.process(on(0, observations([4], start=3), first_offset=504))
+    late = transaction(fc, on(0, observations([4], start=3), first_offset=504))
     assert [dict(o.headers)["reason"] for o in late] == [b"out_of_order"]
 
 
 def test_a_restore_that_meets_a_series_on_two_partitions_keeps_the_later_state() -> None:
     fc = forecaster()
-    older = states(fc.process(on(0, observations([1, 2, 3]))))
-    newer = states(fc.process(on(1, observations([4, 5], start=3))))
+    older = states(transaction(fc, on(0, observations([1, 2, 3]))))
+    newer = states(transaction(fc, on(1, observations([4, 5], start=3))))
     for order in ((0, older, 1, newer), (1, newer, 0, older)):
         restored = forecaster()
         restored.restore(order[0], [(o.key, o.value) for o in order[1]])
@@ -71,7 +71,7 @@ def test_a_restore_that_meets_a_series_on_two_partitions_keeps_the_later_state()
 def test_states_of_an_earlier_topic_are_dropped_told_once_and_tombstoned() -> None:
     fc = forecaster()
     fc.source.follow(OLD, {})
-    written = [(o.key, o.value) for o in states(fc.process(observations([1, 2, 3])))]
+    written = [(o.key, o.value) for o in states(transaction(fc, observations([1, 2, 3])))]
     assert json.loads(written[0][1])["topic_id"] == OLD
 
     restored = forecaster()
@@ -80,19 +80,19 @@ def test_states_of_an_earlier_topic_are_dropped_told_once_and_tombstoned() -> No
     restored.restore(0, written)  # a second restore before the tombstones go out
     assert restored.series == {} and sum(restored.source.stale.values()) == 1
     assert restored.owes
-    tombstones = restored.process([])
+    tombstones = transaction(restored, [])
     assert [(o.topic, o.key, o.value, o.partition) for o in tombstones] == [
         (TOPICS.state, b"s", None, 0)
     ]
     assert not restored.owes
     # The records of the new topic, at offsets below the old state's, are applied.
-    assert forecast_dates(restored.process(observations([7, 8, 9]))) == ["2000-01-04"]
+    assert forecast_dates(transaction(restored, observations([7, 8, 9]))) == ["2000-01-04"]
 
 
 def test_a_state_without_a_topic_id_is_judged_by_its_offset() -> None:
     """Snapshots written before they carried the topic's id: one whose offset lies past the
     partition's end cannot belong to the topic there now."""
-    written = [(o.key, o.value) for o in states(forecaster().process(observations([1, 2, 3])))]
+    written = [(o.key, o.value) for o in states(transaction(forecaster(), observations([1, 2, 3])))]
     unmarked = [(k, json.dumps({**json.loads(v), "topic_id": None}).encode()) for k, v in written]
     for end, kept in ((3, True), (2, False)):
         fc = forecaster()
@@ -103,17 +103,17 @@ def test_a_state_without_a_topic_id_is_judged_by_its_offset() -> None:
 
 def test_a_changelog_that_lost_the_states_gets_every_series_again_even_without_records() -> None:
     fc = forecaster()
-    fc.process(observations([1, 2, 3], series="a") + observations([1, 2], series="b"))
+    transaction(fc, observations([1, 2, 3], series="a") + observations([1, 2], series="b"))
     fc.checkpoint()
-    assert fc.process([]) == []  # nothing owed: an idle turn publishes nothing
+    assert transaction(fc, []) == []  # nothing owed: an idle turn publishes nothing
     fc.rewrite_state()
     assert fc.owes
-    written = fc.process([])
+    written = transaction(fc, [])
     assert sorted(o.key for o in states(written)) == [b"a", b"b"]
     assert not fc.owes  # in flight with this batch
     fc.undo()  # its publish failed: owed again
     assert fc.owes
-    with_records = fc.process(observations([4], series="a", start=3))
+    with_records = transaction(fc, observations([4], series="a", start=3))
     assert sorted(o.key for o in states(with_records)) == [b"a", b"b"]  # each once
     fc.checkpoint()  # published
     assert not fc.owes and not fc.rewrite
@@ -121,25 +121,25 @@ def test_a_changelog_that_lost_the_states_gets_every_series_again_even_without_r
 
 def test_undo_puts_the_series_back_as_they_were_at_the_last_checkpoint() -> None:
     fc = forecaster()
-    fc.process(observations([1, 2, 3], series="a"))
+    transaction(fc, observations([1, 2, 3], series="a"))
     fc.checkpoint()
     before = fc.series["a"].copy()
-    fc.process(observations([4, 5], series="a", start=3) + observations([1], series="new"))
+    transaction(fc, observations([4, 5], series="a", start=3) + observations([1], series="new"))
     fc.undo()
     assert set(fc.series) == {"a"}
     assert fc.series["a"].window.last_date == before.window.last_date
     assert fc.series["a"].applied_to == before.applied_to
     # The batch processed again from there gives the same outputs as the first time.
-    again = fc.process(observations([4, 5], series="a", start=3))
+    again = transaction(fc, observations([4, 5], series="a", start=3))
     assert forecast_dates(again) == ["2000-01-05", "2000-01-06"]
 
 
 def test_undo_gives_back_a_series_a_restore_removed_since_the_checkpoint() -> None:
     fc = forecaster()
-    fc.process(observations([1, 2, 3], series="a"))
+    transaction(fc, observations([1, 2, 3], series="a"))
     fc.checkpoint()
     at_checkpoint = fc.series["a"].snapshot()
-    fc.process(observations([4], series="a", start=3))
+    transaction(fc, observations([4], series="a", start=3))
     fc.restore(0, [(b"a", None)])  # a tombstone read back: the series is no longer held
     assert "a" not in fc.series
     fc.undo()
@@ -149,7 +149,24 @@ def test_undo_gives_back_a_series_a_restore_removed_since_the_checkpoint() -> No
 def test_series_first_seen_on_an_added_partition_are_counted_as_moved() -> None:
     fc = forecaster()
     fc.source.added.update({1, 2})
-    fc.process(on(0, observations([1], series="old")))
-    fc.process(on(2, observations([1], series="moved")))
-    fc.process(on(2, observations([2], series="moved", start=1)))  # held already
+    transaction(fc, on(0, observations([1], series="old")))
+    transaction(fc, on(2, observations([1], series="moved")))
+    transaction(fc, on(2, observations([2], series="moved", start=1)))  # held already
     assert fc.source.moved == 1
+
+
+def test_a_stale_state_tombstoned_in_the_batch_that_brings_its_series_back_ends_with_the_new() -> (
+    None
+):
+    """The tombstone of a state a restore dropped goes out before the transaction's states, so
+    a series whose first record arrives in that same batch keeps its new state once the
+    changelog is compacted (the last record of a key is the one kept)."""
+    old = forecaster()
+    old.source.follow(OLD, {})
+    written = [(o.key, o.value) for o in states(transaction(old, observations([1, 2, 3])))]
+    fc = forecaster()
+    fc.source.follow(NEW, {0: 0})
+    fc.restore(0, written)
+    assert fc.series == {} and fc.owes
+    out = [(o.key, o.value is None) for o in states(transaction(fc, observations([7, 8])))]
+    assert out == [(b"s", True), (b"s", False)]  # the tombstone, then the new state

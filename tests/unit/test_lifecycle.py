@@ -19,7 +19,7 @@ from sunspots.kafka.settings import Topics
 from sunspots.lifecycle import records as models
 from sunspots.lifecycle.promotion import PromotionPolicy, PromotionRule
 from sunspots.lifecycle.records import CHALLENGER, CHAMPION, Refused, Retired
-from tests.unit.records import CALIBRATION, forecaster, observations, published
+from tests.unit.records import CALIBRATION, forecaster, observations, published, transaction
 
 TOPICS = Topics()
 
@@ -52,9 +52,9 @@ def _on(outputs: list, topic: str) -> list[dict]:
 def test_a_new_champion_serves_from_the_next_batch_without_a_warm_up(registry) -> None:
     old, new = Offset("v1", 3), Offset("v2", 5, offset=2.0)
     fc = forecaster(registry, old)
-    first = fc.process(observations([10, 11, 12, 13, 14, 15]))
+    first = transaction(fc, observations([10, 11, 12, 13, 14, 15]))
     fc.follow([published(CHAMPION, new)])
-    second = fc.process(observations([16, 17, 18], start=6))
+    second = transaction(fc, observations([16, 17, 18], start=6))
 
     forecasts = _on(first, TOPICS.forecasts) + _on(second, TOPICS.forecasts)
     # Every day from the first full window on, once; the version that made each.
@@ -84,9 +84,9 @@ def test_a_new_champion_serves_from_the_next_batch_without_a_warm_up(registry) -
 def test_a_challenger_forecasts_the_same_days_on_the_shadow_topics(registry) -> None:
     champion, challenger = Offset("v1", 3), Offset("w27", 5, offset=0.0)
     fc = forecaster(registry, champion)
-    fc.process(observations([10, 11, 12, 13, 14, 15]))
+    transaction(fc, observations([10, 11, 12, 13, 14, 15]))
     fc.follow([published(CHALLENGER, challenger)])
-    outputs = fc.process(observations([16, 17, 18, 19], start=6))
+    outputs = transaction(fc, observations([16, 17, 18, 19], start=6))
 
     served = _on(outputs, TOPICS.forecasts)
     shadow = _on(outputs, TOPICS.forecasts_shadow)
@@ -106,7 +106,7 @@ def test_a_challenger_forecasts_the_same_days_on_the_shadow_topics(registry) -> 
 
     # Retired: its lane stops, its pending forecast is dropped, its gauges go.
     fc.follow([Retired(CHALLENGER)])
-    after = fc.process(observations([20, 21], start=10))
+    after = transaction(fc, observations([20, 21], start=10))
     assert _on(after, TOPICS.forecasts_shadow) == _on(after, TOPICS.evaluations_shadow) == []
     assert len(_on(after, TOPICS.forecasts)) == 2
     assert registry.get_sample_value("sunspot_model_rmse", labels) is None
@@ -117,7 +117,7 @@ def test_a_refused_record_changes_nothing_and_is_counted(registry, caplog) -> No
     fc.follow([Refused(CHAMPION, "bad_hash", "champion record 'x': the weights do not match")])
     fc.follow([published(CHAMPION, Offset("too-long", 9))])  # more than the 8 values kept
     fc.follow([Retired(CHAMPION)])  # a model must serve
-    outputs = fc.process(observations([1, 2, 3, 4]))
+    outputs = transaction(fc, observations([1, 2, 3, 4]))
     assert {f["model_version"] for f in _on(outputs, TOPICS.forecasts)} == {"v1"}
     rejections = "sunspot_model_rejections_total"
     assert registry.get_sample_value(rejections, {"reason": "bad_hash"}) == 1
@@ -133,25 +133,25 @@ def test_a_starting_champion_longer_than_the_history_is_a_start_up_error(registr
 def test_the_changelog_keeps_each_role_and_the_history(registry) -> None:
     fc = forecaster(registry, Offset("v1", 3))
     fc.follow([published(CHALLENGER, Offset("w5", 5))])
-    outputs = fc.process(observations([10, 11, 12, 13, 14, 15, 16]))
+    outputs = transaction(fc, observations([10, 11, 12, 13, 14, 15, 16]))
     changelog = [(o.key, o.value) for o in outputs if o.topic == TOPICS.state]
     snapshot = json.loads(changelog[-1][1])
     assert snapshot["window"]["size"] == 8 and len(snapshot["window"]["values"]) == 7
     assert set(snapshot["roles"]) == {CHAMPION, CHALLENGER}
     assert snapshot["roles"][CHALLENGER]["pending"]["model_version"] == "w5"
     later = observations([17, 18], start=7)
-    uninterrupted = fc.process(later)
+    uninterrupted = transaction(fc, later)
 
     # Restarted with the same models: the very same outputs.
     restored = forecaster(CollectorRegistry(), Offset("v1", 3))
     restored.follow([published(CHALLENGER, Offset("w5", 5))])
     restored.restore(0, changelog)
-    assert restored.process(later) == uninterrupted
+    assert transaction(restored, later) == uninterrupted
 
     # Restarted after the challenger was retired: its part is dropped, the champion goes on.
     alone = forecaster(CollectorRegistry(), Offset("v1", 3))
     alone.restore(0, changelog)
-    outputs = alone.process(later)
+    outputs = transaction(alone, later)
     assert _on(outputs, TOPICS.forecasts) == _on(uninterrupted, TOPICS.forecasts)
     assert _on(outputs, TOPICS.evaluations_shadow) == []
 
@@ -164,7 +164,7 @@ def test_drift_alarms_once_per_change_of_the_error(registry) -> None:
     # The error is the day's step: 1 for 40 days, then 4.
     values = [float(i) for i in range(40)] + [40.0 + 4 * i for i in range(30)]
     records = observations(values)
-    fc.process(records[:48])
+    transaction(fc, records[:48])
     labels = {"series": "s", "role": CHAMPION}
     alarms = {"role": CHAMPION}
     assert registry.get_sample_value("sunspot_drift_alarms_total", alarms) == 1
@@ -174,7 +174,7 @@ def test_drift_alarms_once_per_change_of_the_error(registry) -> None:
     first_shifted = date(2000, 2, 10)  # day 41, the first error of 4
     assert 0 <= (datetime.fromtimestamp(alarm_day, UTC).date() - first_shifted).days <= 5
     # The new level learned (10 errors), the alarm clears; the change alarmed once.
-    fc.process(records[48:])
+    transaction(fc, records[48:])
     assert registry.get_sample_value("sunspot_drift_detected", labels) == 0
     assert registry.get_sample_value("sunspot_drift_detected_series", alarms) == 0
     assert registry.get_sample_value("sunspot_drift_alarms_total", alarms) == 1
@@ -188,7 +188,7 @@ def test_the_challenger_that_wins_is_promoted_once_with_its_batch(registry) -> N
         promoter="sunspots-forecaster-a",
     )
     fc.follow([published(CHALLENGER, Offset("better", 4, offset=1.0))])
-    decided = [fc.process(observations([float(v)], start=v)) for v in range(12)]
+    decided = [transaction(fc, observations([float(v)], start=v)) for v in range(12)]
     promotions = [
         (i, o) for i, outputs in enumerate(decided) for o in outputs if o.topic == TOPICS.models
     ]
@@ -218,7 +218,7 @@ def test_a_revoked_series_leaves_no_lifecycle_samples_and_the_others_stay(regist
         registry, Offset("v1", 3, offset=0.0), series_policy=SeriesPolicy(8, 10, policy)
     )
     steps = [float(i) for i in range(40)] + [40.0 + 4 * i for i in range(8)]
-    fc.process(observations(steps, series="a") + observations([1, 2, 3, 4, 5], series="b"))
+    transaction(fc, observations(steps, series="a") + observations([1, 2, 3, 4, 5], series="b"))
     fc.series["b"].partition = 1  # "b" arrives on another partition, which stays
     scored = {"role": CHAMPION, "model_version": "v1"}
     alarm_date = "sunspot_drift_last_alarm_timestamp_seconds"

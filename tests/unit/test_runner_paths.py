@@ -18,7 +18,7 @@ import threading
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
@@ -30,6 +30,7 @@ from kafka.errors import (
     KafkaConnectionError,
     KafkaError,
     KafkaTimeoutError,
+    MessageSizeTooLargeError,
     ProducerFencedError,
     TopicAuthorizationFailedError,
     UnsupportedCodecError,
@@ -39,7 +40,13 @@ from kafka.structs import OffsetAndMetadata
 from consumer.fencing import Fenced
 from consumer.health import Health
 from consumer.output import Output
-from consumer.publishing import AcknowledgedPublisher, TransactionalPublisher
+from consumer.publishing import (
+    SENT_PRUNE_AT,
+    AcknowledgedPublisher,
+    Sent,
+    TransactionalPublisher,
+    _stop_if_too_large,
+)
 from consumer.runner import Runner, RunnerConfig
 from consumer.sensors import Sensor
 from consumer.stops import EXIT_INPUT, EXIT_STALLED, ServiceStop
@@ -164,12 +171,13 @@ class FakePublisher:
         self.aborts = 0
         self.closed = False
 
-    def publish(self, outputs: list[Output], offsets: dict, consumer: Any) -> None:
+    def publish(self, outputs: Iterable[Output], offsets: dict, consumer: Any) -> None:
         self.attempts += 1
+        made = list(outputs)  # taken, and so processed, as a real publisher takes them
         failure = self.failures.popleft() if self.failures else None
         if failure is not None:
             raise failure
-        self.published.append((list(outputs), offsets))  # the loop empties its own list
+        self.published.append((made, offsets))
         consumer.commit(offsets)
 
     def abort(self) -> None:
@@ -191,6 +199,9 @@ class RecordingProcessor:
     def process(self, records: list) -> list[Output]:
         self.processed.append([(r.partition, r.offset) for r in records])
         return [Output("out", r.value, r.key) for r in records]
+
+    def changelog(self) -> list[Output]:
+        return []
 
     def restore(self, partition: int, changelog: Iterable[tuple[bytes, bytes | None]]) -> None:
         assert list(changelog) == [(b"s", b"state")]
@@ -286,6 +297,55 @@ def test_a_batch_is_processed_once_and_published_with_the_next_offsets() -> None
     assert t.processor.restored == [0]  # the assignment restored the partition's state
     assert t.runner.batches == 1 and t.health.connected
     assert t.consumer.closed and t.publisher.closed and not t.health.assigned
+
+
+def test_a_batch_is_processed_in_slices_each_handed_over_before_the_next_then_its_changelog() -> (
+    None
+):
+    """A poll larger than a slice (one series, cut in order: consumer.slicing): the processor
+    takes it a slice at a time, and each slice's outputs reach the publisher before the next
+    slice is processed; the changelog's records come last, once, and the batch is one publish
+    with the poll's offsets."""
+    events: list[tuple[str, Any]] = []
+
+    class Journal(RecordingProcessor):
+        def process(self, records: list) -> list[Output]:
+            events.append(("process", [r.offset for r in records]))
+            return super().process(records)
+
+        def changelog(self) -> list[Output]:
+            events.append(("changelog", None))
+            return [Output("state", b"snapshot", b"s", partition=0)]
+
+    class Taker(FakePublisher):
+        def publish(self, outputs: Iterable[Output], offsets: dict, consumer: Any) -> None:
+            def taken() -> Iterable[Output]:
+                for out in outputs:
+                    events.append(("sent", out.value))
+                    yield out
+
+            super().publish(taken(), offsets, consumer)
+
+    stop = threading.Event()
+    records = [Rec(TP0.topic, 0, o, value=str(o).encode()) for o in range(5)]  # one series
+    consumer = FakeConsumer(stop, [assign(TP0), {TP0: records}])
+    publisher, processor = Taker(), Journal()
+    config = replace(CONFIG, slice_records=2)
+    Runner(FakeClients(consumer, publisher), config, processor, Health(), stop).run()
+    assert events == [
+        ("process", [0, 1]),
+        ("sent", b"0"),
+        ("sent", b"1"),
+        ("process", [2, 3]),
+        ("sent", b"2"),
+        ("sent", b"3"),
+        ("process", [4]),
+        ("sent", b"4"),
+        ("changelog", None),
+        ("sent", b"snapshot"),
+    ]
+    ((outputs, offsets),) = publisher.published
+    assert len(outputs) == 6 and offsets == {TP0: OffsetAndMetadata(5, "", -1)}
 
 
 def timed_out_inside() -> bool:
@@ -549,8 +609,8 @@ def test_the_loop_tells_what_it_is_doing() -> None:
         "polling",
         "restoring the state of partitions [0]",
         "polling",
-        "processing a batch of 2 records",
-        "publishing 2 outputs",
+        "processing and publishing a batch of 2 records",
+        "committing a batch of 2 records",
         "polling",
         "closing the Kafka clients",
     ]
@@ -835,6 +895,9 @@ class Future:
     def failed(self) -> bool:
         return self.error is not None
 
+    def succeeded(self) -> bool:
+        return self.error is None
+
     def get(self, timeout: float | None = None) -> None:
         if self.error is not None:
             raise self.error
@@ -870,3 +933,39 @@ def test_at_least_once_commits_the_offsets_only_after_every_output_is_acknowledg
     with pytest.raises(KafkaTimeoutError):
         failing.publish(outputs, offsets, consumer)
     assert consumer.commits == [offsets]  # not committed again
+
+
+class Pending(Future):
+    """A send's future not answered yet."""
+
+    is_done = False
+
+    def __init__(self) -> None:
+        super().__init__(None)
+
+    def succeeded(self) -> bool:
+        return False
+
+
+def test_a_publish_lets_go_of_acknowledged_records_and_keeps_what_it_may_still_tell() -> None:
+    """Of 5,000 records sent, `Sent` keeps those not acknowledged yet and the refused one (with
+    its topic and size, for the line that stops the service), and lets go of the others as it
+    goes, so a large batch's futures are not all held until its commit."""
+    sent = Sent()
+    pending = [Pending() for _ in range(3)]
+    too_large = Future(MessageSizeTooLargeError("too large"))
+    for i in range(5_000):
+        future: Future = Future(None)
+        if i in (10, 2_000, 4_999):
+            future = pending[(10, 2_000, 4_999).index(i)]
+        elif i == 3_000:
+            future = too_large
+        sent.add(future, Output("forecasts", b"x" * 100, b"key"))  # type: ignore[arg-type]
+        assert len(sent.held) < SENT_PRUNE_AT  # pruned whenever it reaches the bound
+    assert sent.count == 5_000
+    held = sent.futures
+    assert all(f in held for f in [*pending, too_large])
+    assert len(held) < SENT_PRUNE_AT  # those four, and the acknowledged since the last prune
+    assert sent.first_failure() is too_large.error
+    with pytest.raises(ServiceStop, match="topic forecasts refused a record of 103 bytes"):
+        _stop_if_too_large(sent)

@@ -19,7 +19,7 @@ from consumer.series_metrics import (
     series_selection,
 )
 from sunspots.kafka.settings import DEFAULT_SERIES, Topics
-from tests.unit.records import CALIBRATION, Record, observations
+from tests.unit.records import CALIBRATION, Record, observations, transaction
 
 pytestmark = pytest.mark.unit
 
@@ -99,8 +99,8 @@ def test_a_bad_list_is_a_start_up_error(text: str) -> None:
 def test_the_collector_reads_the_live_state() -> None:
     registry = CollectorRegistry()
     fc = _forecaster(registry, "s")
-    fc.process(observations([10, 20, 30, 40, 50]))
-    fc.process(observations([1, 2, 3], series="t"))
+    transaction(fc, observations([10, 20, 30, 40, 50]))
+    transaction(fc, observations([1, 2, 3], series="t"))
     sample = registry.get_sample_value
     state = fc.series["s"]
     assert sample("sunspot_series") == 2
@@ -124,7 +124,7 @@ def test_only_the_selected_series_keep_rolling_scores() -> None:
     changelog."""
     registry = CollectorRegistry()
     fc = _forecaster(registry, "s")
-    fc.process(observations([10, 20, 30, 40, 50]) + observations([10, 20, 30, 40, 50], "t"))
+    transaction(fc, observations([10, 20, 30, 40, 50]) + observations([10, 20, 30, 40, 50], "t"))
     kept, unkept = fc.series["s"].roles["champion"], fc.series["t"].roles["champion"]
     assert kept.score is not None and kept.score.figures().evaluations == 2
     assert unkept.score is None
@@ -139,7 +139,7 @@ def test_only_the_selected_series_keep_rolling_scores() -> None:
     for name in ("s", "t"):
         state = fc.series[name]
         restored.restore(0, [(state.key, state.snapshot())])
-    restored.process(observations([60], "s", start=5) + observations([60], "t", start=5))
+    transaction(restored, observations([60], "s", start=5) + observations([60], "t", start=5))
     assert restored.series["s"].roles["champion"].score.figures().evaluations == 1
     assert restored.series["t"].roles["champion"].score is None
 
@@ -171,7 +171,7 @@ def test_a_scrape_while_the_loop_changes_the_states_never_fails() -> None:
             batch: list[Record] = []
             for i in range(50):
                 batch += observations([float(day % 7 + i)], series=f"s{i}", start=day)
-            state = [(o.key, o.value) for o in fc.process(batch) if o.topic == Topics().state]
+            state = [(o.key, o.value) for o in transaction(fc, batch) if o.topic == Topics().state]
             if day % 10 == 9:  # a rewind: every series released, then restored
                 fc.revoke({0})
                 fc.restore(0, state)

@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry
 from consumer.forecaster import Forecaster
 from consumer.metrics import ForecasterMetrics
 from sunspots.wire.schemas import decode_snapshot
-from tests.unit.records import D0, observations
+from tests.unit.records import D0, observations, transaction
 from tests.unit.test_forecaster import TOPICS, LastPlusOne
 
 
@@ -57,8 +57,8 @@ def test_a_010_snapshot_restores_its_values_offset_and_pending_forecast() -> Non
     fc.restore(0, [(b"s", snapshot_010())])
     assert "s" in fc.series
     # An at-least-once replay of a record the state already reflects is not applied again.
-    assert on(fc.process(observations([12.0], start=2)), TOPICS.forecasts) == []
-    out = fc.process(observations([13.0], start=3))
+    assert on(transaction(fc, observations([12.0], start=2)), TOPICS.forecasts) == []
+    out = transaction(fc, observations([13.0], start=3))
     # The pending forecast of 0.1.0 is scored as the champion's; the next one follows at once
     # (no warm-up: the restored values fill the window).
     (evaluation,) = on(out, TOPICS.evaluations)
@@ -73,19 +73,23 @@ def test_a_010_snapshot_restores_its_values_offset_and_pending_forecast() -> Non
 
 
 def test_a_020_snapshot_without_a_topic_id_restores() -> None:
-    written = [o for o in forecaster().process(observations([1, 2, 3])) if o.topic == TOPICS.state]
+    written = [
+        o for o in transaction(forecaster(), observations([1, 2, 3])) if o.topic == TOPICS.state
+    ]
     as_020 = {k: v for k, v in json.loads(written[0].value).items() if k != "topic_id"}
     fc = forecaster()
     fc.restore(0, [(b"s", json.dumps(as_020).encode())])
     assert "s" in fc.series
-    out = fc.process(observations([4], start=3))
+    out = transaction(fc, observations([4], start=3))
     assert [e["date"] for e in on(out, TOPICS.evaluations)] == [day(3)]
 
 
 def test_a_snapshot_with_fields_this_version_does_not_know_still_decodes() -> None:
     """What makes a rollback keep the state: a snapshot of a later version, with a field added,
     is read for the fields this version knows (0.2.0 reads 0.3.0's `topic_id` the same way)."""
-    written = [o for o in forecaster().process(observations([1, 2, 3])) if o.topic == TOPICS.state]
+    written = [
+        o for o in transaction(forecaster(), observations([1, 2, 3])) if o.topic == TOPICS.state
+    ]
     later = json.loads(written[0].value)
     later["a_field_of_a_later_version"] = {"anything": [1, 2]}
     later["roles"]["champion"]["another"] = 1
@@ -96,6 +100,8 @@ def test_a_snapshot_with_fields_this_version_does_not_know_still_decodes() -> No
 
 def test_an_unreadable_snapshot_costs_its_series_only() -> None:
     fc = forecaster()
-    good = [o for o in forecaster().process(observations([1, 2, 3])) if o.topic == TOPICS.state]
+    good = [
+        o for o in transaction(forecaster(), observations([1, 2, 3])) if o.topic == TOPICS.state
+    ]
     fc.restore(0, [(b"x", b'{"series": "x", "window": 3}'), (b"s", good[0].value)])
     assert set(fc.series) == {"s"}

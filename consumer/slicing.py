@@ -1,0 +1,44 @@
+"""How the loop cuts a poll's records into the slices the processor takes one at a time.
+
+A slice is processed and its outputs handed to the producer before the next one is processed
+(consumer.runner), so what a batch holds at once is its records and one slice's work. What a
+processor pays per series a call touches (a copy of its state for a rollback, its place in the
+call's maps) is paid again in every slice that touches the series, so slices follow the series:
+each record goes to the slice its key hashes to, in the order it came (a series' records stay
+in order, and in one slice), and a slice is cut into pieces of `size`, in order, only when it
+is more than twice that. With many series every slice holds whole series; with one series (or a
+few) its records are cut in order, and it is copied once a piece, which costs nothing there.
+Records without a key go with the empty key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Protocol, TypeVar
+from zlib import crc32
+
+
+class Keyed(Protocol):
+    @property
+    def key(self) -> bytes | None: ...
+
+
+R = TypeVar("R", bound=Keyed)
+
+
+def slices(records: Sequence[R], size: int) -> Iterator[Sequence[R]]:
+    """`records` in slices of whole series, about `size` records each (see the module)."""
+    if len(records) <= size:
+        yield records
+        return
+    count = -(-len(records) // size)
+    groups: list[list[R]] = [[] for _ in range(count)]
+    for record in records:
+        groups[crc32(record.key or b"") % count].append(record)
+    for group in groups:
+        if len(group) <= 2 * size:
+            if group:
+                yield group
+            continue
+        for start in range(0, len(group), size):
+            yield group[start : start + size]

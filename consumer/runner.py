@@ -71,14 +71,13 @@ Polled = dict[TopicPartition, list[ConsumerRecord]]
 CLOSE_TIMEOUT_MS = 5_000
 # Records a batch (one transaction, one model call) holds at most (--max-poll-records). Paced
 # input makes batches of the few records waiting, whatever this is; a backlog (a backfill, a
-# restart) fills them. A series a batch touches writes its state once and is copied once, so
-# at 10,000 series large batches share those costs among several of its observations, while
-# the batch's records are held until it is processed, its outputs and the producer's futures
-# for them until its commit.
-# bench.many_series, 2026-12-06, once batches were freed at the end of their turn (10,000
-# series against one, one run each): CPU per observation 1.41 times with 20,000 records
-# (peak RSS 192 MiB), 1.19 with 30,000 (214 MiB), about 1.1 with 40,000 (236-249 MiB, at
-# the 250 MiB target). docs/scaling.md has the runs.
+# restart) fills them. A series a batch touches writes its state once, so at 10,000 series
+# large batches share that cost among several of its observations; a batch's records are held
+# until it is processed, and its work one slice at a time (DEFAULT_SLICE_RECORDS).
+# bench.many_series, 2026-12-06, once batches were freed at the end of their turn and before
+# the slices (10,000 series against one, one run each): CPU per observation 1.41 times with
+# 20,000 records (peak RSS 192 MiB), 1.19 with 30,000 (214 MiB), about 1.1 with 40,000
+# (236-249 MiB). With the slices, 30,000 peaks at 170 MiB. docs/scaling.md has the runs.
 DEFAULT_MAX_POLL_RECORDS = 30_000
 # Records the processor takes at a time within a batch, whole series each (consumer.slicing):
 # one model call per role, one rollback copy of each series it touches; its outputs are sent

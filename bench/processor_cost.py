@@ -10,14 +10,14 @@ bench.many_series measures the whole service; this isolates the processor (the s
 seam that never publishes): the real `Forecaster` on the committed model takes synthetic daily
 observations of S series, in batches of `--batch` records as the loop would hand them over
 (one series: consecutive days; S series: one day of each in turn), after a warm-up that fills
-every window. Per observation: the CPU time of `process` (on each slice of a batch, whole
-series each, as the loop hands them over) and of `changelog` after it, and the outputs they return, of which changelog
-records. With one series a batch writes one changelog record; with many, one per
+every window. Per observation: the CPU time of `process` (on each slice of a batch, whole series
+each, as the loop hands them over) and of `changelog` after it, and the outputs they return, of
+which changelog records. With one series a batch writes one changelog record; with many, one per
 series it touched, and each touched series is copied for the batch's atomicity. What those two
-cost a touched series is timed apart, over every series held once the run is over (the median
-of three rounds): `snapshot_us`, the changelog value's encoding, and `copy_us`, the copy kept
-for a rollback. Beside them the service pays one more send through kafka-python's producer
-per changelog record (bench.codecs gives its CPU per record), which no processor-side saving
+cost a touched series is timed apart, over every series held once the run is over (the median of
+three rounds): `snapshot_us`, the changelog value's encoding, and `copy_us`, the copy kept for a
+rollback. Beside them the service pays one more send through kafka-python's producer per
+changelog record (bench.codecs gives its CPU per record), which no processor-side saving
 removes.
 
 The process's collector is set as the consumer sets its own (`settle_garbage_collector`),

@@ -188,7 +188,7 @@ class Forecaster:
             return []
         batch = _Batch(self.today(), {lane.role: [] for lane in self.lanes.running})
         try:
-            outputs = self._process(records, batch) + self._owed(batch)
+            outputs = self._process(records, batch) + self._owed()
         except BaseException:
             self._roll_back(batch)
             raise
@@ -483,7 +483,7 @@ class Forecaster:
                 self.series[name] = saved
         self.since_checkpoint, self.rewriting, self.dirty = {}, False, {}
 
-    def _owed(self, batch: _Batch) -> list[Output]:
+    def _owed(self) -> list[Output]:
         """What the changelog is owed beside the batch's own states: tombstones for the stale
         states a restore dropped, now, and every series held, once it lost them, with the
         transaction's states (`changelog`)."""

@@ -45,7 +45,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol
 
 from consumer.fencing import is_fenced
@@ -244,9 +244,7 @@ class TransactionalPublisher:
         if self.producer is not None:
             close_now(self.producer, CLOSE_S)
 
-    def _step(
-        self, step: str, *args: object, sent: list[FutureRecordMetadata] | None = None
-    ) -> None:
+    def _step(self, step: str, *args: object, sent: Sequence[FutureRecordMetadata] = ()) -> None:
         """Run a blocking transaction step, waiting for it in short slices, so that /healthz
         stays alive and /readyz turns false while the broker is away, a shutdown is not held
         up for ever, and a step that hangs fails after `step_timeout_s`.
@@ -267,7 +265,7 @@ class TransactionalPublisher:
 
         try:
             run_step(
-                self.producer, step, *args, timeout_s=self.step_timeout_s, sent=sent or (),
+                self.producer, step, *args, timeout_s=self.step_timeout_s, sent=sent,
                 on_slice=on_slice,
             )  # fmt: skip
         except StepTimeout:

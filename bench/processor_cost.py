@@ -45,7 +45,7 @@ from consumer.forecaster import Forecaster
 from consumer.output import Output
 from consumer.runner import DEFAULT_SLICE_RECORDS
 from consumer.series import SeriesState
-from consumer.slicing import slices
+from consumer.slicing import batch_outputs
 from sunspots.process.garbage import collect_between_batches, settle_garbage_collector
 from sunspots.wire.schemas import Observation
 from support.records import Record
@@ -69,10 +69,9 @@ def records(series: int, days: int) -> list[Record]:
 
 
 def transaction(fc: Forecaster, batch: list[Record]) -> list[Output]:
-    """A batch's outputs as the loop makes them: processed in slices of whole series
-    (consumer.slicing), then the changelog."""
-    made = [o for part in slices(batch, DEFAULT_SLICE_RECORDS) for o in fc.process(list(part))]
-    return made + fc.changelog()
+    """A batch's outputs as the loop makes them (consumer.slicing.batch_outputs: in slices of
+    whole series, then the changelog); `batch` is emptied."""
+    return list(batch_outputs(fc, batch, DEFAULT_SLICE_RECORDS))
 
 
 def measure(series: int, observations: int, batch: int) -> dict[str, Any]:

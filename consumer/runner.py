@@ -47,7 +47,7 @@ from consumer.publishing import (
 from consumer.recovery import Recovery
 from consumer.retry import Backoff, Interrupted, Retry
 from consumer.sensors import FAILED_PUBLISH, FAILED_RESTORE, Sensor, Sensors
-from consumer.slicing import slices
+from consumer.slicing import batch_outputs
 from consumer.stops import EXIT_INPUT, EXIT_STALLED, ServiceStop
 from consumer.topic_watch import TopicWatch
 from sunspots.kafka import clients
@@ -306,12 +306,9 @@ class Runner:
         """The batch's outputs as the publisher takes them: each slice of `records` processed
         when the outputs before it have been handed over, then the changelog's records. The
         records are let go once processed."""
-        self._doing(f"processing and publishing a batch of {len(records)} records")
-        for part in slices(records, self.config.slice_records):  # an empty batch: what is owed
-            yield from self.processor.process(list(part))
         count = len(records)
-        records.clear()
-        yield from self.processor.changelog()
+        self._doing(f"processing and publishing a batch of {count} records")
+        yield from batch_outputs(self.processor, records, self.config.slice_records)
         self._doing(f"committing a batch of {count} records")  # every output handed over
 
     def _publish(self, outputs: Iterable[Output], offsets: Offsets, count: int) -> bool:

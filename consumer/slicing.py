@@ -9,6 +9,9 @@ in order, and in one slice), and a slice is cut into pieces of `size`, in order,
 is more than twice that. With many series every slice holds whole series; with one series (or a
 few) its records are cut in order, and it is copied once a piece, which costs nothing there.
 Records without a key go with the empty key.
+
+`batch_outputs` is a batch's outputs as the loop hands them to its producer: slice after slice,
+then the changelog's records the transaction owes; the benchmarks drive a processor with it too.
 """
 
 from __future__ import annotations
@@ -16,6 +19,9 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Protocol, TypeVar
 from zlib import crc32
+
+from consumer.output import Output, Record
+from consumer.processor import Processor
 
 
 class Keyed(Protocol):
@@ -42,3 +48,13 @@ def slices(records: Sequence[R], size: int) -> Iterator[Sequence[R]]:
             continue
         for start in range(0, len(group), size):
             yield group[start : start + size]
+
+
+def batch_outputs(processor: Processor, records: list[Record], size: int) -> Iterator[Output]:
+    """A batch's outputs, made as they are taken: each slice of `records` processed once the
+    outputs before it are taken, then `processor.changelog()`. `records` is emptied once
+    processed, so the batch's records are let go before the changelog's snapshots are made."""
+    for part in slices(records, size):  # an empty batch: one empty slice, for what is owed
+        yield from processor.process(list(part))
+    records.clear()
+    yield from processor.changelog()

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from hypothesis import given
 from hypothesis import strategies as st
 
-from consumer.slicing import slices
+from consumer.output import Output
+from consumer.slicing import batch_outputs, slices
 
 
 @dataclass(frozen=True)
@@ -52,3 +53,23 @@ def test_every_record_is_in_one_slice_and_each_series_keeps_its_order(
     for key in set(keys):
         seen = [r.offset for s in cut for r in s if r.key == key]
         assert seen == sorted(seen)
+
+
+def test_a_batch_is_let_go_once_processed_before_its_changelog_is_made() -> None:
+    """batch_outputs: each slice's outputs in turn, then the changelog's, made only once the
+    batch's records are emptied (their memory let go before the snapshots)."""
+    batch = records([b"a"] * 5)
+    seen: list[int] = []
+
+    class Processor:
+        def process(self, part: list[Rec]) -> list[Output]:
+            seen.append(len(batch))  # the batch is whole while its slices are processed
+            return [Output("out", str(r.offset).encode()) for r in part]
+
+        def changelog(self) -> list[Output]:
+            seen.append(len(batch))
+            return [Output("state", b"snapshot", b"a", partition=0)]
+
+    made = [o.value for o in batch_outputs(Processor(), batch, 2)]
+    assert made == [b"0", b"1", b"2", b"3", b"4", b"snapshot"]
+    assert seen == [5, 5, 5, 0] and batch == []

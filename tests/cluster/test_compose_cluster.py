@@ -14,7 +14,6 @@ transactional producer commits, and with one node killed acknowledged writes go 
 
 from __future__ import annotations
 
-import contextlib
 import re
 import shutil
 import subprocess
@@ -156,8 +155,11 @@ def test_compose_cluster_settings_make_a_replicated_cluster(compose_cluster, uni
             seen[:] = [r.value for r in read_to_end(bootstrap, kafka.topics.observations)]
             return seen == expected
 
-        with contextlib.suppress(TimeoutError):
+        cause: TimeoutError | None = None  # the bound's, or a read's own
+        try:
             wait_for("both records read, read_committed", both_read, 60, interval=1)
-        assert seen == expected
+        except TimeoutError as exc:
+            cause = exc
+        assert seen == expected, cause
     finally:
         nodes["kafka-3"].start()

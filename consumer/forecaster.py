@@ -382,7 +382,7 @@ class Forecaster:
             for name, saved in batch.saved.items():
                 state = self.series.get(name)
                 if saved is None and state is not None and state.partition in added:
-                    self.source.moved += 1  # its key moved here, its state did not
+                    self.source.moved_here(name, state.partition)  # its key, not its state
         batch.tally.apply(self.metrics)
         self.dead_letters.commit()
         return self.lifecycle.promotion(days.values())

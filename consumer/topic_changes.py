@@ -115,7 +115,10 @@ class SourceTopic:
     stale: collections.Counter[int] = field(
         default_factory=collections.Counter
     )  # stale states dropped, by partition
-    moved: int = 0  # series first seen on an added partition
+    moved: int = 0  # series first seen on an added partition, not told yet
+    # Each (series, partition) counted as moved: a batch processed again after a failed publish
+    # meets the series afresh once more (its state was never published), but it moved once.
+    arrived: set[tuple[str, int]] = field(default_factory=set)
     tombstones: list[tuple[bytes, int]] = field(default_factory=list)  # stale keys to delete
     # Stale keys noted since the source's id last changed: a second restore before their
     # tombstones are written drops them again, but they are told and counted once.
@@ -133,7 +136,15 @@ class SourceTopic:
         """The source topic as it is now, before a restore."""
         if topic_id != self.topic_id:
             self.noted.clear()
+            self.arrived.clear()
         self.topic_id, self.ends = topic_id, ends
+
+    def moved_here(self, series: str, partition: int) -> None:
+        """A series was first seen on `partition`, added while the service ran: counted once,
+        however often its batch is processed."""
+        if (series, partition) not in self.arrived:
+            self.arrived.add((series, partition))
+            self.moved += 1
 
     def drop(self, key: bytes, partition: int) -> None:
         """A stale state was dropped: its changelog record is to be deleted (a tombstone)."""

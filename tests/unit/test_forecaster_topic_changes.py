@@ -155,6 +155,27 @@ def test_series_first_seen_on_an_added_partition_are_counted_as_moved() -> None:
     assert fc.source.moved == 1
 
 
+def test_a_moved_series_is_counted_once_when_its_batch_is_processed_again() -> None:
+    """A publish failed after a series was first seen on an added partition: the batch is
+    processed again, after an undo or after a rewind's restore that does not hold the series
+    (its state was never published), and meets the series afresh again; it moved once."""
+    fc = forecaster()
+    fc.source.added.update({1, 2})
+    fc.checkpoint()
+    batch = on(2, observations([1, 2], series="moved"))
+    transaction(fc, batch)
+    fc.undo()
+    transaction(fc, batch)
+    fc.revoke({2})  # a rewind: the partition forgotten, then restored from the changelog,
+    fc.restore(2, [])  # which has nothing on partition 2
+    assert "moved" not in fc.series
+    transaction(fc, batch)
+    assert fc.source.moved == 1
+    fc.source.moved = 0  # told
+    transaction(fc, on(1, observations([1], series="other")))
+    assert fc.source.moved == 1
+
+
 def test_a_stale_state_tombstoned_in_the_batch_that_brings_its_series_back_ends_with_the_new() -> (
     None
 ):
